@@ -1,0 +1,363 @@
+//! Local stand-in for auth.dhan.co and api.dhan.co.
+//!
+//! It speaks the endpoints of `shared/DHAN_AUTH.md` with real state (consents, one-time
+//! tokenIds, live tokens, used TOTP steps), serves consent login pages written for this
+//! project, and lets tests inject faults and count calls, so that nothing in the test
+//! suite or the demo ever talks to Dhan.
+
+mod jwt;
+mod pages;
+mod routes;
+mod state;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use state::State;
+
+/// The one account the stand-in knows.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MockAccount {
+    pub client_id: String,
+    pub client_name: String,
+    pub ucc: String,
+    pub mobile: String,
+    pub pin: String,
+    /// Base32, RFC 6238 with SHA-1, 6 digits, 30 s steps.
+    pub totp_secret: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub redirect_url: String,
+}
+
+impl MockAccount {
+    /// Fixed values that are plainly fake, so that a demo transcript or a screenshot can
+    /// never be mistaken for a real account.
+    pub fn demo() -> Self {
+        Self {
+            client_id: "1100000042".into(),
+            client_name: "DEMO USER (MOCK)".into(),
+            ucc: "MOCK0042".into(),
+            mobile: "9999900042".into(),
+            pin: "135790".into(),
+            // The textbook example secret: 80 bits, like many authenticator secrets.
+            totp_secret: "JBSWY3DPEHPK3PXP".into(),
+            api_key: "mock-api-key-0042".into(),
+            api_secret: "mock-api-secret-0042".into(),
+            // Port 9 (discard) has nobody listening: the driver must capture the redirect
+            // without loading it, as it must with a real, unreachable redirect URL.
+            redirect_url: "http://127.0.0.1:9/dhan/callback".into(),
+        }
+    }
+}
+
+// Tests print options on failure; the stand-in's secrets are fake, but a habit of
+// redacting them keeps this type safe to copy into code that holds real ones.
+impl fmt::Debug for MockAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockAccount")
+            .field("client_id", &self.client_id)
+            .field("client_name", &self.client_name)
+            .field("ucc", &self.ucc)
+            .field("mobile", &self.mobile)
+            .field("pin", &"****")
+            .field("totp_secret", &"****")
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"****")
+            .field("redirect_url", &self.redirect_url)
+            .finish()
+    }
+}
+
+/// Which DOM the consent login pages use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PageVariant {
+    /// Server-rendered screens, one real `<form method="post">` each.
+    #[default]
+    Classic,
+    /// One page whose script draws the screens after a delay and checks them with fetch.
+    Spa,
+    /// Classic, with one 6-character TOTP field instead of six boxes.
+    SingleTotpField,
+    /// Classic, but the PIN screen has no input boxes at all.
+    MissingPinBoxes,
+}
+
+#[derive(Debug, Clone)]
+pub struct MockOptions {
+    pub account: MockAccount,
+    /// 0 picks any free port.
+    pub port: u16,
+    pub token_lifetime: Duration,
+    /// Consents allowed per account per IST calendar day.
+    pub consent_cap: u32,
+    pub page_variant: PageVariant,
+    /// How long the Spa variant shows an empty page before drawing the first screen.
+    pub spa_render_delay: Duration,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        Self {
+            account: MockAccount::demo(),
+            port: 0,
+            token_lifetime: Duration::from_secs(24 * 60 * 60),
+            consent_cap: 25,
+            page_variant: PageVariant::Classic,
+            spa_render_delay: Duration::from_millis(300),
+        }
+    }
+}
+
+/// A group of requests the stand-in counts and can fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /app/generateAccessToken`
+    GenerateAccessToken,
+    /// `POST /app/generate-consent`
+    GenerateConsent,
+    /// `GET|POST /app/consumeApp-consent`
+    ConsumeConsent,
+    /// Every request under `/login/`: pages, form posts, the Spa's JSON calls.
+    ConsentLoginPage,
+    /// `GET|POST /v2/RenewToken`
+    RenewToken,
+    /// `GET /v2/profile`
+    Profile,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::GenerateAccessToken,
+        Endpoint::GenerateConsent,
+        Endpoint::ConsumeConsent,
+        Endpoint::ConsentLoginPage,
+        Endpoint::RenewToken,
+        Endpoint::Profile,
+    ];
+}
+
+/// What an endpoint does instead of (or before) its normal answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// That status with a short plain-text body, the way a proxy in front would answer.
+    Status(u16),
+    /// Waits, then answers normally.
+    Delay(Duration),
+    /// HTTP 200 whose body is cut short (JSON endpoints) or broken HTML (pages).
+    MalformedBody,
+    /// Answers as if the PIN, TOTP, mobile, API secret or token were wrong.
+    WrongCredential,
+    /// Exactly this answer.
+    Respond {
+        status: u16,
+        body: String,
+        content_type: String,
+    },
+}
+
+/// The `tokenConsumerType` of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// Generated on Dhan Web: the only kind RenewToken accepts.
+    SelfWeb,
+    /// Minted by an API login (PIN + TOTP or consent).
+    App,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::SelfWeb => "SELF",
+            TokenKind::App => "APP",
+        }
+    }
+}
+
+/// A running stand-in. Dropping it stops the server too; `shutdown` also waits for it.
+pub struct MockServer {
+    state: Arc<State>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Binds 127.0.0.1 (never a public interface) and serves in a background task of the
+    /// current tokio runtime.
+    pub async fn start(opts: MockOptions) -> std::io::Result<MockServer> {
+        let state = Arc::new(State::new(&opts)?);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
+        let addr = listener.local_addr()?;
+        let app = routes::router(state.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    // A dropped sender means the MockServer is gone: stop as well.
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "mock server stopped with an error");
+            }
+        });
+        tracing::debug!(%addr, "mock Dhan server listening");
+        Ok(MockServer {
+            state,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stands in for `https://auth.dhan.co`.
+    pub fn auth_base_url(&self) -> Url {
+        Url::parse(&format!("http://{}", self.addr))
+            .expect("a socket address always forms a valid http URL")
+    }
+
+    /// Stands in for `https://api.dhan.co/v2`.
+    pub fn api_base_url(&self) -> Url {
+        Url::parse(&format!("http://{}/v2", self.addr))
+            .expect("a socket address always forms a valid http URL")
+    }
+
+    /// The consent login page for a consentAppId, as Dhan's would be opened.
+    pub fn consent_login_url(&self, consent_app_id: &str) -> Url {
+        let mut url = self.auth_base_url();
+        url.set_path("/login/consentApp-login");
+        url.query_pairs_mut()
+            .append_pair("consentAppId", consent_app_id);
+        url
+    }
+
+    pub fn account(&self) -> &MockAccount {
+        &self.state.account
+    }
+
+    /// Everything a client needs to log in here. Contains the (fake) secrets on purpose:
+    /// `dhan-login demo` and scripts read them from this.
+    pub fn describe_json(&self) -> serde_json::Value {
+        let a = &self.state.account;
+        serde_json::json!({
+            "auth_base_url": self.auth_base_url().as_str().trim_end_matches('/'),
+            "api_base_url": self.api_base_url().as_str(),
+            "client_id": a.client_id,
+            "mobile": a.mobile,
+            "pin": a.pin,
+            "totp_secret": a.totp_secret,
+            "api_key": a.api_key,
+            "api_secret": a.api_secret,
+            "redirect_url": a.redirect_url,
+        })
+    }
+
+    /// Requests that reached `ep`, faulted or not.
+    pub fn calls(&self, ep: Endpoint) -> u32 {
+        self.state.calls(ep)
+    }
+
+    /// Tokens minted by generateAccessToken and consumeApp-consent.
+    pub fn logins(&self) -> u32 {
+        self.state.logins()
+    }
+
+    /// `fault` applies to every request to `ep` until cleared.
+    pub fn set_fault(&self, ep: Endpoint, fault: Fault) {
+        self.state.set_fault(ep, fault, None);
+    }
+
+    /// `fault` applies to the next request to `ep` only.
+    pub fn set_fault_once(&self, ep: Endpoint, fault: Fault) {
+        self.state.set_fault(ep, fault, Some(1));
+    }
+
+    /// `fault` applies to the next `times` requests to `ep`.
+    pub fn set_fault_times(&self, ep: Endpoint, fault: Fault, times: u32) {
+        self.state.set_fault(ep, fault, Some(times));
+    }
+
+    pub fn clear_fault(&self, ep: Endpoint) {
+        self.state.clear_fault(ep);
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.clear_faults();
+    }
+
+    pub fn set_page_variant(&self, v: PageVariant) {
+        self.state.set_page_variant(v);
+    }
+
+    pub fn set_consent_cap(&self, n: u32) {
+        self.state.set_consent_cap(n);
+    }
+
+    /// Off by default, as RFC 6238 asks. Turning it on lets a demo or a test log in twice
+    /// within one 30 s window.
+    pub fn set_totp_reuse_allowed(&self, allowed: bool) {
+        self.state.set_totp_reuse_allowed(allowed);
+    }
+
+    /// Mints a live token as if it came from elsewhere (a Dhan Web SELF token to renew, an
+    /// about-to-expire APP token). Like every mint, it ends the account's previous tokens.
+    pub fn issue_token(&self, kind: TokenKind, lifetime: Duration) -> String {
+        self.state.issue_token(kind, lifetime)
+    }
+
+    pub fn is_live(&self, token: &str) -> bool {
+        self.state.is_live(token)
+    }
+
+    /// Whether this consentAppId can still be logged in with (no tokenId made from it yet).
+    pub fn consent_usable(&self, consent_app_id: &str) -> bool {
+        self.state.consent_usable(consent_app_id)
+    }
+
+    /// Consents generated today (IST) and not yet refused by the cap.
+    pub fn consents_today(&self) -> u32 {
+        self.state.consents_today()
+    }
+
+    /// Stops accepting connections and waits (at most a few seconds) for requests in
+    /// flight, such as one held by a `Fault::Delay`.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(3), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,368 @@
+//! The auth.dhan.co and api.dhan.co endpoints, and the fault gate every handler passes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State as Extract};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use serde::Serialize;
+use serde_json::json;
+
+use super::jwt;
+use super::state::{Minted, RenewRefusal, State, TotpVerdict};
+use super::{Endpoint, Fault, pages};
+
+pub(crate) type Shared = Arc<State>;
+
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route(
+            "/app/generateAccessToken",
+            counted(Endpoint::GenerateAccessToken, post(generate_access_token)),
+        )
+        .route(
+            "/app/generate-consent",
+            counted(Endpoint::GenerateConsent, post(generate_consent)),
+        )
+        // The official curl uses GET; at least one public client POSTs: take both.
+        .route(
+            "/app/consumeApp-consent",
+            counted(
+                Endpoint::ConsumeConsent,
+                get(consume_consent).post(consume_consent),
+            ),
+        )
+        .route(
+            "/v2/RenewToken",
+            counted(
+                Endpoint::RenewToken,
+                get(renew_token).post(renew_token_post),
+            ),
+        )
+        .route("/v2/profile", counted(Endpoint::Profile, get(profile)))
+        .merge(pages::router())
+        .with_state(state)
+}
+
+/// Requests with a method the route does not serve still count, then get 405.
+pub(crate) fn counted(ep: Endpoint, route: MethodRouter<Shared>) -> MethodRouter<Shared> {
+    route.fallback(move |Extract(state): Extract<Shared>| async move {
+        state.enter(ep);
+        (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n").into_response()
+    })
+}
+
+/// How a handler goes on after the fault gate.
+pub(crate) enum Gate {
+    Proceed { wrong_credential: bool },
+    Answer(Response),
+}
+
+/// Counts the request and applies the endpoint's fault, if one is armed.
+pub(crate) async fn gate(state: &State, ep: Endpoint) -> Gate {
+    let Some(fault) = state.enter(ep) else {
+        return Gate::Proceed {
+            wrong_credential: false,
+        };
+    };
+    match fault {
+        Fault::Delay(d) => {
+            tokio::time::sleep(d).await;
+            Gate::Proceed {
+                wrong_credential: false,
+            }
+        }
+        Fault::WrongCredential => Gate::Proceed {
+            wrong_credential: true,
+        },
+        Fault::Status(code) => {
+            let status = status_or_500(code);
+            let text = format!(
+                "{} {}\n",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Error")
+            );
+            Gate::Answer(with_type(status, "text/plain; charset=utf-8", text))
+        }
+        Fault::MalformedBody => Gate::Answer(if ep == Endpoint::ConsentLoginPage {
+            with_type(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                "<!doctype html><html><body><main class=\"card\"><section data-scr".into(),
+            )
+        } else {
+            with_type(
+                StatusCode::OK,
+                "application/json",
+                "{\"dhanClientId\":\"1100\",\"accessToken\":\"eyJhbGciOi".into(),
+            )
+        }),
+        Fault::Respond {
+            status,
+            body,
+            content_type,
+        } => Gate::Answer(with_type(status_or_500(status), &content_type, body)),
+    }
+}
+
+fn status_or_500(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn with_type(status: StatusCode, content_type: &str, body: String) -> Response {
+    let value = HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    (status, [(header::CONTENT_TYPE, value)], body).into_response()
+}
+
+pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+pub(crate) fn query_map(raw: Option<String>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+// auth.dhan.co's error bodies are undocumented; the stand-in uses two of the shapes
+// clients must accept (fixtures/README.md says which endpoint uses which).
+
+fn auth_status_error(status: StatusCode, message: &str) -> Response {
+    json_response(status, json!({"status": "error", "message": message}))
+}
+
+fn auth_coded_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    json_response(
+        status,
+        json!({"errorType": kind, "errorCode": code, "errorMessage": message}),
+    )
+}
+
+fn bad_app_credentials() -> Response {
+    auth_coded_error(
+        StatusCode::UNAUTHORIZED,
+        "Invalid_Authentication",
+        "INVALID_APP_CREDENTIALS",
+        "Invalid app_id or app_secret",
+    )
+}
+
+/// The six-field body of generateAccessToken and consumeApp-consent.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Grant<'a> {
+    dhan_client_id: &'a str,
+    dhan_client_name: &'a str,
+    dhan_client_ucc: &'a str,
+    given_power_of_attorney: bool,
+    access_token: String,
+    expiry_time: String,
+}
+
+fn grant(state: &State, minted: Minted) -> Response {
+    let a = &state.account;
+    (
+        StatusCode::OK,
+        axum::Json(Grant {
+            dhan_client_id: &a.client_id,
+            dhan_client_name: &a.client_name,
+            dhan_client_ucc: &a.ucc,
+            given_power_of_attorney: true,
+            access_token: minted.token,
+            expiry_time: jwt::expiry_time(minted.expires),
+        }),
+    )
+        .into_response()
+}
+
+async fn generate_access_token(Extract(state): Extract<Shared>, RawQuery(q): RawQuery) -> Response {
+    let wrong = match gate(&state, Endpoint::GenerateAccessToken).await {
+        Gate::Answer(r) => return r,
+        Gate::Proceed { wrong_credential } => wrong_credential,
+    };
+    let q = query_map(q);
+    for name in ["dhanClientId", "pin", "totp"] {
+        if q.get(name).is_none_or(|v| v.trim().is_empty()) {
+            return auth_status_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Missing required parameter: {name}"),
+            );
+        }
+    }
+    let client_id = q.get("dhanClientId").map(|s| s.trim()).unwrap_or_default();
+    if client_id != state.account.client_id {
+        return auth_status_error(StatusCode::UNAUTHORIZED, "Invalid dhanClientId");
+    }
+    if wrong || !state.pin_matches(q.get("pin").map(String::as_str).unwrap_or_default()) {
+        return auth_status_error(StatusCode::UNAUTHORIZED, "Invalid PIN");
+    }
+    match state.check_totp(q.get("totp").map(String::as_str).unwrap_or_default()) {
+        TotpVerdict::Accepted => grant(&state, state.login()),
+        TotpVerdict::Invalid => auth_status_error(StatusCode::UNAUTHORIZED, "Invalid TOTP"),
+        TotpVerdict::Reused => auth_status_error(
+            StatusCode::UNAUTHORIZED,
+            "TOTP already used, wait for the next code",
+        ),
+    }
+}
+
+fn app_credentials_ok(state: &State, headers: &HeaderMap) -> bool {
+    header_str(headers, "app_id") == Some(state.account.api_key.as_str())
+        && header_str(headers, "app_secret") == Some(state.account.api_secret.as_str())
+}
+
+async fn generate_consent(
+    Extract(state): Extract<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let wrong = match gate(&state, Endpoint::GenerateConsent).await {
+        Gate::Answer(r) => return r,
+        Gate::Proceed { wrong_credential } => wrong_credential,
+    };
+    if wrong || !app_credentials_ok(&state, &headers) {
+        return bad_app_credentials();
+    }
+    let q = query_map(q);
+    if q.get("client_id").map(|s| s.trim()) != Some(state.account.client_id.as_str()) {
+        return auth_coded_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid_Request",
+            "INVALID_CLIENT_ID",
+            "client_id does not match the app",
+        );
+    }
+    match state.generate_consent() {
+        Some(id) => json_response(
+            StatusCode::OK,
+            json!({"consentAppId": id, "consentAppStatus": "GENERATED", "status": "success"}),
+        ),
+        // 400, not 429: this is a daily quota, and a client that retries 429s would only
+        // hammer it. Clients must read errorCode, not the status.
+        None => auth_coded_error(
+            StatusCode::BAD_REQUEST,
+            "Consent_Limit",
+            "CONSENT_LIMIT_EXCEED",
+            "Consent limit Exceeded",
+        ),
+    }
+}
+
+async fn consume_consent(
+    Extract(state): Extract<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let wrong = match gate(&state, Endpoint::ConsumeConsent).await {
+        Gate::Answer(r) => return r,
+        Gate::Proceed { wrong_credential } => wrong_credential,
+    };
+    if wrong || !app_credentials_ok(&state, &headers) {
+        return bad_app_credentials();
+    }
+    let q = query_map(q);
+    let token_id = q.get("tokenId").map(|s| s.trim()).unwrap_or_default();
+    match state.consume_token_id(token_id) {
+        Some(minted) => grant(&state, minted),
+        None => auth_coded_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid_Request",
+            "INVALID_TOKEN_ID",
+            "tokenId is invalid or has already been used",
+        ),
+    }
+}
+
+fn dh901() -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        json!({
+            "errorType": "Invalid_Authentication",
+            "errorCode": "DH-901",
+            "errorMessage": "Client ID or user generated access token is invalid or expired."
+        }),
+    )
+}
+
+fn dh905(message: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({"errorType": "Input_Exception", "errorCode": "DH-905", "errorMessage": message}),
+    )
+}
+
+async fn renew_token(Extract(state): Extract<Shared>, headers: HeaderMap) -> Response {
+    let wrong = match gate(&state, Endpoint::RenewToken).await {
+        Gate::Answer(r) => return r,
+        Gate::Proceed { wrong_credential } => wrong_credential,
+    };
+    let (Some(token), Some(client_id)) = (
+        header_str(&headers, "access-token"),
+        header_str(&headers, "dhanclientid"),
+    ) else {
+        return dh905("Missing required fields, bad values for parameters etc.");
+    };
+    if wrong {
+        return dh901();
+    }
+    match state.renew(token, client_id) {
+        Ok(minted) => json_response(
+            StatusCode::OK,
+            json!({
+                "accessToken": minted.token,
+                "expiryTime": jwt::expiry_time(minted.expires),
+            }),
+        ),
+        Err(RenewRefusal::Invalid) => dh901(),
+        Err(RenewRefusal::NotRenewable) => {
+            dh905("RenewToken is available only for access tokens generated from Dhan Web")
+        }
+    }
+}
+
+async fn renew_token_post(Extract(state): Extract<Shared>) -> Response {
+    if let Gate::Answer(r) = gate(&state, Endpoint::RenewToken).await {
+        return r;
+    }
+    dh905("Missing required fields, bad values for parameters etc.")
+}
+
+async fn profile(Extract(state): Extract<Shared>, headers: HeaderMap) -> Response {
+    let wrong = match gate(&state, Endpoint::Profile).await {
+        Gate::Answer(r) => return r,
+        Gate::Proceed { wrong_credential } => wrong_credential,
+    };
+    let live = header_str(&headers, "access-token").and_then(|t| state.live_token(t));
+    let Some(live) = live.filter(|_| !wrong) else {
+        return dh901();
+    };
+    // The header is optional here (DhanHQ-py sends it, curl examples do not), but a
+    // client id that names someone else cannot pass.
+    if header_str(&headers, "dhanclientid").is_some_and(|id| id != live.client_id) {
+        return dh901();
+    }
+    let data_validity = chrono::Utc::now() + chrono::TimeDelta::days(30);
+    json_response(
+        StatusCode::OK,
+        json!({
+            "dhanClientId": live.client_id,
+            "tokenValidity": jwt::token_validity(live.expires),
+            "activeSegment": "Equity, Derivative, Currency, Commodity",
+            "ddpi": "Active",
+            "mtf": "Active",
+            "dataPlan": "Active",
+            "dataValidity": jwt::data_validity(data_validity),
+        }),
+    )
+}

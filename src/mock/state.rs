@@ -1,0 +1,505 @@
+//! What the stand-in remembers between requests, and the rules it enforces.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use totp_rs::{Builder, Secret, Totp};
+
+use super::jwt;
+use super::{Endpoint, Fault, MockAccount, MockOptions, PageVariant, TokenKind};
+
+pub(crate) const MOBILE_NOT_REGISTERED: &str = "Mobile number is not registered";
+pub(crate) const TOTP_INVALID: &str = "Invalid TOTP, please try again";
+pub(crate) const PIN_INCORRECT: &str = "Incorrect PIN, please try again";
+pub(crate) const ACCOUNT_BLOCKED: &str = "Your account is temporarily blocked";
+
+/// Wrong TOTP or PIN entries one login session tolerates before it blocks.
+const WRONG_ENTRIES_BEFORE_BLOCK: u32 = 3;
+/// A login page left open longer than this is forgotten.
+const SESSION_TTL: Duration = Duration::from_secs(60 * 60);
+
+pub(crate) struct State {
+    pub(crate) account: MockAccount,
+    pub(crate) spa_render_delay: Duration,
+    totp: Totp,
+    token_lifetime: Duration,
+    inner: Mutex<Inner>,
+}
+
+struct ArmedFault {
+    fault: Fault,
+    /// None: until cleared.
+    remaining: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Mobile,
+    Totp,
+    Pin,
+    /// PIN accepted; the tokenId is handed out on the next request (Spa) or at once.
+    Authorized,
+}
+
+struct LoginSession {
+    consent_app_id: String,
+    stage: Stage,
+    wrong_entries: u32,
+    created: Instant,
+}
+
+struct TokenRecord {
+    client_id: String,
+    kind: TokenKind,
+    expires: DateTime<Utc>,
+}
+
+struct Inner {
+    calls: HashMap<Endpoint, u32>,
+    logins: u32,
+    faults: HashMap<Endpoint, ArmedFault>,
+    page_variant: PageVariant,
+    consent_cap: u32,
+    totp_reuse_allowed: bool,
+    consents_per_day: HashMap<NaiveDate, u32>,
+    /// consentAppId -> still usable (no tokenId generated from it yet).
+    consents: HashMap<String, bool>,
+    sessions: HashMap<String, LoginSession>,
+    /// One-time tokenIds not yet exchanged.
+    token_ids: HashSet<String>,
+    tokens: HashMap<String, TokenRecord>,
+    used_totp_steps: HashSet<u64>,
+}
+
+pub(crate) struct Minted {
+    pub(crate) token: String,
+    pub(crate) expires: DateTime<Utc>,
+}
+
+pub(crate) struct LiveToken {
+    pub(crate) client_id: String,
+    pub(crate) expires: DateTime<Utc>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TotpVerdict {
+    Accepted,
+    Invalid,
+    Reused,
+}
+
+pub(crate) enum RenewRefusal {
+    /// Unknown, expired or replaced token, or a client id that is not its owner.
+    Invalid,
+    /// A live token that RenewToken does not extend (APP).
+    NotRenewable,
+}
+
+/// What the consent login page shows after a submission.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StepOutcome {
+    Show {
+        stage: Stage,
+        error: Option<&'static str>,
+    },
+    Authorized,
+    Expired,
+}
+
+/// The inputs a submission may carry; the session's stage decides which one counts.
+#[derive(Default)]
+pub(crate) struct Entry {
+    pub(crate) mobile: Option<String>,
+    pub(crate) totp: Option<String>,
+    pub(crate) pin: Option<String>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn after(start: DateTime<Utc>, lifetime: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(lifetime)
+        .ok()
+        .and_then(|d| start.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn digits_only(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+fn totp_for(secret: &str) -> io::Result<Totp> {
+    let cleaned: String = secret
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-' && *c != '=')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let bytes = Secret::try_from_base32(&cleaned).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "mock account totp_secret is not base32",
+        )
+    })?;
+    // Skew 1: the current step and one either side, for clients whose clock is off.
+    Ok(Builder::new()
+        .with_secret(bytes)
+        .with_skew(1)
+        .build_noncompliant())
+}
+
+impl State {
+    pub(crate) fn new(opts: &MockOptions) -> io::Result<State> {
+        let totp = totp_for(&opts.account.totp_secret)?;
+        url::Url::parse(&opts.account.redirect_url).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("mock account redirect_url is not a URL: {e}"),
+            )
+        })?;
+        Ok(State {
+            account: opts.account.clone(),
+            spa_render_delay: opts.spa_render_delay,
+            totp,
+            token_lifetime: opts.token_lifetime,
+            inner: Mutex::new(Inner {
+                calls: HashMap::new(),
+                logins: 0,
+                faults: HashMap::new(),
+                page_variant: opts.page_variant,
+                consent_cap: opts.consent_cap,
+                totp_reuse_allowed: false,
+                consents_per_day: HashMap::new(),
+                consents: HashMap::new(),
+                sessions: HashMap::new(),
+                token_ids: HashSet::new(),
+                tokens: HashMap::new(),
+                used_totp_steps: HashSet::new(),
+            }),
+        })
+    }
+
+    // A handler that panicked mid-update leaves nothing half-done worth refusing to read:
+    // every update here is a single insert or remove.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts the request, then hands back the fault armed for it, if any.
+    pub(crate) fn enter(&self, ep: Endpoint) -> Option<Fault> {
+        let mut inner = self.lock();
+        *inner.calls.entry(ep).or_insert(0) += 1;
+        let armed = inner.faults.get_mut(&ep)?;
+        let fault = armed.fault.clone();
+        if let Some(n) = armed.remaining.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inner.faults.remove(&ep);
+            }
+        }
+        Some(fault)
+    }
+
+    pub(crate) fn calls(&self, ep: Endpoint) -> u32 {
+        self.lock().calls.get(&ep).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn logins(&self) -> u32 {
+        self.lock().logins
+    }
+
+    pub(crate) fn set_fault(&self, ep: Endpoint, fault: Fault, times: Option<u32>) {
+        let mut inner = self.lock();
+        if times == Some(0) {
+            inner.faults.remove(&ep);
+        } else {
+            inner.faults.insert(
+                ep,
+                ArmedFault {
+                    fault,
+                    remaining: times,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn clear_fault(&self, ep: Endpoint) {
+        self.lock().faults.remove(&ep);
+    }
+
+    pub(crate) fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    pub(crate) fn page_variant(&self) -> PageVariant {
+        self.lock().page_variant
+    }
+
+    pub(crate) fn set_page_variant(&self, v: PageVariant) {
+        self.lock().page_variant = v;
+    }
+
+    pub(crate) fn set_consent_cap(&self, n: u32) {
+        self.lock().consent_cap = n;
+    }
+
+    pub(crate) fn set_totp_reuse_allowed(&self, allowed: bool) {
+        self.lock().totp_reuse_allowed = allowed;
+    }
+
+    pub(crate) fn pin_matches(&self, pin: &str) -> bool {
+        pin.trim() == self.account.pin
+    }
+
+    /// Checks a code against the current step ±1 and, when it is accepted, spends its
+    /// step: RFC 6238 §5.2 wants each code to work once.
+    pub(crate) fn check_totp(&self, code: &str) -> TotpVerdict {
+        let now = unix_now();
+        let Some(step) = self.totp.check(code.trim(), now) else {
+            return TotpVerdict::Invalid;
+        };
+        let mut inner = self.lock();
+        if inner.totp_reuse_allowed {
+            return TotpVerdict::Accepted;
+        }
+        let current = now / self.totp.step();
+        inner
+            .used_totp_steps
+            .retain(|s| s.saturating_add(2) >= current);
+        if inner.used_totp_steps.insert(step) {
+            TotpVerdict::Accepted
+        } else {
+            TotpVerdict::Reused
+        }
+    }
+
+    fn mint(&self, inner: &mut Inner, kind: TokenKind, lifetime: Duration) -> Minted {
+        let now = Utc::now();
+        let expires = after(now, lifetime);
+        let token = jwt::mint(&self.account.client_id, kind, now, expires);
+        // Dhan keeps one live token per account: a new one silently ends the others.
+        let client_id = &self.account.client_id;
+        inner.tokens.retain(|_, r| &r.client_id != client_id);
+        inner.tokens.insert(
+            token.clone(),
+            TokenRecord {
+                client_id: client_id.clone(),
+                kind,
+                expires,
+            },
+        );
+        Minted { token, expires }
+    }
+
+    /// A token handed out by one of the two login endpoints.
+    pub(crate) fn login(&self) -> Minted {
+        let mut inner = self.lock();
+        inner.logins += 1;
+        self.mint(&mut inner, TokenKind::App, self.token_lifetime)
+    }
+
+    pub(crate) fn issue_token(&self, kind: TokenKind, lifetime: Duration) -> String {
+        let mut inner = self.lock();
+        self.mint(&mut inner, kind, lifetime).token
+    }
+
+    pub(crate) fn live_token(&self, token: &str) -> Option<LiveToken> {
+        let inner = self.lock();
+        let record = inner.tokens.get(token)?;
+        (record.expires > Utc::now()).then(|| LiveToken {
+            client_id: record.client_id.clone(),
+            expires: record.expires,
+        })
+    }
+
+    pub(crate) fn is_live(&self, token: &str) -> bool {
+        self.live_token(token).is_some()
+    }
+
+    pub(crate) fn renew(&self, token: &str, client_id: &str) -> Result<Minted, RenewRefusal> {
+        let mut inner = self.lock();
+        let record = inner.tokens.get(token).ok_or(RenewRefusal::Invalid)?;
+        if record.expires <= Utc::now() || record.client_id != client_id {
+            return Err(RenewRefusal::Invalid);
+        }
+        if record.kind != TokenKind::SelfWeb {
+            return Err(RenewRefusal::NotRenewable);
+        }
+        inner.tokens.remove(token);
+        Ok(self.mint(&mut inner, TokenKind::SelfWeb, self.token_lifetime))
+    }
+
+    fn ist_today() -> NaiveDate {
+        Utc::now().with_timezone(&jwt::ist()).date_naive()
+    }
+
+    pub(crate) fn consents_today(&self) -> u32 {
+        self.lock()
+            .consents_per_day
+            .get(&Self::ist_today())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A new consentAppId, or None once today's (IST) cap is reached.
+    pub(crate) fn generate_consent(&self) -> Option<String> {
+        let mut inner = self.lock();
+        let today = Self::ist_today();
+        let cap = inner.consent_cap;
+        let used = inner.consents_per_day.entry(today).or_insert(0);
+        if *used >= cap {
+            return None;
+        }
+        *used += 1;
+        let id = jwt::uuid_like();
+        inner.consents.insert(id.clone(), true);
+        Some(id)
+    }
+
+    pub(crate) fn consent_usable(&self, consent_app_id: &str) -> bool {
+        self.lock()
+            .consents
+            .get(consent_app_id)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Opens a login session for a usable consent.
+    pub(crate) fn open_session(&self, consent_app_id: &str) -> Option<String> {
+        let mut inner = self.lock();
+        if !inner.consents.get(consent_app_id).copied().unwrap_or(false) {
+            return None;
+        }
+        inner
+            .sessions
+            .retain(|_, s| s.created.elapsed() < SESSION_TTL);
+        let id = jwt::session_id();
+        inner.sessions.insert(
+            id.clone(),
+            LoginSession {
+                consent_app_id: consent_app_id.to_owned(),
+                stage: Stage::Mobile,
+                wrong_entries: 0,
+                created: Instant::now(),
+            },
+        );
+        Some(id)
+    }
+
+    /// The session's stage, if the session and its consent are both still usable.
+    pub(crate) fn session_stage(&self, session: &str) -> Option<Stage> {
+        let inner = self.lock();
+        let s = inner.sessions.get(session)?;
+        inner
+            .consents
+            .get(&s.consent_app_id)
+            .copied()
+            .unwrap_or(false)
+            .then_some(s.stage)
+    }
+
+    /// One submission of the screen the session is on. `force_wrong` makes a correct
+    /// entry count as wrong (Fault::WrongCredential).
+    pub(crate) fn submit(&self, session: &str, entry: Entry, force_wrong: bool) -> StepOutcome {
+        let Some(stage) = self.session_stage(session) else {
+            return StepOutcome::Expired;
+        };
+        let blocked = {
+            let inner = self.lock();
+            inner
+                .sessions
+                .get(session)
+                .is_some_and(|s| s.wrong_entries >= WRONG_ENTRIES_BEFORE_BLOCK)
+        };
+        if blocked {
+            return StepOutcome::Show {
+                stage,
+                error: Some(ACCOUNT_BLOCKED),
+            };
+        }
+        let (accepted, error) = match stage {
+            Stage::Mobile => {
+                let typed = digits_only(entry.mobile.as_deref().unwrap_or(""));
+                let ok = !force_wrong && typed == digits_only(&self.account.mobile);
+                (ok, MOBILE_NOT_REGISTERED)
+            }
+            Stage::Totp => {
+                let code = entry.totp.unwrap_or_default();
+                let ok = !force_wrong && self.check_totp(&code) == TotpVerdict::Accepted;
+                (ok, TOTP_INVALID)
+            }
+            Stage::Pin => {
+                let pin = entry.pin.unwrap_or_default();
+                let ok = !force_wrong && self.pin_matches(&pin);
+                (ok, PIN_INCORRECT)
+            }
+            Stage::Authorized => return StepOutcome::Authorized,
+        };
+        let mut inner = self.lock();
+        let Some(s) = inner.sessions.get_mut(session) else {
+            return StepOutcome::Expired;
+        };
+        if accepted {
+            s.stage = match stage {
+                Stage::Mobile => Stage::Totp,
+                Stage::Totp => Stage::Pin,
+                Stage::Pin | Stage::Authorized => Stage::Authorized,
+            };
+            return match s.stage {
+                Stage::Authorized => StepOutcome::Authorized,
+                next => StepOutcome::Show {
+                    stage: next,
+                    error: None,
+                },
+            };
+        }
+        // A wrong mobile number proves nothing about who is typing; only secrets count.
+        if stage != Stage::Mobile {
+            s.wrong_entries += 1;
+        }
+        let error = if s.wrong_entries >= WRONG_ENTRIES_BEFORE_BLOCK {
+            ACCOUNT_BLOCKED
+        } else {
+            error
+        };
+        StepOutcome::Show {
+            stage,
+            error: Some(error),
+        }
+    }
+
+    /// Ends an authorized session with a one-time tokenId; the consent is spent with it.
+    pub(crate) fn finish(&self, session: &str) -> Option<String> {
+        let mut inner = self.lock();
+        let s = inner.sessions.get(session)?;
+        if s.stage != Stage::Authorized {
+            return None;
+        }
+        let consent = s.consent_app_id.clone();
+        let usable = inner.consents.get_mut(&consent)?;
+        if !*usable {
+            return None;
+        }
+        *usable = false;
+        inner.sessions.remove(session);
+        let token_id = jwt::uuid_like();
+        inner.token_ids.insert(token_id.clone());
+        Some(token_id)
+    }
+
+    /// Exchanges a tokenId once.
+    pub(crate) fn consume_token_id(&self, token_id: &str) -> Option<Minted> {
+        let mut inner = self.lock();
+        if !inner.token_ids.remove(token_id) {
+            return None;
+        }
+        inner.logins += 1;
+        Some(self.mint(&mut inner, TokenKind::App, self.token_lifetime))
+    }
+}
