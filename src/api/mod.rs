@@ -1,0 +1,348 @@
+//! The Dhan HTTP client: the five calls of DHAN_AUTH.md, base URLs injectable.
+
+mod error;
+mod wire;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+pub use error::ApiError;
+use error::{Kind, classify};
+
+use crate::redact::Scrubber;
+use crate::token::{SourceKind, Token, TokenError};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A token as Dhan handed it out, before it becomes a `Token`.
+pub struct Grant {
+    pub access_token: SecretString,
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
+    pub expiry_time: Option<String>,
+}
+
+impl Grant {
+    pub fn into_token(
+        self,
+        client_id: &str,
+        source: SourceKind,
+        now: DateTime<Utc>,
+    ) -> Result<Token, TokenError> {
+        let id = self.client_id.as_deref().unwrap_or(client_id);
+        Token::from_grant(
+            self.access_token.expose_secret(),
+            Some(id),
+            self.expiry_time.as_deref(),
+            source,
+            now,
+        )
+    }
+}
+
+/// What `profile` says about a token.
+#[derive(Debug, Clone)]
+pub struct ProfileInfo {
+    pub client_id: Option<String>,
+    pub token_validity: Option<DateTime<Utc>>,
+    pub active_segment: Option<String>,
+    pub data_plan: Option<String>,
+}
+
+pub struct DhanApi {
+    http: reqwest::Client,
+    auth_base: Url,
+    api_base: Url,
+    /// The last server `Date` seen and the local instant it arrived.
+    server_time: Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>,
+}
+
+impl DhanApi {
+    pub fn new(auth_base: Url, api_base: Url) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            // Dhan answers every call directly; a redirect would only leak headers.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("dhan-login/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::Transient {
+                endpoint: "client",
+                detail: e.without_url().to_string(),
+            })?;
+        Ok(Self {
+            http,
+            auth_base,
+            api_base,
+            server_time: Mutex::new(None),
+        })
+    }
+
+    pub fn auth_base(&self) -> &Url {
+        &self.auth_base
+    }
+
+    /// `POST {auth}/app/generateAccessToken?dhanClientId&pin&totp`.
+    pub async fn generate_access_token(
+        &self,
+        client_id: &str,
+        pin: &SecretString,
+        totp: &SecretString,
+    ) -> Result<Grant, ApiError> {
+        let url = join(&self.auth_base, "app/generateAccessToken");
+        let req = self.http.post(url).query(&[
+            ("dhanClientId", client_id),
+            ("pin", pin.expose_secret()),
+            ("totp", totp.expose_secret()),
+        ]);
+        let scrub = Scrubber::new()
+            .with(pin.expose_secret())
+            .with(totp.expose_secret());
+        let body: wire::GrantBody = self
+            .send("generateAccessToken", Kind::Credentials, req, &scrub)
+            .await?;
+        grant("generateAccessToken", body)
+    }
+
+    /// `POST {auth}/app/generate-consent?client_id=`: returns the consentAppId.
+    pub async fn generate_consent(
+        &self,
+        client_id: &str,
+        api_key: &SecretString,
+        api_secret: &SecretString,
+    ) -> Result<String, ApiError> {
+        const EP: &str = "generate-consent";
+        let url = join(&self.auth_base, "app/generate-consent");
+        let req = self
+            .http
+            .post(url)
+            .query(&[("client_id", client_id)])
+            .header("app_id", api_key.expose_secret())
+            .header("app_secret", api_secret.expose_secret());
+        let scrub = Scrubber::new().with(api_secret.expose_secret());
+        let body: wire::ConsentBody = self.send(EP, Kind::Credentials, req, &scrub).await?;
+        match (body.status.as_deref(), body.consent_app_id) {
+            (Some(s), Some(id)) if s.eq_ignore_ascii_case("success") && !id.is_empty() => Ok(id),
+            (status, _) => Err(ApiError::UnexpectedBody {
+                endpoint: EP,
+                status: 200,
+                detail: format!("status is {status:?}, not \"success\" with a consentAppId"),
+                body: String::new(),
+            }),
+        }
+    }
+
+    /// The page a person (or the headless browser) logs in on for a consent.
+    pub fn consent_login_url(&self, consent_app_id: &str) -> Url {
+        let mut url = join(&self.auth_base, "login/consentApp-login");
+        url.query_pairs_mut()
+            .append_pair("consentAppId", consent_app_id);
+        url
+    }
+
+    /// `GET {auth}/app/consumeApp-consent?tokenId=`: exchanges a tokenId for a token.
+    pub async fn consume_consent(
+        &self,
+        token_id: &SecretString,
+        api_key: &SecretString,
+        api_secret: &SecretString,
+    ) -> Result<Grant, ApiError> {
+        let url = join(&self.auth_base, "app/consumeApp-consent");
+        let req = self
+            .http
+            .get(url)
+            .query(&[("tokenId", token_id.expose_secret())])
+            .header("app_id", api_key.expose_secret())
+            .header("app_secret", api_secret.expose_secret());
+        let scrub = Scrubber::new()
+            .with(token_id.expose_secret())
+            .with(api_secret.expose_secret());
+        let body: wire::GrantBody = self
+            .send("consumeApp-consent", Kind::Other, req, &scrub)
+            .await?;
+        grant("consumeApp-consent", body)
+    }
+
+    /// `GET {api}/RenewToken`: a new 24 h token for a live Dhan Web token.
+    pub async fn renew(&self, token: &Token) -> Result<Grant, ApiError> {
+        let url = join(&self.api_base, "RenewToken");
+        let req = self
+            .http
+            .request(Method::GET, url)
+            .header("access-token", token.access_token.secret())
+            .header("dhanClientId", &token.client_id);
+        let scrub = Scrubber::new().with(token.access_token.secret());
+        let body: wire::GrantBody = self.send("RenewToken", Kind::Token, req, &scrub).await?;
+        grant("RenewToken", body)
+    }
+
+    /// `GET {api}/profile`: costs a request, so only used when asked to verify.
+    pub async fn profile(&self, access_token: &str) -> Result<ProfileInfo, ApiError> {
+        let url = join(&self.api_base, "profile");
+        let req = self.http.get(url).header("access-token", access_token);
+        let scrub = Scrubber::new().with(access_token);
+        let body: wire::ProfileBody = self.send("profile", Kind::Token, req, &scrub).await?;
+        Ok(ProfileInfo {
+            client_id: body.client_id,
+            token_validity: body.token_validity.as_deref().and_then(parse_validity),
+            active_segment: body.active_segment,
+            data_plan: body.data_plan,
+        })
+    }
+
+    /// Reads the server's clock with a bare HEAD on the auth host, for TOTP skew. Any
+    /// answer carries a `Date`; failures just mean we trust the local clock.
+    pub async fn probe_server_time(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        if let Some(seen) = self.last_server_time() {
+            return Some(seen);
+        }
+        let sent = Utc::now();
+        let resp = self
+            .http
+            .head(self.auth_base.clone())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        self.note_date(&resp, sent);
+        self.last_server_time()
+    }
+
+    pub fn last_server_time(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        *self.server_time.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note_date(&self, resp: &reqwest::Response, sent: DateTime<Utc>) {
+        let Some(date) = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+        else {
+            return;
+        };
+        // The server stamped the answer somewhere in the round trip: take its middle.
+        let now = Utc::now();
+        let local = sent + (now - sent) / 2;
+        *self.server_time.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((date.with_timezone(&Utc), local));
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        kind: Kind,
+        req: reqwest::RequestBuilder,
+        scrub: &Scrubber,
+    ) -> Result<T, ApiError> {
+        let sent = Utc::now();
+        // Never log the URL: generateAccessToken carries the PIN in its query.
+        tracing::debug!(endpoint, "calling Dhan");
+        let resp = req.send().await.map_err(|e| transport(endpoint, e))?;
+        self.note_date(&resp, sent);
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| transport(endpoint, e))?;
+        let body = scrub.scrub(&text);
+        tracing::debug!(endpoint, status = status.as_u16(), "Dhan answered");
+        if status != StatusCode::OK {
+            return Err(classify(endpoint, kind, status.as_u16(), &body));
+        }
+        // A 200 that says "error" is still an error.
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            && (v.get("status").and_then(|s| s.as_str()) == Some("error")
+                || v.get("errorCode").is_some())
+        {
+            return Err(classify(endpoint, kind, status.as_u16(), &body));
+        }
+        serde_json::from_str(&text).map_err(|e| ApiError::UnexpectedBody {
+            endpoint,
+            status: status.as_u16(),
+            detail: e.to_string(),
+            body: error::shorten(&body),
+        })
+    }
+}
+
+fn grant(endpoint: &'static str, body: wire::GrantBody) -> Result<Grant, ApiError> {
+    let access_token =
+        body.access_token
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::UnexpectedBody {
+                endpoint,
+                status: 200,
+                detail: "no accessToken (or token) field".into(),
+                body: String::new(),
+            })?;
+    Ok(Grant {
+        access_token: SecretString::from(access_token),
+        client_id: body.client_id,
+        client_name: body.client_name,
+        expiry_time: body.expiry_time,
+    })
+}
+
+fn transport(endpoint: &'static str, e: reqwest::Error) -> ApiError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "transport error"
+    };
+    // without_url: the URL may hold the PIN or a tokenId.
+    let e = e.without_url();
+    let mut detail = format!("{what}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    ApiError::Transient { endpoint, detail }
+}
+
+/// Appends a path to a base that may or may not end in a slash (`/v2` vs `/v2/`).
+fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
+    url.set_path(&joined);
+    url.set_query(None);
+    url
+}
+
+/// `tokenValidity` is `DD/MM/YYYY HH:MM` in IST.
+fn parse_validity(s: &str) -> Option<DateTime<Utc>> {
+    let naive = chrono::NaiveDateTime::parse_from_str(s.trim(), "%d/%m/%Y %H:%M").ok()?;
+    use chrono::TimeZone;
+    crate::token::ist()
+        .from_local_datetime(&naive)
+        .single()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_keeps_the_base_path() {
+        let base = Url::parse("http://127.0.0.1:1/v2").unwrap();
+        assert_eq!(
+            join(&base, "profile").as_str(),
+            "http://127.0.0.1:1/v2/profile"
+        );
+        let base = Url::parse("http://127.0.0.1:1/").unwrap();
+        assert_eq!(join(&base, "app/x").as_str(), "http://127.0.0.1:1/app/x");
+    }
+
+    #[test]
+    fn token_validity_is_ist() {
+        let t = parse_validity("30/03/2025 15:37").unwrap();
+        assert_eq!(t.to_rfc3339(), "2025-03-30T10:07:00+00:00");
+    }
+}

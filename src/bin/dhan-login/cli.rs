@@ -1,0 +1,202 @@
+//! Command-line interface: every command with an example in its help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dhan-login",
+    version,
+    about = "Gets a DhanHQ API access token without a human in the loop, and keeps it alive.",
+    long_about = "Gets a DhanHQ API access token without a human in the loop, and keeps it alive.\n\n\
+        The cheapest path wins: a cached token, then RenewToken, then PIN + TOTP, then a \
+        headless browser on the consent page, then a manual login.",
+    after_help = "Examples:\n  dhan-login demo                          # full login against a local stand-in of Dhan\n  \
+        dhan-login token                         # print a valid token, logging in only if needed\n  \
+        dhan-login exec -- python bot.py         # run a program with DHAN_ACCESS_TOKEN set\n\n\
+        Exit codes: 0 ok, 1 other error, 2 usage or configuration error, 3 credentials rejected,\n\
+        4 daily consent limit reached, 5 network or temporary failure (retry later)."
+)]
+pub struct Cli {
+    /// Profile to use (a [profiles.NAME] table of the config file).
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        env = "DHAN_LOGIN_PROFILE",
+        default_value = "default"
+    )]
+    pub profile: String,
+
+    /// Config file (default: ~/.config/dhan-login/config.toml).
+    #[arg(long, global = true, env = "DHAN_LOGIN_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// More logging on stderr: -v info, -vv debug, -vvv trace. Secrets are never logged.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// No progress lines and no warnings; errors only.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a valid access token, obtaining one only if the cached one is about to expire.
+    #[command(
+        after_help = "Examples:\n  dhan-login token\n  dhan-login token --json | jq -r .expires_at\n  eval \"$(dhan-login token --env | sed 's/^/export /')\""
+    )]
+    Token(TokenArgs),
+
+    /// Obtain a new token now, even if the cached one is still valid.
+    #[command(
+        after_help = "Examples:\n  dhan-login login\n  dhan-login login --via browser --json\n  dhan-login login --via manual     # open the consent page yourself"
+    )]
+    Login(LoginArgs),
+
+    /// Renew the stored token with RenewToken (only tokens created on Dhan Web, while live).
+    #[command(after_help = "Example:\n  dhan-login renew --json")]
+    Renew(OutputArgs),
+
+    /// Show the stored token's expiry, kind and source, and the last error. Never the token.
+    #[command(
+        after_help = "Examples:\n  dhan-login status\n  dhan-login --profile work status --json"
+    )]
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Store a token created on Dhan Web (read from stdin), after checking it with Dhan.
+    #[command(
+        after_help = "Examples:\n  dhan-login import            # paste the token, then Enter (not echoed)\n  dhan-login import < token.txt"
+    )]
+    Import,
+
+    /// Forget the stored token (Dhan keeps it valid until it expires).
+    #[command(after_help = "Example:\n  dhan-login logout")]
+    Logout,
+
+    /// Run a program with DHAN_ACCESS_TOKEN and DHAN_CLIENT_ID in its environment.
+    #[command(
+        after_help = "Examples:\n  dhan-login exec -- python3 bot.py --live\n  dhan-login exec -- java -jar bot.jar\n\nThe program replaces dhan-login, so its exit code is the exit code."
+    )]
+    Exec {
+        /// The program and its arguments (after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+
+    /// Check the configuration: names every missing or bad field. Reads each secret once.
+    #[command(
+        after_help = "Examples:\n  dhan-login config check\n  DHAN_LOGIN_CONFIG=./dhan.toml dhan-login --profile work config check"
+    )]
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  dhan-login completions bash > /etc/bash_completion.d/dhan-login\n  dhan-login completions zsh > \"${fpath[1]}/_dhan-login\""
+    )]
+    Completions { shell: clap_complete::Shell },
+
+    /// Run a local stand-in of auth.dhan.co and api.dhan.co (for tests and SDKs).
+    #[command(
+        after_help = "Examples:\n  dhan-login mock-server --port 8700\n  dhan-login mock-server | head -1 | jq .   # the demo account and base URLs\n\nThe first line of stdout is one JSON object describing the demo account."
+    )]
+    MockServer(MockArgs),
+
+    /// A full login against a built-in local stand-in of Dhan, printing each step and the token.
+    #[command(after_help = "Example:\n  dhan-login demo")]
+    Demo {
+        /// Use the PIN + TOTP API path instead of the browser.
+        #[arg(long)]
+        via_totp: bool,
+    },
+
+    /// Log in with the browser and save every screen met (scrubbed), to refresh fixtures.
+    #[command(after_help = "Example:\n  dhan-login record --out ./recording")]
+    Record {
+        /// Folder for the screens' HTML and the selectors that matched.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate the profile and list what is wrong.
+    Check,
+    /// Print where the config file and the state live.
+    Path,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print {"access_token","client_id","expires_at","kind","source"}.
+    #[arg(long, conflicts_with = "env")]
+    pub json: bool,
+    /// Print DHAN_ACCESS_TOKEN=… and DHAN_CLIENT_ID=… lines.
+    #[arg(long)]
+    pub env: bool,
+    /// Also check the token with Dhan's profile endpoint (costs one request).
+    #[arg(long)]
+    pub verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Use only this way of logging in.
+    #[arg(long, value_enum)]
+    pub via: Option<Via>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Show the browser window (debugging the browser login).
+    #[arg(long)]
+    pub headed: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Via {
+    Renew,
+    Totp,
+    Browser,
+    Manual,
+}
+
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Consents allowed per IST day before CONSENT_LIMIT_EXCEED.
+    #[arg(long, default_value_t = 25)]
+    pub consent_cap: u32,
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub token_lifetime_secs: u64,
+    /// Which login page to serve.
+    #[arg(long, value_enum, default_value = "classic")]
+    pub page: Page,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Page {
+    Classic,
+    Spa,
+    SingleTotpField,
+    MissingPinBoxes,
+}

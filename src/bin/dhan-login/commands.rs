@@ -1,0 +1,332 @@
+//! One function per command.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::CommandFactory;
+use dhan_login::{Paths, Profile, Request, SourceKind, TokenManager};
+
+use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
+use crate::output::{Format, StepPrinter, human, print_token, token_json};
+
+/// The login was stopped by SIGINT/SIGTERM; the browser guard has cleaned up.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
+pub async fn run(cli: Cli) -> Result<u8> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Token(args) => {
+            let m = manager(&cli.profile, cli.config.as_deref())?;
+            obtain(&m, Request::default(), &args.output, quiet).await
+        }
+        Command::Login(LoginArgs {
+            via,
+            output,
+            headed,
+        }) => {
+            let mut profile = load_profile(&cli.profile, cli.config.as_deref())?;
+            profile.browser.headed |= headed;
+            let m = TokenManager::new(profile)?;
+            let req = Request {
+                force: true,
+                via: via.map(source_kind),
+                interactive: std::io::stdin().is_terminal() || matches!(via, Some(Via::Manual)),
+                ..Request::default()
+            };
+            obtain(&m, req, &output, quiet).await
+        }
+        Command::Renew(output) => {
+            let m = manager(&cli.profile, cli.config.as_deref())?;
+            let req = Request {
+                force: true,
+                via: Some(SourceKind::Renew),
+                ..Request::default()
+            };
+            obtain(&m, req, &output, quiet).await
+        }
+        Command::Record { out } => {
+            let m = manager(&cli.profile, cli.config.as_deref())?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let req = Request {
+                force: true,
+                via: Some(SourceKind::Browser),
+                record_dir: Some(out.clone()),
+                ..Request::default()
+            };
+            let progress = StepPrinter::for_terminal(quiet);
+            interruptible(m.token(&req, progress.as_ref())).await??;
+            eprintln!("screens recorded in {}", out.display());
+            Ok(0)
+        }
+        Command::Status { json } => status(&manager(&cli.profile, cli.config.as_deref())?, json),
+        Command::Import => {
+            let m = manager(&cli.profile, cli.config.as_deref())?;
+            let raw = read_secret("Paste the access token from Dhan Web, then Enter: ")?;
+            let token = m.import(&raw).await?;
+            eprintln!(
+                "stored a {} token for client {}, valid until {}",
+                token.kind,
+                token.client_id,
+                token.expires_at.to_rfc3339()
+            );
+            Ok(0)
+        }
+        Command::Logout => {
+            let m = manager(&cli.profile, cli.config.as_deref())?;
+            if m.logout()? {
+                eprintln!("forgot the token of profile `{}`", cli.profile);
+            } else {
+                eprintln!("profile `{}` had no stored token", cli.profile);
+            }
+            Ok(0)
+        }
+        Command::Exec { command } => {
+            let m = manager(&cli.profile, cli.config.as_deref())?;
+            let progress = StepPrinter::for_terminal(quiet);
+            let got = interruptible(m.token(&Request::default(), progress.as_ref())).await??;
+            exec(&command, &got.token)
+        }
+        Command::Config { action } => config(&cli.profile, cli.config.as_deref(), action),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "dhan-login",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::MockServer(args) => crate::demo::mock_server(args).await,
+        Command::Demo { via_totp } => crate::demo::demo(via_totp, quiet).await,
+    }
+}
+
+fn source_kind(v: Via) -> SourceKind {
+    match v {
+        Via::Renew => SourceKind::Renew,
+        Via::Totp => SourceKind::Totp,
+        Via::Browser => SourceKind::Browser,
+        Via::Manual => SourceKind::Manual,
+    }
+}
+
+fn paths(config: Option<&std::path::Path>) -> Result<Paths> {
+    let mut paths = Paths::from_env(&|k| std::env::var(k).ok())?;
+    if let Some(c) = config {
+        paths.config_file = c.to_path_buf();
+        paths.config_explicit = true;
+    }
+    Ok(paths)
+}
+
+pub fn load_profile(name: &str, config: Option<&std::path::Path>) -> Result<Profile> {
+    let paths = paths(config)?;
+    Ok(Profile::load(name, &paths, &|k| std::env::var(k).ok())?)
+}
+
+fn manager(name: &str, config: Option<&std::path::Path>) -> Result<TokenManager> {
+    Ok(TokenManager::new(load_profile(name, config)?)?)
+}
+
+/// Runs a login until it ends or SIGINT/SIGTERM arrives. Dropping the future on a
+/// signal runs the browser's guard, which kills Chromium and removes its profile dir.
+pub async fn interruptible<F: std::future::Future>(f: F) -> Result<F::Output> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    tokio::select! {
+        out = f => Ok(out),
+        _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        _ = term.recv() => Err(Interrupted.into()),
+    }
+}
+
+async fn obtain(m: &TokenManager, req: Request, out: &OutputArgs, quiet: bool) -> Result<u8> {
+    let progress = StepPrinter::for_terminal(quiet);
+    let got = interruptible(m.token(&req, progress.as_ref())).await??;
+    if out.verify {
+        let info = m
+            .verify(&got.token)
+            .await
+            .context("Dhan did not accept the token")?;
+        tracing::info!(client = ?info.client_id, "token verified with Dhan's profile endpoint");
+    }
+    let format = if out.json {
+        Format::Json
+    } else if out.env {
+        Format::Env
+    } else {
+        Format::Plain
+    };
+    print_token(&got.token, format);
+    Ok(0)
+}
+
+fn status(m: &TokenManager, json: bool) -> Result<u8> {
+    let state = m.state()?;
+    let now = chrono::Utc::now();
+    let profile = &m.profile().name;
+    if json {
+        let token = state.token.as_ref().map(|t| {
+            let mut v = token_json(t);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("access_token");
+                o.insert(
+                    "seconds_left".into(),
+                    (t.expires_at - now).num_seconds().max(0).into(),
+                );
+                o.insert("obtained_at".into(), t.obtained_at.to_rfc3339().into());
+                o.insert("valid".into(), t.is_live(now).into());
+            }
+            v
+        });
+        let v = serde_json::json!({
+            "profile": profile,
+            "token": token,
+            "renewable": state.renewable,
+            "last_error": state.last_error,
+        });
+        println!("{v}");
+        return Ok(0);
+    }
+    println!("profile:    {profile}");
+    match &state.token {
+        Some(t) => {
+            println!("client id:  {}", t.client_id);
+            println!(
+                "expires:    {} ({})",
+                t.expires_at.to_rfc3339(),
+                if t.is_live(now) {
+                    format!("{} left", human(t.expires_at - now))
+                } else {
+                    "expired".into()
+                }
+            );
+            println!("kind:       {}", t.kind);
+            println!("source:     {} at {}", t.source, t.obtained_at.to_rfc3339());
+            println!(
+                "renewable:  {}",
+                if state.renewable {
+                    "yes"
+                } else {
+                    "no (Dhan refused)"
+                }
+            );
+        }
+        None => println!("token:      none stored"),
+    }
+    if let Some(e) = &state.last_error {
+        println!(
+            "last error: {} ({}) {}",
+            e.at.to_rfc3339(),
+            e.class,
+            e.message
+        );
+    }
+    Ok(0)
+}
+
+fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> Result<u8> {
+    let paths = paths(file)?;
+    match action {
+        ConfigAction::Path => {
+            println!("config: {}", paths.config_file.display());
+            println!("state:  {}", paths.state_dir.display());
+            Ok(0)
+        }
+        ConfigAction::Check => {
+            let profile = Profile::load(name, &paths, &|k| std::env::var(k).ok())?;
+            let problems = profile.check();
+            if problems.is_empty() {
+                println!(
+                    "profile `{name}` is valid ({})",
+                    paths.config_file.display()
+                );
+                return Ok(0);
+            }
+            eprintln!("profile `{name}` has {} problem(s):", problems.len());
+            for p in &problems {
+                eprintln!("  {}: {}", p.field, p.message);
+            }
+            Ok(crate::exit::CONFIG)
+        }
+    }
+}
+
+/// Reads one line of stdin without echo when it is a terminal.
+fn read_secret(prompt: &str) -> Result<String> {
+    let stdin = std::io::stdin();
+    let value = if stdin.is_terminal() {
+        eprint!("{prompt}");
+        let _echo = EchoOff::new();
+        let mut line = String::new();
+        stdin.read_line(&mut line)?;
+        eprintln!();
+        line
+    } else {
+        let mut all = String::new();
+        stdin.lock().read_to_string(&mut all)?;
+        all
+    };
+    let value = value.trim().to_owned();
+    if value.is_empty() {
+        bail!("no token given on stdin");
+    }
+    Ok(value)
+}
+
+/// Turns terminal echo off until dropped.
+struct EchoOff(Option<libc::termios>);
+
+impl EchoOff {
+    fn new() -> Self {
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed, then filled, termios.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return EchoOff(None);
+            }
+            let saved = t;
+            t.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            EchoOff(Some(saved))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(t) = self.0 {
+            // SAFETY: restores the attributes read in new().
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+}
+
+/// Replaces this process with the program, token in its environment.
+fn exec(command: &[String], token: &dhan_login::Token) -> Result<u8> {
+    use std::os::unix::process::CommandExt;
+    let (program, args) = command
+        .split_first()
+        .context("exec needs a program to run")?;
+    let err = std::process::Command::new(program)
+        .args(args)
+        .env("DHAN_ACCESS_TOKEN", token.access_token.secret())
+        .env("DHAN_CLIENT_ID", &token.client_id)
+        .exec();
+    eprintln!(
+        "error: cannot run {}: {err}",
+        PathBuf::from(program).display()
+    );
+    // The shell's codes: 127 not found, 126 found but not runnable.
+    Ok(if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
+}

@@ -1,0 +1,70 @@
+//! The `dhan-login` binary: parse, run, map the outcome to an exit code.
+
+mod cli;
+mod commands;
+mod demo;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dhan_login::ErrorClass;
+
+use cli::Cli;
+
+/// Exit codes, documented in README and `--help`.
+pub mod exit {
+    pub const OTHER: u8 = 1;
+    pub const CONFIG: u8 = 2;
+    pub const CREDENTIALS: u8 = 3;
+    pub const CONSENT_LIMIT: u8 = 4;
+    pub const TRANSIENT: u8 = 5;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::OTHER);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(code_for(&e))
+        }
+    }
+}
+
+fn code_for(e: &anyhow::Error) -> u8 {
+    let class = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<dhan_login::Error>().map(|e| e.class()))
+        .or_else(|| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<dhan_login::ConfigError>())
+                .map(|_| ErrorClass::Config)
+        });
+    match class {
+        Some(ErrorClass::Config) => exit::CONFIG,
+        Some(ErrorClass::CredentialRejected) => exit::CREDENTIALS,
+        Some(ErrorClass::ConsentLimit) => exit::CONSENT_LIMIT,
+        Some(ErrorClass::Transient | ErrorClass::RateLimited) => exit::TRANSIENT,
+        _ if e
+            .chain()
+            .any(|c| c.downcast_ref::<commands::Interrupted>().is_some()) =>
+        {
+            exit::INTERRUPTED
+        }
+        _ => exit::OTHER,
+    }
+}

@@ -1,0 +1,598 @@
+//! Profiles from a TOML file, overridden field by field from the environment.
+//!
+//! Secrets may be inline, in a file (`*_file`) or printed by a command (`*_command`, e.g.
+//! a password manager). They are read only when a login needs them, so the cached-token
+//! path never runs a password manager.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+pub const DEFAULT_AUTH_BASE_URL: &str = "https://auth.dhan.co";
+pub const DEFAULT_API_BASE_URL: &str = "https://api.dhan.co/v2";
+pub const DEFAULT_PROFILE: &str = "default";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("profile `{name}` is not in {path} (profiles there: {known})")]
+    UnknownProfile {
+        name: String,
+        path: PathBuf,
+        known: String,
+    },
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
+    #[error("{field} is missing: set it in the profile or with {env}")]
+    Missing {
+        field: &'static str,
+        env: &'static str,
+    },
+    #[error("cannot find a home directory for the default config and state paths")]
+    NoHome,
+}
+
+/// Where the config file and the state come from.
+pub struct Paths {
+    pub config_file: PathBuf,
+    /// True when the user named the file: then it must exist.
+    pub config_explicit: bool,
+    pub state_dir: PathBuf,
+}
+
+impl Paths {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Paths, ConfigError> {
+        let dirs = directories::ProjectDirs::from("", "", "dhan-login");
+        let (config_file, config_explicit) = match env("DHAN_LOGIN_CONFIG") {
+            Some(p) if !p.is_empty() => (PathBuf::from(p), true),
+            _ => (
+                dirs.as_ref()
+                    .ok_or(ConfigError::NoHome)?
+                    .config_dir()
+                    .join("config.toml"),
+                false,
+            ),
+        };
+        let state_dir = match env("DHAN_LOGIN_STATE_DIR") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => {
+                let d = dirs.as_ref().ok_or(ConfigError::NoHome)?;
+                d.state_dir()
+                    .unwrap_or_else(|| d.data_local_dir())
+                    .to_path_buf()
+            }
+        };
+        Ok(Paths {
+            config_file,
+            config_explicit,
+            state_dir,
+        })
+    }
+}
+
+/// One profile as written in the file. Every field is optional: the environment may
+/// supply it, and what a login path needs is checked when that path is taken.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    client_id: Option<String>,
+    mobile: Option<String>,
+    mobile_file: Option<PathBuf>,
+    mobile_command: Option<String>,
+    pin: Option<String>,
+    pin_file: Option<PathBuf>,
+    pin_command: Option<String>,
+    totp_secret: Option<String>,
+    totp_secret_file: Option<PathBuf>,
+    totp_secret_command: Option<String>,
+    api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    api_key_command: Option<String>,
+    api_secret: Option<String>,
+    api_secret_file: Option<PathBuf>,
+    api_secret_command: Option<String>,
+    redirect_url: Option<String>,
+    auth_base_url: Option<String>,
+    api_base_url: Option<String>,
+    /// A cached token is used while it has more than this left.
+    margin_minutes: Option<f64>,
+    #[serde(default)]
+    browser: BrowserFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrowserFile {
+    executable: Option<PathBuf>,
+    headed: Option<bool>,
+    step_timeout_secs: Option<f64>,
+    overall_timeout_secs: Option<f64>,
+    block_resources: Option<bool>,
+    selectors: Option<PathBuf>,
+    artifacts_dir: Option<PathBuf>,
+    #[serde(default)]
+    extra_args: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileFile>,
+}
+
+/// How the headless browser login runs.
+#[derive(Debug, Clone)]
+pub struct BrowserSettings {
+    /// Chromium/Chrome to run; `None` means discover it (DHAN_LOGIN_CHROME, then PATH).
+    pub executable: Option<PathBuf>,
+    pub headed: bool,
+    pub step_timeout: Duration,
+    pub overall_timeout: Duration,
+    /// Block images, fonts and media: the login needs none of them.
+    pub block_resources: bool,
+    /// A TOML selector profile overriding the built-in one.
+    pub selectors: Option<PathBuf>,
+    /// Where failure artifacts go (one sub-folder per failed run).
+    pub artifacts_dir: PathBuf,
+    /// Extra Chromium switches, written without the leading dashes.
+    pub extra_args: Vec<String>,
+}
+
+impl BrowserSettings {
+    pub fn with_defaults(state_dir: &Path) -> Self {
+        BrowserSettings {
+            executable: None,
+            headed: false,
+            step_timeout: Duration::from_secs(15),
+            overall_timeout: Duration::from_secs(60),
+            block_resources: true,
+            selectors: None,
+            artifacts_dir: state_dir.join("artifacts"),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// Where a secret comes from. Read at most once per process.
+#[derive(Debug)]
+pub struct SecretRef {
+    field: &'static str,
+    origin: Origin,
+    value: OnceLock<SecretString>,
+}
+
+#[derive(Debug)]
+enum Origin {
+    Inline(SecretString),
+    Env(SecretString),
+    File(PathBuf),
+    Command(String),
+}
+
+impl SecretRef {
+    fn from_env(field: &'static str, value: String) -> Self {
+        SecretRef {
+            field,
+            origin: Origin::Env(SecretString::from(value)),
+            value: OnceLock::new(),
+        }
+    }
+
+    /// The secret, read from its file or command on first use.
+    pub fn get(&self) -> Result<&SecretString, ConfigError> {
+        if let Some(v) = self.value.get() {
+            return Ok(v);
+        }
+        let v = match &self.origin {
+            Origin::Inline(v) | Origin::Env(v) => v.clone(),
+            Origin::File(path) => {
+                let text = std::fs::read_to_string(expand_home(path)).map_err(|e| {
+                    self.error(format!(
+                        "cannot read {}_file {}: {e}",
+                        self.field,
+                        path.display()
+                    ))
+                })?;
+                SecretString::from(text.trim().to_owned())
+            }
+            Origin::Command(cmd) => SecretString::from(self.run(cmd)?),
+        };
+        if v.expose_secret().is_empty() {
+            return Err(self.error("is empty".into()));
+        }
+        Ok(self.value.get_or_init(|| v))
+    }
+
+    fn run(&self, cmd: &str) -> Result<String, ConfigError> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| self.error(format!("cannot run {}_command: {e}", self.field)))?;
+        if !out.status.success() {
+            return Err(self.error(format!("{}_command failed ({})", self.field, out.status)));
+        }
+        // Only the first line: password managers often print notes after it.
+        let text = String::from_utf8(out.stdout)
+            .map_err(|_| self.error(format!("{}_command printed non-UTF-8", self.field)))?;
+        Ok(text.lines().next().unwrap_or("").trim().to_owned())
+    }
+
+    fn error(&self, message: String) -> ConfigError {
+        ConfigError::Field {
+            field: self.field.to_owned(),
+            message,
+        }
+    }
+
+    fn is_inline(&self) -> bool {
+        matches!(self.origin, Origin::Inline(_))
+    }
+}
+
+/// A profile with file and environment merged.
+#[derive(Debug)]
+pub struct Profile {
+    pub name: String,
+    pub client_id: Option<String>,
+    pub mobile: Option<SecretRef>,
+    pub pin: Option<SecretRef>,
+    pub totp_secret: Option<SecretRef>,
+    pub api_key: Option<SecretRef>,
+    pub api_secret: Option<SecretRef>,
+    pub redirect_url: Option<Url>,
+    pub auth_base_url: Url,
+    pub api_base_url: Url,
+    pub margin: chrono::Duration,
+    pub browser: BrowserSettings,
+    pub state_dir: PathBuf,
+}
+
+/// A field that `config check` found wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl Profile {
+    /// Loads `name` from the file at `paths` and applies the environment on top.
+    pub fn load(
+        name: &str,
+        paths: &Paths,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Profile, ConfigError> {
+        let (file, path) = read_file(paths)?;
+        let mut profiles = file.profiles;
+        let pf = match profiles.remove(name) {
+            Some(p) => p,
+            // Without a file (or with an empty one) env vars alone may define the profile.
+            None if profiles.is_empty() || name == DEFAULT_PROFILE => ProfileFile::default(),
+            None => {
+                return Err(ConfigError::UnknownProfile {
+                    name: name.to_owned(),
+                    path,
+                    known: profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        };
+        let profile = merge(name, pf, paths, env)?;
+        warn_if_exposed(&path, &profile);
+        Ok(profile)
+    }
+
+    /// Every profile name in the file (for `serve --all`).
+    pub fn names(paths: &Paths) -> Result<Vec<String>, ConfigError> {
+        Ok(read_file(paths)?.0.profiles.into_keys().collect())
+    }
+
+    /// Validates every field, reading each secret once, and lists what is wrong.
+    pub fn check(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &str, message: String| {
+            problems.push(Problem {
+                field: field.to_owned(),
+                message,
+            })
+        };
+        match &self.client_id {
+            None => bad("client_id", "missing (DHAN_CLIENT_ID)".into()),
+            Some(id) if !id.chars().all(|c| c.is_ascii_digit()) => {
+                bad("client_id", "must be the numeric Dhan client id".into())
+            }
+            _ => {}
+        }
+        let secrets = [
+            (&self.mobile, "mobile"),
+            (&self.pin, "pin"),
+            (&self.totp_secret, "totp_secret"),
+            (&self.api_key, "api_key"),
+            (&self.api_secret, "api_secret"),
+        ];
+        for (secret, field) in secrets {
+            let Some(secret) = secret else { continue };
+            match secret.get() {
+                Err(e) => bad(field, e.to_string()),
+                Ok(v) => {
+                    if let Some(msg) = shape_problem(field, v.expose_secret()) {
+                        bad(field, msg);
+                    }
+                }
+            }
+        }
+        let has_totp = self.pin.is_some() && self.totp_secret.is_some();
+        let has_consent = self.api_key.is_some() && self.api_secret.is_some();
+        if !has_totp && !has_consent {
+            bad(
+                "login",
+                "no way to log in: set pin + totp_secret (PIN+TOTP login) or api_key + api_secret (+ mobile, pin, totp_secret for the browser login)".into(),
+            );
+        }
+        if self.api_key.is_some() != self.api_secret.is_some() {
+            let missing = if self.api_key.is_none() {
+                "api_key"
+            } else {
+                "api_secret"
+            };
+            bad(missing, "api_key and api_secret go together".into());
+        }
+        if let Some(path) = &self.browser.executable
+            && !path.exists()
+        {
+            bad(
+                "browser.executable",
+                format!("{} does not exist", path.display()),
+            );
+        }
+        if let Some(path) = &self.browser.selectors
+            && !path.exists()
+        {
+            bad(
+                "browser.selectors",
+                format!("{} does not exist", path.display()),
+            );
+        }
+        problems
+    }
+
+    /// The secret in `field`, or the error naming it and its variable.
+    pub fn require<'a>(
+        secret: &'a Option<SecretRef>,
+        field: &'static str,
+        env: &'static str,
+    ) -> Result<&'a SecretString, ConfigError> {
+        secret
+            .as_ref()
+            .ok_or(ConfigError::Missing { field, env })?
+            .get()
+    }
+
+    pub fn require_client_id(&self) -> Result<&str, ConfigError> {
+        self.client_id.as_deref().ok_or(ConfigError::Missing {
+            field: "client_id",
+            env: "DHAN_CLIENT_ID",
+        })
+    }
+}
+
+/// A value that is read but clearly not what the field wants.
+fn shape_problem(field: &str, value: &str) -> Option<String> {
+    let digits = |n: usize| value.len() == n && value.chars().all(|c| c.is_ascii_digit());
+    match field {
+        "mobile" if !digits(10) => Some("must be the 10-digit mobile number".into()),
+        "pin" if !digits(6) => Some("must be the 6-digit PIN".into()),
+        "totp_secret" => {
+            let clock = std::sync::Arc::new(crate::totp::SystemClock);
+            crate::totp::TotpGenerator::new(&SecretString::from(value.to_owned()), clock)
+                .err()
+                .map(|e| e.to_string())
+        }
+        _ => None,
+    }
+}
+
+fn read_file(paths: &Paths) -> Result<(FileConfig, PathBuf), ConfigError> {
+    let path = paths.config_file.clone();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !paths.config_explicit => {
+            return Ok((FileConfig::default(), path));
+        }
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let file = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((file, path))
+}
+
+fn merge(
+    name: &str,
+    pf: ProfileFile,
+    paths: &Paths,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Profile, ConfigError> {
+    let var = |k: &str| env(k).filter(|v| !v.is_empty());
+    let secret = |field: &'static str,
+                  env_name: &str,
+                  inline: Option<String>,
+                  file: Option<PathBuf>,
+                  command: Option<String>|
+     -> Result<Option<SecretRef>, ConfigError> {
+        if let Some(v) = var(env_name) {
+            return Ok(Some(SecretRef::from_env(field, v)));
+        }
+        let origins = [inline.is_some(), file.is_some(), command.is_some()];
+        if origins.iter().filter(|b| **b).count() > 1 {
+            return Err(ConfigError::Field {
+                field: field.into(),
+                message: format!("give only one of {field}, {field}_file, {field}_command"),
+            });
+        }
+        let origin = match (inline, file, command) {
+            (Some(v), _, _) => Origin::Inline(SecretString::from(v)),
+            (_, Some(p), _) => Origin::File(p),
+            (_, _, Some(c)) => Origin::Command(c),
+            _ => return Ok(None),
+        };
+        Ok(Some(SecretRef {
+            field,
+            origin,
+            value: OnceLock::new(),
+        }))
+    };
+    let url =
+        |field: &str, env_name: &str, file: Option<String>| -> Result<Option<Url>, ConfigError> {
+            let Some(raw) = var(env_name).or(file) else {
+                return Ok(None);
+            };
+            let parsed = Url::parse(raw.trim()).map_err(|e| ConfigError::Field {
+                field: field.into(),
+                message: format!("`{raw}` is not a URL: {e}"),
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::Field {
+                    field: field.into(),
+                    message: format!("`{raw}` must be an http(s) URL"),
+                });
+            }
+            Ok(Some(parsed))
+        };
+    let default_url = |s: &str| Url::parse(s).unwrap_or_else(|_| unreachable!("constant URL"));
+
+    let mut browser = BrowserSettings::with_defaults(&paths.state_dir);
+    let bf = pf.browser;
+    browser.executable = var("DHAN_LOGIN_CHROME")
+        .map(PathBuf::from)
+        .or(bf.executable);
+    browser.headed = bf.headed.unwrap_or(false);
+    browser.block_resources = bf.block_resources.unwrap_or(true);
+    browser.selectors = bf.selectors.map(|p| expand_home(&p));
+    if let Some(dir) = bf.artifacts_dir {
+        browser.artifacts_dir = expand_home(&dir);
+    }
+    browser.extra_args = bf.extra_args;
+    if let Some(s) = bf.step_timeout_secs {
+        browser.step_timeout = seconds("browser.step_timeout_secs", s)?;
+    }
+    if let Some(s) = bf.overall_timeout_secs {
+        browser.overall_timeout = seconds("browser.overall_timeout_secs", s)?;
+    }
+
+    let margin_minutes = match var("DHAN_LOGIN_MARGIN_MINUTES") {
+        Some(v) => Some(v.parse::<f64>().map_err(|_| ConfigError::Field {
+            field: "margin_minutes".into(),
+            message: format!("DHAN_LOGIN_MARGIN_MINUTES=`{v}` is not a number"),
+        })?),
+        None => pf.margin_minutes,
+    };
+    let margin = match margin_minutes {
+        Some(m) if !(0.0..=24.0 * 60.0).contains(&m) => {
+            return Err(ConfigError::Field {
+                field: "margin_minutes".into(),
+                message: format!("{m} is outside 0..=1440"),
+            });
+        }
+        Some(m) => chrono::Duration::milliseconds((m * 60_000.0) as i64),
+        None => chrono::Duration::minutes(30),
+    };
+
+    Ok(Profile {
+        name: name.to_owned(),
+        client_id: var("DHAN_CLIENT_ID")
+            .or(pf.client_id)
+            .map(|s| s.trim().to_owned()),
+        mobile: secret(
+            "mobile",
+            "DHAN_MOBILE",
+            pf.mobile,
+            pf.mobile_file,
+            pf.mobile_command,
+        )?,
+        pin: secret("pin", "DHAN_PIN", pf.pin, pf.pin_file, pf.pin_command)?,
+        totp_secret: secret(
+            "totp_secret",
+            "DHAN_TOTP_SECRET",
+            pf.totp_secret,
+            pf.totp_secret_file,
+            pf.totp_secret_command,
+        )?,
+        api_key: secret(
+            "api_key",
+            "DHAN_API_KEY",
+            pf.api_key,
+            pf.api_key_file,
+            pf.api_key_command,
+        )?,
+        api_secret: secret(
+            "api_secret",
+            "DHAN_API_SECRET",
+            pf.api_secret,
+            pf.api_secret_file,
+            pf.api_secret_command,
+        )?,
+        redirect_url: url("redirect_url", "DHAN_REDIRECT_URL", pf.redirect_url)?,
+        auth_base_url: url("auth_base_url", "DHAN_AUTH_BASE_URL", pf.auth_base_url)?
+            .unwrap_or_else(|| default_url(DEFAULT_AUTH_BASE_URL)),
+        api_base_url: url("api_base_url", "DHAN_API_BASE_URL", pf.api_base_url)?
+            .unwrap_or_else(|| default_url(DEFAULT_API_BASE_URL)),
+        margin,
+        browser,
+        state_dir: paths.state_dir.clone(),
+    })
+}
+
+fn seconds(field: &str, s: f64) -> Result<Duration, ConfigError> {
+    if !(s > 0.0 && s < 3600.0) {
+        return Err(ConfigError::Field {
+            field: field.into(),
+            message: format!("{s} must be between 0 and 3600 seconds"),
+        });
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Inline secrets in a file others can read are one `cat` away from leaking.
+fn warn_if_exposed(path: &Path, profile: &Profile) {
+    use std::os::unix::fs::PermissionsExt;
+    let inline = [
+        &profile.pin,
+        &profile.totp_secret,
+        &profile.api_secret,
+        &profile.api_key,
+    ]
+    .iter()
+    .any(|s| s.as_ref().is_some_and(|s| s.is_inline()));
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if inline && meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(
+            "{} holds inline secrets and is readable by group/others: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+}

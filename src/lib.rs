@@ -1,0 +1,31 @@
+//! dhan-login: obtains and keeps a DhanHQ API access token without a human in the loop.
+//!
+//! The cheapest path wins: a cached token, then RenewToken, then PIN + TOTP, then a
+//! headless browser on the consent page, then a manual login. See `TokenManager`.
+
+mod api;
+#[cfg(feature = "browser")]
+mod browser;
+mod config;
+mod error;
+mod manager;
+pub mod mock;
+mod progress;
+mod redact;
+mod source;
+mod store;
+mod token;
+mod totp;
+
+pub use api::{ApiError, DhanApi, Grant, ProfileInfo};
+pub use config::{BrowserSettings, ConfigError, Paths, Problem, Profile, SecretRef};
+pub use error::{Error, ErrorClass};
+pub use manager::{Obtained, Request, TokenManager};
+pub use progress::{NoProgress, Progress};
+pub use redact::Scrubber;
+pub use source::{Attempt, AttemptResult, ChainFailure, Context, Outcome, TokenSource, run_chain};
+pub use store::{LastError, ProfileState, StoreError, TokenStore, write_atomic};
+pub use token::{AccessToken, SourceKind, Token, TokenKind, parse_ist};
+pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
+
+// browser re-exports

@@ -1,0 +1,234 @@
+//! The decision table: cached token → chain of sources → store.
+//!
+//! One caller per profile obtains a token at a time: an in-process mutex for concurrent
+//! callers in one daemon, a file lock for separate processes. Whoever waited re-reads the
+//! store first, so twenty processes started together cause one login, not twenty.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::api::{DhanApi, ProfileInfo};
+use crate::config::Profile;
+use crate::error::{Error, ErrorClass};
+use crate::progress::Progress;
+use crate::source::{AttemptResult, Context, run_chain, sources};
+use crate::store::{ProfileLock, ProfileState, StoreError, TokenStore};
+use crate::token::{SourceKind, Token};
+use crate::totp::{Clock, SystemClock};
+
+/// How long a second process waits for the first one's login before giving up.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// What a caller wants.
+#[derive(Debug, Default, Clone)]
+pub struct Request {
+    /// Obtain a new token even if the cached one is valid.
+    pub force: bool,
+    /// Only this source (`login --via`).
+    pub via: Option<SourceKind>,
+    /// Save every login screen here (`record`).
+    pub record_dir: Option<PathBuf>,
+    /// A person can answer prompts (enables the manual source).
+    pub interactive: bool,
+}
+
+/// A token and how it came.
+#[derive(Debug)]
+pub struct Obtained {
+    pub token: Token,
+    /// True when it came from the store without a login.
+    pub cached: bool,
+}
+
+pub struct TokenManager {
+    profile: Profile,
+    api: DhanApi,
+    store: TokenStore,
+    clock: Arc<dyn Clock>,
+    lock_wait: Duration,
+    inflight: tokio::sync::Mutex<()>,
+}
+
+impl TokenManager {
+    pub fn new(profile: Profile) -> Result<Self, Error> {
+        let api = DhanApi::new(profile.auth_base_url.clone(), profile.api_base_url.clone())?;
+        let store = TokenStore::new(&profile.state_dir);
+        Ok(Self {
+            profile,
+            api,
+            store,
+            clock: Arc::new(SystemClock),
+            lock_wait: DEFAULT_LOCK_WAIT,
+            inflight: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    pub fn api(&self) -> &DhanApi {
+        &self.api
+    }
+
+    /// The stored state. A corrupt file has been moved aside; say so and start empty.
+    pub fn state(&self) -> Result<ProfileState, Error> {
+        match self.store.load(&self.profile.name) {
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::warn!("{e}");
+                Ok(ProfileState {
+                    renewable: true,
+                    ..Default::default()
+                })
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The stored token if it stays valid beyond the margin.
+    pub fn cached(&self) -> Result<Option<Token>, Error> {
+        let now = self.clock.now();
+        Ok(self
+            .state()?
+            .token
+            .filter(|t| t.is_valid_for(now, self.profile.margin)))
+    }
+
+    /// A valid token: the cached one unless `force`, else the first source that works.
+    pub async fn token(&self, req: &Request, progress: &dyn Progress) -> Result<Obtained, Error> {
+        if !req.force
+            && let Some(token) = self.cached()?
+        {
+            return Ok(Obtained {
+                token,
+                cached: true,
+            });
+        }
+        let started_at = self.clock.now();
+        let _inflight = self.inflight.lock().await;
+        let lock = ProfileLock::acquire(
+            &TokenStore::lock_dir(&self.profile.state_dir),
+            &self.profile.name,
+            self.lock_wait,
+        )
+        .await?;
+        let mut state = self.state()?;
+        if let Some(token) = self.reusable(&state, req, lock.waited, started_at) {
+            return Ok(Obtained {
+                token,
+                cached: true,
+            });
+        }
+
+        let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
+        cx.current = state.token.as_ref();
+        cx.renewable = state.renewable;
+        cx.record_dir = req.record_dir.clone();
+        cx.interactive = req.interactive;
+        let result = run_chain(&sources(req.via), &cx).await;
+        drop(cx);
+
+        let now = self.clock.now();
+        match result {
+            Ok((token, _)) => {
+                state.token = Some(token.clone());
+                state.renewable = true;
+                state.last_error = None;
+                state.updated_at = Some(now);
+                self.store.save(&self.profile.name, &state)?;
+                Ok(Obtained {
+                    token,
+                    cached: false,
+                })
+            }
+            Err(failure) => {
+                let renew_refused = failure.attempts.iter().any(|a| {
+                    a.source == SourceKind::Renew
+                        && matches!(&a.result, AttemptResult::Failed(e)
+                            if !matches!(e.class(), ErrorClass::Transient | ErrorClass::RateLimited))
+                });
+                if renew_refused {
+                    state.renewable = false;
+                }
+                let err = Error::Chain(failure);
+                state.record_error(err.class(), err.to_string(), now);
+                self.store.save(&self.profile.name, &state)?;
+                Err(err)
+            }
+        }
+    }
+
+    /// After waiting for the lock, another process may have done our work.
+    fn reusable(
+        &self,
+        state: &ProfileState,
+        req: &Request,
+        waited: bool,
+        started_at: DateTime<Utc>,
+    ) -> Option<Token> {
+        let token = state.token.as_ref()?;
+        let now = self.clock.now();
+        let fresh_for_us = waited && token.obtained_at >= started_at;
+        let valid = token.is_valid_for(now, self.profile.margin);
+        ((!req.force && valid) || (fresh_for_us && token.is_live(now))).then(|| token.clone())
+    }
+
+    /// Stores a token made elsewhere (Dhan Web), after checking it with `profile`.
+    pub async fn import(&self, raw: &str) -> Result<Token, Error> {
+        let raw = raw.trim();
+        let info = self.api.profile(raw).await?;
+        let now = self.clock.now();
+        let client_id = info
+            .client_id
+            .clone()
+            .or_else(|| self.profile.client_id.clone());
+        let expiry = info.token_validity.map(|t| t.to_rfc3339());
+        let token = Token::from_grant(raw, client_id.as_deref(), None, SourceKind::Import, now)
+            .or_else(|_| {
+                Token::from_grant(
+                    raw,
+                    client_id.as_deref(),
+                    expiry.as_deref(),
+                    SourceKind::Import,
+                    now,
+                )
+            })?;
+        let _lock = ProfileLock::acquire(
+            &TokenStore::lock_dir(&self.profile.state_dir),
+            &self.profile.name,
+            self.lock_wait,
+        )
+        .await?;
+        let state = ProfileState {
+            token: Some(token.clone()),
+            renewable: true,
+            last_error: None,
+            updated_at: Some(now),
+        };
+        self.store.save(&self.profile.name, &state)?;
+        Ok(token)
+    }
+
+    /// Checks a token with Dhan (`--verify`).
+    pub async fn verify(&self, token: &Token) -> Result<ProfileInfo, Error> {
+        Ok(self.api.profile(token.access_token.secret()).await?)
+    }
+
+    /// Forgets the stored token. Dhan keeps it alive until it expires.
+    pub fn logout(&self) -> Result<bool, Error> {
+        Ok(self.store.remove(&self.profile.name)?)
+    }
+}

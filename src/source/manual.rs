@@ -1,0 +1,212 @@
+//! The last resort: a person logs in on the consent page themselves.
+//!
+//! We print the consent URL, then take the tokenId from whichever comes first: the
+//! browser's redirect to a loopback redirect URL (we listen there), or the redirected URL
+//! (or the bare tokenId) pasted on stdin.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use url::Url;
+
+use super::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
+use crate::config::Profile;
+use crate::error::{Error, ErrorClass};
+use crate::token::{SourceKind, Token};
+
+/// A person may need a while to find their phone; not forever.
+const WAIT: Duration = Duration::from_secs(600);
+
+pub struct ManualSource;
+
+impl TokenSource for ManualSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Manual
+    }
+
+    fn obtain<'a>(&'a self, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let p = cx.profile;
+            if p.client_id.is_none() || p.api_key.is_none() || p.api_secret.is_none() {
+                return Outcome::NotApplicable("needs client_id, api_key and api_secret".into());
+            }
+            if !cx.interactive {
+                return Outcome::NotApplicable("nobody at a terminal to log in".into());
+            }
+            match login(cx).await {
+                Ok(token) => Outcome::Obtained(token),
+                Err(e) => outcome_of(e),
+            }
+        })
+    }
+}
+
+async fn login(cx: &Context<'_>) -> Result<Token, Error> {
+    let p = cx.profile;
+    let client_id = p.require_client_id()?;
+    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY")?;
+    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET")?;
+    let consent = cx
+        .api
+        .generate_consent(client_id, api_key, api_secret)
+        .await?;
+    let url = cx.api.consent_login_url(&consent);
+
+    let listener = match p.redirect_url.as_ref().filter(|u| is_loopback(u)) {
+        Some(redirect) => {
+            let port = redirect.port_or_known_default().unwrap_or(80);
+            let host = redirect
+                .host_str()
+                .unwrap_or("127.0.0.1")
+                .trim_matches(['[', ']']);
+            match TcpListener::bind((host, port)).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot listen on the redirect URL's port {port}: {e}; paste the URL instead"
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    eprintln!("Open this page in a browser and log in to Dhan:\n\n  {url}\n");
+    if listener.is_some() {
+        eprintln!("Waiting for the redirect (or paste the redirected URL or the tokenId here):");
+    } else {
+        eprintln!("Then paste the URL the browser was redirected to (or just its tokenId):");
+    }
+
+    let token_id = tokio::time::timeout(WAIT, first_token_id(listener))
+        .await
+        .map_err(|_| {
+            refused(format!(
+                "manual login: no tokenId within {} minutes",
+                WAIT.as_secs() / 60
+            ))
+        })??;
+    let grant = cx
+        .api
+        .consume_consent(&token_id, api_key, api_secret)
+        .await?;
+    Ok(grant.into_token(client_id, SourceKind::Manual, cx.clock.now())?)
+}
+
+async fn first_token_id(listener: Option<TcpListener>) -> Result<SecretString, Error> {
+    let from_redirect = async {
+        match listener {
+            Some(l) => serve_redirect(l).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        id = from_redirect => Ok(id),
+        id = read_pasted() => id,
+    }
+}
+
+/// Answers requests on the loopback redirect URL until one carries a tokenId.
+async fn serve_redirect(listener: TcpListener) -> SecretString {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let mut buf = vec![0u8; 8192];
+        let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            _ => continue,
+        };
+        let head = String::from_utf8_lossy(&buf[..n]);
+        let target = head
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1));
+        let id = target.and_then(|t| token_id_in(&format!("http://localhost{t}")));
+        let body = if id.is_some() {
+            "dhan-login received the login. You can close this tab."
+        } else {
+            "dhan-login is waiting for the Dhan login redirect."
+        };
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(reply.as_bytes()).await;
+        if let Some(id) = id {
+            return id;
+        }
+    }
+}
+
+async fn read_pasted() -> Result<SecretString, Error> {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(id) = token_id_in(line) {
+            return Ok(id);
+        }
+        if line
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Ok(SecretString::from(line.to_owned()));
+        }
+        eprintln!("That is neither a URL with ?tokenId= nor a tokenId; try again:");
+    }
+    Err(refused(
+        "manual login: stdin closed before a tokenId was given".into(),
+    ))
+}
+
+fn token_id_in(text: &str) -> Option<SecretString> {
+    let url = Url::parse(text).ok()?;
+    url.query_pairs()
+        .find(|(k, v)| k == "tokenId" && !v.is_empty())
+        .map(|(_, v)| SecretString::from(v.into_owned()))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn refused(message: String) -> Error {
+    Error::Refused {
+        class: ErrorClass::Other,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn token_id_is_read_from_a_redirected_url() {
+        let id = token_id_in("https://example.test/cb?x=1&tokenId=abc-123").unwrap();
+        assert_eq!(id.expose_secret(), "abc-123");
+        assert!(token_id_in("https://example.test/cb?x=1").is_none());
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback(
+            &Url::parse("http://127.0.0.1:8765/cb").unwrap()
+        ));
+        assert!(is_loopback(
+            &Url::parse("http://localhost:8765/cb").unwrap()
+        ));
+        assert!(!is_loopback(&Url::parse("https://example.com/cb").unwrap()));
+    }
+}

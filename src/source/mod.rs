@@ -1,0 +1,247 @@
+//! Token sources and the chain that tries them, cheapest first.
+//!
+//! Each source answers one of three ways: it does not apply (not configured), it failed
+//! (worth trying the next source), or it is fatal (the account said no: stop at once,
+//! since retrying a rejected credential through another path is how accounts get locked).
+
+#[cfg(feature = "browser")]
+mod browser;
+mod manual;
+mod renew;
+mod totp;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crate::api::DhanApi;
+use crate::config::Profile;
+use crate::error::{Error, ErrorClass};
+use crate::progress::Progress;
+use crate::token::{SourceKind, Token};
+use crate::totp::{Clock, TotpGenerator};
+
+#[cfg(feature = "browser")]
+pub use browser::BrowserSource;
+pub use manual::ManualSource;
+pub use renew::RenewSource;
+pub use totp::TotpSource;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How one source ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Obtained(Token),
+    NotApplicable(String),
+    Failed(Error),
+    Fatal(Error),
+}
+
+/// What every source may use. Built once per attempt by the manager.
+pub struct Context<'a> {
+    pub profile: &'a Profile,
+    pub api: &'a DhanApi,
+    /// The stored token, live or not; renew needs it.
+    pub current: Option<&'a Token>,
+    /// False once RenewToken refused the current token.
+    pub renewable: bool,
+    pub progress: &'a dyn Progress,
+    pub clock: Arc<dyn Clock>,
+    /// `dhan-login record --out DIR`: the browser saves each screen it meets.
+    pub record_dir: Option<PathBuf>,
+    /// Whether a person can answer prompts (manual login).
+    pub interactive: bool,
+    totp: OnceLock<TotpGenerator>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        profile: &'a Profile,
+        api: &'a DhanApi,
+        progress: &'a dyn Progress,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Context {
+            profile,
+            api,
+            current: None,
+            renewable: true,
+            progress,
+            clock,
+            record_dir: None,
+            interactive: false,
+            totp: OnceLock::new(),
+        }
+    }
+
+    /// One TOTP generator per run, shared by every source, so that no code is ever
+    /// submitted twice even when the chain moves from the API to the browser.
+    pub async fn totp(&self) -> Result<&TotpGenerator, Error> {
+        if let Some(g) = self.totp.get() {
+            return Ok(g);
+        }
+        let secret =
+            Profile::require(&self.profile.totp_secret, "totp_secret", "DHAN_TOTP_SECRET")?;
+        let generator = TotpGenerator::new(secret, self.clock.clone())?;
+        if let Some((server, local)) = self.api.probe_server_time().await
+            && let Some(skew) = generator.observe_server_time(server, local)
+        {
+            tracing::warn!(
+                skew_ms = skew.num_milliseconds(),
+                "local clock is {:.1} s {} Dhan's: generating TOTP codes for the server's time (fix the clock with NTP)",
+                skew.num_milliseconds().abs() as f64 / 1000.0,
+                if skew.num_milliseconds() > 0 {
+                    "behind"
+                } else {
+                    "ahead of"
+                }
+            );
+        }
+        Ok(self.totp.get_or_init(|| generator))
+    }
+}
+
+pub trait TokenSource: Send + Sync {
+    fn kind(&self) -> SourceKind;
+    fn obtain<'a>(&'a self, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome>;
+}
+
+/// One source's try, for the final report.
+#[derive(Debug)]
+pub struct Attempt {
+    pub source: SourceKind,
+    pub result: AttemptResult,
+    pub elapsed: std::time::Duration,
+}
+
+#[derive(Debug)]
+pub enum AttemptResult {
+    NotApplicable(String),
+    Failed(Error),
+    Fatal(Error),
+}
+
+impl Attempt {
+    pub fn class(&self) -> Option<ErrorClass> {
+        match &self.result {
+            AttemptResult::NotApplicable(_) => None,
+            AttemptResult::Failed(e) | AttemptResult::Fatal(e) => Some(e.class()),
+        }
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.result {
+            AttemptResult::NotApplicable(why) => write!(f, "{}: skipped ({why})", self.source),
+            AttemptResult::Failed(e) => write!(f, "{}: failed: {e}", self.source),
+            AttemptResult::Fatal(e) => write!(f, "{}: refused, chain stopped: {e}", self.source),
+        }
+    }
+}
+
+/// Every attempt of a chain that produced no token.
+#[derive(Debug)]
+pub struct ChainFailure {
+    pub attempts: Vec<Attempt>,
+}
+
+impl ChainFailure {
+    /// The class that decides the exit code: a fatal one if any, else the last failure.
+    pub fn class(&self) -> ErrorClass {
+        let fatal = self.attempts.iter().find_map(|a| match &a.result {
+            AttemptResult::Fatal(e) => Some(e.class()),
+            _ => None,
+        });
+        fatal
+            .or_else(|| self.attempts.iter().rev().find_map(Attempt::class))
+            .unwrap_or(ErrorClass::Config)
+    }
+}
+
+impl std::fmt::Display for ChainFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self
+            .attempts
+            .iter()
+            .all(|a| matches!(a.result, AttemptResult::NotApplicable(_)))
+        {
+            write!(f, "no way to obtain a token is configured:")?;
+        } else {
+            write!(f, "no token obtained:")?;
+        }
+        for a in &self.attempts {
+            write!(f, "\n  - {a}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Tries sources in order; the first token wins, a fatal answer stops the chain.
+pub async fn run_chain(
+    sources: &[Box<dyn TokenSource>],
+    cx: &Context<'_>,
+) -> Result<(Token, Vec<Attempt>), ChainFailure> {
+    let mut attempts = Vec::new();
+    for source in sources {
+        let kind = source.kind();
+        let started = Instant::now();
+        let outcome = source.obtain(cx).await;
+        let elapsed = started.elapsed();
+        let result = match outcome {
+            Outcome::Obtained(token) => {
+                tracing::info!(source = %kind, ms = elapsed.as_millis() as u64, "token obtained");
+                return Ok((token, attempts));
+            }
+            Outcome::NotApplicable(why) => {
+                tracing::debug!(source = %kind, %why, "source does not apply");
+                AttemptResult::NotApplicable(why)
+            }
+            Outcome::Failed(e) => {
+                tracing::warn!(source = %kind, error = %e, "source failed; trying the next");
+                AttemptResult::Failed(e)
+            }
+            Outcome::Fatal(e) => {
+                tracing::error!(source = %kind, error = %e, "source refused; stopping");
+                attempts.push(Attempt {
+                    source: kind,
+                    result: AttemptResult::Fatal(e),
+                    elapsed,
+                });
+                return Err(ChainFailure { attempts });
+            }
+        };
+        attempts.push(Attempt {
+            source: kind,
+            result,
+            elapsed,
+        });
+    }
+    Err(ChainFailure { attempts })
+}
+
+/// The chain in its standard order, or a single source for `login --via`.
+pub fn sources(only: Option<SourceKind>) -> Vec<Box<dyn TokenSource>> {
+    let all: Vec<Box<dyn TokenSource>> = vec![
+        Box::new(RenewSource),
+        Box::new(TotpSource),
+        #[cfg(feature = "browser")]
+        Box::new(BrowserSource),
+        Box::new(ManualSource),
+    ];
+    match only {
+        None => all,
+        Some(kind) => all.into_iter().filter(|s| s.kind() == kind).collect(),
+    }
+}
+
+/// Classifies a library error for the chain: credential and consent refusals are fatal.
+pub fn outcome_of(e: Error) -> Outcome {
+    match e.class() {
+        ErrorClass::CredentialRejected | ErrorClass::ConsentLimit => Outcome::Fatal(e),
+        _ => Outcome::Failed(e),
+    }
+}

@@ -1,0 +1,42 @@
+//! PIN + TOTP straight to generateAccessToken: no browser, one request.
+
+use super::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
+use crate::error::Error;
+use crate::token::SourceKind;
+
+pub struct TotpSource;
+
+impl TokenSource for TotpSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Totp
+    }
+
+    fn obtain<'a>(&'a self, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let p = cx.profile;
+            let (Some(client_id), Some(pin), Some(_)) = (&p.client_id, &p.pin, &p.totp_secret)
+            else {
+                return Outcome::NotApplicable("needs client_id, pin and totp_secret".into());
+            };
+            match login(cx, client_id, pin).await {
+                Ok(token) => Outcome::Obtained(token),
+                Err(e) => outcome_of(e),
+            }
+        })
+    }
+}
+
+async fn login(
+    cx: &Context<'_>,
+    client_id: &str,
+    pin: &crate::config::SecretRef,
+) -> Result<crate::token::Token, Error> {
+    let pin = pin.get()?;
+    let totp = cx.totp().await?;
+    cx.progress.step_started("totp login");
+    let started = std::time::Instant::now();
+    let code = totp.next_code().await;
+    let grant = cx.api.generate_access_token(client_id, pin, &code).await;
+    cx.progress.step_finished("totp login", started.elapsed());
+    Ok(grant?.into_token(client_id, SourceKind::Totp, cx.clock.now())?)
+}

@@ -1,0 +1,147 @@
+//! The per-profile state file: the current token and what happened last.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::atomic::write_atomic;
+use crate::error::ErrorClass;
+use crate::token::Token;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} was corrupt ({reason}); moved aside to {moved_to}")]
+    Corrupt {
+        path: PathBuf,
+        moved_to: PathBuf,
+        reason: String,
+    },
+    #[error("profile name `{0}` may only hold letters, digits, `-`, `_` and `.`")]
+    BadProfileName(String),
+}
+
+/// The last failure, for `status` and the daemon's health.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LastError {
+    pub at: DateTime<Utc>,
+    pub class: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProfileState {
+    pub token: Option<Token>,
+    /// False once RenewToken refused this token: do not ask again.
+    #[serde(default = "yes")]
+    pub renewable: bool,
+    pub last_error: Option<LastError>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ProfileState {
+    pub fn record_error(&mut self, class: ErrorClass, message: String, now: DateTime<Utc>) {
+        self.last_error = Some(LastError {
+            at: now,
+            class: class.as_str().to_owned(),
+            message,
+        });
+        self.updated_at = Some(now);
+    }
+}
+
+/// Token files under `<state>/tokens/<profile>.json`, mode 0600.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    dir: PathBuf,
+}
+
+impl TokenStore {
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            dir: state_dir.join("tokens"),
+        }
+    }
+
+    pub fn lock_dir(state_dir: &Path) -> PathBuf {
+        state_dir.join("locks")
+    }
+
+    pub fn path(&self, profile: &str) -> Result<PathBuf, StoreError> {
+        let ok = !profile.is_empty()
+            && !profile.starts_with('.')
+            && profile
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(StoreError::BadProfileName(profile.to_owned()));
+        }
+        Ok(self.dir.join(format!("{profile}.json")))
+    }
+
+    /// The stored state; an absent file is an empty state. A file that does not parse is
+    /// moved aside (kept for inspection) and reported as `Corrupt`.
+    pub fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
+        let path = self.path(profile)?;
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ProfileState {
+                    renewable: true,
+                    ..Default::default()
+                });
+            }
+            Err(source) => return Err(StoreError::Read { path, source }),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+                let moved_to = path.with_extension(format!("json.corrupt-{stamp}"));
+                std::fs::rename(&path, &moved_to).map_err(|source| StoreError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+                Err(StoreError::Corrupt {
+                    path,
+                    moved_to,
+                    // serde_json's message names line and column, never the content.
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    pub fn save(&self, profile: &str, state: &ProfileState) -> Result<(), StoreError> {
+        let path = self.path(profile)?;
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| StoreError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&path, &bytes).map_err(|source| StoreError::Write { path, source })
+    }
+
+    /// Forgets the token (logout). Absent is fine.
+    pub fn remove(&self, profile: &str) -> Result<bool, StoreError> {
+        let path = self.path(profile)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StoreError::Write { path, source }),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The access token and what we know about it without asking Dhan.
+
+use std::fmt;
+
+use base64::Engine;
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A DhanHQ access token. Debug and Display never show it; `secret()` is the one way in.
+#[derive(Clone)]
+pub struct AccessToken(SecretString);
+
+impl AccessToken {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(SecretString::from(value.into()))
+    }
+
+    pub fn secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(****)")
+    }
+}
+
+impl PartialEq for AccessToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.secret() == other.secret()
+    }
+}
+
+// The store must persist the value; serialising is the one deliberate exposure.
+impl Serialize for AccessToken {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.secret())
+    }
+}
+
+impl<'de> Deserialize<'de> for AccessToken {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(AccessToken::new)
+    }
+}
+
+/// Who the token was minted for, from the JWT's `tokenConsumerType` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TokenKind {
+    /// Created on Dhan Web: RenewToken extends it indefinitely.
+    #[serde(rename = "SELF")]
+    SelfWeb,
+    /// Minted by an API login (PIN+TOTP or consent): reportedly not renewable.
+    #[serde(rename = "APP")]
+    App,
+    #[serde(rename = "UNKNOWN")]
+    #[default]
+    Unknown,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::SelfWeb => "SELF",
+            TokenKind::App => "APP",
+            TokenKind::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a token was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Renew,
+    Totp,
+    Browser,
+    Manual,
+    Import,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Renew => "renew",
+            SourceKind::Totp => "totp",
+            SourceKind::Browser => "browser",
+            SourceKind::Manual => "manual",
+            SourceKind::Import => "import",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token with the facts every consumer needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Token {
+    pub access_token: AccessToken,
+    pub client_id: String,
+    pub expires_at: DateTime<Utc>,
+    pub kind: TokenKind,
+    pub source: SourceKind,
+    pub obtained_at: DateTime<Utc>,
+}
+
+/// Why a token value could not be turned into a `Token`.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TokenError {
+    #[error("the token has no expiry: no usable expiryTime and no `exp` claim")]
+    NoExpiry,
+    #[error("the token names no client id and none is configured")]
+    NoClientId,
+}
+
+impl Token {
+    /// Builds a token from what a login answered. `expiry_time` is Dhan's IST timestamp;
+    /// when it is missing or unreadable the JWT `exp` claim decides.
+    pub fn from_grant(
+        value: &str,
+        client_id: Option<&str>,
+        expiry_time: Option<&str>,
+        source: SourceKind,
+        now: DateTime<Utc>,
+    ) -> Result<Token, TokenError> {
+        let claims = Claims::peek(value).unwrap_or_default();
+        let expires_at = expiry_time
+            .and_then(parse_ist)
+            .or_else(|| claims.exp.and_then(|s| Utc.timestamp_opt(s, 0).single()))
+            .ok_or(TokenError::NoExpiry)?;
+        let client_id = client_id
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .or(claims.client_id)
+            .ok_or(TokenError::NoClientId)?;
+        Ok(Token {
+            access_token: AccessToken::new(value),
+            client_id,
+            expires_at,
+            kind: claims.kind,
+            source,
+            obtained_at: now,
+        })
+    }
+
+    /// True while the token stays valid for more than `margin` from `now`.
+    pub fn is_valid_for(&self, now: DateTime<Utc>, margin: chrono::Duration) -> bool {
+        self.expires_at - now > margin
+    }
+
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// The claims we read from a JWT payload, without checking its signature: only Dhan can,
+/// and all we want is expiry and kind without a network call.
+#[derive(Debug, Default, PartialEq)]
+pub struct Claims {
+    pub client_id: Option<String>,
+    pub exp: Option<i64>,
+    pub kind: TokenKind,
+}
+
+impl Claims {
+    pub fn peek(jwt: &str) -> Option<Claims> {
+        let payload = jwt.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let client_id = match value.get("dhanClientId") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let kind = match value.get("tokenConsumerType").and_then(|v| v.as_str()) {
+            Some(k) if k.eq_ignore_ascii_case("SELF") => TokenKind::SelfWeb,
+            Some(k) if k.eq_ignore_ascii_case("APP") => TokenKind::App,
+            _ => TokenKind::Unknown,
+        };
+        Some(Claims {
+            client_id,
+            exp: value.get("exp").and_then(|v| v.as_i64()),
+            kind,
+        })
+    }
+}
+
+/// India Standard Time, the zone Dhan's timestamps are in although they carry no offset.
+pub fn ist() -> FixedOffset {
+    // 5 h 30 min east is always in range.
+    FixedOffset::east_opt(5 * 3600 + 30 * 60).unwrap_or_else(|| unreachable!())
+}
+
+/// Reads Dhan's `expiryTime` (`2026-01-01T00:00:00` with or without `.mmm`, IST, no
+/// offset) as a UTC instant. A value that does carry an offset is honoured.
+pub fn parse_ist(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
+        .ok()?;
+    ist()
+        .from_local_datetime(&naive)
+        .single()
+        .map(|dt| dt.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(payload: serde_json::Value) -> String {
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.sig",
+            e.encode(br#"{"alg":"HS512"}"#),
+            e.encode(payload.to_string())
+        )
+    }
+
+    #[test]
+    fn ist_without_offset_is_five_thirty_ahead_of_utc() {
+        let want = Utc.with_ymd_and_hms(2025, 12, 31, 18, 30, 0).unwrap();
+        assert_eq!(parse_ist("2026-01-01T00:00:00.000"), Some(want));
+        assert_eq!(parse_ist("2026-01-01T00:00:00"), Some(want));
+        assert_eq!(parse_ist("2026-01-01T00:00:00+05:30"), Some(want));
+        assert_eq!(parse_ist("01/01/2026"), None);
+    }
+
+    #[test]
+    fn expiry_falls_back_to_exp_claim_and_kind_comes_from_claims() {
+        let t = jwt(
+            serde_json::json!({"dhanClientId":"1000000001","exp":1767225600,"tokenConsumerType":"SELF"}),
+        );
+        let tok =
+            Token::from_grant(&t, None, Some("garbage"), SourceKind::Import, Utc::now()).unwrap();
+        assert_eq!(tok.expires_at.timestamp(), 1767225600);
+        assert_eq!(tok.kind, TokenKind::SelfWeb);
+        assert_eq!(tok.client_id, "1000000001");
+    }
+
+    #[test]
+    fn no_expiry_anywhere_is_an_error() {
+        let err = Token::from_grant("opaque", Some("1"), None, SourceKind::Totp, Utc::now());
+        assert_eq!(err, Err(TokenError::NoExpiry));
+    }
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let t = AccessToken::new("very-secret-value");
+        assert!(!format!("{t:?}").contains("very-secret"));
+    }
+}
