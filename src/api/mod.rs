@@ -65,11 +65,20 @@ pub struct DhanApi {
 
 impl DhanApi {
     pub fn new(auth_base: Url, api_base: Url) -> Result<Self, ApiError> {
+        Self::with_timeout(auth_base, api_base, REQUEST_TIMEOUT)
+    }
+
+    /// As `new`, with another per-request timeout (tests, slow networks).
+    pub fn with_timeout(
+        auth_base: Url,
+        api_base: Url,
+        timeout: Duration,
+    ) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
             // Dhan answers every call directly; a redirect would only leak headers.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .user_agent(concat!("dhan-login/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ApiError::Transient {
