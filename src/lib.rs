@@ -23,7 +23,9 @@ pub use error::{Error, ErrorClass};
 pub use manager::{Obtained, Request, TokenManager};
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
-pub use source::{Attempt, AttemptResult, ChainFailure, Context, Outcome, TokenSource, run_chain};
+pub use source::{
+    Attempt, AttemptResult, BoxFuture, ChainFailure, Context, Outcome, TokenSource, run_chain,
+};
 pub use store::{LastError, ProfileState, StoreError, TokenStore, write_atomic};
 pub use token::{AccessToken, SourceKind, Token, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};

@@ -1,0 +1,266 @@
+//! The chain's decisions and the manager's decision table, against the stand-in.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use dhan_login::mock::{Endpoint, MockOptions, MockServer, TokenKind as MockKind};
+use dhan_login::{
+    AttemptResult, Context, DhanApi, Error, ErrorClass, NoProgress, Outcome, Paths, Profile,
+    Request, SourceKind, SystemClock, Token, TokenManager, TokenSource, run_chain,
+};
+
+type Env = Vec<(&'static str, String)>;
+
+fn env_of(s: &MockServer, state: &std::path::Path) -> Env {
+    let a = s.account();
+    vec![
+        ("DHAN_CLIENT_ID", a.client_id.clone()),
+        ("DHAN_PIN", a.pin.clone()),
+        ("DHAN_TOTP_SECRET", a.totp_secret.clone()),
+        ("DHAN_AUTH_BASE_URL", s.auth_base_url().to_string()),
+        ("DHAN_API_BASE_URL", s.api_base_url().to_string()),
+        ("DHAN_LOGIN_STATE_DIR", state.to_string_lossy().into_owned()),
+        (
+            "DHAN_LOGIN_CONFIG",
+            state.join("absent.toml").to_string_lossy().into_owned(),
+        ),
+    ]
+}
+
+fn profile(env: &Env) -> Profile {
+    let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let mut paths = Paths::from_env(&lookup).unwrap();
+    paths.config_explicit = false;
+    Profile::load("default", &paths, &lookup).unwrap()
+}
+
+fn without(mut env: Env, name: &str) -> Env {
+    env.retain(|(n, _)| *n != name);
+    env
+}
+
+/// A source that answers what it is told and counts its calls.
+struct Scripted {
+    kind: SourceKind,
+    answer: fn() -> Outcome,
+    calls: Arc<AtomicU32>,
+}
+
+impl TokenSource for Scripted {
+    fn kind(&self) -> SourceKind {
+        self.kind
+    }
+    fn obtain<'a>(&'a self, _cx: &'a Context<'a>) -> dhan_login::BoxFuture<'a, Outcome> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let out = (self.answer)();
+        Box::pin(async move { out })
+    }
+}
+
+fn fake_token() -> Token {
+    Token::from_grant(
+        "opaque",
+        Some("1"),
+        Some("2030-01-01T00:00:00"),
+        SourceKind::Totp,
+        Utc::now(),
+    )
+    .unwrap()
+}
+
+fn refused(class: ErrorClass) -> Error {
+    Error::Refused {
+        class,
+        message: format!("scripted {class}"),
+    }
+}
+
+async fn run(
+    script: Vec<(SourceKind, fn() -> Outcome)>,
+) -> (Result<Token, dhan_login::ChainFailure>, Vec<u32>) {
+    let dir = tempfile::tempdir().unwrap();
+    let env: Env = vec![(
+        "DHAN_LOGIN_STATE_DIR",
+        dir.path().to_string_lossy().into_owned(),
+    )];
+    let p = profile(&env);
+    let api = DhanApi::new(p.auth_base_url.clone(), p.api_base_url.clone()).unwrap();
+    let counters: Vec<Arc<AtomicU32>> =
+        script.iter().map(|_| Arc::new(AtomicU32::new(0))).collect();
+    let sources: Vec<Box<dyn TokenSource>> = script
+        .iter()
+        .zip(&counters)
+        .map(|((kind, answer), calls)| {
+            Box::new(Scripted {
+                kind: *kind,
+                answer: *answer,
+                calls: calls.clone(),
+            }) as Box<dyn TokenSource>
+        })
+        .collect();
+    let cx = Context::new(&p, &api, &NoProgress, Arc::new(SystemClock));
+    let result = run_chain(&sources, &cx).await.map(|(t, _)| t);
+    (
+        result,
+        counters.iter().map(|c| c.load(Ordering::SeqCst)).collect(),
+    )
+}
+
+#[tokio::test]
+async fn not_applicable_is_skipped_and_failed_falls_back() {
+    let (result, calls) = run(vec![
+        (SourceKind::Renew, || {
+            Outcome::NotApplicable("no token".into())
+        }),
+        (SourceKind::Totp, || {
+            Outcome::Failed(refused(ErrorClass::Transient))
+        }),
+        (SourceKind::Browser, || Outcome::Obtained(fake_token())),
+        (SourceKind::Manual, || Outcome::Obtained(fake_token())),
+    ])
+    .await;
+    assert!(result.is_ok());
+    assert_eq!(calls, vec![1, 1, 1, 0]);
+}
+
+#[tokio::test]
+async fn fatal_stops_the_chain() {
+    let (result, calls) = run(vec![
+        (SourceKind::Totp, || {
+            Outcome::Fatal(refused(ErrorClass::CredentialRejected))
+        }),
+        (SourceKind::Browser, || Outcome::Obtained(fake_token())),
+    ])
+    .await;
+    let failure = result.err().unwrap();
+    assert_eq!(calls, vec![1, 0]);
+    assert_eq!(failure.class(), ErrorClass::CredentialRejected);
+    assert!(matches!(
+        failure.attempts[0].result,
+        AttemptResult::Fatal(_)
+    ));
+}
+
+#[tokio::test]
+async fn all_failed_lists_every_attempt() {
+    let (result, _) = run(vec![
+        (SourceKind::Renew, || {
+            Outcome::NotApplicable("no stored token".into())
+        }),
+        (SourceKind::Totp, || {
+            Outcome::Failed(refused(ErrorClass::Transient))
+        }),
+        (SourceKind::Browser, || {
+            Outcome::Failed(refused(ErrorClass::Other))
+        }),
+    ])
+    .await;
+    let failure = result.err().unwrap();
+    let text = failure.to_string();
+    for want in [
+        "renew: skipped (no stored token)",
+        "totp: failed: scripted transient",
+        "browser: failed: scripted other",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+    assert_eq!(failure.attempts.len(), 3);
+}
+
+#[tokio::test]
+async fn a_cached_token_is_returned_without_any_call() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = TokenManager::new(profile(&env_of(&s, dir.path()))).unwrap();
+    let first = m.token(&Request::default(), &NoProgress).await.unwrap();
+    assert!(!first.cached);
+    assert_eq!(first.token.source, SourceKind::Totp);
+    let second = m.token(&Request::default(), &NoProgress).await.unwrap();
+    assert!(second.cached);
+    assert_eq!(second.token, first.token);
+    assert_eq!(s.logins(), 1);
+    assert_eq!(s.calls(Endpoint::GenerateAccessToken), 1);
+}
+
+#[tokio::test]
+async fn a_token_inside_the_margin_is_renewed_not_re_minted() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = TokenManager::new(profile(&env_of(&s, dir.path()))).unwrap();
+    // 10 minutes left: inside the default 30 minute margin.
+    let web = s.issue_token(MockKind::SelfWeb, Duration::from_secs(600));
+    m.import(&web).await.unwrap();
+    let got = m.token(&Request::default(), &NoProgress).await.unwrap();
+    assert_eq!(got.token.source, SourceKind::Renew);
+    assert_eq!(s.calls(Endpoint::RenewToken), 1);
+    assert_eq!(s.calls(Endpoint::GenerateAccessToken), 0);
+    assert!(!s.is_live(&web));
+}
+
+#[tokio::test]
+async fn a_renew_refusal_marks_the_token_not_renewable_and_falls_back() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // No TOTP secret: after renew, nothing else applies.
+    let env = without(env_of(&s, dir.path()), "DHAN_TOTP_SECRET");
+    let m = TokenManager::new(profile(&env)).unwrap();
+    let app = s.issue_token(MockKind::App, Duration::from_secs(600));
+    m.import(&app).await.unwrap();
+    let err = m
+        .token(&Request::default(), &NoProgress)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("renew: failed"), "{err}");
+    let state = m.state().unwrap();
+    assert!(!state.renewable);
+    assert!(state.last_error.is_some());
+    // Not asked again.
+    let _ = m.token(&Request::default(), &NoProgress).await;
+    assert_eq!(s.calls(Endpoint::RenewToken), 1);
+
+    // With TOTP configured the chain falls back to it.
+    let m = TokenManager::new(profile(&env_of(&s, dir.path()))).unwrap();
+    let got = m.token(&Request::default(), &NoProgress).await.unwrap();
+    assert_eq!(got.token.source, SourceKind::Totp);
+}
+
+#[tokio::test]
+async fn a_wrong_pin_stops_the_chain_as_fatal() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = without(env_of(&s, dir.path()), "DHAN_PIN");
+    env.push(("DHAN_PIN", "000000".into()));
+    let m = TokenManager::new(profile(&env)).unwrap();
+    let err = m
+        .token(&Request::default(), &NoProgress)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.class(), ErrorClass::CredentialRejected, "{err}");
+    assert_eq!(s.calls(Endpoint::GenerateAccessToken), 1);
+}
+
+#[tokio::test]
+async fn nothing_configured_says_so() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = without(
+        without(env_of(&s, dir.path()), "DHAN_PIN"),
+        "DHAN_TOTP_SECRET",
+    );
+    let m = TokenManager::new(profile(&env)).unwrap();
+    let err = m
+        .token(&Request::default(), &NoProgress)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("no way to obtain a token is configured"),
+        "{err}"
+    );
+    assert_eq!(err.class(), ErrorClass::Config);
+}
