@@ -1102,3 +1102,35 @@ async fn bad_options_are_refused_and_shutdown_closes_the_port() {
     s.shutdown().await;
     assert!(client().get(u).send().await.is_err());
 }
+
+#[tokio::test]
+async fn issue_token_endpoint_serves_out_of_process_clients() {
+    let s = server().await;
+    let r = client()
+        .post(url(&s.auth_base_url(), "/mock/issue-token"))
+        .query(&[("kind", "SELF"), ("lifetime_secs", "120")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let token = body["accessToken"].as_str().unwrap();
+    assert_eq!(claims(token)["tokenConsumerType"], "SELF");
+    let expiry = expiry_utc(&body);
+    assert!(
+        (expiry - (Utc::now() + chrono::TimeDelta::seconds(120)))
+            .num_seconds()
+            .abs()
+            <= 3
+    );
+    assert_eq!(renew(&s, token).await.status(), StatusCode::OK);
+
+    let r = client()
+        .post(url(&s.auth_base_url(), "/mock/issue-token"))
+        .query(&[("kind", "ROOT")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(s.logins(), 0);
+}

@@ -46,8 +46,8 @@ impl MockAccount {
             ucc: "MOCK0042".into(),
             mobile: "9999900042".into(),
             pin: "135790".into(),
-            // The textbook example secret: 80 bits, like many authenticator secrets.
-            totp_secret: "JBSWY3DPEHPK3PXP".into(),
+            // 160 bits: pyotp, which many Dhan scripts use, refuses secrets under 112.
+            totp_secret: "MOCKDHANDEMOTOTPSECRETMOCKDHAN23".into(),
             api_key: "mock-api-key-0042".into(),
             api_secret: "mock-api-secret-0042".into(),
             // Port 9 (discard) has nobody listening: the driver must capture the redirect

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::jwt;
 use super::state::{Minted, RenewRefusal, State, TotpVerdict};
-use super::{Endpoint, Fault, pages};
+use super::{Endpoint, Fault, TokenKind, pages};
 
 pub(crate) type Shared = Arc<State>;
 
@@ -43,6 +43,9 @@ pub(crate) fn router(state: Shared) -> Router {
             ),
         )
         .route("/v2/profile", counted(Endpoint::Profile, get(profile)))
+        // Not Dhan's: lets a client in another process get the token `issue_token` gives
+        // in-process tests, e.g. a SELF token for `dhan-login mock-server` to renew.
+        .route("/mock/issue-token", post(mock_issue_token))
         .merge(pages::router())
         .with_state(state)
 }
@@ -364,5 +367,30 @@ async fn profile(Extract(state): Extract<Shared>, headers: HeaderMap) -> Respons
             "dataPlan": "Active",
             "dataValidity": jwt::data_validity(data_validity),
         }),
+    )
+}
+
+async fn mock_issue_token(Extract(state): Extract<Shared>, RawQuery(q): RawQuery) -> Response {
+    let q = query_map(q);
+    let kind = match q.get("kind").map(|k| k.to_ascii_uppercase()).as_deref() {
+        None | Some("SELF") => TokenKind::SelfWeb,
+        Some("APP") => TokenKind::App,
+        Some(_) => return auth_status_error(StatusCode::BAD_REQUEST, "kind must be SELF or APP"),
+    };
+    let lifetime = match q.get("lifetime_secs").map(|s| s.parse::<u64>()) {
+        None => std::time::Duration::from_secs(24 * 60 * 60),
+        Some(Ok(secs)) => std::time::Duration::from_secs(secs),
+        Some(Err(_)) => {
+            return auth_status_error(StatusCode::BAD_REQUEST, "lifetime_secs must be a number");
+        }
+    };
+    let token = state.issue_token(kind, lifetime);
+    let expires = state
+        .live_token(&token)
+        .map(|t| jwt::expiry_time(t.expires))
+        .unwrap_or_default();
+    json_response(
+        StatusCode::OK,
+        json!({"accessToken": token, "expiryTime": expires, "tokenConsumerType": kind.as_str()}),
     )
 }
