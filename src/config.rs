@@ -107,6 +107,10 @@ struct ProfileFile {
     api_base_url: Option<String>,
     /// A cached token is used while it has more than this left.
     margin_minutes: Option<f64>,
+    /// generate-consent calls allowed per IST day (at most Dhan's 25).
+    consent_cap: Option<u32>,
+    /// How long a second process waits for another's login before giving up.
+    lock_wait_secs: Option<f64>,
     #[serde(default)]
     browser: BrowserFile,
 }
@@ -258,6 +262,8 @@ pub struct Profile {
     pub auth_base_url: Url,
     pub api_base_url: Url,
     pub margin: chrono::Duration,
+    pub consent_cap: u32,
+    pub lock_wait: Duration,
     pub browser: BrowserSettings,
     pub state_dir: PathBuf,
 }
@@ -367,6 +373,36 @@ impl Profile {
             );
         }
         problems
+    }
+
+    /// A hash of every configured credential, to recognise "the same credentials that
+    /// were rejected" without storing them. A secret that cannot be read hashes as such.
+    pub fn credential_fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"dhan-login credentials v1\0");
+        h.update(self.client_id.as_deref().unwrap_or("").as_bytes());
+        for (field, secret) in [
+            ("mobile", &self.mobile),
+            ("pin", &self.pin),
+            ("totp_secret", &self.totp_secret),
+            ("api_key", &self.api_key),
+            ("api_secret", &self.api_secret),
+        ] {
+            h.update(b"\0");
+            h.update(field.as_bytes());
+            h.update(b"=");
+            match secret.as_ref().map(|s| s.get()) {
+                Some(Ok(v)) => h.update(v.expose_secret().as_bytes()),
+                Some(Err(_)) => h.update(b"\x01unreadable"),
+                None => h.update(b"\x01absent"),
+            }
+        }
+        h.finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The secret in `field`, or the error naming it and its variable.
@@ -512,6 +548,33 @@ fn merge(
         None => chrono::Duration::minutes(30),
     };
 
+    let consent_cap = match pf.consent_cap {
+        Some(n) if !(1..=crate::store::DHAN_CONSENT_LIMIT).contains(&n) => {
+            return Err(ConfigError::Field {
+                field: "consent_cap".into(),
+                message: format!(
+                    "{n} is outside 1..={} (Dhan's daily limit)",
+                    crate::store::DHAN_CONSENT_LIMIT
+                ),
+            });
+        }
+        Some(n) => n,
+        None => crate::store::DHAN_CONSENT_LIMIT,
+    };
+    let lock_wait = match var("DHAN_LOGIN_LOCK_WAIT_SECS")
+        .map(|v| {
+            v.parse::<f64>().map_err(|_| ConfigError::Field {
+                field: "lock_wait_secs".into(),
+                message: format!("DHAN_LOGIN_LOCK_WAIT_SECS=`{v}` is not a number"),
+            })
+        })
+        .transpose()?
+        .or(pf.lock_wait_secs)
+    {
+        Some(s) => seconds("lock_wait_secs", s)?,
+        None => Duration::from_secs(120),
+    };
+
     Ok(Profile {
         name: name.to_owned(),
         client_id: var("DHAN_CLIENT_ID")
@@ -552,6 +615,8 @@ fn merge(
         api_base_url: url("api_base_url", "DHAN_API_BASE_URL", pf.api_base_url)?
             .unwrap_or_else(|| default_url(DEFAULT_API_BASE_URL)),
         margin,
+        consent_cap,
+        lock_wait,
         browser,
         state_dir: paths.state_dir.clone(),
     })

@@ -26,7 +26,10 @@ pub use redact::Scrubber;
 pub use source::{
     Attempt, AttemptResult, BoxFuture, ChainFailure, Context, Outcome, TokenSource, run_chain,
 };
-pub use store::{LastError, ProfileState, StoreError, TokenStore, write_atomic};
+pub use store::{
+    ConsentLedger, LastError, LedgerDay, Lockout, PendingConsent, ProfileState, StoreError,
+    TokenStore, next_ist_midnight, write_atomic,
+};
 pub use token::{AccessToken, SourceKind, Token, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 

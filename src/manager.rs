@@ -15,12 +15,11 @@ use crate::config::Profile;
 use crate::error::{Error, ErrorClass};
 use crate::progress::Progress;
 use crate::source::{AttemptResult, Context, run_chain, sources};
-use crate::store::{ProfileLock, ProfileState, StoreError, TokenStore};
+use crate::store::{
+    ConsentLedger, LedgerDay, Lockout, ProfileLock, ProfileState, StoreError, TokenStore,
+};
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, SystemClock};
-
-/// How long a second process waits for the first one's login before giving up.
-const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
 
 /// What a caller wants.
 #[derive(Debug, Default, Clone)]
@@ -56,12 +55,13 @@ impl TokenManager {
     pub fn new(profile: Profile) -> Result<Self, Error> {
         let api = DhanApi::new(profile.auth_base_url.clone(), profile.api_base_url.clone())?;
         let store = TokenStore::new(&profile.state_dir);
+        let lock_wait = profile.lock_wait;
         Ok(Self {
             profile,
             api,
             store,
             clock: Arc::new(SystemClock),
-            lock_wait: DEFAULT_LOCK_WAIT,
+            lock_wait,
             inflight: tokio::sync::Mutex::new(()),
         })
     }
@@ -133,21 +133,30 @@ impl TokenManager {
             });
         }
 
+        let locked = self.active_lockout(&state);
         let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
         cx.current = state.token.as_ref();
         cx.renewable = state.renewable;
         cx.record_dir = req.record_dir.clone();
         cx.interactive = req.interactive;
+        cx.lockout = locked.clone();
+        cx.totp_resume = state.totp_last_step;
         let result = run_chain(&sources(req.via), &cx).await;
+        let totp_step = cx.totp_last_step();
         drop(cx);
 
         let now = self.clock.now();
+        state.totp_last_step = totp_step.or(state.totp_last_step);
         match result {
             Ok((token, _)) => {
                 state.token = Some(token.clone());
                 state.renewable = true;
                 state.last_error = None;
                 state.updated_at = Some(now);
+                // These credentials just worked: whatever was rejected before is not them.
+                if token.source != SourceKind::Renew {
+                    state.lockout = None;
+                }
                 self.store.save(&self.profile.name, &state)?;
                 Ok(Obtained {
                     token,
@@ -164,11 +173,58 @@ impl TokenManager {
                     state.renewable = false;
                 }
                 let err = Error::Chain(failure);
+                if err.class() == ErrorClass::CredentialRejected && locked.is_none() {
+                    state.lockout = Some(Lockout {
+                        fingerprint: self.profile.credential_fingerprint(),
+                        at: now,
+                        message: err.to_string(),
+                    });
+                }
                 state.record_error(err.class(), err.to_string(), now);
                 self.store.save(&self.profile.name, &state)?;
                 Err(err)
             }
         }
+    }
+
+    /// The refusal to give automatic logins when the configured credentials are the ones
+    /// Dhan rejected last time.
+    fn active_lockout(&self, state: &ProfileState) -> Option<String> {
+        let l = state.lockout.as_ref()?;
+        (l.fingerprint == self.profile.credential_fingerprint()).then(|| {
+            format!(
+                "Dhan rejected these credentials at {} and dhan-login will not try them again \
+                 (accounts get locked that way). Fix the PIN/TOTP/mobile/API secret in the \
+                 configuration, or run `dhan-login unlock` if they are right. The rejection was: {}",
+                l.at.to_rfc3339(),
+                l.message
+            )
+        })
+    }
+
+    /// Lifts a lockout after the user checked the credentials. True if there was one.
+    pub async fn unlock(&self) -> Result<bool, Error> {
+        let _lock = ProfileLock::acquire(
+            &TokenStore::lock_dir(&self.profile.state_dir),
+            &self.profile.name,
+            self.lock_wait,
+        )
+        .await?;
+        let mut state = self.state()?;
+        let had = state.lockout.take().is_some();
+        if had {
+            self.store.save(&self.profile.name, &state)?;
+        }
+        Ok(had)
+    }
+
+    /// Today's consent figures, when the client id is known.
+    pub fn consents_today(&self) -> Result<Option<LedgerDay>, Error> {
+        let Some(client_id) = self.profile.client_id.as_deref() else {
+            return Ok(None);
+        };
+        let ledger = ConsentLedger::new(&self.profile.state_dir, self.profile.consent_cap);
+        Ok(Some(ledger.today(client_id, self.clock.now())?))
     }
 
     /// After waiting for the lock, another process may have done our work.
@@ -212,12 +268,11 @@ impl TokenManager {
             self.lock_wait,
         )
         .await?;
-        let state = ProfileState {
-            token: Some(token.clone()),
-            renewable: true,
-            last_error: None,
-            updated_at: Some(now),
-        };
+        let mut state = self.state()?;
+        state.token = Some(token.clone());
+        state.renewable = true;
+        state.last_error = None;
+        state.updated_at = Some(now);
         self.store.save(&self.profile.name, &state)?;
         Ok(token)
     }

@@ -133,6 +133,18 @@ impl TotpGenerator {
         }
     }
 
+    /// Continues from a step used by an earlier run, so a code submitted by another
+    /// process a moment ago is not submitted again.
+    pub fn resume_after(&self, step: Option<i64>) {
+        let mut st = self.lock();
+        st.last_step = st.last_step.max(step);
+    }
+
+    /// The last step handed out, to be remembered across runs.
+    pub fn last_step(&self) -> Option<i64> {
+        self.lock().last_step
+    }
+
     /// The offset applied to the local clock, if any.
     pub fn applied_skew(&self) -> chrono::Duration {
         chrono::Duration::milliseconds(self.lock().offset_ms)

@@ -18,8 +18,8 @@ fn state_with(value: &str) -> ProfileState {
             .unwrap(),
         ),
         renewable: true,
-        last_error: None,
         updated_at: Some(Utc::now()),
+        ..Default::default()
     }
 }
 

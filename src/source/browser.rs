@@ -1,9 +1,9 @@
 //! The consent flow with headless Chromium filling the login page.
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
-use super::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
-use crate::browser::{ConsentLogin, capture_token_id};
+use super::{BoxFuture, Context, Outcome, TokenSource, consent, outcome_of};
+use crate::browser::{BrowserError, ConsentLogin, capture_token_id};
 use crate::config::Profile;
 use crate::error::Error;
 use crate::redact::Scrubber;
@@ -39,33 +39,56 @@ impl TokenSource for BrowserSource {
 }
 
 async fn login(cx: &Context<'_>) -> Result<Token, Error> {
+    cx.check_lockout()?;
     let p = cx.profile;
     let client_id = p.require_client_id()?;
     let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY")?;
     let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET")?;
+
+    let mut consent = consent::obtain(cx, client_id, api_key, api_secret).await?;
+    let token_id = match fill_page(cx, &consent.id).await {
+        // A reused consent may have expired meanwhile: that costs one fresh consent,
+        // never a loop.
+        Err(Error::Browser(BrowserError::ConsentExpired { .. })) if consent.reused => {
+            tracing::info!("the pending consent has expired; generating a new one");
+            consent::spent(cx, client_id, &consent.id);
+            consent = consent::obtain(cx, client_id, api_key, api_secret).await?;
+            fill_page(cx, &consent.id).await
+        }
+        other => other,
+    };
+    if matches!(
+        &token_id,
+        Ok(_) | Err(Error::Browser(BrowserError::ConsentExpired { .. }))
+    ) {
+        consent::spent(cx, client_id, &consent.id);
+    }
+    let token_id = token_id?;
+
+    let started = std::time::Instant::now();
+    cx.progress.step_started("consume consent");
+    let grant = cx.api.consume_consent(&token_id, api_key, api_secret).await;
+    cx.progress
+        .step_finished("consume consent", started.elapsed());
+    Ok(grant?.into_token(client_id, SourceKind::Browser, cx.clock.now())?)
+}
+
+async fn fill_page(cx: &Context<'_>, consent_id: &str) -> Result<SecretString, Error> {
+    let p = cx.profile;
     let mobile = Profile::require(&p.mobile, "mobile", "DHAN_MOBILE")?;
     let pin = Profile::require(&p.pin, "pin", "DHAN_PIN")?;
     let totp = cx.totp().await?;
-
-    let started = std::time::Instant::now();
-    cx.progress.step_started("generate consent");
-    let consent = cx
-        .api
-        .generate_consent(client_id, api_key, api_secret)
-        .await;
-    cx.progress
-        .step_finished("generate consent", started.elapsed());
-    let consent = consent?;
-
-    let scrubber = Scrubber::new()
+    let mut scrubber = Scrubber::new()
         .with(mobile.expose_secret())
         .with(pin.expose_secret())
-        .with(api_secret.expose_secret())
-        .with(&consent);
-    let token_id = capture_token_id(
+        .with(consent_id);
+    if let Some(Ok(secret)) = p.api_secret.as_ref().map(|s| s.get()) {
+        scrubber.add(secret.expose_secret());
+    }
+    Ok(capture_token_id(
         &p.browser,
         ConsentLogin {
-            consent_url: cx.api.consent_login_url(&consent),
+            consent_url: cx.api.consent_login_url(consent_id),
             redirect_url: p.redirect_url.as_ref(),
             mobile,
             pin,
@@ -75,12 +98,5 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
             record_dir: cx.record_dir.as_deref(),
         },
     )
-    .await?;
-
-    let started = std::time::Instant::now();
-    cx.progress.step_started("consume consent");
-    let grant = cx.api.consume_consent(&token_id, api_key, api_secret).await;
-    cx.progress
-        .step_finished("consume consent", started.elapsed());
-    Ok(grant?.into_token(client_id, SourceKind::Browser, cx.clock.now())?)
+    .await?)
 }

@@ -48,11 +48,8 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
     let client_id = p.require_client_id()?;
     let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY")?;
     let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET")?;
-    let consent = cx
-        .api
-        .generate_consent(client_id, api_key, api_secret)
-        .await?;
-    let url = cx.api.consent_login_url(&consent);
+    let consent = super::consent::obtain(cx, client_id, api_key, api_secret).await?;
+    let url = cx.api.consent_login_url(&consent.id);
 
     let listener = match p.redirect_url.as_ref().filter(|u| is_loopback(u)) {
         Some(redirect) => {
@@ -88,6 +85,7 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
                 WAIT.as_secs() / 60
             ))
         })??;
+    super::consent::spent(cx, client_id, &consent.id);
     let grant = cx
         .api
         .consume_consent(&token_id, api_key, api_secret)

@@ -6,6 +6,7 @@
 
 #[cfg(feature = "browser")]
 mod browser;
+mod consent;
 mod manual;
 mod renew;
 mod totp;
@@ -20,6 +21,7 @@ use crate::api::DhanApi;
 use crate::config::Profile;
 use crate::error::{Error, ErrorClass};
 use crate::progress::Progress;
+use crate::store::ConsentLedger;
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
 
@@ -54,6 +56,12 @@ pub struct Context<'a> {
     pub record_dir: Option<PathBuf>,
     /// Whether a person can answer prompts (manual login).
     pub interactive: bool,
+    /// Consents used today and the pending consentAppId.
+    pub ledger: ConsentLedger,
+    /// Why automatic logins must not try these credentials again, if they must not.
+    pub lockout: Option<String>,
+    /// The last TOTP step an earlier run submitted.
+    pub totp_resume: Option<i64>,
     totp: OnceLock<TotpGenerator>,
 }
 
@@ -73,7 +81,26 @@ impl<'a> Context<'a> {
             clock,
             record_dir: None,
             interactive: false,
+            ledger: ConsentLedger::new(&profile.state_dir, profile.consent_cap),
+            lockout: None,
+            totp_resume: None,
             totp: OnceLock::new(),
+        }
+    }
+
+    /// The last TOTP step this run submitted, if it generated any code.
+    pub fn totp_last_step(&self) -> Option<i64> {
+        self.totp.get().and_then(TotpGenerator::last_step)
+    }
+
+    /// Refuses an automatic login with credentials Dhan already rejected.
+    pub fn check_lockout(&self) -> Result<(), Error> {
+        match &self.lockout {
+            Some(message) => Err(Error::Refused {
+                class: ErrorClass::CredentialRejected,
+                message: message.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -86,6 +113,7 @@ impl<'a> Context<'a> {
         let secret =
             Profile::require(&self.profile.totp_secret, "totp_secret", "DHAN_TOTP_SECRET")?;
         let generator = TotpGenerator::new(secret, self.clock.clone())?;
+        generator.resume_after(self.totp_resume);
         if let Some((server, local)) = self.api.probe_server_time().await
             && let Some(skew) = generator.observe_server_time(server, local)
         {

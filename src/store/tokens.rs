@@ -47,6 +47,21 @@ pub struct ProfileState {
     pub renewable: bool,
     pub last_error: Option<LastError>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Set when Dhan rejected these credentials: automatic logins stop until the
+    /// configuration changes (another fingerprint) or `dhan-login unlock`.
+    #[serde(default)]
+    pub lockout: Option<Lockout>,
+    /// The last TOTP step submitted, so no later run submits the same code.
+    #[serde(default)]
+    pub totp_last_step: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Lockout {
+    /// A hash of the rejected credentials; never the values.
+    pub fingerprint: String,
+    pub at: DateTime<Utc>,
+    pub message: String,
 }
 
 fn yes() -> bool {

@@ -78,6 +78,12 @@ pub enum Command {
     )]
     Import,
 
+    /// Allow automatic logins again after Dhan rejected the credentials (check them first).
+    #[command(
+        after_help = "Example:\n  dhan-login unlock     # after fixing or double-checking the PIN and TOTP secret\n\nA changed configuration (another PIN, TOTP secret, …) unlocks by itself."
+    )]
+    Unlock,
+
     /// Forget the stored token (Dhan keeps it valid until it expires).
     #[command(after_help = "Example:\n  dhan-login logout")]
     Logout,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
-use dhan_login::{Paths, Profile, Request, SourceKind, TokenManager};
+use dhan_login::{Paths, Profile, Request, SourceKind, TokenManager, next_ist_midnight};
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
 use crate::output::{Format, StepPrinter, human, print_token, token_json};
@@ -73,6 +73,18 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 token.client_id,
                 token.expires_at.to_rfc3339()
             );
+            Ok(0)
+        }
+        Command::Unlock => {
+            let m = manager(&cli.profile, cli.config.as_deref())?;
+            if m.unlock().await? {
+                eprintln!(
+                    "profile `{}` unlocked: automatic logins may try its credentials again",
+                    cli.profile
+                );
+            } else {
+                eprintln!("profile `{}` was not locked", cli.profile);
+            }
             Ok(0)
         }
         Command::Logout => {
@@ -167,6 +179,7 @@ async fn obtain(m: &TokenManager, req: Request, out: &OutputArgs, quiet: bool) -
 
 fn status(m: &TokenManager, json: bool) -> Result<u8> {
     let state = m.state()?;
+    let consents = m.consents_today()?;
     let now = chrono::Utc::now();
     let profile = &m.profile().name;
     if json {
@@ -188,6 +201,14 @@ fn status(m: &TokenManager, json: bool) -> Result<u8> {
             "token": token,
             "renewable": state.renewable,
             "last_error": state.last_error,
+            "locked": state.lockout.as_ref().map(|l| serde_json::json!({"at": l.at, "message": l.message})),
+            "consents": consents.as_ref().map(|d| serde_json::json!({
+                "used_today": d.used,
+                "cap": m.profile().consent_cap,
+                "exhausted": d.exhausted,
+                "pending": d.pending.is_some(),
+                "resets_at": next_ist_midnight(now).to_rfc3339(),
+            })),
         });
         println!("{v}");
         return Ok(0);

@@ -1,0 +1,287 @@
+//! The consent ledger: how many consents each client id has used today (IST), whether
+//! Dhan said the day is exhausted, and the last consentAppId not yet turned into a tokenId.
+//!
+//! Dhan allows 25 consents a day and keeps an unused consentAppId valid until a tokenId is
+//! generated from it, so a retry reuses the pending one instead of spending another.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::atomic::{create_private_dir, write_atomic};
+use crate::error::{Error, ErrorClass};
+use crate::token::ist;
+
+/// The documented daily limit.
+pub const DHAN_CONSENT_LIMIT: u32 = 25;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LedgerDay {
+    /// The IST calendar day the counts belong to.
+    pub day: Option<NaiveDate>,
+    /// generate-consent calls made that day.
+    pub used: u32,
+    /// Dhan answered CONSENT_LIMIT_EXCEED that day.
+    pub exhausted: bool,
+    pub pending: Option<PendingConsent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PendingConsent {
+    pub consent_app_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Ledger files under `<state>/consents/<client id>.json`, each guarded by a lock file
+/// while it is read and rewritten.
+#[derive(Debug, Clone)]
+pub struct ConsentLedger {
+    dir: PathBuf,
+    cap: u32,
+}
+
+impl ConsentLedger {
+    pub fn new(state_dir: &Path, cap: u32) -> Self {
+        Self {
+            dir: state_dir.join("consents"),
+            cap: cap.min(DHAN_CONSENT_LIMIT),
+        }
+    }
+
+    pub fn cap(&self) -> u32 {
+        self.cap
+    }
+
+    /// Today's figures for `client_id` (a new IST day starts from zero; a pending
+    /// consent carries over, since Dhan keeps it valid).
+    pub fn today(&self, client_id: &str, now: DateTime<Utc>) -> Result<LedgerDay, Error> {
+        self.update(client_id, now, |_| Ok(()))
+    }
+
+    /// Counts a generate-consent call before it is made; refuses when the cap is reached
+    /// or Dhan already said the day is exhausted.
+    pub fn reserve(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        let cap = self.cap;
+        self.update(client_id, now, |d| {
+            let reset = next_ist_midnight(now);
+            if d.exhausted {
+                return Err(limit(format!(
+                    "Dhan said the daily consent limit is reached ({} used today by this machine); no generate-consent call until it resets at {} ({} UTC)",
+                    d.used,
+                    reset.with_timezone(&ist()).format("%Y-%m-%d %H:%M IST"),
+                    reset.format("%H:%M")
+                )));
+            }
+            if d.used >= cap {
+                return Err(limit(format!(
+                    "{} of {cap} consents used today (IST); the count resets at {} ({} UTC)",
+                    d.used,
+                    reset.with_timezone(&ist()).format("%Y-%m-%d %H:%M IST"),
+                    reset.format("%H:%M")
+                )));
+            }
+            d.used += 1;
+            Ok(())
+        })
+        .map(|_| ())
+    }
+
+    pub fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        self.update(client_id, now, |d| {
+            d.exhausted = true;
+            Ok(())
+        })
+        .map(|_| ())
+    }
+
+    pub fn set_pending(&self, client_id: &str, id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        self.update(client_id, now, |d| {
+            d.pending = Some(PendingConsent {
+                consent_app_id: id.to_owned(),
+                created_at: now,
+            });
+            Ok(())
+        })
+        .map(|_| ())
+    }
+
+    /// Drops the pending consent if it is `id` (consumed, or rejected by Dhan).
+    pub fn clear_pending(
+        &self,
+        client_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.update(client_id, now, |d| {
+            if d.pending.as_ref().is_some_and(|p| p.consent_app_id == id) {
+                d.pending = None;
+            }
+            Ok(())
+        })
+        .map(|_| ())
+    }
+
+    fn path(&self, client_id: &str) -> Result<PathBuf, Error> {
+        if client_id.is_empty() || !client_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Error::Refused {
+                class: ErrorClass::Config,
+                message: "client_id must be alphanumeric".into(),
+            });
+        }
+        Ok(self.dir.join(format!("{client_id}.json")))
+    }
+
+    /// Read, change and write under an exclusive lock, so two processes never both
+    /// take the last consent.
+    fn update(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&mut LedgerDay) -> Result<(), Error>,
+    ) -> Result<LedgerDay, Error> {
+        let path = self.path(client_id)?;
+        create_private_dir(&self.dir)?;
+        let _guard = lock(&path.with_extension("lock"))?;
+        let mut day = read(&path)?;
+        let today = now.with_timezone(&ist()).date_naive();
+        if day.day != Some(today) {
+            day = LedgerDay {
+                day: Some(today),
+                pending: day.pending,
+                ..Default::default()
+            };
+        }
+        let before = day.clone();
+        change(&mut day)?;
+        if day != before || !path.exists() {
+            let bytes = serde_json::to_vec_pretty(&day).map_err(std::io::Error::other)?;
+            write_atomic(&path, &bytes)?;
+        }
+        Ok(day)
+    }
+}
+
+fn lock(path: &Path) -> Result<File, Error> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    // Held for a read and a rename: microseconds. The kernel frees it if we die.
+    file.lock()?;
+    Ok(file)
+}
+
+/// A ledger that does not parse is moved aside and counted as used up for the day:
+/// over-counting costs a wait, under-counting can cost the account its consents.
+fn read(path: &Path) -> Result<LedgerDay, Error> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LedgerDay::default()),
+        Err(e) => return Err(e.into()),
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(d) => Ok(d),
+        Err(e) => {
+            let aside = path.with_extension(format!(
+                "json.corrupt-{}",
+                Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+            ));
+            std::fs::rename(path, &aside)?;
+            tracing::warn!(
+                "consent ledger {} was corrupt ({e}); moved aside to {}; counting today's consents as used up",
+                path.display(),
+                aside.display()
+            );
+            Ok(LedgerDay {
+                day: None,
+                used: u32::MAX / 2,
+                exhausted: false,
+                pending: None,
+            })
+        }
+    }
+}
+
+fn limit(message: String) -> Error {
+    Error::Refused {
+        class: ErrorClass::ConsentLimit,
+        message,
+    }
+}
+
+/// The next 00:00 in India, when Dhan's daily consent count is taken to reset.
+pub fn next_ist_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    let tomorrow = now
+        .with_timezone(&ist())
+        .date_naive()
+        .checked_add_days(Days::new(1))
+        .unwrap_or(NaiveDate::MAX);
+    ist()
+        .from_local_datetime(&tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ist_midnight_is_18_30_utc() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 18, 29, 0).unwrap();
+        assert_eq!(
+            next_ist_midnight(now),
+            Utc.with_ymd_and_hms(2026, 11, 25, 18, 30, 0).unwrap()
+        );
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 18, 30, 0).unwrap();
+        assert_eq!(
+            next_ist_midnight(now),
+            Utc.with_ymd_and_hms(2026, 11, 26, 18, 30, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_cap_is_enforced_and_resets_on_a_new_ist_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ConsentLedger::new(dir.path(), 2);
+        let day1 = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        l.reserve("1", day1).unwrap();
+        l.reserve("1", day1).unwrap();
+        let err = l.reserve("1", day1).err().unwrap();
+        assert_eq!(err.class(), ErrorClass::ConsentLimit);
+        assert!(
+            err.to_string().contains("2 of 2 consents used today"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("2026-11-26 00:00 IST"), "{err}");
+        // 18:30 UTC is midnight in India.
+        let day2 = Utc.with_ymd_and_hms(2026, 11, 25, 18, 30, 0).unwrap();
+        l.reserve("1", day2).unwrap();
+        assert_eq!(l.today("1", day2).unwrap().used, 1);
+    }
+
+    #[test]
+    fn exhausted_blocks_until_reset_and_pending_survives_the_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ConsentLedger::new(dir.path(), 25);
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        l.set_pending("1", "abc", t).unwrap();
+        l.mark_exhausted("1", t).unwrap();
+        assert_eq!(
+            l.reserve("1", t).err().unwrap().class(),
+            ErrorClass::ConsentLimit
+        );
+        let next = t + chrono::Duration::days(1);
+        l.reserve("1", next).unwrap();
+        let d = l.today("1", next).unwrap();
+        assert_eq!(d.pending.unwrap().consent_app_id, "abc");
+        l.clear_pending("1", "other", next).unwrap();
+        assert!(l.today("1", next).unwrap().pending.is_some());
+        l.clear_pending("1", "abc", next).unwrap();
+        assert!(l.today("1", next).unwrap().pending.is_none());
+    }
+}
