@@ -27,7 +27,8 @@ pub use source::{
     Attempt, AttemptResult, BoxFuture, ChainFailure, Context, Outcome, TokenSource, run_chain,
 };
 pub use store::{
-    ConsentLedger, LastError, LedgerDay, Lockout, PendingConsent, ProfileState, StoreError,
+    ConsentLedger, LastError, LedgerDay, Lockout, PendingConsent, ProfileLock, ProfileState,
+    StoreError,
     TokenStore, next_ist_midnight, write_atomic,
 };
 pub use token::{AccessToken, SourceKind, Token, TokenKind, parse_ist};

@@ -172,14 +172,20 @@ impl TokenManager {
                 if renew_refused {
                     state.renewable = false;
                 }
-                let err = Error::Chain(failure);
-                if err.class() == ErrorClass::CredentialRejected && locked.is_none() {
+                let rejection = failure.attempts.iter().find_map(|a| match &a.result {
+                    AttemptResult::Fatal(e) if e.class() == ErrorClass::CredentialRejected => {
+                        Some(format!("{}: {e}", a.source))
+                    }
+                    _ => None,
+                });
+                if let Some(message) = rejection.filter(|_| locked.is_none()) {
                     state.lockout = Some(Lockout {
                         fingerprint: self.profile.credential_fingerprint(),
                         at: now,
-                        message: err.to_string(),
+                        message,
                     });
                 }
+                let err = Error::Chain(failure);
                 state.record_error(err.class(), err.to_string(), now);
                 self.store.save(&self.profile.name, &state)?;
                 Err(err)

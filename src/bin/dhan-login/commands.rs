@@ -239,6 +239,29 @@ fn status(m: &TokenManager, json: bool) -> Result<u8> {
         }
         None => println!("token:      none stored"),
     }
+    if let Some(d) = &consents {
+        println!(
+            "consents:   {} of {} used today (IST){}{}",
+            d.used,
+            m.profile().consent_cap,
+            if d.exhausted {
+                ", Dhan says the limit is reached"
+            } else {
+                ""
+            },
+            if d.pending.is_some() {
+                ", one pending (will be reused)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(l) = &state.lockout {
+        println!(
+            "locked:     since {}: automatic logins will not retry these credentials (`dhan-login unlock`)",
+            l.at.to_rfc3339()
+        );
+    }
     if let Some(e) = &state.last_error {
         println!(
             "last error: {} ({}) {}",

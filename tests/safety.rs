@@ -1,0 +1,251 @@
+//! Issue #4's guarantees, against the stand-in, which counts what reaches it: the consent
+//! budget, the lockout guard, one login for many processes, and crash safety.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Stand, run};
+use dhan_login::mock::{Endpoint, MockOptions};
+use dhan_login::{ConsentLedger, ProfileState, SourceKind, StoreError, Token, TokenStore};
+
+/// A manual login whose pasted tokenId Dhan does not know: the consent is spent (a
+/// tokenId was produced from it) and the exchange fails. Each run needs a new consent.
+async fn manual_attempt(stand: &Stand) -> common::Run {
+    run(
+        stand.cli(["login", "--via", "manual"]),
+        Some(b"not-a-real-token-id\n"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_six_consents_in_a_day_reach_dhan_only_twenty_five_times() {
+    let stand = Stand::start().await;
+    for i in 0..25 {
+        let r = manual_attempt(&stand).await;
+        assert_eq!(
+            r.code,
+            Some(1),
+            "attempt {i}: the bogus tokenId is refused:\n{r}"
+        );
+    }
+    assert_eq!(stand.server.calls(Endpoint::GenerateConsent), 25);
+    let r = manual_attempt(&stand).await;
+    r.assert_code(4);
+    assert_eq!(
+        stand.server.calls(Endpoint::GenerateConsent),
+        25,
+        "the 26th was refused locally"
+    );
+    assert!(r.stderr.contains("25 of 25 consents used today"), "{r}");
+    assert!(r.stderr.contains("00:00 IST"), "names the reset time:\n{r}");
+    let status = stand.run(["status", "--json"]).await;
+    assert_eq!(status.json()["consents"]["used_today"], 25);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dhan_saying_the_limit_is_reached_stops_every_call_that_day() {
+    let stand = Stand::start_with(MockOptions {
+        consent_cap: 3,
+        ..MockOptions::default()
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(manual_attempt(&stand).await.code, Some(1));
+    }
+    let fourth = manual_attempt(&stand).await;
+    fourth.assert_code(4);
+    assert!(fourth.stderr.contains("consent limit"), "{fourth}");
+    assert_eq!(stand.server.calls(Endpoint::GenerateConsent), 4);
+    let fifth = manual_attempt(&stand).await;
+    fifth.assert_code(4);
+    assert_eq!(
+        stand.server.calls(Endpoint::GenerateConsent),
+        4,
+        "no call after CONSENT_LIMIT_EXCEED"
+    );
+    assert!(
+        fifth
+            .stderr
+            .contains("Dhan said the daily consent limit is reached"),
+        "{fifth}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_consent_is_reused_by_the_next_attempt() {
+    let stand = Stand::start().await;
+    // stdin closes without a tokenId: the consent stays pending.
+    let r = run(stand.cli(["login", "--via", "manual"]), Some(b"")).await;
+    assert_eq!(r.code, Some(1), "{r}");
+    let status = stand.run(["status", "--json"]).await;
+    assert_eq!(status.json()["consents"]["pending"], true);
+    let r = run(stand.cli(["login", "--via", "manual"]), Some(b"")).await;
+    assert_eq!(r.code, Some(1), "{r}");
+    assert_eq!(
+        stand.server.calls(Endpoint::GenerateConsent),
+        1,
+        "the second attempt reused the consent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_pin_is_never_retried_automatically() {
+    let stand = Stand::start().await;
+    let wrong = |args: &[&str]| {
+        let mut cmd = stand.cli(args);
+        cmd.env("DHAN_PIN", "000000");
+        cmd
+    };
+    run(wrong(&["login", "--via", "totp"]), None)
+        .await
+        .assert_code(3);
+    assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 1);
+
+    let again = run(wrong(&["token"]), None).await;
+    again.assert_code(3);
+    assert_eq!(
+        stand.server.calls(Endpoint::GenerateAccessToken),
+        1,
+        "0 calls while locked"
+    );
+    assert!(again.stderr.contains("dhan-login unlock"), "{again}");
+    let status = stand.run(["status"]).await;
+    assert!(status.stdout.contains("locked:"), "{status}");
+
+    // unlock allows one more try of the same credentials.
+    run(wrong(&["unlock"]), None).await.assert_ok();
+    run(wrong(&["token"]), None).await.assert_code(3);
+    assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 2);
+
+    // A changed PIN is another set of credentials: allowed without unlock.
+    let fixed = stand.run(["token"]).await;
+    fixed.assert_ok();
+    assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 3);
+    let status = stand.run(["status"]).await;
+    assert!(
+        !status.stdout.contains("locked:"),
+        "a success clears the lockout:\n{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_processes_at_once_cause_one_login() {
+    let stand = Stand::start().await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let cmd = stand.cli(["token"]);
+        set.spawn(async move { run(cmd, None).await });
+    }
+    let mut tokens = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let r = r.unwrap();
+        r.assert_ok();
+        tokens.push(r.out().to_owned());
+    }
+    assert_eq!(tokens.len(), 20);
+    assert!(
+        tokens.iter().all(|t| t == &tokens[0]),
+        "all print the same token"
+    );
+    assert_eq!(stand.server.logins(), 1);
+    assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 1);
+}
+
+const CRASH_DIR: &str = "DHAN_LOGIN_TEST_CRASH_DIR";
+
+/// Not a test on its own: the child that `kill_9_never_tears_state` starts and kills.
+/// It rewrites the token store and the consent ledger as fast as it can, under the
+/// profile lock, like a login does.
+#[tokio::test]
+async fn crash_writer_child() {
+    let Some(dir) = std::env::var_os(CRASH_DIR) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let store = TokenStore::new(&dir);
+    let ledger = ConsentLedger::new(&dir, 25);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut i = 0usize;
+    while std::time::Instant::now() < deadline {
+        let _lock =
+            dhan_login::ProfileLock::acquire(&dir.join("locks"), "p", Duration::from_secs(5))
+                .await
+                .unwrap();
+        let value = "t".repeat(1 + i % 300);
+        let token = Token::from_grant(
+            &value,
+            Some("1"),
+            Some("2030-01-01T00:00:00"),
+            SourceKind::Totp,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        store
+            .save(
+                "p",
+                &ProfileState {
+                    token: Some(token),
+                    renewable: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let now = chrono::Utc::now();
+        ledger
+            .set_pending("1", &format!("consent-{i}"), now)
+            .unwrap();
+        let _ = ledger.reserve("1", now);
+        i += 1;
+    }
+}
+
+#[tokio::test]
+async fn kill_9_never_tears_state_nor_leaves_a_stale_lock() {
+    use rand::Rng;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let store = TokenStore::new(dir.path());
+    let ledger = ConsentLedger::new(dir.path(), 25);
+    let mut rng = rand::rng();
+    let runs = 200;
+    let (mut parsed, mut corrupt) = (0, 0);
+    for _ in 0..runs {
+        let mut child = tokio::process::Command::new(&exe)
+            .args(["--exact", "crash_writer_child", "--test-threads", "1", "-q"])
+            .env(CRASH_DIR, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(rng.random_range(2..40))).await;
+        child.kill().await.unwrap(); // SIGKILL
+        match store.load("p") {
+            Ok(_) => parsed += 1,
+            Err(StoreError::Corrupt { .. }) => corrupt += 1,
+            Err(e) => panic!("store unreadable after kill -9: {e}"),
+        }
+        ledger
+            .today("1", chrono::Utc::now())
+            .expect("ledger readable after kill -9");
+        // The lock of a killed holder is free at once.
+        dhan_login::ProfileLock::acquire(
+            &dir.path().join("locks"),
+            "p",
+            Duration::from_millis(500),
+        )
+        .await
+        .expect("no stale lock after kill -9");
+    }
+    assert_eq!(
+        parsed, runs,
+        "every run left a parseable store ({corrupt} corrupt)"
+    );
+    let leftovers = std::fs::read_dir(dir.path().join("consents"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
+        .count();
+    assert_eq!(leftovers, 0, "no ledger was ever corrupt");
+}
