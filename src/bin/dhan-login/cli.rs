@@ -41,6 +41,10 @@ pub struct Cli {
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 
+    /// Print step lines with timings on stderr even when it is not a terminal.
+    #[arg(long, global = true, conflicts_with = "quiet")]
+    pub progress: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -197,6 +201,9 @@ pub struct MockArgs {
     /// Which login page to serve.
     #[arg(long, value_enum, default_value = "classic")]
     pub page: Page,
+    /// Accept a TOTP code more than once (benchmarks that log in many times a minute).
+    #[arg(long)]
+    pub allow_totp_reuse: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

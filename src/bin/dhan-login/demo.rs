@@ -26,6 +26,7 @@ pub async fn mock_server(args: MockArgs) -> Result<u8> {
     let server = MockServer::start(opts)
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    server.set_totp_reuse_allowed(args.allow_totp_reuse);
     // The first line is the contract for other programs: one JSON object.
     println!("{}", server.describe_json());
     eprintln!(

@@ -25,6 +25,7 @@ pub mod exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(cli.verbose, cli.quiet);
+    output::FORCE_PROGRESS.store(cli.progress, std::sync::atomic::Ordering::Relaxed);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -61,6 +61,10 @@ pub fn print_token(token: &Token, format: Format) {
     }
 }
 
+/// Set once from `--progress`: benchmarks and logs want step lines from a pipe too.
+pub static FORCE_PROGRESS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Step lines with timings on stderr, for people watching a login.
 pub struct StepPrinter {
     start: Instant,
@@ -75,9 +79,11 @@ impl StepPrinter {
         }
     }
 
-    /// A printer when stderr is a terminal and not `--quiet`, else silence.
+    /// A printer when stderr is a terminal (or `--progress`) and not `--quiet`, else
+    /// silence.
     pub fn for_terminal(quiet: bool) -> Box<dyn Progress> {
-        if !quiet && std::io::stderr().is_terminal() {
+        let forced = FORCE_PROGRESS.load(std::sync::atomic::Ordering::Relaxed);
+        if !quiet && (forced || std::io::stderr().is_terminal()) {
             Box::new(StepPrinter::new())
         } else {
             Box::new(dhan_login::NoProgress)
