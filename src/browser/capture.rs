@@ -1,0 +1,229 @@
+//! Catching the redirect that carries the tokenId, without ever loading it.
+//!
+//! Dhan answers the last screen with a 302 to `<redirect URL>?tokenId=...`; Chromium then
+//! requests that URL, which may be on a host this machine cannot reach. The Fetch domain
+//! pauses that request, the tokenId is read from its URL, and the request is answered
+//! locally with a tiny page. The same interception fails images, fonts and media when
+//! they are blocked: one mechanism, one round trip per paused request, and unlike
+//! `Network.setBlockedURLs` it goes by resource type, not by guessing from file names.
+
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine;
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    ContinueRequestParams, EnableParams, EventRequestPaused, FailRequestParams,
+    FulfillRequestParams, HeaderEntry, RequestPattern, RequestStage,
+};
+use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
+use futures_util::StreamExt;
+use secrecy::SecretString;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::instrument::WithSubscriber;
+use url::Url;
+
+use super::SharedScrubber;
+
+pub(crate) const TOKEN_PARAM: &str = "tokenId";
+
+const LANDING: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>dhan-login</title></head><body><p>Login complete. This window can be closed.</p></body></html>";
+
+/// Where the captured tokenId lands.
+#[derive(Clone, Default)]
+pub(crate) struct Slot {
+    value: Arc<OnceLock<SecretString>>,
+    notify: Arc<Notify>,
+}
+
+impl Slot {
+    pub(crate) fn get(&self) -> Option<SecretString> {
+        self.value.get().cloned()
+    }
+
+    /// Resolves once a tokenId has been captured (at once if it already was).
+    pub(crate) async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.value.get().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn set(&self, token: SecretString) -> bool {
+        let first = self.value.set(token).is_ok();
+        self.notify.notify_waiters();
+        first
+    }
+}
+
+/// The URL pattern Fetch pauses on. With a redirect URL, its origin and path (a trailing
+/// slash and anything after the path may differ); without one, any URL naming the
+/// parameter, so that ordinary page loads are never paused at all.
+fn redirect_pattern(redirect: Option<&Url>) -> String {
+    match redirect {
+        Some(url) => {
+            let base = format!("{}{}", url.origin().ascii_serialization(), url.path());
+            format!("{}*", escape_pattern(base.trim_end_matches('/')))
+        }
+        None => format!("*{TOKEN_PARAM}=*"),
+    }
+}
+
+/// Fetch patterns treat `*` and `?` as wildcards and `\` as the escape.
+fn escape_pattern(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The tokenId of a paused request, if this is the redirect.
+fn token_of(raw: &str, redirect: Option<&Url>) -> Option<String> {
+    let url = Url::parse(raw).ok()?;
+    if let Some(want) = redirect {
+        let same_place = url.origin() == want.origin()
+            && url.path().trim_end_matches('/') == want.path().trim_end_matches('/');
+        if !same_place {
+            return None;
+        }
+    }
+    url.query_pairs()
+        .find(|(k, v)| k == TOKEN_PARAM && !v.is_empty())
+        .map(|(_, v)| v.into_owned())
+}
+
+const BLOCKED: [ResourceType; 3] = [ResourceType::Image, ResourceType::Font, ResourceType::Media];
+
+/// Starts intercepting on `page`. The listener exists before `Fetch.enable`, so no
+/// paused request can slip past unanswered.
+pub(crate) async fn arm(
+    page: &Page,
+    redirect: Option<Url>,
+    block_resources: bool,
+    scrubber: SharedScrubber,
+    slot: Slot,
+) -> Result<JoinHandle<()>, chromiumoxide::error::CdpError> {
+    let mut events = page.event_listener::<EventRequestPaused>().await?;
+    let mut patterns = vec![
+        RequestPattern::builder()
+            .url_pattern(redirect_pattern(redirect.as_ref()))
+            .request_stage(RequestStage::Request)
+            .build(),
+    ];
+    if block_resources {
+        for kind in BLOCKED {
+            patterns.push(
+                RequestPattern::builder()
+                    .url_pattern("*")
+                    .resource_type(kind)
+                    .request_stage(RequestStage::Request)
+                    .build(),
+            );
+        }
+    }
+    let answerer = page.clone();
+    let listen = async move {
+        let mut blocked = 0usize;
+        while let Some(ev) = events.next().await {
+            let id = ev.request_id.clone();
+            let answered = match token_of(&ev.request.url, redirect.as_ref()) {
+                Some(token) => {
+                    if let Ok(mut s) = scrubber.lock() {
+                        s.add(&token);
+                    }
+                    if slot.set(SecretString::from(token)) {
+                        tracing::debug!("redirect with tokenId captured; answering it locally");
+                    }
+                    answerer.execute(landing(id)).await.map(|_| ())
+                }
+                None if block_resources && BLOCKED.contains(&ev.resource_type) => {
+                    blocked += 1;
+                    answerer
+                        .execute(FailRequestParams::new(id, ErrorReason::BlockedByClient))
+                        .await
+                        .map(|_| ())
+                }
+                None => answerer
+                    .execute(ContinueRequestParams::new(id))
+                    .await
+                    .map(|_| ()),
+            };
+            if let Err(e) = answered {
+                // The request may be gone (navigation, closed page): nothing to undo.
+                tracing::debug!(error = %e, "could not answer a paused request");
+            }
+        }
+        tracing::trace!(blocked, "request interception ended");
+    };
+    // Spawned tasks do not inherit the dispatcher; this one keeps the muted one.
+    let task = tokio::spawn(listen.with_current_subscriber());
+    page.execute(EnableParams {
+        patterns: Some(patterns),
+        handle_auth_requests: None,
+    })
+    .await?;
+    Ok(task)
+}
+
+fn landing(id: chromiumoxide::cdp::browser_protocol::fetch::RequestId) -> FulfillRequestParams {
+    let mut p = FulfillRequestParams::new(id, 200);
+    p.response_headers = Some(vec![
+        HeaderEntry {
+            name: "Content-Type".into(),
+            value: "text/html; charset=utf-8".into(),
+        },
+        HeaderEntry {
+            name: "Cache-Control".into(),
+            value: "no-store".into(),
+        },
+    ]);
+    p.body = Some(
+        base64::engine::general_purpose::STANDARD
+            .encode(LANDING)
+            .into(),
+    );
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_for_a_configured_redirect_is_its_origin_and_path() {
+        let u = Url::parse("https://callback.invalid/dhan/?x=1").unwrap();
+        assert_eq!(redirect_pattern(Some(&u)), "https://callback.invalid/dhan*");
+        assert_eq!(redirect_pattern(None), "*tokenId=*");
+        assert_eq!(escape_pattern("a*b?c"), "a\\*b\\?c");
+    }
+
+    #[test]
+    fn token_only_from_the_redirect_and_only_when_present() {
+        let r = Url::parse("http://127.0.0.1:9/dhan/callback").unwrap();
+        assert_eq!(
+            token_of("http://127.0.0.1:9/dhan/callback?tokenId=abc-123", Some(&r)).as_deref(),
+            Some("abc-123")
+        );
+        assert_eq!(
+            token_of("http://127.0.0.1:9/dhan/callback/?a=1&tokenId=x", Some(&r)).as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            token_of("http://127.0.0.1:9/other?tokenId=x", Some(&r)),
+            None
+        );
+        assert_eq!(
+            token_of("http://127.0.0.1:9/dhan/callback?tokenId=", Some(&r)),
+            None
+        );
+        assert_eq!(token_of("http://h/x?xtokenId=1", None), None);
+        assert_eq!(token_of("http://h/x?tokenId=1", None).as_deref(), Some("1"));
+    }
+}

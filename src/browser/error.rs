@@ -1,0 +1,286 @@
+//! What can go wrong in a browser login, and how the caller should react to it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::ErrorClass;
+
+/// The named stages of a browser login, as reported to `Progress` and in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    Launch,
+    Open,
+    Mobile,
+    Totp,
+    Pin,
+    Capture,
+    Close,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Launch => "launch",
+            Step::Open => "open",
+            Step::Mobile => "mobile",
+            Step::Totp => "totp",
+            Step::Pin => "pin",
+            Step::Capture => "capture",
+            Step::Close => "close",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which limit ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `BrowserSettings::step_timeout`.
+    Step(Duration),
+    /// `BrowserSettings::overall_timeout`.
+    Overall(Duration),
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::Step(d) => write!(f, "the step timeout ({})", secs(*d)),
+            Limit::Overall(d) => write!(f, "the overall timeout ({})", secs(*d)),
+        }
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// Where the failure artifacts of a run went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Artifacts {
+    /// The failure happened before there was a browser to look at.
+    #[default]
+    None,
+    Saved(PathBuf),
+    /// Writing them failed; the reason, without the page's content.
+    Failed(String),
+}
+
+impl fmt::Display for Artifacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Artifacts::None => Ok(()),
+            Artifacts::Saved(dir) => {
+                write!(f, "; screenshot, page and step log in {}", dir.display())
+            }
+            Artifacts::Failed(why) => write!(f, "; failure artifacts could not be saved: {why}"),
+        }
+    }
+}
+
+/// Every message here is free of secrets: page texts are scrubbed before they are stored.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserError {
+    #[error("no Chromium or Chrome to run (tried: {}); {hint}", tried.join(", "))]
+    NotInstalled { tried: Vec<String>, hint: String },
+
+    /// A value handed to the login cannot be typed (not digits, wrong length) or a
+    /// folder it names cannot be used.
+    #[error("{field}: {message}")]
+    Input {
+        field: &'static str,
+        message: String,
+    },
+
+    #[error("selector profile {}: {message}", path.display())]
+    Selectors { path: PathBuf, message: String },
+
+    #[error("could not start {}: {message}", executable.display())]
+    Launch {
+        executable: PathBuf,
+        message: String,
+    },
+
+    /// The page said no: wrong mobile, TOTP or PIN, or a blocked account.
+    #[error("step `{step}`: the login page refused: \"{message}\"{artifacts}")]
+    Rejected {
+        step: Step,
+        message: String,
+        artifacts: Artifacts,
+    },
+
+    /// The consentAppId is unknown, used or expired.
+    #[error(
+        "step `{step}`: the consent is expired or invalid: \"{message}\" (generate a new consent){artifacts}"
+    )]
+    ConsentExpired {
+        step: Step,
+        message: String,
+        artifacts: Artifacts,
+    },
+
+    #[error(
+        "step `{step}`: {what} did not appear within {limit} (selector candidates tried: {}){artifacts}",
+        quoted(tried)
+    )]
+    ElementMissing {
+        step: Step,
+        /// The selector profile field that was waited for.
+        what: String,
+        tried: Vec<String>,
+        limit: Limit,
+        artifacts: Artifacts,
+    },
+
+    #[error("step `{step}`: {limit} ran out{artifacts}")]
+    Timeout {
+        step: Step,
+        limit: Limit,
+        artifacts: Artifacts,
+    },
+
+    #[error("step `{step}`: the login page did not load: {message}{artifacts}")]
+    Navigation {
+        step: Step,
+        message: String,
+        artifacts: Artifacts,
+    },
+
+    /// The browser or the protocol misbehaved (crash, lost connection, keys not landing).
+    #[error("step `{step}`: {message}{artifacts}")]
+    Driver {
+        step: Step,
+        message: String,
+        artifacts: Artifacts,
+    },
+}
+
+fn quoted(list: &[String]) -> String {
+    if list.is_empty() {
+        return "none".into();
+    }
+    list.iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl BrowserError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            BrowserError::NotInstalled { .. }
+            | BrowserError::Input { .. }
+            | BrowserError::Selectors { .. } => ErrorClass::Config,
+            BrowserError::Rejected { .. } => ErrorClass::CredentialRejected,
+            BrowserError::Timeout { .. } | BrowserError::Navigation { .. } => ErrorClass::Transient,
+            BrowserError::ConsentExpired { .. }
+            | BrowserError::Launch { .. }
+            | BrowserError::ElementMissing { .. }
+            | BrowserError::Driver { .. } => ErrorClass::Other,
+        }
+    }
+
+    /// True when the account said no: nothing may try these credentials again, through
+    /// this path or any other, or the account gets locked.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            BrowserError::Rejected { .. } | BrowserError::ConsentExpired { .. }
+        )
+    }
+
+    /// The step the login was in, when a browser was involved.
+    pub fn step(&self) -> Option<Step> {
+        match self {
+            BrowserError::NotInstalled { .. }
+            | BrowserError::Input { .. }
+            | BrowserError::Selectors { .. } => None,
+            BrowserError::Launch { .. } => Some(Step::Launch),
+            BrowserError::Rejected { step, .. }
+            | BrowserError::ConsentExpired { step, .. }
+            | BrowserError::ElementMissing { step, .. }
+            | BrowserError::Timeout { step, .. }
+            | BrowserError::Navigation { step, .. }
+            | BrowserError::Driver { step, .. } => Some(*step),
+        }
+    }
+
+    /// The folder holding the screenshot, page and step log of the failed run.
+    pub fn artifacts_dir(&self) -> Option<&Path> {
+        match self.artifacts() {
+            Some(Artifacts::Saved(dir)) => Some(dir),
+            _ => None,
+        }
+    }
+
+    fn artifacts(&self) -> Option<&Artifacts> {
+        match self {
+            BrowserError::Rejected { artifacts, .. }
+            | BrowserError::ConsentExpired { artifacts, .. }
+            | BrowserError::ElementMissing { artifacts, .. }
+            | BrowserError::Timeout { artifacts, .. }
+            | BrowserError::Navigation { artifacts, .. }
+            | BrowserError::Driver { artifacts, .. } => Some(artifacts),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set_artifacts(&mut self, value: Artifacts) {
+        match self {
+            BrowserError::Rejected { artifacts, .. }
+            | BrowserError::ConsentExpired { artifacts, .. }
+            | BrowserError::ElementMissing { artifacts, .. }
+            | BrowserError::Timeout { artifacts, .. }
+            | BrowserError::Navigation { artifacts, .. }
+            | BrowserError::Driver { artifacts, .. } => *artifacts = value,
+            _ => {}
+        }
+    }
+
+    pub(crate) fn driver(step: Step, message: impl Into<String>) -> Self {
+        BrowserError::Driver {
+            step,
+            message: message.into(),
+            artifacts: Artifacts::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_element_names_step_candidates_and_folder() {
+        let e = BrowserError::ElementMissing {
+            step: Step::Pin,
+            what: "pin_boxes".into(),
+            tried: vec!["input[type=\"password\"]".into(), "text=PIN".into()],
+            limit: Limit::Step(Duration::from_secs(3)),
+            artifacts: Artifacts::Saved(PathBuf::from("/tmp/a/b")),
+        };
+        let s = e.to_string();
+        assert!(s.contains("step `pin`"), "{s}");
+        assert!(s.contains("`input[type=\"password\"]`, `text=PIN`"), "{s}");
+        assert!(s.contains("/tmp/a/b"), "{s}");
+        assert!(s.contains("3.0s"), "{s}");
+        assert!(!e.is_fatal());
+        assert_eq!(e.artifacts_dir(), Some(Path::new("/tmp/a/b")));
+    }
+
+    #[test]
+    fn rejections_are_fatal() {
+        let e = BrowserError::Rejected {
+            step: Step::Totp,
+            message: "Invalid TOTP".into(),
+            artifacts: Artifacts::None,
+        };
+        assert!(e.is_fatal());
+        assert_eq!(e.class(), ErrorClass::CredentialRejected);
+    }
+}

@@ -1,0 +1,117 @@
+//! Headless Chromium on Dhan's consent login page.
+//!
+//! Fills the mobile number, the TOTP and the PIN the way a person would (focus, real key
+//! events, mouse clicks), watches every screen for the element it needs or the error it
+//! fears, and captures the tokenId from the final redirect without loading it. Nothing
+//! of the browser survives the call: not on success, not on failure, not when the future
+//! is dropped halfway.
+//!
+//! Layout: `launch` finds and starts Chromium, `session` owns it and guarantees cleanup
+//! (with `reap` for the process tree), `selectors` is the overridable selector profile,
+//! `dom` probes and acts on the page, `traffic` sees whether the page submitted by
+//! itself, `capture` intercepts the redirect, `flow` runs the steps, `artifacts` keeps
+//! what a human needs after a failure, and `quiet` keeps the CDP transport's logging
+//! (which quotes page content) away from the application's logs.
+
+mod artifacts;
+mod capture;
+mod dom;
+mod error;
+mod flow;
+mod launch;
+mod quiet;
+mod reap;
+mod selectors;
+mod session;
+mod traffic;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use secrecy::SecretString;
+use tracing::instrument::WithSubscriber;
+use url::Url;
+
+pub use error::{Artifacts, BrowserError, Limit, Step};
+pub use selectors::SelectorProfile;
+
+use crate::config::BrowserSettings;
+use crate::progress::Progress;
+use crate::redact::Scrubber;
+use crate::totp::TotpGenerator;
+
+/// One consent login to drive.
+pub struct ConsentLogin<'a> {
+    /// `{auth}/login/consentApp-login?consentAppId=...`
+    pub consent_url: Url,
+    /// Narrows the capture to this origin and path; `None` captures the first request
+    /// with a `tokenId` query parameter, wherever it goes.
+    pub redirect_url: Option<&'a Url>,
+    pub mobile: &'a SecretString,
+    pub pin: &'a SecretString,
+    /// Asked for a code only once the TOTP screen is on display.
+    pub totp: &'a TotpGenerator,
+    /// Masks the secrets known to the caller; the TOTP codes and the tokenId are added
+    /// to it here (and the mobile, PIN and consentAppId, in case they were not).
+    pub scrubber: Scrubber,
+    pub progress: &'a dyn Progress,
+    /// `dhan-login record --out DIR`: each screen's DOM (scrubbed) and the selector
+    /// candidates that matched on it.
+    pub record_dir: Option<&'a Path>,
+}
+
+/// Runs the consent login in a fresh headless Chromium and returns the tokenId.
+///
+/// Progress steps: launch, open, mobile, totp, pin, capture, close. On any failure after
+/// launch, a screenshot, the page's HTML and a step log are saved under
+/// `settings.artifacts_dir` and named in the error. Errors for which
+/// [`BrowserError::is_fatal`] holds must not be retried.
+pub async fn capture_token_id(
+    settings: &BrowserSettings,
+    login: ConsentLogin<'_>,
+) -> Result<SecretString, BrowserError> {
+    let muffler = quiet::Muffler::new();
+    let dispatch = muffler.dispatch.clone();
+    flow::run(settings, login, muffler)
+        .with_subscriber(dispatch)
+        .await
+}
+
+/// The scrubber is shared with the capture task, which adds the tokenId to it.
+pub(crate) type SharedScrubber = Arc<Mutex<Scrubber>>;
+
+pub(crate) fn scrub_with(scrubber: &SharedScrubber, text: &str) -> String {
+    match scrubber.lock() {
+        Ok(s) => s.scrub(text),
+        Err(poisoned) => poisoned.into_inner().scrub(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn login_future_is_send() {
+        // A daemon spawns logins on a multi-threaded runtime.
+        let settings = BrowserSettings::with_defaults(Path::new("/nonexistent"));
+        let secret = SecretString::from("JBSWY3DPEHPK3PXP".to_string());
+        let totp = TotpGenerator::new(&secret, Arc::new(crate::totp::SystemClock)).unwrap();
+        let mobile = SecretString::from("9999900042".to_string());
+        let pin = SecretString::from("135790".to_string());
+        let login = ConsentLogin {
+            consent_url: Url::parse("http://127.0.0.1:1/login").unwrap(),
+            redirect_url: None,
+            mobile: &mobile,
+            pin: &pin,
+            totp: &totp,
+            scrubber: Scrubber::new(),
+            progress: &crate::progress::NoProgress,
+            record_dir: None,
+        };
+        let fut = capture_token_id(&settings, login);
+        assert_send(&fut);
+    }
+}
