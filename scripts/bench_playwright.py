@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""The same consent login as `dhan-login login --via browser`, written the way a competent
+Playwright user would: auto-waiting locators, press_sequentially where the page listens to
+key events, page.route to catch the redirect. Used by scripts/bench as the baseline.
+
+Reads the stand-in's description (the first line of `dhan-login mock-server`) as JSON from
+argv[1]; prints one line of JSON with the timings and the token's length (never the token).
+"""
+import base64
+import hashlib
+import hmac
+import json
+import struct
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+ARGS = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-gpu",
+]
+
+
+def totp(secret_b32: str, at: float) -> str:
+    key = base64.b32decode(secret_b32.upper() + "=" * (-len(secret_b32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
+def call(method: str, url: str, headers: dict) -> dict:
+    req = urllib.request.Request(url, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def main() -> None:
+    d = json.loads(sys.argv[1])
+    auth = d["auth_base_url"].rstrip("/")
+    creds = {"app_id": d["api_key"], "app_secret": d["api_secret"]}
+    t0 = time.perf_counter()
+    consent = call("POST", f"{auth}/app/generate-consent?client_id={d['client_id']}", creds)
+    url = f"{auth}/login/consentApp-login?consentAppId={consent['consentAppId']}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+        t_launch = time.perf_counter()
+        page = browser.new_page()
+        # Answer the redirect locally: the redirect host is never contacted.
+        redirect = urllib.parse.urlparse(d["redirect_url"])
+        page.route(f"{redirect.scheme}://{redirect.netloc}{redirect.path}*",
+                   lambda route: route.fulfill(status=200, body="ok"))
+        page.goto(url)
+        page.get_by_placeholder("Enter mobile number").fill(d["mobile"])
+        page.get_by_role("button", name="Proceed").click()
+        page.get_by_text("Verify with TOTP").wait_for()
+        # The boxes move focus themselves: type the code as a person would.
+        page.locator('input[maxlength="1"]').first.press_sequentially(totp(d["totp_secret"], time.time()))
+        page.get_by_role("button", name="Proceed").click()
+        page.get_by_text("Enter PIN").wait_for()
+        with page.expect_request(lambda r: "tokenId=" in r.url) as redirected:
+            page.locator('input[type="password"]').first.press_sequentially(d["pin"])
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(redirected.value.url).query)
+        token_id = q["tokenId"][0]
+        t_token_id = time.perf_counter()
+        browser.close()
+    grant = call("GET", f"{auth}/app/consumeApp-consent?tokenId={token_id}", creds)
+    t_end = time.perf_counter()
+    print(json.dumps({
+        "launch_ms": round((t_launch - t0) * 1000),
+        "to_token_id_ms": round((t_token_id - t0) * 1000),
+        "total_ms": round((t_end - t0) * 1000),
+        "token_len": len(grant["accessToken"]),
+    }))
+
+
+if __name__ == "__main__":
+    main()
