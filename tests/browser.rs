@@ -1,28 +1,381 @@
 //! The browser login end to end: real headless Chromium against the local stand-in.
 //!
-//! Set DHAN_LOGIN_SKIP_BROWSER_TESTS=1 to skip them on a machine without Chromium.
+//! Every case has its own stand-in, consent, artifacts folder and Chromium profile, so
+//! the cases run in parallel. After each one, no process of its Chromium may be left and
+//! its profile directory must be gone. Set DHAN_LOGIN_SKIP_BROWSER_TESTS=1 to skip them
+//! on a machine without Chromium.
 
 #[path = "common/browser_support.rs"]
 mod support;
 
-use dhan_login::mock::{MockOptions, PageVariant};
-use support::{Case, Login, skipped};
+use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn classic_login_returns_a_token_id_the_stand_in_accepts() {
-    if skipped("classic") {
-        return;
-    }
+use dhan_login::mock::{Endpoint, Fault, MockAccount, MockOptions, PageVariant};
+use dhan_login::{BrowserError, ErrorClass, Limit, Step};
+use secrecy::ExposeSecret;
+use support::{Case, Login, Steps, files_under, session_processes, skipped};
+use url::Url;
+
+/// Not the stand-in's secret: every code it makes is wrong there.
+const WRONG_TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+async fn happy(variant: PageVariant, redirect_configured: bool) {
     let case = Case::start(MockOptions {
-        page_variant: PageVariant::Classic,
+        page_variant: variant,
         ..Default::default()
     })
     .await;
-    let t = std::time::Instant::now();
-    let result = case.login(Login::default()).await;
-    eprintln!("took {:?}\n{}", t.elapsed(), case.logs.text());
-    let token = result.expect("login");
+    let redirect = Url::parse(&case.server.account().redirect_url).unwrap();
+    let steps = Steps::default();
+    let token = case
+        .login(Login {
+            redirect: redirect_configured.then_some(&redirect),
+            progress: Some(&steps),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{variant:?}: {e}\n{}", case.logs.text()));
     let grant = case.consume(&token).await;
-    assert!(grant["accessToken"].is_string());
+    assert!(grant["accessToken"].is_string(), "{grant}");
+    assert_eq!(
+        steps.started(),
+        [
+            "launch", "open", "mobile", "totp", "pin", "capture", "close"
+        ]
+    );
     case.assert_clean();
+    case.assert_logs_clean(&case.secrets(Some(token.expose_secret()), None));
+    assert!(
+        !case.artifacts_dir().exists(),
+        "a successful login leaves no artifacts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_login_returns_a_token_id_the_stand_in_accepts() {
+    if skipped("classic_login") {
+        return;
+    }
+    happy(PageVariant::Classic, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spa_login_with_auto_submit_returns_a_token_id() {
+    if skipped("spa_login") {
+        return;
+    }
+    // Without a configured redirect URL: the first request naming a tokenId is caught.
+    happy(PageVariant::Spa, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_totp_field_login_returns_a_token_id() {
+    if skipped("single_totp_field") {
+        return;
+    }
+    happy(PageVariant::SingleTotpField, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_totp_is_fatal_and_submitted_once() {
+    if skipped("wrong_totp") {
+        return;
+    }
+    let case = Case::start(MockOptions::default()).await;
+    let err = case
+        .login(Login {
+            totp_secret: Some(WRONG_TOTP_SECRET),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a wrong TOTP must fail");
+    assert!(err.is_fatal(), "{err}");
+    assert_eq!(err.class(), ErrorClass::CredentialRejected);
+    assert_eq!(err.step(), Some(Step::Totp));
+    let text = err.to_string();
+    assert!(text.contains("Invalid TOTP, please try again"), "{text}");
+    // Page, mobile form, one TOTP form: a second TOTP post would be a fourth call.
+    assert_eq!(case.server.calls(Endpoint::ConsentLoginPage), 3);
+    case.assert_clean();
+    case.assert_logs_clean(&case.secrets(None, Some(WRONG_TOTP_SECRET)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pin_is_fatal_with_the_pages_message() {
+    if skipped("wrong_pin") {
+        return;
+    }
+    let case = Case::start(MockOptions::default()).await;
+    let err = case
+        .login(Login {
+            pin: Some("000000"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a wrong PIN must fail");
+    assert!(err.is_fatal(), "{err}");
+    assert_eq!(err.class(), ErrorClass::CredentialRejected);
+    assert_eq!(err.step(), Some(Step::Pin));
+    assert!(
+        err.to_string().contains("Incorrect PIN, please try again"),
+        "{err}"
+    );
+    // Page, mobile, TOTP, one PIN post.
+    assert_eq!(case.server.calls(Endpoint::ConsentLoginPage), 4);
+    case.assert_clean();
+    let mut secrets = case.secrets(None, None);
+    secrets.push("000000".into());
+    case.assert_logs_clean(&secrets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_pin_boxes_fail_with_safe_artifacts() {
+    if skipped("missing_pin_boxes") {
+        return;
+    }
+    let mut case = Case::start(MockOptions {
+        page_variant: PageVariant::MissingPinBoxes,
+        ..Default::default()
+    })
+    .await;
+    case.settings.step_timeout = Duration::from_secs(2);
+    let record = case.dir.path().join("record");
+    let err = case
+        .login(Login {
+            record_dir: Some(&record),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no PIN boxes, no login");
+    assert!(!err.is_fatal(), "{err}");
+    let BrowserError::ElementMissing {
+        step,
+        ref what,
+        ref tried,
+        limit,
+        ..
+    } = err
+    else {
+        panic!("expected ElementMissing, got {err}");
+    };
+    assert_eq!(step, Step::Pin);
+    assert_eq!(what, "pin_boxes");
+    assert!(
+        tried.iter().any(|c| c.contains("type=\"password\"")),
+        "{tried:?}"
+    );
+    assert_eq!(limit, Limit::Step(Duration::from_secs(2)));
+    let text = err.to_string();
+    let dir = err
+        .artifacts_dir()
+        .expect("artifacts were saved")
+        .to_path_buf();
+    assert!(text.contains("step `pin`"), "{text}");
+    assert!(
+        text.contains("`input[type=\"password\"][maxlength=\"1\"]`"),
+        "{text}"
+    );
+    assert!(text.contains(&dir.display().to_string()), "{text}");
+    assert!(dir.starts_with(case.artifacts_dir()));
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+    let png = std::fs::read(dir.join("screenshot.png")).expect("screenshot.png");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    let html = std::fs::read_to_string(dir.join("page.html")).expect("page.html");
+    assert!(html.contains("Enter PIN"), "the page is the PIN screen");
+    let log = std::fs::read_to_string(dir.join("steps.log")).expect("steps.log");
+    for step in ["launch", "open", "mobile", "totp", "pin"] {
+        assert!(log.contains(step), "{log}");
+    }
+    assert!(log.contains("matched pin_screen"), "{log}");
+
+    // Artifacts and the recording of each screen, byte for byte: no secret anywhere.
+    let secrets = case.secrets(None, None);
+    let mut files = files_under(&dir);
+    files.extend(files_under(&record));
+    assert!(
+        files.iter().any(|f| f.ends_with("03-pin.json")),
+        "{files:?}"
+    );
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "{} holds a secret", f.display());
+        }
+    }
+    case.assert_clean();
+    case.assert_logs_clean(&secrets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_to_a_host_that_does_not_resolve_is_still_captured() {
+    if skipped("unresolvable_redirect") {
+        return;
+    }
+    let redirect = Url::parse("https://callback.invalid/dhan").unwrap();
+    let case = Case::start(MockOptions {
+        account: MockAccount {
+            redirect_url: redirect.to_string(),
+            ..MockAccount::demo()
+        },
+        ..Default::default()
+    })
+    .await;
+    let token = case
+        .login(Login {
+            redirect: Some(&redirect),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", case.logs.text()));
+    case.consume(&token).await;
+    case.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_pages_within_the_step_timeout_succeed() {
+    if skipped("slow_pages") {
+        return;
+    }
+    let mut case = Case::start(MockOptions::default()).await;
+    case.settings.step_timeout = Duration::from_secs(4);
+    case.server.set_fault(
+        Endpoint::ConsentLoginPage,
+        Fault::Delay(Duration::from_millis(800)),
+    );
+    let token = case
+        .login(Login::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", case.logs.text()));
+    case.consume(&token).await;
+    case.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_slower_than_the_step_timeout_ends_in_a_clean_timeout() {
+    if skipped("too_slow") {
+        return;
+    }
+    let mut case = Case::start(MockOptions::default()).await;
+    case.settings.step_timeout = Duration::from_millis(1500);
+    case.server.set_fault(
+        Endpoint::ConsentLoginPage,
+        Fault::Delay(Duration::from_secs(4)),
+    );
+    let started = std::time::Instant::now();
+    let err = case.login(Login::default()).await.expect_err("too slow");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err,
+            BrowserError::Timeout {
+                step: Step::Open,
+                limit: Limit::Step(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.class(), ErrorClass::Transient);
+    assert!(!err.is_fatal());
+    assert!(err.to_string().contains("step `open`"), "{err}");
+    case.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_consent_is_fatal() {
+    if skipped("expired_consent") {
+        return;
+    }
+    let mut case = Case::start(MockOptions::default()).await;
+    case.consent_id = "00000000-0000-0000-0000-000000000000".into();
+    let err = case
+        .login(Login::default())
+        .await
+        .expect_err("unknown consent");
+    assert!(
+        matches!(
+            err,
+            BrowserError::ConsentExpired {
+                step: Step::Open,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.is_fatal());
+    assert!(
+        err.to_string()
+            .contains("Consent has expired or is invalid"),
+        "{err}"
+    );
+    case.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_login_midway_leaves_no_process_or_profile() {
+    if skipped("dropped_login") {
+        return;
+    }
+    // The Spa draws nothing for a long while: the login is surely mid-flight when dropped.
+    let case = Case::start(MockOptions {
+        page_variant: PageVariant::Spa,
+        spa_render_delay: Duration::from_secs(30),
+        ..Default::default()
+    })
+    .await;
+    let login = case.login(Login::default());
+    let watcher = async {
+        // While the browser runs: its flags reached Chromium as real switches.
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Some((profile, session)) = case.session_markers() else {
+                continue;
+            };
+            let procs = session_processes(&profile, &session);
+            let browser = procs
+                .iter()
+                .find(|p| p.contains("--user-data-dir=") && !p.contains("--type="));
+            let Some(browser) = browser else {
+                continue;
+            };
+            return browser.clone();
+        }
+    };
+    let (outcome, browser_cmdline) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(3), login),
+        tokio::time::timeout(Duration::from_secs(3), watcher)
+    );
+    assert!(outcome.is_err(), "the login should still have been running");
+    let cmdline = browser_cmdline.expect("the browser process was seen");
+    assert!(cmdline.contains(" --disable-quic"), "{cmdline}");
+    assert!(cmdline.contains(" --no-startup-window"), "{cmdline}");
+    assert!(!cmdline.contains("----"), "{cmdline}");
+    #[cfg(unix)]
+    if running_as_root() {
+        assert!(cmdline.contains(" --no-sandbox"), "{cmdline}");
+    }
+    case.assert_clean();
+}
+
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                == Some("0")
+        })
+        .unwrap_or(false)
 }

@@ -563,6 +563,7 @@ impl Driver<'_> {
         Ok(())
     }
 
+    /// Saves the screen just reached, with the candidates that led to it.
     async fn record(&mut self, screen: &str) {
         let Some(page) = self.page.clone() else {
             return;
@@ -670,7 +671,9 @@ impl Driver<'_> {
             false,
             |p, _| totp_reached(p).then_some(()),
         )
-        .await
+        .await?;
+        self.record("totp").await;
+        Ok(())
     }
 
     async fn totp(&mut self) -> Result<(), BrowserError> {
@@ -696,7 +699,6 @@ impl Driver<'_> {
                 },
             )
             .await?;
-        self.record("totp").await;
 
         // Only now: the code must be as fresh as possible when it is typed.
         let overall = Deadline {
@@ -740,7 +742,9 @@ impl Driver<'_> {
             false,
             |p, _| pin_reached(p).then_some(()),
         )
-        .await
+        .await?;
+        self.record("pin").await;
+        Ok(())
     }
 
     async fn pin(&mut self) -> Result<(), BrowserError> {
@@ -766,7 +770,6 @@ impl Driver<'_> {
                 },
             )
             .await?;
-        self.record("pin").await;
         let pin = self.login_pin.clone();
         let before = self.traffic.count();
         if boxes {
