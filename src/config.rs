@@ -452,9 +452,47 @@ fn read_file(paths: &Paths) -> Result<(FileConfig, PathBuf), ConfigError> {
     };
     let file = toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.clone(),
-        message: e.to_string(),
+        message: describe_toml_error(&e, &text),
     })?;
     Ok((file, path))
+}
+
+/// toml's own Display quotes the offending line, which may hold a PIN or a secret:
+/// name the place and the problem instead, with any quoted value masked.
+fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let mut message = e.message().trim().to_owned();
+    // "unknown field `x`, expected one of …" quotes field names, which are safe; an
+    // "invalid type: integer `135790`" or "invalid value" quotes the value.
+    if !message.starts_with("unknown field") && !message.starts_with("missing field") {
+        message = mask_backticked(&message);
+    }
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+fn mask_backticked(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut inside = false;
+    for c in s.chars() {
+        if c == '`' {
+            if inside {
+                out.push_str("****`");
+            } else {
+                out.push('`');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn merge(

@@ -89,8 +89,12 @@ impl TokenManager {
         match self.store.load(&self.profile.name) {
             Err(e @ StoreError::Corrupt { .. }) => {
                 tracing::warn!("{e}");
+                // The remembered TOTP step is lost with the file: assume the current one
+                // was used, so the next login waits for a fresh code instead of risking
+                // a rejection.
                 Ok(ProfileState {
                     renewable: true,
+                    totp_last_step: Some(self.clock.now().timestamp().div_euclid(30)),
                     ..Default::default()
                 })
             }
@@ -289,7 +293,16 @@ impl TokenManager {
     }
 
     /// Forgets the stored token. Dhan keeps it alive until it expires.
+    ///
+    /// Only the token goes: the lockout and the last TOTP step stay, or a logout followed
+    /// by a login could resubmit a spent code or a rejected PIN.
     pub fn logout(&self) -> Result<bool, Error> {
-        Ok(self.store.remove(&self.profile.name)?)
+        let mut state = self.state()?;
+        let had = state.token.take().is_some();
+        if had {
+            state.updated_at = Some(self.clock.now());
+            self.store.save(&self.profile.name, &state)?;
+        }
+        Ok(had)
     }
 }

@@ -149,14 +149,4 @@ impl TokenStore {
         })?;
         write_atomic(&path, &bytes).map_err(|source| StoreError::Write { path, source })
     }
-
-    /// Forgets the token (logout). Absent is fine.
-    pub fn remove(&self, profile: &str) -> Result<bool, StoreError> {
-        let path = self.path(profile)?;
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(StoreError::Write { path, source }),
-        }
-    }
 }

@@ -143,8 +143,12 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
     /// Validate the profile and list what is wrong.
+    #[command(
+        after_help = "Examples:\n  dhan-login config check\n  dhan-login --profile work --config ./dhan.toml config check"
+    )]
     Check,
     /// Print where the config file and the state live.
+    #[command(after_help = "Example:\n  dhan-login config path")]
     Path,
 }
 

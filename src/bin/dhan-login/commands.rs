@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
-use dhan_login::{Paths, Profile, Request, SourceKind, TokenManager, next_ist_midnight};
+use dhan_login::{
+    ErrorClass, Paths, Profile, Request, SourceKind, TokenManager, next_ist_midnight,
+};
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
 use crate::output::{Format, StepPrinter, human, print_token, token_json};
@@ -158,13 +160,23 @@ pub async fn interruptible<F: std::future::Future>(f: F) -> Result<F::Output> {
 
 async fn obtain(m: &TokenManager, req: Request, out: &OutputArgs, quiet: bool) -> Result<u8> {
     let progress = StepPrinter::for_terminal(quiet);
-    let got = interruptible(m.token(&req, progress.as_ref())).await??;
+    let mut got = interruptible(m.token(&req, progress.as_ref())).await??;
     if out.verify {
-        let info = m
-            .verify(&got.token)
-            .await
-            .context("Dhan did not accept the token")?;
-        tracing::info!(client = ?info.client_id, "token verified with Dhan's profile endpoint");
+        match m.verify(&got.token).await {
+            Ok(info) => {
+                tracing::info!(client = ?info.client_id, "token verified with Dhan's profile endpoint")
+            }
+            // A cached token can be killed elsewhere (a login on Dhan Web): get a new one.
+            Err(e) if got.cached && e.class() == ErrorClass::TokenInvalid => {
+                tracing::warn!("Dhan rejected the cached token ({e}); obtaining a new one");
+                let again = Request { force: true, ..req };
+                got = interruptible(m.token(&again, progress.as_ref())).await??;
+                m.verify(&got.token)
+                    .await
+                    .context("Dhan did not accept the new token")?;
+            }
+            Err(e) => return Err(e).context("Dhan did not accept the token"),
+        }
     }
     let format = if out.json {
         Format::Json
@@ -362,6 +374,13 @@ fn exec(command: &[String], token: &dhan_login::Token) -> Result<u8> {
         .args(args)
         .env("DHAN_ACCESS_TOKEN", token.access_token.secret())
         .env("DHAN_CLIENT_ID", &token.client_id)
+        // The program needs the token, not what mints tokens: a bot that logs its
+        // environment must not give the account away.
+        .env_remove("DHAN_PIN")
+        .env_remove("DHAN_TOTP_SECRET")
+        .env_remove("DHAN_API_SECRET")
+        .env_remove("DHAN_API_KEY")
+        .env_remove("DHAN_MOBILE")
         .exec();
     eprintln!(
         "error: cannot run {}: {err}",
