@@ -379,3 +379,57 @@ fn running_as_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_login_during_launch_leaves_nothing() {
+    if skipped("dropped_during_launch") {
+        return;
+    }
+    let case = Case::start(MockOptions::default()).await;
+    // Chromium needs ~250 ms to say where DevTools listens: this drops it before that.
+    let outcome =
+        tokio::time::timeout(Duration::from_millis(120), case.login(Login::default())).await;
+    assert!(outcome.is_err(), "the launch cannot have finished");
+    case.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_selector_profile_overrides_the_built_in_one() {
+    if skipped("user_selectors") {
+        return;
+    }
+    let mut case = Case::start(MockOptions::default()).await;
+    let file = case.dir.path().join("selectors.toml");
+    std::fs::write(&file, "mobile_input = ['input[', '#no-such-field']\n").unwrap();
+    case.settings.selectors = Some(file);
+    case.settings.step_timeout = Duration::from_secs(1);
+    let err = case
+        .login(Login::default())
+        .await
+        .expect_err("no such field");
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            BrowserError::ElementMissing {
+                step: Step::Open,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(text.contains("`input[`, `#no-such-field`"), "{text}");
+    // The invalid candidate is reported once, not silently ignored.
+    assert!(case.logs.text().contains("rejects this selector candidate"));
+    case.assert_clean();
+}
+
+#[tokio::test]
+async fn a_missing_browser_is_a_config_error_naming_what_was_tried() {
+    let mut case = Case::start(MockOptions::default()).await;
+    case.settings.executable = Some("/nonexistent/chromium".into());
+    let err = case.login(Login::default()).await.expect_err("no browser");
+    assert_eq!(err.class(), ErrorClass::Config);
+    assert!(!err.is_fatal());
+    assert!(err.to_string().contains("/nonexistent/chromium"), "{err}");
+}

@@ -22,6 +22,8 @@ use crate::config::BrowserSettings;
 
 /// How long a graceful close may take before the tree is killed instead.
 const CLOSE_LIMIT: Duration = Duration::from_secs(3);
+/// Beyond the launch timeout, for the WebSocket handshake.
+const CONNECT_SLACK: Duration = Duration::from_secs(2);
 /// How long children get to exit after the browser has.
 const ORPHAN_LIMIT: Duration = Duration::from_secs(2);
 
@@ -78,9 +80,14 @@ impl Session {
         .map_err(launch_error)?;
         // If this await is cancelled, chromiumoxide kills only the direct child; the
         // Drop of `session` finds the rest by their marker.
-        let (mut browser, handler) = Browser::launch(config)
-            .await
-            .map_err(|e| launch_error(scrub(&scrubber, &e.to_string())))?;
+        // chromiumoxide bounds the wait for the DevTools URL, not the connection after it.
+        let (mut browser, handler) =
+            tokio::time::timeout(launch_timeout + CONNECT_SLACK, Browser::launch(config))
+                .await
+                .map_err(|_| {
+                    launch_error(format!("no DevTools connection within {launch_timeout:?}"))
+                })?
+                .map_err(|e| launch_error(scrub(&scrubber, &e.to_string())))?;
         session.pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
         session.browser = Some(browser);
         let task = tokio::spawn(
@@ -161,39 +168,50 @@ impl Session {
     /// SIGKILL for every process of the session, then reap them all.
     fn kill_tree(&mut self) {
         self.stop_tasks();
-        let victims = reap::session_processes(self.pid, &self.marker);
-        if let Some(child) = self
-            .browser
-            .as_mut()
-            .and_then(|b| b.get_mut_child())
-            .map(|c| c.as_mut_inner())
-        {
+        // Before launch returned, the pid is unknown but the runtime still owns it.
+        let runtime_owned = self.pid.or_else(|| reap::browser_root(&self.marker));
+        if let Some(child) = self.runtime_child() {
             // Through tokio's handle, so that it knows the child is gone and never
             // signals its pid again (which could by then belong to someone else).
             let _ = child.start_kill();
         }
-        reap::kill(&victims);
         let deadline = std::time::Instant::now() + ORPHAN_LIMIT;
-        if let Some(child) = self
-            .browser
-            .as_mut()
-            .and_then(|b| b.get_mut_child())
-            .map(|c| c.as_mut_inner())
-        {
-            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
+        let mut killed: Vec<u32> = Vec::new();
+        let mut left: Vec<u32> = Vec::new();
+        // A process forked between a scan and the kill is caught by the next scan.
+        for _ in 0..3 {
+            let fresh: Vec<u32> = reap::session_processes(self.pid, &self.marker)
+                .into_iter()
+                .filter(|p| !killed.contains(p))
+                .collect();
+            if fresh.is_empty() {
+                break;
             }
+            reap::kill(&fresh);
+            killed.extend(fresh);
+            if let Some(child) = self.runtime_child() {
+                while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            left = reap::reap_until_gone(
+                &killed,
+                runtime_owned,
+                deadline.saturating_duration_since(std::time::Instant::now()),
+            );
         }
-        let left = reap::reap_until_gone(
-            &victims,
-            self.pid,
-            deadline.saturating_duration_since(std::time::Instant::now()),
-        );
         if !left.is_empty() {
             tracing::warn!(pids = ?left, "some Chromium processes could not be reaped");
         }
         self.browser = None;
         self.remove_profile();
+    }
+
+    fn runtime_child(&mut self) -> Option<&mut tokio::process::Child> {
+        self.browser
+            .as_mut()
+            .and_then(|b| b.get_mut_child())
+            .map(|c| c.as_mut_inner())
     }
 
     fn remove_profile(&mut self) {
