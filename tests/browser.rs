@@ -433,3 +433,47 @@ async fn a_missing_browser_is_a_config_error_naming_what_was_tried() {
     assert!(!err.is_fatal());
     assert!(err.to_string().contains("/nonexistent/chromium"), "{err}");
 }
+
+/// Not a check: the timing quoted in the docs. Run with
+/// `cargo test --release --test browser -- --ignored --nocapture classic_login_timing`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark, run by hand"]
+async fn classic_login_timing() {
+    let mut to_token = Vec::new();
+    let mut whole = Vec::new();
+    for run in 1..=5 {
+        let case = Case::start(MockOptions::default()).await;
+        support::fresh_totp_window(Duration::from_secs(8)).await;
+        let steps = Steps::default();
+        let t = std::time::Instant::now();
+        case.login(Login {
+            progress: Some(&steps),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let total = t.elapsed();
+        let token_at = steps.ended("capture").expect("capture step ended");
+        let parts: Vec<String> = steps
+            .durations()
+            .iter()
+            .map(|(s, d)| format!("{s} {:.0}", d.as_secs_f64() * 1000.0))
+            .collect();
+        eprintln!(
+            "run {run}: launch->tokenId {:.0} ms, whole call {:.0} ms ({} ms)",
+            token_at.as_secs_f64() * 1000.0,
+            total.as_secs_f64() * 1000.0,
+            parts.join(", ")
+        );
+        to_token.push(token_at);
+        whole.push(total);
+        case.assert_clean();
+    }
+    to_token.sort();
+    whole.sort();
+    eprintln!(
+        "median of 5: launch->tokenId {:.0} ms, whole call {:.0} ms",
+        to_token[2].as_secs_f64() * 1000.0,
+        whole[2].as_secs_f64() * 1000.0
+    );
+}

@@ -60,22 +60,79 @@ impl Write for Logs {
     }
 }
 
-/// Records the step names in order, to check the progress contract.
-#[derive(Default)]
-pub struct Steps(Mutex<Vec<String>>);
+/// Records the step names in order, to check the progress contract, and when each
+/// step ended.
+pub struct Steps {
+    t0: std::time::Instant,
+    started: Mutex<Vec<String>>,
+    finished: Mutex<Vec<(String, Duration)>>,
+}
+
+impl Default for Steps {
+    fn default() -> Self {
+        Steps {
+            t0: std::time::Instant::now(),
+            started: Mutex::default(),
+            finished: Mutex::default(),
+        }
+    }
+}
 
 impl Steps {
     pub fn started(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
+        self.started.lock().unwrap().clone()
+    }
+
+    /// Time from creation to the end of `step`.
+    pub fn ended(&self, step: &str) -> Option<Duration> {
+        self.finished
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(s, _)| s == step)
+            .map(|(_, at)| *at)
+    }
+
+    /// Each step's own duration, in order.
+    pub fn durations(&self) -> Vec<(String, Duration)> {
+        let ends = self.finished.lock().unwrap().clone();
+        let mut prev = Duration::ZERO;
+        ends.into_iter()
+            .map(|(s, at)| {
+                let d = at.saturating_sub(prev);
+                prev = at;
+                (s, d)
+            })
+            .collect()
     }
 }
 
 impl Progress for Steps {
     fn step_started(&self, step: &str) {
-        self.0.lock().unwrap().push(step.to_string());
+        self.started.lock().unwrap().push(step.to_string());
     }
 
-    fn step_finished(&self, _step: &str, _elapsed: Duration) {}
+    fn step_finished(&self, step: &str, _elapsed: Duration) {
+        self.finished
+            .lock()
+            .unwrap()
+            .push((step.to_string(), self.t0.elapsed()));
+    }
+}
+
+/// Waits until the current 30 s TOTP step has at least `left` to run, so that the
+/// generator's own wait for a fresh step stays out of a timing.
+pub async fn fresh_totp_window(left: Duration) {
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        if 30.0 - now % 30.0 >= left.as_secs_f64() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// One stand-in with one fresh consent, and a private artifacts folder.
