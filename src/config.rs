@@ -134,6 +134,11 @@ struct BrowserFile {
 struct FileConfig {
     #[serde(default)]
     profiles: BTreeMap<String, ProfileFile>,
+    /// The daemon's table (`dhan-login serve`); `token` and `exec` read it to find it.
+    #[serde(default)]
+    serve: crate::serve::ServeFile,
+    #[serde(default)]
+    notify: crate::serve::NotifyFile,
 }
 
 /// How the headless browser login runs.
@@ -304,6 +309,14 @@ impl Profile {
     /// Every profile name in the file (for `serve --all`).
     pub fn names(paths: &Paths) -> Result<Vec<String>, ConfigError> {
         Ok(read_file(paths)?.0.profiles.into_keys().collect())
+    }
+
+    /// The `[serve]` and `[notify]` tables of the file, unmerged.
+    pub(crate) fn serve_tables(
+        paths: &Paths,
+    ) -> Result<(crate::serve::ServeFile, crate::serve::NotifyFile), ConfigError> {
+        let file = read_file(paths)?.0;
+        Ok((file.serve, file.notify))
     }
 
     /// Validates every field, reading each secret once, and lists what is wrong.
@@ -670,7 +683,7 @@ fn seconds(field: &str, s: f64) -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs_f64(s))
 }
 
-fn expand_home(path: &Path) -> PathBuf {
+pub(crate) fn expand_home(path: &Path) -> PathBuf {
     match (path.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => path.to_path_buf(),

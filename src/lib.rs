@@ -12,6 +12,7 @@ mod manager;
 pub mod mock;
 mod progress;
 mod redact;
+mod serve;
 mod source;
 mod store;
 mod token;
@@ -23,6 +24,7 @@ pub use error::{Error, ErrorClass};
 pub use manager::{Obtained, Request, TokenManager};
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
+pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
 pub use source::{
     Attempt, AttemptResult, BoxFuture, ChainFailure, Context, Outcome, TokenSource, run_chain,
 };

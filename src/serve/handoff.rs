@@ -1,0 +1,89 @@
+//! The token and env files other programs read: replaced atomically, mode 0600, so a
+//! reader sees the old token or the new one and never half of either.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::store::write_atomic;
+use crate::token::Token;
+
+pub(crate) struct Handoff {
+    token_file: PathBuf,
+    env_file: PathBuf,
+    /// Digest of what the files hold, so an unchanged token is not rewritten every wake.
+    written: Option<[u8; 32]>,
+}
+
+impl Handoff {
+    pub(crate) fn new(token_file: PathBuf, env_file: PathBuf) -> Self {
+        Handoff {
+            token_file,
+            env_file,
+            written: None,
+        }
+    }
+
+    pub(crate) fn token_file(&self) -> &Path {
+        &self.token_file
+    }
+
+    /// Writes both files unless they already hold `token`. The first call after start
+    /// always writes: the files may be missing or hold a token from another run.
+    pub(crate) fn publish(&mut self, token: &Token) -> std::io::Result<bool> {
+        let value = token.access_token.secret();
+        let mut h = Sha256::new();
+        h.update(value.as_bytes());
+        h.update(b"\0");
+        h.update(token.client_id.as_bytes());
+        let digest: [u8; 32] = h.finalize().into();
+        if self.written == Some(digest) {
+            return Ok(false);
+        }
+        // No trailing newline: `Files.readString`, `open().read()` and `fs.readFileSync`
+        // then hand over exactly the token.
+        write_atomic(&self.token_file, value.as_bytes())?;
+        let env = format!(
+            "DHAN_ACCESS_TOKEN={value}\nDHAN_CLIENT_ID={}\n",
+            token.client_id
+        );
+        write_atomic(&self.env_file, env.as_bytes())?;
+        self.written = Some(digest);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::SourceKind;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn writes_private_files_once_per_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = Handoff::new(dir.path().join("a/t"), dir.path().join("a/e"));
+        let exp = Some("2099-01-01T00:00:00");
+        let now = chrono::Utc::now();
+        let t = Token::from_grant("tok-1", Some("42"), exp, SourceKind::Totp, now).unwrap();
+        assert!(h.publish(&t).unwrap());
+        assert!(!h.publish(&t).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a/t")).unwrap(),
+            "tok-1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a/e")).unwrap(),
+            "DHAN_ACCESS_TOKEN=tok-1\nDHAN_CLIENT_ID=42\n"
+        );
+        for f in ["a/t", "a/e"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+        let t2 = Token::from_grant("tok-2", Some("42"), exp, SourceKind::Renew, now).unwrap();
+        assert!(h.publish(&t2).unwrap());
+    }
+}

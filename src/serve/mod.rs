@@ -1,0 +1,225 @@
+//! `dhan-login serve`: keeps each served profile's token fresh and hands it to other
+//! programs, so that none of them ever logs in.
+//!
+//! Layout: `settings` reads the `[serve]`/`[notify]` tables, `scheduler` runs one refresh
+//! loop per profile, `status` is what the loops share with the `http` routes and
+//! `metrics`, `handoff` writes the token and env files, `key` guards the token route,
+//! `notify` posts failure events, `clock` notices suspend/resume, and `client` is the
+//! side `token` and `exec` use to ask a running daemon.
+
+mod client;
+mod clock;
+mod handoff;
+mod http;
+mod key;
+mod metrics;
+mod notify;
+mod scheduler;
+mod settings;
+mod status;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+pub use client::ask_daemon;
+pub(crate) use settings::{NotifyFile, ServeFile};
+pub use settings::{NotifySettings, ServeSettings};
+
+use crate::config::{ConfigError, Paths, Profile};
+use crate::error::{Error, ErrorClass};
+use crate::manager::TokenManager;
+use scheduler::{Parts, Scheduler, Timing, stopped};
+use status::Slot;
+
+/// How the daemon reads the environment (again on every profile reload).
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// How long shutdown waits for a task before aborting it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A running daemon. Stop it with `shutdown`; dropping it leaves the tasks running.
+pub struct Daemon {
+    addr: SocketAddr,
+    socket: Option<PathBuf>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Loads every profile, makes the key, binds the endpoint and starts refreshing.
+    /// Must run inside a tokio runtime.
+    pub async fn start(
+        settings: ServeSettings,
+        paths: Paths,
+        env: Env,
+        profiles: &[String],
+    ) -> Result<Daemon, Error> {
+        settings.check_listen()?;
+        if profiles.is_empty() {
+            return Err(config("profiles", "no profile to serve".into()));
+        }
+        let paths = Arc::new(paths);
+        let mut slots = BTreeMap::new();
+        let mut files = HashSet::new();
+        for name in profiles {
+            // Every profile loads now: a typo fails the start, not a refresh at 3 a.m.
+            let profile = Profile::load(name, &paths, &*env)?;
+            if settings.refresh_ahead <= profile.margin.to_std().unwrap_or_default() {
+                tracing::warn!(
+                    profile = %name,
+                    "serve.refresh_ahead_minutes is not above margin_minutes: tokens will count as expiring before they are refreshed"
+                );
+            }
+            let manager = Arc::new(TokenManager::new(profile)?);
+            for (key, file) in [
+                ("serve.token_file", settings.token_file_for(name)),
+                ("serve.env_file", settings.env_file_for(name)),
+            ] {
+                if !files.insert(file.clone()) {
+                    return Err(config(
+                        key,
+                        format!(
+                            "{} would serve more than one profile: put {{profile}} in the path",
+                            file.display()
+                        ),
+                    ));
+                }
+            }
+            slots.insert(name.clone(), Arc::new(Slot::new(name, manager)));
+        }
+        let key = Arc::new(key::ApiKey::load_or_create(&settings.key_file)?);
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| other(format!("cannot listen on {}: {e}", settings.listen)))?;
+        let addr = listener.local_addr()?;
+        let unix = settings.socket.as_deref().map(bind_unix).transpose()?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let nudge = Arc::new(Notify::new());
+        let notifier = Arc::new(notify::Notifier::new(&settings.notify)?);
+        let timing = Timing {
+            ahead: settings.refresh_ahead,
+            jitter: settings.jitter,
+            retry_min: settings.retry_min,
+            retry_max: settings.retry_max,
+            warn_before: settings.notify.warn_before,
+        };
+        let mut tasks = vec![tokio::spawn(clock::watch_jumps(
+            nudge.clone(),
+            stop_rx.clone(),
+        ))];
+        for (name, slot) in &slots {
+            let scheduler = Scheduler::new(Parts {
+                slot: slot.clone(),
+                paths: paths.clone(),
+                env: env.clone(),
+                timing,
+                files: (settings.token_file_for(name), settings.env_file_for(name)),
+                notifier: notifier.clone(),
+                nudge: nudge.clone(),
+                stop: stop_rx.clone(),
+            });
+            tasks.push(tokio::spawn(scheduler.run()));
+        }
+        let app = http::router(http::App {
+            slots: Arc::new(slots),
+            key,
+            stop: stop_rx.clone(),
+        });
+        tasks.push(tokio::spawn(serve_on(
+            listener,
+            app.clone(),
+            stop_rx.clone(),
+        )));
+        if let Some(unix) = unix {
+            tasks.push(tokio::spawn(serve_on(unix, app, stop_rx)));
+        }
+        tracing::info!(%addr, profiles = ?profiles, "serving");
+        Ok(Daemon {
+            addr,
+            socket: settings.socket,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The bound TCP address (the port is known here when `listen` asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Aborts logins under way (the browser's guard kills Chromium), lets the endpoint
+    /// answer what it is answering, and waits for every task.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for mut task in self.tasks {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+        if let Some(path) = self.socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn serve_on<L>(listener: L, app: axum::Router, mut stop: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stopped(&mut stop).await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!("the HTTP endpoint stopped: {e}");
+    }
+}
+
+/// A socket file left by a daemon that died is replaced. The socket is made owner-only
+/// right after binding; in between, the key still guards the token route.
+fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, Error> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(config(
+                "serve.socket",
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(other(format!(
+                "{} is in use by another running daemon",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .map_err(|e| other(format!("cannot listen on {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+fn config(field: &str, message: String) -> Error {
+    Error::Config(ConfigError::Field {
+        field: field.to_owned(),
+        message,
+    })
+}
+
+fn other(message: String) -> Error {
+    Error::Refused {
+        class: ErrorClass::Other,
+        message,
+    }
+}

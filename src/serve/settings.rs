@@ -1,0 +1,387 @@
+//! The `[serve]` and `[notify]` tables of the config file, each key overridable by
+//! `DHAN_LOGIN_SERVE_<KEY>` / `DHAN_LOGIN_NOTIFY_<KEY>`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::{ConfigError, Paths, Profile, expand_home};
+
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7787);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServeFile {
+    listen: Option<String>,
+    allow_remote: Option<bool>,
+    socket: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    token_file: Option<String>,
+    env_file: Option<String>,
+    refresh_ahead_minutes: Option<f64>,
+    jitter_minutes: Option<f64>,
+    retry_min_secs: Option<f64>,
+    retry_max_secs: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotifyFile {
+    webhook: Option<String>,
+    warn_before_minutes: Option<f64>,
+}
+
+/// How `dhan-login serve` runs, and where `token` / `exec` find it.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// The HTTP endpoint.
+    pub listen: SocketAddr,
+    /// Set in the file or the environment: then `token` and `exec` ask the daemon first.
+    pub listen_configured: bool,
+    /// Permits a `listen` address other than loopback.
+    pub allow_remote: bool,
+    /// A Unix socket serving the same routes, besides `listen`.
+    pub socket: Option<PathBuf>,
+    /// The bearer key of the token routes.
+    pub key_file: PathBuf,
+    /// Where each profile's bare token goes; `{profile}` is replaced by its name.
+    pub token_file: String,
+    /// Where each profile's `DHAN_ACCESS_TOKEN=` / `DHAN_CLIENT_ID=` file goes.
+    pub env_file: String,
+    /// A token is refreshed this long before it expires…
+    pub refresh_ahead: Duration,
+    /// …plus a random part of this, so that many machines do not all ask at once.
+    pub jitter: Duration,
+    /// Backoff after a failure that may pass: doubles from `retry_min` up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    pub notify: NotifySettings,
+}
+
+#[derive(Clone)]
+pub struct NotifySettings {
+    /// Receives a JSON event on a fatal failure and before an unrefreshed token expires.
+    pub webhook: Option<Url>,
+    /// How long before expiry an unrefreshed token is reported.
+    pub warn_before: Duration,
+}
+
+// A Telegram webhook carries the bot's token in its path: show the host only.
+impl fmt::Debug for NotifySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotifySettings")
+            .field("webhook", &self.webhook.as_ref().map(webhook_host))
+            .field("warn_before", &self.warn_before)
+            .finish()
+    }
+}
+
+/// What a log line may say about a webhook URL.
+pub(crate) fn webhook_host(url: &Url) -> String {
+    format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or("?"))
+}
+
+impl ServeSettings {
+    /// The file's tables with the environment on top; defaults under the state folder.
+    pub fn load(
+        paths: &Paths,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ServeSettings, ConfigError> {
+        let (serve, notify) = Profile::serve_tables(paths)?;
+        let get = Lookup { env };
+        let listen_raw = get.text("serve", "listen", serve.listen);
+        let listen = match &listen_raw {
+            Some(raw) => parse_listen("serve.listen", raw)?,
+            None => DEFAULT_LISTEN,
+        };
+        let state = |file: &str| paths.state_dir.join(file).to_string_lossy().into_owned();
+        let retry_min = get
+            .parsed::<f64>("serve", "retry_min_secs", serve.retry_min_secs)?
+            .map(|s| secs("serve.retry_min_secs", s))
+            .transpose()?
+            .unwrap_or(Duration::from_secs(30));
+        let retry_max = get
+            .parsed::<f64>("serve", "retry_max_secs", serve.retry_max_secs)?
+            .map(|s| secs("serve.retry_max_secs", s))
+            .transpose()?
+            .unwrap_or(Duration::from_secs(15 * 60));
+        if retry_max < retry_min {
+            return Err(field(
+                "serve.retry_max_secs",
+                format!("{retry_max:?} is below serve.retry_min_secs ({retry_min:?})"),
+            ));
+        }
+        let webhook = get
+            .text("notify", "webhook", notify.webhook)
+            .map(|raw| parse_webhook(&raw))
+            .transpose()?;
+        Ok(ServeSettings {
+            listen,
+            listen_configured: listen_raw.is_some(),
+            allow_remote: get
+                .parsed("serve", "allow_remote", serve.allow_remote)?
+                .unwrap_or(false),
+            socket: get
+                .text("serve", "socket", serve.socket.map(path_text))
+                .map(|p| expand_home(Path::new(&p))),
+            key_file: get
+                .text("serve", "key_file", serve.key_file.map(path_text))
+                .map(|p| expand_home(Path::new(&p)))
+                .unwrap_or_else(|| paths.state_dir.join("serve.key")),
+            token_file: get
+                .text("serve", "token_file", serve.token_file)
+                .map(|p| path_text(expand_home(Path::new(&p))))
+                .unwrap_or_else(|| state("serve/{profile}.token")),
+            env_file: get
+                .text("serve", "env_file", serve.env_file)
+                .map(|p| path_text(expand_home(Path::new(&p))))
+                .unwrap_or_else(|| state("serve/{profile}.env")),
+            refresh_ahead: get
+                .parsed(
+                    "serve",
+                    "refresh_ahead_minutes",
+                    serve.refresh_ahead_minutes,
+                )?
+                .map(|m| minutes("serve.refresh_ahead_minutes", m))
+                .transpose()?
+                .unwrap_or(Duration::from_secs(60 * 60)),
+            jitter: get
+                .parsed("serve", "jitter_minutes", serve.jitter_minutes)?
+                .map(|m| minutes("serve.jitter_minutes", m))
+                .transpose()?
+                .unwrap_or(Duration::from_secs(5 * 60)),
+            retry_min,
+            retry_max,
+            notify: NotifySettings {
+                webhook,
+                warn_before: get
+                    .parsed("notify", "warn_before_minutes", notify.warn_before_minutes)?
+                    .map(|m| minutes("notify.warn_before_minutes", m))
+                    .transpose()?
+                    .unwrap_or(Duration::from_secs(45 * 60)),
+            },
+        })
+    }
+
+    /// `serve --listen`.
+    pub fn set_listen(&mut self, raw: &str) -> Result<(), ConfigError> {
+        self.listen = parse_listen("--listen", raw)?;
+        Ok(())
+    }
+
+    /// Refuses an address reachable from other machines unless that was asked for.
+    pub fn check_listen(&self) -> Result<(), ConfigError> {
+        if self.listen.ip().is_loopback() || self.allow_remote {
+            return Ok(());
+        }
+        Err(field(
+            "serve.listen",
+            format!(
+                "{} is not a loopback address: other machines could reach the token \
+                 endpoint. Listen on 127.0.0.1, or pass --allow-remote (serve.allow_remote \
+                 = true) if you mean it",
+                self.listen
+            ),
+        ))
+    }
+
+    /// The token file of one profile.
+    pub fn token_file_for(&self, profile: &str) -> PathBuf {
+        PathBuf::from(self.token_file.replace("{profile}", profile))
+    }
+
+    pub fn env_file_for(&self, profile: &str) -> PathBuf {
+        PathBuf::from(self.env_file.replace("{profile}", profile))
+    }
+
+    /// Where a client connects: an unspecified address (0.0.0.0) is reached on loopback.
+    pub fn client_addr(&self) -> SocketAddr {
+        let ip = match self.listen.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        SocketAddr::new(ip, self.listen.port())
+    }
+}
+
+/// The environment first, then the file; empty variables count as unset.
+struct Lookup<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Lookup<'_> {
+    fn var(table: &str, key: &str) -> String {
+        format!(
+            "DHAN_LOGIN_{}_{}",
+            table.to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        )
+    }
+
+    fn text(&self, table: &str, key: &str, file: Option<String>) -> Option<String> {
+        (self.env)(&Self::var(table, key))
+            .filter(|v| !v.is_empty())
+            .or(file)
+    }
+
+    fn parsed<T: FromStr>(
+        &self,
+        table: &str,
+        key: &str,
+        file: Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        let var = Self::var(table, key);
+        match (self.env)(&var).filter(|v| !v.is_empty()) {
+            Some(v) => v.trim().parse().map(Some).map_err(|_| {
+                field(
+                    &format!("{table}.{key}"),
+                    format!("{var}=`{v}` is not valid"),
+                )
+            }),
+            None => Ok(file),
+        }
+    }
+}
+
+fn field(name: &str, message: String) -> ConfigError {
+    ConfigError::Field {
+        field: name.to_owned(),
+        message,
+    }
+}
+
+fn path_text(p: PathBuf) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn parse_listen(name: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
+    let raw = raw.trim();
+    if let Some(port) = raw.strip_prefix("localhost:") {
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| field(name, format!("`{raw}`: `{port}` is not a port")))?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    raw.parse().map_err(|_| {
+        field(
+            name,
+            format!("`{raw}` is not ADDR:PORT (e.g. 127.0.0.1:7787 or [::1]:7787)"),
+        )
+    })
+}
+
+/// The URL itself is never quoted back: a Telegram one holds the bot token.
+fn parse_webhook(raw: &str) -> Result<Url, ConfigError> {
+    let url =
+        Url::parse(raw.trim()).map_err(|e| field("notify.webhook", format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(field("notify.webhook", "must be an http(s) URL".into()));
+    }
+    Ok(url)
+}
+
+fn minutes(name: &str, m: f64) -> Result<Duration, ConfigError> {
+    if !(0.0..=24.0 * 60.0).contains(&m) {
+        return Err(field(name, format!("{m} is outside 0..=1440")));
+    }
+    Ok(Duration::from_secs_f64(m * 60.0))
+}
+
+fn secs(name: &str, s: f64) -> Result<Duration, ConfigError> {
+    if !(s > 0.0 && s <= 86_400.0) {
+        return Err(field(
+            name,
+            format!("{s} must be above 0 and at most 86400"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(toml: &str, vars: &[(&str, &str)]) -> Result<ServeSettings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, toml).unwrap();
+        let paths = Paths {
+            config_file: file,
+            config_explicit: true,
+            state_dir: PathBuf::from("/state"),
+        };
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ServeSettings::load(&paths, &|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_live_in_the_state_folder() {
+        let s = load("", &[]).unwrap();
+        assert_eq!(s.listen, DEFAULT_LISTEN);
+        assert!(!s.listen_configured);
+        assert_eq!(s.key_file, PathBuf::from("/state/serve.key"));
+        assert_eq!(
+            s.token_file_for("work"),
+            PathBuf::from("/state/serve/work.token")
+        );
+        assert_eq!(
+            s.env_file_for("work"),
+            PathBuf::from("/state/serve/work.env")
+        );
+        assert_eq!(s.refresh_ahead, Duration::from_secs(3600));
+        assert!(s.notify.webhook.is_none());
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let s = load(
+            "[serve]\nlisten = \"127.0.0.1:9000\"\nrefresh_ahead_minutes = 10\n",
+            &[("DHAN_LOGIN_SERVE_LISTEN", "localhost:9100")],
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9100);
+        assert!(s.listen_configured);
+        assert_eq!(s.refresh_ahead, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn bad_values_name_their_field_and_never_quote_a_webhook() {
+        let e = load("[serve]\nlisten = \"nowhere\"\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("serve.listen:"), "{e}");
+        let e = load("[serve]\nlisten_on = \"x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("listen_on"), "{e}");
+        let e = load("", &[("DHAN_LOGIN_SERVE_JITTER_MINUTES", "soon")]).unwrap_err();
+        assert!(e.to_string().starts_with("serve.jitter_minutes:"), "{e}");
+        let e = load("[notify]\nwebhook = \"ftp://h/bot123:SECRET\"\n", &[]).unwrap_err();
+        assert!(!e.to_string().contains("SECRET"), "{e}");
+        let s = load(
+            "[notify]\nwebhook = \"https://api.telegram.org/bot1:SECRET/x\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn a_public_address_needs_allow_remote() {
+        let mut s = load("", &[]).unwrap();
+        s.set_listen("0.0.0.0:7787").unwrap();
+        assert!(s.check_listen().is_err());
+        assert_eq!(s.client_addr(), "127.0.0.1:7787".parse().unwrap());
+        s.allow_remote = true;
+        assert!(s.check_listen().is_ok());
+        s.set_listen("[::1]:1").unwrap();
+        s.allow_remote = false;
+        assert!(s.check_listen().is_ok());
+    }
+}

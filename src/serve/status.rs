@@ -1,0 +1,177 @@
+//! What the daemon knows about each profile, shared by its scheduler (the only writer)
+//! and the HTTP routes, plus the views of it that the routes return. Never a token.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::error::ErrorClass;
+use crate::manager::TokenManager;
+use crate::store::next_ist_midnight;
+
+/// One served profile.
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    pub(crate) status: watch::Sender<Status>,
+}
+
+impl Slot {
+    pub(crate) fn new(name: &str, manager: Arc<TokenManager>) -> Self {
+        Slot {
+            name: name.to_owned(),
+            status: watch::Sender::new(Status {
+                manager,
+                phase: Phase::Starting,
+                next_at: None,
+                last_success: None,
+                last_failure: None,
+                attempts: 0,
+                failures: BTreeMap::new(),
+                obtained: BTreeMap::new(),
+            }),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Status {
+    /// The manager built from the latest profile load; reading through it applies the
+    /// same margin as `dhan-login token`.
+    pub(crate) manager: Arc<TokenManager>,
+    pub(crate) phase: Phase,
+    /// When the scheduler next refreshes, retries or re-checks.
+    pub(crate) next_at: Option<DateTime<Utc>>,
+    pub(crate) last_success: Option<DateTime<Utc>>,
+    pub(crate) last_failure: Option<Failure>,
+    /// Refreshes started by this daemon.
+    pub(crate) attempts: u64,
+    /// Failed refreshes by error class.
+    pub(crate) failures: BTreeMap<&'static str, u64>,
+    /// Tokens this daemon obtained, by source.
+    pub(crate) obtained: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Phase {
+    Starting,
+    /// Holding a token; the next refresh is at `next_at`.
+    Waiting,
+    Refreshing,
+    /// The last refresh failed with something that may pass; next try at `next_at`.
+    Retrying,
+    /// A fatal answer: no login until a human acts (or the consent day ends).
+    Held(Hold),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Hold {
+    /// Dhan rejected these credentials: until the configuration changes or `unlock`.
+    Lockout { since: DateTime<Utc> },
+    /// The day's consents are used up: until 00:00 IST.
+    ConsentLimit { until: DateTime<Utc> },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) class: ErrorClass,
+    pub(crate) message: String,
+}
+
+impl Phase {
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Waiting => "ok",
+            Phase::Refreshing => "refreshing",
+            Phase::Retrying => "retrying",
+            Phase::Held(_) => "held",
+        }
+    }
+
+    /// A refresh is under way or about to be: a token request may wait for it.
+    pub(crate) fn busy(&self) -> bool {
+        matches!(self, Phase::Starting | Phase::Refreshing)
+    }
+}
+
+impl Hold {
+    fn view(&self) -> Value {
+        match self {
+            Hold::Lockout { since } => json!({
+                "class": ErrorClass::CredentialRejected,
+                "since": since,
+                "until": null,
+                "lifted_by": "a changed PIN/TOTP/mobile/API secret in the configuration, or `dhan-login unlock`",
+            }),
+            Hold::ConsentLimit { until } => json!({
+                "class": ErrorClass::ConsentLimit,
+                "until": until,
+                "lifted_by": "the next IST day",
+            }),
+        }
+    }
+}
+
+/// Whether a profile is fine for `/healthz`, and if not, why.
+pub(crate) fn health(status: &Status) -> Result<(), String> {
+    if let Phase::Held(_) = status.phase {
+        return Err("held after a fatal answer; see /v1/profiles".into());
+    }
+    match status.manager.cached() {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("no token valid beyond the margin".into()),
+        Err(e) => Err(format!("cannot read the stored token: {e}")),
+    }
+}
+
+/// `/v1/profiles` entry: everything but the token.
+pub(crate) fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
+    let s = slot.status.borrow().clone();
+    let m = &s.manager;
+    let state = m.state().ok();
+    let token = state.as_ref().and_then(|st| st.token.as_ref()).map(|t| {
+        json!({
+            "client_id": t.client_id,
+            "expires_at": t.expires_at,
+            "seconds_left": (t.expires_at - now).num_seconds().max(0),
+            "valid": t.is_valid_for(now, m.profile().margin),
+            "kind": t.kind.as_str(),
+            "source": t.source.as_str(),
+            "obtained_at": t.obtained_at,
+        })
+    });
+    let consents = m.consents_today().ok().flatten().map(|d| {
+        json!({
+            "used_today": d.used,
+            "cap": m.profile().consent_cap,
+            "exhausted": d.exhausted,
+            "resets_at": next_ist_midnight(now),
+        })
+    });
+    let held = match &s.phase {
+        Phase::Held(h) => h.view(),
+        _ => Value::Null,
+    };
+    json!({
+        "name": slot.name,
+        "state": s.phase.as_str(),
+        "healthy": health(&s).is_ok(),
+        "token": token,
+        "next_at": s.next_at,
+        "last_success_at": s.last_success,
+        "last_error": s.last_failure.as_ref().map(|f| json!({
+            "at": f.at,
+            "class": f.class,
+            "message": f.message,
+        })),
+        "held": held,
+        "attempts": s.attempts,
+        "failures": s.failures,
+        "obtained": s.obtained,
+        "consents": consents,
+    })
+}
