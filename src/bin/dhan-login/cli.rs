@@ -138,6 +138,37 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+
+    /// Keep tokens fresh and hand them to other programs (files and a loopback endpoint).
+    #[command(
+        after_help = "Examples:\n  dhan-login serve --all\n  dhan-login serve work personal --listen 127.0.0.1:7787\n  \
+            curl -H \"Authorization: Bearer $(cat ~/.local/state/dhan-login/serve.key)\" \\\n    \
+            http://127.0.0.1:7787/v1/profiles/default/token\n\n\
+            Refreshes each token ahead of expiry (renew first), writes it to a token file and an\n\
+            env file per profile, and serves GET /v1/profiles/NAME/token, /v1/profiles, /healthz\n\
+            and /metrics. SIGTERM or Ctrl-C stops it (exit 0). The first line of stdout is a JSON\n\
+            object saying where it listens."
+    )]
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Profiles to keep fresh (default: the --profile one).
+    #[arg(value_name = "PROFILE", conflicts_with = "all")]
+    pub profiles: Vec<String>,
+    /// Every profile of the config file.
+    #[arg(long)]
+    pub all: bool,
+    /// Address of the HTTP endpoint (default 127.0.0.1:7787, or serve.listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Permit a --listen address other than loopback (the token route still needs the key).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Also serve the same routes on this Unix socket (mode 0600).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    ErrorClass, Paths, Profile, Request, SourceKind, TokenManager, next_ist_midnight,
+    ErrorClass, Obtained, Paths, Profile, Request, SourceKind, TokenManager, next_ist_midnight,
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
@@ -22,7 +22,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Token(args) => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
-            obtain(&m, Request::default(), &args.output, quiet).await
+            let daemon = interruptible(crate::serve::daemon_token(
+                &cli.profile,
+                cli.config.as_deref(),
+            ))
+            .await??;
+            obtain(&m, Request::default(), daemon, &args.output, quiet).await
         }
         Command::Login(LoginArgs {
             via,
@@ -38,7 +43,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 interactive: std::io::stdin().is_terminal() || matches!(via, Some(Via::Manual)),
                 ..Request::default()
             };
-            obtain(&m, req, &output, quiet).await
+            obtain(&m, req, None, &output, quiet).await
         }
         Command::Renew(output) => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
@@ -47,7 +52,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 via: Some(SourceKind::Renew),
                 ..Request::default()
             };
-            obtain(&m, req, &output, quiet).await
+            obtain(&m, req, None, &output, quiet).await
         }
         Command::Record { out } => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
@@ -100,8 +105,18 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Exec { command } => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
-            let progress = StepPrinter::for_terminal(quiet);
-            let got = interruptible(m.token(&Request::default(), progress.as_ref())).await??;
+            let daemon = interruptible(crate::serve::daemon_token(
+                &cli.profile,
+                cli.config.as_deref(),
+            ))
+            .await??;
+            let got = match daemon {
+                Some(got) => got,
+                None => {
+                    let progress = StepPrinter::for_terminal(quiet);
+                    interruptible(m.token(&Request::default(), progress.as_ref())).await??
+                }
+            };
             exec(&command, &got.token)
         }
         Command::Config { action } => config(&cli.profile, cli.config.as_deref(), action),
@@ -116,6 +131,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::MockServer(args) => crate::demo::mock_server(args).await,
         Command::Demo { via_totp } => crate::demo::demo(via_totp, quiet).await,
+        Command::Serve(args) => {
+            crate::serve::serve(&cli.profile, cli.config.as_deref(), args).await
+        }
     }
 }
 
@@ -128,7 +146,7 @@ fn source_kind(v: Via) -> SourceKind {
     }
 }
 
-fn paths(config: Option<&std::path::Path>) -> Result<Paths> {
+pub fn paths(config: Option<&std::path::Path>) -> Result<Paths> {
     let mut paths = Paths::from_env(&|k| std::env::var(k).ok())?;
     if let Some(c) = config {
         paths.config_file = c.to_path_buf();
@@ -158,9 +176,19 @@ pub async fn interruptible<F: std::future::Future>(f: F) -> Result<F::Output> {
     }
 }
 
-async fn obtain(m: &TokenManager, req: Request, out: &OutputArgs, quiet: bool) -> Result<u8> {
+/// Obtains and prints a token; `daemon` is one a running `serve` already handed over.
+async fn obtain(
+    m: &TokenManager,
+    req: Request,
+    daemon: Option<Obtained>,
+    out: &OutputArgs,
+    quiet: bool,
+) -> Result<u8> {
     let progress = StepPrinter::for_terminal(quiet);
-    let mut got = interruptible(m.token(&req, progress.as_ref())).await??;
+    let mut got = match daemon {
+        Some(got) => got,
+        None => interruptible(m.token(&req, progress.as_ref())).await??,
+    };
     if out.verify {
         match m.verify(&got.token).await {
             Ok(info) => {

@@ -1,0 +1,88 @@
+//! `serve`: the daemon in the foreground until SIGTERM/SIGINT; and the daemon's side of
+//! `token` and `exec`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use dhan_login::{ConfigError, Daemon, Obtained, Profile, ServeEnv, ServeSettings, ask_daemon};
+
+use crate::cli::ServeArgs;
+use crate::commands::paths;
+
+pub async fn serve(default_profile: &str, config: Option<&Path>, args: ServeArgs) -> Result<u8> {
+    // Watch the signals before anyone can learn that we are up: a SIGTERM sent right
+    // after the ready line must reach this handler, not the default action.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot watch SIGINT")?;
+
+    let paths = paths(config)?;
+    let env: ServeEnv = Arc::new(|k: &str| std::env::var(k).ok());
+    let mut settings = ServeSettings::load(&paths, &*env)?;
+    if let Some(listen) = &args.listen {
+        settings.set_listen(listen)?;
+    }
+    settings.allow_remote |= args.allow_remote;
+    if let Some(socket) = args.socket {
+        settings.socket = Some(socket);
+    }
+    let names = if args.all {
+        let names = Profile::names(&paths)?;
+        if names.is_empty() {
+            return Err(ConfigError::Field {
+                field: "profiles".into(),
+                message: format!(
+                    "--all: {} has no [profiles.NAME] table",
+                    paths.config_file.display()
+                ),
+            }
+            .into());
+        }
+        names
+    } else if args.profiles.is_empty() {
+        vec![default_profile.to_owned()]
+    } else {
+        let mut names = args.profiles;
+        names.sort();
+        names.dedup();
+        names
+    };
+
+    let key_file = settings.key_file.clone();
+    let socket = settings.socket.clone();
+    let daemon = Daemon::start(settings, paths, env, &names).await?;
+    let addr = daemon.local_addr();
+    // The first line of stdout is the contract for scripts and tests: where we listen.
+    let ready = serde_json::json!({
+        "listen": addr.to_string(),
+        "socket": socket,
+        "profiles": names,
+        "key_file": key_file,
+    });
+    println!("{ready}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        "serving {} profile(s) on http://{addr}; SIGTERM or Ctrl-C stops",
+        names.len()
+    );
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping: aborting logins under way");
+    daemon.shutdown().await;
+    Ok(0)
+}
+
+/// The token of a running daemon, when `serve.listen` is configured and it answers.
+pub async fn daemon_token(profile: &str, config: Option<&Path>) -> Result<Option<Obtained>> {
+    let paths = paths(config)?;
+    let settings = ServeSettings::load(&paths, &|k| std::env::var(k).ok())?;
+    Ok(ask_daemon(&settings, profile).await?.map(|token| Obtained {
+        token,
+        cached: true,
+    }))
+}
