@@ -1,0 +1,813 @@
+//! `dhan-login serve` as a real process against stand-ins issuing tokens that live a few
+//! seconds, so refreshes, retries and warnings happen while the test watches. Each test
+//! has its own stand-ins, sandbox and daemon, so they run in parallel.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Sandbox, jwt_claims, run};
+use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const EXIT_CONFIG: i32 = 2;
+const EXIT_CREDENTIALS: i32 = 3;
+
+/// Not the stand-in's PIN: Dhan (the stand-in) rejects it.
+const WRONG_PIN: &str = "864213";
+
+/// How a profile may obtain a token.
+#[derive(Clone, Copy)]
+enum Login {
+    /// No credentials: RenewToken on the stored token is the only way.
+    RenewOnly,
+    /// PIN + TOTP.
+    Totp,
+    /// PIN + TOTP with a PIN the stand-in rejects.
+    WrongPin,
+    /// Everything the browser login needs too.
+    Browser,
+}
+
+/// A `[profiles.NAME]` table pointing at `server`. The margin is 1.2 s so that tokens
+/// living a few seconds count as valid.
+fn profile(name: &str, server: &MockServer, login: Login) -> String {
+    let a = server.account();
+    let mut t = format!(
+        "[profiles.{name}]\nclient_id = \"{}\"\nauth_base_url = \"{}\"\napi_base_url = \"{}\"\n\
+         margin_minutes = 0.02\nlock_wait_secs = 20\n",
+        a.client_id,
+        server.auth_base_url().as_str().trim_end_matches('/'),
+        server.api_base_url()
+    );
+    let pin = match login {
+        Login::RenewOnly => return t,
+        Login::WrongPin => WRONG_PIN,
+        Login::Totp | Login::Browser => &a.pin,
+    };
+    t += &format!("pin = \"{pin}\"\ntotp_secret = \"{}\"\n", a.totp_secret);
+    if let Login::Browser = login {
+        t += &format!(
+            "mobile = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\nredirect_url = \"{}\"\n",
+            a.mobile, a.api_key, a.api_secret, a.redirect_url
+        );
+    }
+    t
+}
+
+/// The `[serve]` table: refresh `ahead_secs` before expiry, no jitter, fast retries.
+fn serve_table(ahead_secs: f64) -> String {
+    format!(
+        "[serve]\nrefresh_ahead_minutes = {}\njitter_minutes = 0\nretry_min_secs = 0.2\n\
+         retry_max_secs = 1\n",
+        ahead_secs / 60.0
+    )
+}
+
+fn short_lived(secs: u64) -> MockOptions {
+    MockOptions {
+        token_lifetime: Duration::from_secs(secs),
+        ..MockOptions::default()
+    }
+}
+
+/// The sandboxed binary reading the sandbox's config file.
+fn cli(sandbox: &Sandbox) -> std::process::Command {
+    let mut cmd = sandbox.command();
+    cmd.env("DHAN_LOGIN_CONFIG", sandbox.config_path());
+    cmd
+}
+
+/// Stores a token made "on Dhan Web" for `profile`, as a user would with `import`.
+async fn import(sandbox: &Sandbox, profile: &str, token: &str) {
+    let mut cmd = cli(sandbox);
+    cmd.args(["--profile", profile, "import"]);
+    run(cmd, Some(token.as_bytes())).await.assert_ok();
+}
+
+/// Polls `check` every 100 ms until it holds, or panics after `limit` saying `what`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `dhan-login serve` as a child process, stderr collected for failure messages.
+struct Daemon {
+    child: tokio::process::Child,
+    addr: String,
+    stderr: Arc<Mutex<String>>,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    /// Starts `serve` with these arguments (plus `--listen 127.0.0.1:0` unless given) and
+    /// waits for its ready line.
+    async fn start(mut cmd: std::process::Command, args: &[&str]) -> Daemon {
+        cmd.arg("-v").arg("serve").args(args);
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("start dhan-login serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let pipe = child.stderr.take().expect("piped stderr");
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut first = String::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(15), stdout.read_line(&mut first)).await;
+        if !matches!(read, Ok(Ok(n)) if n > 0) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            panic!(
+                "serve printed no ready line; stderr:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+        let ready: Value = serde_json::from_str(&first).expect("the ready line is JSON");
+        Daemon {
+            child,
+            addr: ready["listen"].as_str().expect("listen address").to_owned(),
+            stderr,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    async fn get(&self, path: &str, key: Option<&str>) -> (u16, String) {
+        let mut req = self.http.get(format!("http://{}{path}", self.addr));
+        if let Some(k) = key {
+            req = req.header("Authorization", k);
+        }
+        let resp = req.send().await.expect("the daemon answers");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("a body"))
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let (_, body) = self.get(path, None).await;
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"))
+    }
+
+    /// `/v1/profiles` entry of `name`.
+    async fn profile(&self, name: &str) -> Value {
+        let all = self.json("/v1/profiles").await;
+        all["profiles"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no profile {name} in {all}"))
+    }
+
+    async fn health(&self) -> u16 {
+        self.get("/healthz", None).await.0
+    }
+
+    /// SIGTERM, then the exit code (None: killed by a signal).
+    async fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().expect("still running") as libc::pid_t;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("no exit 15 s after SIGTERM; stderr:\n{}", self.log()))
+            .expect("wait for serve");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status.code(), self.log())
+    }
+}
+
+fn key_of(sandbox: &Sandbox) -> String {
+    let text = std::fs::read_to_string(sandbox.state_dir().join("serve.key")).expect("serve.key");
+    format!("Bearer {}", text.trim())
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn handoff_files(sandbox: &Sandbox, profile: &str) -> (PathBuf, PathBuf) {
+    let dir = sandbox.state_dir().join("serve");
+    (
+        dir.join(format!("{profile}.token")),
+        dir.join(format!("{profile}.env")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_profiles_are_renewed_before_expiry_without_a_login() {
+    let (a, b) = (
+        MockServer::start(short_lived(6)).await.unwrap(),
+        MockServer::start(short_lived(6)).await.unwrap(),
+    );
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "{}{}{}",
+        serve_table(3.0),
+        profile("a", &a, Login::Totp),
+        profile("b", &b, Login::Totp)
+    ));
+    // SELF tokens, as made on Dhan Web: RenewToken extends them, no login needed.
+    import(
+        &sandbox,
+        "a",
+        &a.issue_token(TokenKind::SelfWeb, Duration::from_secs(6)),
+    )
+    .await;
+    import(
+        &sandbox,
+        "b",
+        &b.issue_token(TokenKind::SelfWeb, Duration::from_secs(6)),
+    )
+    .await;
+
+    let d = Daemon::start(cli(&sandbox), &["a", "b"]).await;
+    let watched = Instant::now();
+    let mut unhealthy = Vec::new();
+    while watched.elapsed() < Duration::from_secs(9) {
+        let code = d.health().await;
+        if code != 200 {
+            unhealthy.push((watched.elapsed(), code));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let log = d.log();
+    assert!(unhealthy.is_empty(), "a token lapsed: {unhealthy:?}\n{log}");
+    for (name, server) in [("a", &a), ("b", &b)] {
+        assert!(
+            server.calls(Endpoint::RenewToken) >= 2,
+            "{name}: renewed {} times in 9 s of 6 s tokens\n{log}",
+            server.calls(Endpoint::RenewToken)
+        );
+        assert_eq!(server.calls(Endpoint::GenerateAccessToken), 0, "{name}");
+        assert_eq!(
+            server.logins(),
+            0,
+            "{name}: a SELF token is renewed, never re-minted"
+        );
+        let p = d.profile(name).await;
+        assert_eq!(p["failures"], serde_json::json!({}), "{name}: {p}");
+        assert_eq!(p["token"]["kind"], "SELF", "{p}");
+        assert_eq!(p["token"]["source"], "renew", "{p}");
+        let token = std::fs::read_to_string(handoff_files(&sandbox, name).0).unwrap();
+        assert!(
+            server.is_live(&token),
+            "{name}: the handed-off token is live"
+        );
+    }
+    let (code, log) = d.terminate().await;
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_reuses_the_stored_token_without_logging_in() {
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "{}{}",
+        serve_table(3600.0),
+        profile("main", &server, Login::Totp)
+    ));
+    let d = Daemon::start(cli(&sandbox), &["main"]).await;
+    eventually(Duration::from_secs(40), "a first token", || async {
+        d.health().await == 200
+    })
+    .await;
+    assert_eq!(server.logins(), 1);
+    let (code, log) = d.terminate().await;
+    assert_eq!(code, Some(0), "SIGTERM ends the daemon with 0:\n{log}");
+
+    let again = Daemon::start(cli(&sandbox), &["main"]).await;
+    assert_eq!(again.health().await, 200, "{}", again.log());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(server.logins(), 1, "no login after the restart");
+    assert_eq!(server.calls(Endpoint::GenerateAccessToken), 1);
+    assert_eq!(server.calls(Endpoint::RenewToken), 0);
+    let p = again.profile("main").await;
+    assert_eq!(p["state"], "ok", "{p}");
+    assert_eq!(p["attempts"], 0, "{p}");
+    let (code, log) = again.terminate().await;
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_failure_is_retried_and_recovers() {
+    let server = MockServer::start(short_lived(6)).await.unwrap();
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "{}{}",
+        serve_table(3.0),
+        profile("p", &server, Login::RenewOnly)
+    ));
+    let first = server.issue_token(TokenKind::SelfWeb, Duration::from_secs(6));
+    import(&sandbox, "p", &first).await;
+    server.set_fault_times(Endpoint::RenewToken, Fault::Status(503), 2);
+
+    let d = Daemon::start(cli(&sandbox), &["p"]).await;
+    eventually(
+        Duration::from_secs(8),
+        "a renewal after two 503s",
+        || async { d.profile("p").await["last_success_at"].is_string() },
+    )
+    .await;
+    assert_eq!(server.calls(Endpoint::RenewToken), 3, "{}", d.log());
+    let p = d.profile("p").await;
+    assert_eq!(p["failures"]["transient"], 2, "{p}");
+    assert_eq!(p["obtained"]["renew"], 1, "{p}");
+    assert_eq!(p["state"], "ok", "{p}");
+    assert_eq!(d.health().await, 200);
+    let token = std::fs::read_to_string(handoff_files(&sandbox, "p").0).unwrap();
+    assert_ne!(token, first);
+    assert!(server.is_live(&token));
+    let metrics = d.get("/metrics", None).await.1;
+    assert!(
+        metrics.contains("dhan_login_refresh_failures_total{profile=\"p\",class=\"transient\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dhan_login_logins_total{profile=\"p\",source=\"renew\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// Waits until the daemon holds `name` after Dhan rejected its PIN.
+async fn held(d: &Daemon, name: &str) -> Value {
+    eventually(Duration::from_secs(40), "the profile held", || async {
+        d.profile(name).await["state"] == "held"
+    })
+    .await;
+    d.profile(name).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_pin_stops_retries_shows_in_health_and_a_fixed_config_recovers() {
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let sandbox = Sandbox::new();
+    let config = |login| format!("{}{}", serve_table(3600.0), profile("p", &server, login));
+    sandbox.write_config(&config(Login::WrongPin));
+    let d = Daemon::start(cli(&sandbox), &["p"]).await;
+
+    let p = held(&d, "p").await;
+    assert_eq!(p["held"]["class"], "credential_rejected", "{p}");
+    assert_eq!(p["last_error"]["class"], "credential_rejected", "{p}");
+    assert_eq!(d.health().await, 503);
+    let health = d.json("/healthz").await;
+    assert_eq!(health["profiles"]["p"]["state"], "held", "{health}");
+    // With 0.2 s retries, two seconds would be ten attempts if the hold did not hold.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        server.calls(Endpoint::GenerateAccessToken),
+        1,
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.profile("p").await["attempts"], 1);
+
+    // A client asking the daemon gets the refusal's exit code, and no login of its own.
+    let mut token = cli(&sandbox);
+    token
+        .args(["--profile", "p", "token"])
+        .env("DHAN_LOGIN_SERVE_LISTEN", &d.addr);
+    run(token, None).await.assert_code(EXIT_CREDENTIALS);
+    assert_eq!(server.calls(Endpoint::GenerateAccessToken), 1);
+
+    sandbox.write_config(&config(Login::Totp));
+    eventually(
+        Duration::from_secs(5),
+        "the hold lifted by the new PIN",
+        || async { d.profile("p").await["state"] != "held" },
+    )
+    .await;
+    // The next login waits for a TOTP step the rejected attempt did not use.
+    eventually(
+        Duration::from_secs(40),
+        "a token with the fixed PIN",
+        || async { d.health().await == 200 },
+    )
+    .await;
+    assert_eq!(server.logins(), 1);
+    assert_eq!(d.profile("p").await["held"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unlock_lifts_the_hold() {
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "{}{}",
+        serve_table(3600.0),
+        profile("p", &server, Login::WrongPin)
+    ));
+    let d = Daemon::start(cli(&sandbox), &["p"]).await;
+    held(&d, "p").await;
+    let mut unlock = cli(&sandbox);
+    unlock.args(["--profile", "p", "unlock"]);
+    run(unlock, None).await.assert_ok();
+    eventually(
+        Duration::from_secs(5),
+        "a new attempt after unlock",
+        || async { d.profile("p").await["attempts"] == 2 },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_route_needs_the_key_and_token_and_exec_ask_the_daemon() {
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let sandbox = Sandbox::new();
+    let toml = format!(
+        "{}{}",
+        serve_table(3600.0),
+        profile("p", &server, Login::Totp)
+    );
+    sandbox.write_config(&toml);
+    let socket = sandbox.path().join("serve.sock");
+    let d = Daemon::start(cli(&sandbox), &["p", "--socket", socket.to_str().unwrap()]).await;
+    eventually(Duration::from_secs(40), "a first token", || async {
+        d.health().await == 200
+    })
+    .await;
+    let key_file = sandbox.state_dir().join("serve.key");
+    assert_eq!(mode(&key_file), 0o600);
+    let key = key_of(&sandbox);
+
+    let route = "/v1/profiles/p/token";
+    for wrong in [
+        None,
+        Some("Bearer nope"),
+        Some("Basic abc"),
+        Some(&key[..key.len() - 1]),
+    ] {
+        let (code, body) = d.get(route, wrong).await;
+        assert_eq!(code, 401, "{wrong:?}: {body}");
+        assert!(!body.contains("eyJ"), "{body}");
+    }
+    assert_eq!(d.get("/v1/profiles/other/token", Some(&key)).await.0, 404);
+    let (code, body) = d.get(route, Some(&key)).await;
+    assert_eq!(code, 200, "{body}");
+    let served: Value = serde_json::from_str(&body).unwrap();
+    let mut local = cli(&sandbox);
+    local.args(["--profile", "p", "token", "--json"]);
+    let local = run(local, None).await;
+    assert_eq!(served, local.json(), "the route answers as `token --json`");
+    let token = served["access_token"].as_str().unwrap().to_owned();
+    for path in ["/v1/profiles", "/healthz", "/metrics"] {
+        assert!(
+            !d.get(path, None).await.1.contains(&token),
+            "{path} shows the token"
+        );
+    }
+
+    // Another state folder, nothing stored there: the token can only come from the daemon.
+    let elsewhere = Sandbox::new();
+    elsewhere.write_config(&toml);
+    let ask = |args: &[&str]| {
+        let mut cmd = cli(&elsewhere);
+        cmd.args(["--profile", "p"]).args(args);
+        cmd.env("DHAN_LOGIN_SERVE_LISTEN", &d.addr)
+            .env("DHAN_LOGIN_SERVE_KEY_FILE", &key_file);
+        cmd
+    };
+    let printed = run(ask(&["token"]), None).await;
+    assert_eq!(printed.assert_ok().out(), token);
+    let exec = run(
+        ask(&["exec", "--", "sh", "-c", "printf %s \"$DHAN_ACCESS_TOKEN\""]),
+        None,
+    )
+    .await;
+    assert_eq!(exec.assert_ok().out(), token);
+    assert_eq!(server.logins(), 1, "neither client logged in");
+    assert!(!elsewhere.token_file("p").exists());
+
+    // The same routes on the Unix socket, which only its owner may open.
+    assert_eq!(mode(&socket), 0o600);
+    let mut conn = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (code, log) = d.terminate().await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!socket.exists(), "the socket is removed on shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_public_address_is_refused_without_allow_remote() {
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.command();
+    cmd.args(["serve", "--listen", "0.0.0.0:0"]);
+    let r = run(cmd, None).await;
+    r.assert_code(EXIT_CONFIG);
+    assert!(r.stderr.contains("--allow-remote"), "{r}");
+    assert!(r.stdout.is_empty(), "{r}");
+}
+
+/// Each request's path and body.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver on loopback keeping every request.
+async fn receiver() -> (String, Seen) {
+    use axum::extract::State;
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .fallback(
+            |State(seen): State<Seen>, uri: axum::http::Uri, body: String| async move {
+                seen.lock().unwrap().push((uri.to_string(), body));
+                "{\"ok\":true}"
+            },
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_gets_fatal_and_expiring_events_without_secrets() {
+    let (base, seen) = receiver().await;
+    let bot_token = "123456:SECRET-BOT-TOKEN";
+    let webhook = format!("{base}/bot{bot_token}/sendMessage?chat_id=42");
+    let bad = MockServer::start(MockOptions::default()).await.unwrap();
+    let fading = MockServer::start(short_lived(8)).await.unwrap();
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "{}[notify]\nwebhook = \"{webhook}\"\nwarn_before_minutes = 0.1\n{}{}",
+        serve_table(6.0),
+        profile("bad", &bad, Login::WrongPin),
+        profile("fading", &fading, Login::RenewOnly)
+    ));
+    let self_token = fading.issue_token(TokenKind::SelfWeb, Duration::from_secs(8));
+    import(&sandbox, "fading", &self_token).await;
+    fading.set_fault(Endpoint::RenewToken, Fault::Status(503));
+
+    let d = Daemon::start(cli(&sandbox), &["bad", "fading"]).await;
+    let events = || -> Vec<Value> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|(_, body)| serde_json::from_str(body).expect("an event is JSON"))
+            .collect()
+    };
+    let has = |event: &str, profile: &str| {
+        events()
+            .iter()
+            .any(|e| e["event"] == event && e["profile"] == profile)
+    };
+    eventually(Duration::from_secs(40), "both events", || async {
+        has("fatal", "bad") && has("expiring", "fading")
+    })
+    .await;
+
+    let all = events();
+    let fatal = all.iter().find(|e| e["event"] == "fatal").unwrap();
+    assert_eq!(fatal["class"], "credential_rejected", "{fatal}");
+    assert_eq!(
+        fatal["next_retry"],
+        Value::Null,
+        "only a person unblocks it: {fatal}"
+    );
+    assert!(fatal["text"].as_str().unwrap().contains("`bad`"), "{fatal}");
+    let expiring = all.iter().find(|e| e["event"] == "expiring").unwrap();
+    assert_eq!(expiring["class"], "transient", "{expiring}");
+    assert!(expiring["expires_at"].is_string(), "{expiring}");
+    assert!(
+        expiring["text"].as_str().unwrap().contains("expires"),
+        "{expiring}"
+    );
+    assert_eq!(
+        all.iter().filter(|e| e["event"] == "expiring").count(),
+        1,
+        "one warning per token: {all:?}"
+    );
+    for (path, _) in seen.lock().unwrap().iter() {
+        assert!(
+            path.contains("chat_id=42"),
+            "Telegram's chat id stays in the URL: {path}"
+        );
+    }
+
+    let a = bad.account();
+    let mut secrets = vec![
+        WRONG_PIN.to_owned(),
+        a.pin.clone(),
+        a.totp_secret.clone(),
+        a.api_secret.clone(),
+        a.mobile.clone(),
+        self_token.clone(),
+        key_of(&sandbox).trim_start_matches("Bearer ").to_owned(),
+        bot_token.to_owned(),
+    ];
+    for name in ["bad", "fading"] {
+        let state = std::fs::read_to_string(sandbox.token_file(name)).unwrap_or_default();
+        let state: Value = serde_json::from_str(&state).unwrap_or_default();
+        if let Some(t) = state["token"]["access_token"].as_str() {
+            secrets.push(t.to_owned());
+        }
+    }
+    for (_, body) in seen.lock().unwrap().iter() {
+        for s in &secrets {
+            assert!(
+                !body.contains(s.as_str()),
+                "an event holds a secret: {body}"
+            );
+        }
+    }
+    assert!(
+        !d.log().contains("SECRET-BOT-TOKEN"),
+        "the log names the webhook's host only"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_and_env_files_change_atomically_and_stay_private() {
+    let server = MockServer::start(short_lived(4)).await.unwrap();
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "{}{}",
+        serve_table(3.0),
+        profile("p", &server, Login::RenewOnly)
+    ));
+    import(
+        &sandbox,
+        "p",
+        &server.issue_token(TokenKind::SelfWeb, Duration::from_secs(4)),
+    )
+    .await;
+    let client_id = server.account().client_id.clone();
+    let (token_file, env_file) = handoff_files(&sandbox, "p");
+    let d = Daemon::start(cli(&sandbox), &["p"]).await;
+
+    // Readers in tight loops while the daemon renews every two seconds.
+    let until = Instant::now() + Duration::from_secs(7);
+    let token_reader = {
+        let (path, id) = (token_file.clone(), client_id.clone());
+        std::thread::spawn(move || {
+            let mut seen = BTreeSet::new();
+            let mut reads = 0u64;
+            while Instant::now() < until {
+                match std::fs::read_to_string(&path) {
+                    Ok(t) => {
+                        let claims =
+                            jwt_claims(&t).unwrap_or_else(|| panic!("a partial token file: {t:?}"));
+                        assert_eq!(claims["dhanClientId"], id.as_str());
+                        seen.insert(t);
+                        reads += 1;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && seen.is_empty() => {}
+                    Err(e) => panic!("the token file went away: {e}"),
+                }
+            }
+            (seen, reads)
+        })
+    };
+    let env_reader = {
+        let (path, id) = (env_file.clone(), client_id.clone());
+        std::thread::spawn(move || {
+            let mut seen = BTreeSet::new();
+            while Instant::now() < until {
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => {
+                        let token = text
+                            .strip_prefix("DHAN_ACCESS_TOKEN=")
+                            .and_then(|r| r.strip_suffix(&format!("\nDHAN_CLIENT_ID={id}\n")))
+                            .unwrap_or_else(|| panic!("a partial env file: {text:?}"));
+                        assert!(jwt_claims(token).is_some(), "{text:?}");
+                        seen.insert(token.to_owned());
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && seen.is_empty() => {}
+                    Err(e) => panic!("the env file went away: {e}"),
+                }
+            }
+            seen
+        })
+    };
+    let (tokens, reads) = token_reader.join().expect("token reader");
+    let env_tokens = env_reader.join().expect("env reader");
+    assert!(
+        tokens.len() >= 3,
+        "{} tokens in {reads} reads:\n{}",
+        tokens.len(),
+        d.log()
+    );
+    assert!(env_tokens.len() >= 3, "{}", env_tokens.len());
+    assert_eq!(mode(&token_file), 0o600);
+    assert_eq!(mode(&env_file), 0o600);
+    assert_eq!(server.logins(), 0);
+}
+
+/// Chromium processes (or anything) whose command line names `dir`.
+fn processes_naming(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            out.push(format!(
+                "{}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_browser_login_leaves_no_chromium() {
+    if std::env::var("DHAN_LOGIN_SKIP_BROWSER_TESTS").is_ok_and(|v| v == "1") {
+        eprintln!("skipped: DHAN_LOGIN_SKIP_BROWSER_TESTS=1");
+        return;
+    }
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    // PIN + TOTP fails as if Dhan were down, so the chain goes on to the browser, whose
+    // consent page then takes its time.
+    server.set_fault(Endpoint::GenerateAccessToken, Fault::Status(503));
+    server.set_fault(
+        Endpoint::ConsentLoginPage,
+        Fault::Delay(Duration::from_secs(30)),
+    );
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "{}{}",
+        serve_table(3600.0),
+        profile("p", &server, Login::Browser)
+    ));
+    let tmp = sandbox.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut cmd = cli(&sandbox);
+    cmd.env("TMPDIR", &tmp);
+    let d = Daemon::start(cmd, &["p"]).await;
+    eventually(
+        Duration::from_secs(30),
+        "Chromium on the slow consent page",
+        || async {
+            server.calls(Endpoint::ConsentLoginPage) >= 1 && !processes_naming(&tmp).is_empty()
+        },
+    )
+    .await;
+    let (code, log) = d.terminate().await;
+    assert_eq!(code, Some(0), "{log}");
+    eventually(
+        Duration::from_secs(3),
+        "every Chromium process gone",
+        || async { processes_naming(&tmp).is_empty() },
+    )
+    .await;
+    // Chromium's own scratch folder (org.chromium.Chromium.*, its singleton socket) is
+    // left by any killed Chromium; the profile with cookies and storage must be gone.
+    let profiles: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("dhan-login-chromium-"))
+        .collect();
+    assert!(
+        profiles.is_empty(),
+        "the browser profile is removed: {profiles:?}"
+    );
+}
