@@ -359,15 +359,21 @@ return n;
 }
 
 /// The document as HTML, with every input's value attribute blanked in the copy (the
-/// live page is not touched).
+/// live page is not touched) and without the driver's own tags, which someone writing
+/// selectors from this file must not mistake for the page's.
 pub(crate) async fn html(page: &Page) -> Result<String, EvalError> {
+    let args = format!("const mark = {};", serde_json::json!(MARK));
     let body = r#"
 const copy = document.documentElement.cloneNode(true);
 copy.querySelectorAll('input, textarea').forEach((el) => {
   if (el.hasAttribute('value')) el.setAttribute('value', '');
   if (el.tagName === 'TEXTAREA') el.textContent = '';
 });
+copy.querySelectorAll('[' + mark + ']').forEach((el) => {
+  el.removeAttribute(mark);
+  el.removeAttribute(mark + '-i');
+});
 return '<!doctype html>\n' + copy.outerHTML;
 "#;
-    eval(page, script(body, "")).await
+    eval(page, script(body, &args)).await
 }
