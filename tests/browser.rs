@@ -477,3 +477,28 @@ async fn classic_login_timing() {
         whole[2].as_secs_f64() * 1000.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_is_dismissed_and_its_error_text_is_fatal() {
+    if skipped("alert") {
+        return;
+    }
+    let case = Case::start(MockOptions::default()).await;
+    // A page that blocks in alert() before its form even exists.
+    let body = "<!doctype html><script>alert('Your account is blocked. Contact support.')</script>\
+                <form method=post><input type=tel formcontrolname=mobileNumber>\
+                <button type=submit>Proceed</button></form>";
+    case.server.set_fault(
+        Endpoint::ConsentLoginPage,
+        Fault::Respond {
+            status: 200,
+            body: body.into(),
+            content_type: "text/html".into(),
+        },
+    );
+    let err = case.login(Login::default()).await.expect_err("blocked");
+    assert!(matches!(err, BrowserError::Rejected { .. }), "{err}");
+    assert!(err.is_fatal());
+    assert!(err.to_string().contains("account is blocked"), "{err}");
+    case.assert_clean();
+}

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::artifacts::{Recorder, StepLog, save_failure};
 use super::capture::{self, Slot};
+use super::dialogs::{self, Dialogs};
 use super::dom::{self, ErrorWatch, PageError, Probe, Target};
 use super::error::{Artifacts, BrowserError, Limit, Step};
 use super::launch;
@@ -113,6 +114,7 @@ pub(super) async fn run(
         recorder: recorder.take(),
         slot: Slot::default(),
         traffic: Traffic::default(),
+        dialogs: Dialogs::default(),
         page: None,
         overall_at,
         login_mobile: mobile,
@@ -209,6 +211,7 @@ struct Driver<'a> {
     recorder: Option<Recorder>,
     slot: Slot,
     traffic: Traffic,
+    dialogs: Dialogs,
     page: Option<Page>,
     overall_at: Instant,
     login_mobile: SecretString,
@@ -331,7 +334,24 @@ impl Driver<'_> {
             Ok(a) => a,
         };
         Ok(match answer {
-            Ok(p) => {
+            Ok(mut p) => {
+                for text in self.dialogs.take() {
+                    let lower = text.to_lowercase();
+                    let matches =
+                        |list: &[String]| list.iter().any(|t| lower.contains(&t.to_lowercase()));
+                    let expired = matches(&self.profile.expired_texts);
+                    let error = expired || matches(&self.profile.error_texts);
+                    let shown = self.scrub(&text);
+                    self.log
+                        .note(format!("dismissed a page dialog: \"{shown}\""));
+                    if error && p.error.is_none() {
+                        p.error = Some(PageError {
+                            message: text,
+                            via: "a JavaScript dialog".into(),
+                            expired,
+                        });
+                    }
+                }
                 for bad in &p.invalid {
                     if self.warned.insert(bad.clone()) {
                         tracing::warn!(candidate = %bad, "the browser rejects this selector candidate; fix the selector profile");
@@ -597,6 +617,9 @@ impl Driver<'_> {
             )
             .await?;
         session.own_task(task);
+        let (dialogs, task) = self.within(dl, dialogs::dismiss_all(&page)).await?;
+        session.own_task(task);
+        self.dialogs = dialogs;
 
         let nav = self
             .within(

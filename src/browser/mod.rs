@@ -9,12 +9,14 @@
 //! Layout: `launch` finds and starts Chromium, `session` owns it and guarantees cleanup
 //! (with `reap` for the process tree), `selectors` is the overridable selector profile,
 //! `dom` probes and acts on the page, `traffic` sees whether the page submitted by
-//! itself, `capture` intercepts the redirect, `flow` runs the steps, `artifacts` keeps
-//! what a human needs after a failure, and `quiet` keeps the CDP transport's logging
-//! (which quotes page content) away from the application's logs.
+//! itself, `dialogs` dismisses alerts (keeping their text), `capture` intercepts the
+//! redirect, `flow` runs the steps, `artifacts` keeps what a human needs after a
+//! failure, and `quiet` keeps the CDP transport's logging (which quotes page content)
+//! away from the application's logs.
 
 mod artifacts;
 mod capture;
+mod dialogs;
 mod dom;
 mod error;
 mod flow;
