@@ -422,7 +422,7 @@ async fn a_rejected_pin_stops_retries_shows_in_health_and_a_fixed_config_recover
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn unlock_lifts_the_hold() {
+async fn a_lockout_left_by_a_cli_login_holds_the_daemon_until_unlock() {
     let server = MockServer::start(MockOptions::default()).await.unwrap();
     let sandbox = Sandbox::new();
     sandbox.write_config(&format!(
@@ -430,15 +430,32 @@ async fn unlock_lifts_the_hold() {
         serve_table(3600.0),
         profile("p", &server, Login::WrongPin)
     ));
+    let mut login = cli(&sandbox);
+    login.args(["--profile", "p", "token"]);
+    run(login, None).await.assert_code(EXIT_CREDENTIALS);
+    assert_eq!(server.calls(Endpoint::GenerateAccessToken), 1);
+
     let d = Daemon::start(cli(&sandbox), &["p"]).await;
-    held(&d, "p").await;
+    let p = held(&d, "p").await;
+    assert_eq!(
+        p["attempts"], 0,
+        "the daemon never tries rejected credentials: {p}"
+    );
+    assert_eq!(d.health().await, 503);
+    let mut token = cli(&sandbox);
+    token
+        .args(["--profile", "p", "token"])
+        .env("DHAN_LOGIN_SERVE_LISTEN", &d.addr);
+    run(token, None).await.assert_code(EXIT_CREDENTIALS);
+    assert_eq!(server.calls(Endpoint::GenerateAccessToken), 1);
+
     let mut unlock = cli(&sandbox);
     unlock.args(["--profile", "p", "unlock"]);
     run(unlock, None).await.assert_ok();
     eventually(
         Duration::from_secs(5),
-        "a new attempt after unlock",
-        || async { d.profile("p").await["attempts"] == 2 },
+        "an attempt after unlock",
+        || async { d.profile("p").await["attempts"] == 1 },
     )
     .await;
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::key::ApiKey;
 use super::metrics;
 use super::scheduler::stopped;
-use super::status::{Slot, health, view};
+use super::status::{Phase, Slot, health, view};
 use crate::token::Token;
 
 /// How long a token request waits for a refresh under way (the first login after start
@@ -129,6 +129,17 @@ async fn token(
 fn unavailable(slot: &Slot) -> Response {
     let s = slot.status.borrow();
     let failure = s.last_failure.as_ref();
+    // A hold may predate this daemon (a lockout stored by a CLI login): it still decides
+    // the class, which becomes the client's exit code.
+    let (class, message) = match &s.phase {
+        Phase::Held(h) => (
+            Some(h.class()),
+            failure
+                .map(|f| f.message.clone())
+                .or_else(|| Some(format!("held until {}", h.lifted_by()))),
+        ),
+        _ => (failure.map(|f| f.class), failure.map(|f| f.message.clone())),
+    };
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         json!({
@@ -139,8 +150,8 @@ fn unavailable(slot: &Slot) -> Response {
             ),
             "profile": slot.name,
             "state": s.phase.as_str(),
-            "class": failure.map(|f| f.class),
-            "message": failure.map(|f| f.message.as_str()),
+            "class": class,
+            "message": message,
             "next_at": s.next_at,
         }),
     )

@@ -99,20 +99,34 @@ impl Phase {
 }
 
 impl Hold {
-    fn view(&self) -> Value {
+    pub(crate) fn class(&self) -> ErrorClass {
         match self {
-            Hold::Lockout { since } => json!({
-                "class": ErrorClass::CredentialRejected,
-                "since": since,
-                "until": null,
-                "lifted_by": "a changed PIN/TOTP/mobile/API secret in the configuration, or `dhan-login unlock`",
-            }),
-            Hold::ConsentLimit { until } => json!({
-                "class": ErrorClass::ConsentLimit,
-                "until": until,
-                "lifted_by": "the next IST day",
-            }),
+            Hold::Lockout { .. } => ErrorClass::CredentialRejected,
+            Hold::ConsentLimit { .. } => ErrorClass::ConsentLimit,
         }
+    }
+
+    /// What ends the hold, for people.
+    pub(crate) fn lifted_by(&self) -> &'static str {
+        match self {
+            Hold::Lockout { .. } => {
+                "a changed PIN/TOTP/mobile/API secret in the configuration, or `dhan-login unlock`"
+            }
+            Hold::ConsentLimit { .. } => "the next IST day (00:00 IST)",
+        }
+    }
+
+    fn view(&self) -> Value {
+        let (since, until) = match self {
+            Hold::Lockout { since } => (Some(*since), None),
+            Hold::ConsentLimit { until } => (None, Some(*until)),
+        };
+        json!({
+            "class": self.class(),
+            "since": since,
+            "until": until,
+            "lifted_by": self.lifted_by(),
+        })
     }
 }
 
