@@ -748,6 +748,7 @@ async fn the_token_and_env_files_change_atomically_and_stay_private() {
 }
 
 /// Chromium processes (or anything) whose command line names `dir`.
+#[cfg(feature = "browser")]
 fn processes_naming(dir: &Path) -> Vec<String> {
     let needle = dir.to_string_lossy().into_owned();
     let mut out = Vec::new();
@@ -774,6 +775,7 @@ fn processes_naming(dir: &Path) -> Vec<String> {
     out
 }
 
+#[cfg(feature = "browser")]
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_browser_login_leaves_no_chromium() {
     if std::env::var("DHAN_LOGIN_SKIP_BROWSER_TESTS").is_ok_and(|v| v == "1") {
