@@ -62,6 +62,8 @@ pub(crate) struct Scheduler {
     streak: u32,
     retry: Option<(DateTime<Utc>, Option<Ident>)>,
     consent_hold: Option<DateTime<Utc>>,
+    /// Held by a lockout at the last look.
+    locked_out: bool,
     /// The lockout already reported, and the token already warned about.
     noted_lockout: Option<DateTime<Utc>>,
     warned_for: Option<DateTime<Utc>>,
@@ -118,6 +120,7 @@ impl Scheduler {
             streak: 0,
             retry: None,
             consent_hold: None,
+            locked_out: false,
             noted_lockout: None,
             warned_for: None,
         }
@@ -137,7 +140,7 @@ impl Scheduler {
                     continue;
                 }
             };
-            if state.lockout.is_some() {
+            if self.locked_out {
                 // Secrets may live in files or commands the stamp does not cover: read
                 // them again to see whether the rejected credentials were replaced.
                 self.reload();
@@ -176,6 +179,7 @@ impl Scheduler {
             .lockout
             .as_ref()
             .filter(|l| l.fingerprint == fingerprint());
+        self.locked_out = lockout.is_some();
         let hold = if let Some(l) = lockout {
             if self.noted_lockout != Some(l.at) {
                 self.noted_lockout = Some(l.at);
