@@ -295,15 +295,14 @@ async fn renew_of_an_api_token_is_refused_once_and_not_asked_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_forgets_the_token() {
     let s = Stand::start().await;
-    printed_token(&s.run(["token"]).await);
+    let token = printed_token(&s.run(["token"]).await);
     assert!(s.sandbox.token_file("default").exists());
 
     let r = s.run(["logout"]).await;
     r.assert_ok();
-    assert!(
-        !s.sandbox.token_file("default").exists(),
-        "the token file is still there"
-    );
+    // The state file stays (it remembers the TOTP step and any lockout), the token not.
+    let state = std::fs::read_to_string(s.sandbox.token_file("default")).unwrap();
+    assert!(!state.contains(&token), "the token is still stored");
     let r = s.run(["status"]).await;
     r.assert_ok();
     assert!(r.stdout.contains("none stored"), "{r}");

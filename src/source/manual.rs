@@ -70,7 +70,12 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
         }
         None => None,
     };
-    eprintln!("Open this page in a browser and log in to Dhan:\n\n  {url}\n");
+    let again = if consent.reused {
+        " (the same page as last time: it stays valid until you log in)"
+    } else {
+        ""
+    };
+    eprintln!("Open this page in a browser and log in to Dhan{again}:\n\n  {url}\n");
     if listener.is_some() {
         eprintln!("Waiting for the redirect (or paste the redirected URL or the tokenId here):");
     } else {
