@@ -402,7 +402,7 @@ async fn a_user_selector_profile_overrides_the_built_in_one() {
     let file = case.dir.path().join("selectors.toml");
     std::fs::write(&file, "mobile_input = ['input[', '#no-such-field']\n").unwrap();
     case.settings.selectors = Some(file);
-    case.settings.step_timeout = Duration::from_secs(1);
+    case.settings.step_timeout = Duration::from_secs(3);
     let err = case
         .login(Login::default())
         .await

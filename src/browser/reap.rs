@@ -174,13 +174,20 @@ mod imp {
 
     /// Reaps those of `pids` that are zombies parented to this process and reports
     /// which are still around (alive, or zombies waiting for another parent).
-    /// `skip` is a pid reaped elsewhere (tokio owns the browser's child handle).
+    /// `skip` is a pid reaped elsewhere (tokio owns the browser's child handle): it only
+    /// has to be dead.
     pub(crate) fn reap(pids: &[u32], skip: Option<u32>) -> Vec<u32> {
         let me = std::process::id();
         let mut left = Vec::new();
         for &pid in pids {
             let Some(p) = read_proc(pid) else { continue };
-            if Some(pid) != skip && p.ppid == me && p.zombie {
+            if Some(pid) == skip {
+                if !p.zombie {
+                    left.push(pid);
+                }
+                continue;
+            }
+            if p.ppid == me && p.zombie {
                 let mut status = 0;
                 // SAFETY: waitpid on one specific child, never -1: the runtime waits for
                 // its own children and must not have their status stolen.
@@ -226,7 +233,6 @@ pub(crate) fn reap_until_gone(pids: &[u32], skip: Option<u32>, limit: Duration) 
     let mut left: Vec<u32> = pids.to_vec();
     loop {
         left = reap(&left, skip);
-        left.retain(|p| Some(*p) != skip);
         if left.is_empty() || Instant::now() >= end {
             return left;
         }

@@ -142,7 +142,6 @@ impl Session {
         let mut left = tree;
         loop {
             left = reap::reap(&left, self.pid);
-            left.retain(|p| Some(*p) != self.pid);
             if left.is_empty() || tokio::time::Instant::now() >= end {
                 break;
             }
@@ -170,11 +169,6 @@ impl Session {
         self.stop_tasks();
         // Before launch returned, the pid is unknown but the runtime still owns it.
         let runtime_owned = self.pid.or_else(|| reap::browser_root(&self.marker));
-        if let Some(child) = self.runtime_child() {
-            // Through tokio's handle, so that it knows the child is gone and never
-            // signals its pid again (which could by then belong to someone else).
-            let _ = child.start_kill();
-        }
         let deadline = std::time::Instant::now() + ORPHAN_LIMIT;
         let mut killed: Vec<u32> = Vec::new();
         let mut left: Vec<u32> = Vec::new();
@@ -186,6 +180,13 @@ impl Session {
                 .collect();
             if fresh.is_empty() {
                 break;
+            }
+            // The scan comes first: once the browser dies, its children are re-parented
+            // and no longer found by walking down from it.
+            if let Some(child) = self.runtime_child() {
+                // Through tokio's handle, so that it knows the child is gone and never
+                // signals its pid again (which could by then belong to someone else).
+                let _ = child.start_kill();
             }
             reap::kill(&fresh);
             killed.extend(fresh);
