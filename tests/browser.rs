@@ -138,7 +138,7 @@ async fn missing_pin_boxes_fail_with_safe_artifacts() {
         ..Default::default()
     })
     .await;
-    case.settings.step_timeout = Duration::from_secs(2);
+    case.settings.step_timeout = Duration::from_secs(3);
     let record = case.dir.path().join("record");
     let err = case
         .login(Login {
@@ -164,7 +164,7 @@ async fn missing_pin_boxes_fail_with_safe_artifacts() {
         tried.iter().any(|c| c.contains("type=\"password\"")),
         "{tried:?}"
     );
-    assert_eq!(limit, Limit::Step(Duration::from_secs(2)));
+    assert_eq!(limit, Limit::Step(Duration::from_secs(3)));
     let text = err.to_string();
     let dir = err
         .artifacts_dir()
@@ -263,10 +263,10 @@ async fn a_page_slower_than_the_step_timeout_ends_in_a_clean_timeout() {
         return;
     }
     let mut case = Case::start(MockOptions::default()).await;
-    case.settings.step_timeout = Duration::from_millis(1500);
+    case.settings.step_timeout = Duration::from_millis(2500);
     case.server.set_fault(
         Endpoint::ConsentLoginPage,
-        Fault::Delay(Duration::from_secs(4)),
+        Fault::Delay(Duration::from_secs(6)),
     );
     let started = std::time::Instant::now();
     let err = case.login(Login::default()).await.expect_err("too slow");

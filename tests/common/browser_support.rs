@@ -135,8 +135,19 @@ pub async fn fresh_totp_window(left: Duration) {
     }
 }
 
+/// At most this many Chromiums at once, whatever `--test-threads` says: the cases time
+/// pages against step timeouts, and ten browsers starting on two cores miss them.
+fn browser_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores.clamp(2, 4))
+    })
+}
+
 /// One stand-in with one fresh consent, and a private artifacts folder.
 pub struct Case {
+    _slot: tokio::sync::SemaphorePermit<'static>,
     pub server: MockServer,
     pub consent_id: String,
     pub dir: TempDir,
@@ -154,6 +165,10 @@ fn unix_now() -> u64 {
 
 impl Case {
     pub async fn start(opts: MockOptions) -> Case {
+        let slot = browser_slots()
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let server = MockServer::start(opts).await.expect("stand-in starts");
         let consent_id = generate_consent(&server).await;
         let dir = tempfile::tempdir().expect("temp dir");
@@ -161,6 +176,7 @@ impl Case {
         settings.step_timeout = Duration::from_secs(10);
         settings.overall_timeout = Duration::from_secs(40);
         Case {
+            _slot: slot,
             server,
             consent_id,
             dir,
