@@ -28,7 +28,7 @@ use super::traffic::{self, Traffic};
 use super::{ConsentLogin, SharedScrubber, scrub_with};
 use crate::config::BrowserSettings;
 
-/// Six boxes for a TOTP; the PIN's length decides its own count.
+/// Dhan's TOTP and PIN both have six digits, one box each.
 const TOTP_DIGITS: usize = 6;
 const PIN_DIGITS: usize = 6;
 
@@ -36,6 +36,15 @@ const PIN_DIGITS: usize = 6;
 struct Deadline {
     at: Instant,
     limit: Limit,
+}
+
+/// One look at the page.
+enum Probed {
+    Page(Probe),
+    /// The page could not answer this time (often: it was navigating). Scrubbed.
+    Failed(String),
+    /// The deadline passed while waiting for the answer.
+    OutOfTime,
 }
 
 /// What the error names when a wait runs out.
@@ -63,7 +72,7 @@ pub(super) async fn run(
     let pin = digits("pin", login.pin, Some(PIN_DIGITS))?;
     let profile = Arc::new(SelectorProfile::load(settings.selectors.as_deref())?);
     let executable = launch::find_executable(settings, &|k| std::env::var_os(k))?;
-    let mut recorder = match login.record_dir {
+    let recorder = match login.record_dir {
         Some(dir) => Some(Recorder::new(dir).map_err(|e| BrowserError::Input {
             field: "record_dir",
             message: format!("cannot create {}: {e}", dir.display()),
@@ -111,7 +120,7 @@ pub(super) async fn run(
         profile,
         scrubber: scrubber.clone(),
         log,
-        recorder: recorder.take(),
+        recorder,
         slot: Slot::default(),
         traffic: Traffic::default(),
         dialogs: Dialogs::default(),
@@ -317,23 +326,18 @@ impl Driver<'_> {
         }
     }
 
-    /// Probes once; `Ok(None)` when the page could not answer this time (navigating).
-    async fn probe_once(
-        &mut self,
-        page: &Page,
-        targets: &[Target<'_>],
-        dl: Deadline,
-    ) -> Result<Result<Probe, String>, ()> {
+    /// Probes once, folding in the texts of dialogs dismissed since the last probe.
+    async fn probe_once(&mut self, page: &Page, targets: &[Target<'_>], dl: Deadline) -> Probed {
         let errors = ErrorWatch {
             selectors: &self.profile.error,
             texts: &self.profile.error_texts,
             expired: &self.profile.expired_texts,
         };
         let answer = match tokio::time::timeout_at(dl.at, dom::probe(page, targets, errors)).await {
-            Err(_) => return Err(()),
+            Err(_) => return Probed::OutOfTime,
             Ok(a) => a,
         };
-        Ok(match answer {
+        match answer {
             Ok(mut p) => {
                 for text in self.dialogs.take() {
                     let lower = text.to_lowercase();
@@ -358,14 +362,14 @@ impl Driver<'_> {
                         self.log.note(format!("invalid candidate skipped: `{bad}`"));
                     }
                 }
-                Ok(p)
+                Probed::Page(p)
             }
             Err(e) => {
                 let msg = self.scrub(&e.to_string());
                 tracing::trace!(error = %msg, "probe failed; retrying");
-                Err(msg)
+                Probed::Failed(msg)
             }
-        })
+        }
     }
 
     fn note_matches(&mut self, targets: &[Target<'_>], probe: &Probe) {
@@ -394,9 +398,9 @@ impl Driver<'_> {
         let mut last_failure: Option<String> = None;
         loop {
             match self.probe_once(&page, targets, dl).await {
-                Err(()) => break,
-                Ok(Err(msg)) => last_failure = Some(msg),
-                Ok(Ok(p)) => {
+                Probed::OutOfTime => break,
+                Probed::Failed(msg) => last_failure = Some(msg),
+                Probed::Page(p) => {
                     last_failure = None;
                     if let Some(e) = p.error {
                         return Err(self.page_error(blame, e));
@@ -475,9 +479,9 @@ impl Driver<'_> {
         let step = self.step;
         loop {
             match self.probe_once(&page, targets, dl).await {
-                Err(()) => break,
-                Ok(Err(msg)) => last_failure = Some(msg),
-                Ok(Ok(p)) => {
+                Probed::OutOfTime => break,
+                Probed::Failed(msg) => last_failure = Some(msg),
+                Probed::Page(p) => {
                     last_failure = None;
                     if let Some(e) = p.error {
                         return Err(self.page_error(step, e));
