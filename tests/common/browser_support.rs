@@ -24,7 +24,11 @@ pub const SKIP_ENV: &str = "DHAN_LOGIN_SKIP_BROWSER_TESTS";
 /// True (and says so) when the developer opted out of the browser tests.
 pub fn skipped(test: &str) -> bool {
     if std::env::var(SKIP_ENV).is_ok_and(|v| v == "1") {
-        eprintln!("{test}: skipped because {SKIP_ENV}=1");
+        // Straight to stderr: the test harness captures eprintln! of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "browser test {test}: skipped because {SKIP_ENV}=1"
+        );
         return true;
     }
     false
