@@ -167,8 +167,22 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Routes `log` records (tungstenite logs raw WebSocket messages through it) into
+/// tracing, as the CLI's subscriber does, so that the per-case capture would see them
+/// if the driver did not mute the transport.
+fn bridge_log_records() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(std::io::sink)
+            .try_init();
+    });
+}
+
 impl Case {
     pub async fn start(opts: MockOptions) -> Case {
+        bridge_log_records();
         let slot = browser_slots()
             .acquire()
             .await
