@@ -1,6 +1,6 @@
 //! The library's error and the classes that decide fallback, retries and exit codes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
 use crate::config::ConfigError;
@@ -11,7 +11,7 @@ use crate::totp::TotpError;
 
 /// What kind of failure happened. The chain, the daemon and the CLI's exit code all
 /// branch on this, never on message text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// Bad or missing configuration: fix the config, nothing else helps.

@@ -123,12 +123,7 @@ impl TokenManager {
         }
         let started_at = self.clock.now();
         let _inflight = self.inflight.lock().await;
-        let lock = ProfileLock::acquire(
-            &TokenStore::lock_dir(&self.profile.state_dir),
-            &self.profile.name,
-            self.lock_wait,
-        )
-        .await?;
+        let lock = self.lock().await?;
         let mut state = self.state()?;
         if let Some(token) = self.reusable(&state, req, lock.waited, started_at) {
             return Ok(Obtained {
@@ -197,6 +192,12 @@ impl TokenManager {
         }
     }
 
+    /// The profile's cross-process lock, waited for up to `lock_wait`.
+    async fn lock(&self) -> Result<ProfileLock, Error> {
+        let dir = TokenStore::lock_dir(&self.profile.state_dir);
+        Ok(ProfileLock::acquire(&dir, &self.profile.name, self.lock_wait).await?)
+    }
+
     /// The refusal to give automatic logins when the configured credentials are the ones
     /// Dhan rejected last time.
     fn active_lockout(&self, state: &ProfileState) -> Option<String> {
@@ -214,12 +215,7 @@ impl TokenManager {
 
     /// Lifts a lockout after the user checked the credentials. True if there was one.
     pub async fn unlock(&self) -> Result<bool, Error> {
-        let _lock = ProfileLock::acquire(
-            &TokenStore::lock_dir(&self.profile.state_dir),
-            &self.profile.name,
-            self.lock_wait,
-        )
-        .await?;
+        let _lock = self.lock().await?;
         let mut state = self.state()?;
         let had = state.lockout.take().is_some();
         if had {
@@ -272,12 +268,7 @@ impl TokenManager {
                     now,
                 )
             })?;
-        let _lock = ProfileLock::acquire(
-            &TokenStore::lock_dir(&self.profile.state_dir),
-            &self.profile.name,
-            self.lock_wait,
-        )
-        .await?;
+        let _lock = self.lock().await?;
         let mut state = self.state()?;
         state.token = Some(token.clone());
         state.renewable = true;

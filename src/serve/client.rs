@@ -25,24 +25,8 @@ struct TokenBody {
 #[derive(Deserialize)]
 struct Refusal {
     error: Option<String>,
-    class: Option<String>,
+    class: Option<ErrorClass>,
     message: Option<String>,
-}
-
-fn class_named(name: &str) -> Option<ErrorClass> {
-    use ErrorClass::*;
-    [
-        Config,
-        CredentialRejected,
-        ConsentLimit,
-        TokenInvalid,
-        RateLimited,
-        Transient,
-        UnexpectedBody,
-        Other,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == name)
 }
 
 /// The profile's token from the daemon of `settings`. `None` when no daemon is configured
@@ -118,8 +102,7 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
             let r: Option<Refusal> = serde_json::from_str(&text).ok();
             let class = r
                 .as_ref()
-                .and_then(|r| r.class.as_deref())
-                .and_then(class_named)
+                .and_then(|r| r.class)
                 .unwrap_or(ErrorClass::Transient);
             let why = r
                 .map(|r| {
