@@ -147,14 +147,17 @@ impl Session {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if !left.is_empty() {
+        // A helper started after the snapshot would only be found by its marker.
+        let strays = reap::session_processes(None, &self.marker);
+        if !left.is_empty() || !strays.is_empty() {
             tracing::debug!(
-                count = left.len(),
+                count = left.len() + strays.len(),
                 "Chromium processes outlived the browser; killing them"
             );
             self.kill_tree();
             return;
         }
+        self.browser = None;
         self.remove_profile();
     }
 
