@@ -30,10 +30,13 @@ pub use source::{
 };
 pub use store::{
     ConsentLedger, LastError, LedgerDay, Lockout, PendingConsent, ProfileLock, ProfileState,
-    StoreError,
-    TokenStore, next_ist_midnight, write_atomic,
+    StoreError, TokenStore, next_ist_midnight, write_atomic,
 };
 pub use token::{AccessToken, SourceKind, Token, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 
 // browser re-exports
+#[cfg(feature = "browser")]
+pub use browser::{
+    Artifacts, BrowserError, ConsentLogin, Limit, SelectorProfile, Step, capture_token_id,
+};

@@ -4,6 +4,7 @@
 //! the cases run in parallel. After each one, no process of its Chromium may be left and
 //! its profile directory must be gone. Set DHAN_LOGIN_SKIP_BROWSER_TESTS=1 to skip them
 //! on a machine without Chromium.
+#![cfg(feature = "browser")]
 
 #[path = "common/browser_support.rs"]
 mod support;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stand, run};
+use common::{Stand, run, run_within};
 use dhan_login::mock::{Endpoint, MockOptions};
 use dhan_login::{ConsentLedger, ProfileState, SourceKind, StoreError, Token, TokenStore};
 
@@ -114,13 +114,17 @@ async fn a_rejected_pin_is_never_retried_automatically() {
     let status = stand.run(["status"]).await;
     assert!(status.stdout.contains("locked:"), "{status}");
 
-    // unlock allows one more try of the same credentials.
+    // unlock allows one more try of the same credentials. Each try waits for a TOTP
+    // step no earlier run used: up to 35 s.
+    let fresh_step = Duration::from_secs(70);
     run(wrong(&["unlock"]), None).await.assert_ok();
-    run(wrong(&["token"]), None).await.assert_code(3);
+    run_within(wrong(&["token"]), None, fresh_step)
+        .await
+        .assert_code(3);
     assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 2);
 
     // A changed PIN is another set of credentials: allowed without unlock.
-    let fixed = stand.run(["token"]).await;
+    let fixed = run_within(stand.cli(["token"]), None, fresh_step).await;
     fixed.assert_ok();
     assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 3);
     let status = stand.run(["status"]).await;

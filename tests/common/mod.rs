@@ -262,6 +262,11 @@ fn describe_args(cmd: &std::process::Command) -> String {
 /// Runs the binary to completion as a child process, feeding `stdin` (or nothing: stdin
 /// is /dev/null, never the test's terminal). The stand-in keeps serving meanwhile.
 pub async fn run(cmd: std::process::Command, stdin: Option<&[u8]>) -> Run {
+    run_within(cmd, stdin, RUN_TIMEOUT).await
+}
+
+/// `run` with another limit, for runs that must wait for a fresh 30 s TOTP step.
+pub async fn run_within(cmd: std::process::Command, stdin: Option<&[u8]>, limit: Duration) -> Run {
     let args = describe_args(&cmd);
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.stdin(if stdin.is_some() {
@@ -282,9 +287,9 @@ pub async fn run(cmd: std::process::Command, stdin: Option<&[u8]>) -> Run {
         let _ = pipe.write_all(input).await;
         drop(pipe);
     }
-    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
+    let output = tokio::time::timeout(limit, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("`dhan-login {args}` did not finish in {RUN_TIMEOUT:?}"))
+        .unwrap_or_else(|_| panic!("`dhan-login {args}` did not finish in {limit:?}"))
         .unwrap_or_else(|e| panic!("cannot wait for `dhan-login {args}`: {e}"));
     Run {
         args,
