@@ -253,3 +253,39 @@ async fn kill_9_never_tears_state_nor_leaves_a_stale_lock() {
         .count();
     assert_eq!(leftovers, 0, "no ledger was ever corrupt");
 }
+
+#[cfg(feature = "browser")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_retry_reuses_the_pending_consent() {
+    use dhan_login::mock::PageVariant;
+    let stand = Stand::start_with(MockOptions {
+        page_variant: PageVariant::MissingPinBoxes,
+        ..MockOptions::default()
+    })
+    .await;
+    let first = run(stand.cli(["login", "--via", "browser"]), None).await;
+    assert_eq!(first.code, Some(1), "the PIN boxes are missing:\n{first}");
+    assert_eq!(stand.server.calls(Endpoint::GenerateConsent), 1);
+
+    stand.server.set_page_variant(PageVariant::Classic);
+    // The retry waits for a TOTP step the first attempt did not use: up to 35 s.
+    let retry = run_within(
+        stand.cli(["login", "--via", "browser", "--json"]),
+        None,
+        Duration::from_secs(70),
+    )
+    .await;
+    retry.assert_ok();
+    assert_eq!(retry.json()["source"], "browser");
+    assert_eq!(
+        stand.server.calls(Endpoint::GenerateConsent),
+        1,
+        "the retry used the pending consentAppId"
+    );
+    let status = stand.run(["status", "--json"]).await;
+    assert_eq!(
+        status.json()["consents"]["pending"],
+        false,
+        "consumed, so dropped"
+    );
+}
