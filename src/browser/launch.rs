@@ -207,7 +207,8 @@ pub(crate) fn config(
         .env(
             "XDG_CACHE_HOME",
             profile.join("xdg-cache").display().to_string(),
-        );
+        )
+        .env("TMPDIR", profile.join("tmp").display().to_string());
     b = if settings.headed {
         b.with_head()
     } else {

@@ -54,6 +54,10 @@ impl Session {
             .prefix("dhan-login-chromium-")
             .tempdir()
             .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?;
+        // Chromium's singleton socket goes to a mkdtemp folder in TMPDIR, which a killed
+        // browser never removes: keep it inside the profile, which we always remove.
+        std::fs::create_dir(profile.path().join("tmp"))
+            .map_err(|e| launch_error(format!("cannot create a temp directory: {e}")))?;
         let session_id = format!("{:016x}", rand::random::<u64>());
         let mut session = Session {
             browser: None,
