@@ -807,3 +807,47 @@ async fn mock_server_prints_the_demo_account_as_its_first_line() {
 
     child.kill().await.expect("stop mock-server");
 }
+
+#[cfg(feature = "browser")]
+#[tokio::test(flavor = "multi_thread")]
+async fn record_saves_every_screen_scrubbed() {
+    let s = Stand::start().await;
+    let out = s.sandbox.path().join("recording");
+    let r = s
+        .run(["record", "--out", out.to_str().expect("utf-8 temp path")])
+        .await;
+    r.assert_ok();
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .expect("the recording folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "01-mobile.html",
+        "01-mobile.json",
+        "02-totp.html",
+        "02-totp.json",
+        "03-pin.html",
+        "03-pin.json",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    let a = s.server.account();
+    for name in &names {
+        let text = std::fs::read_to_string(out.join(name)).expect("a recorded file");
+        for (what, value) in [
+            ("mobile", &a.mobile),
+            ("PIN", &a.pin),
+            ("API secret", &a.api_secret),
+        ] {
+            assert!(!text.contains(value.as_str()), "{name} holds the {what}");
+        }
+        assert!(!text.contains("eyJ"), "{name} holds something JWT-shaped");
+    }
+    // The selectors that matched are recorded for each screen.
+    let totp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("02-totp.json")).unwrap()).unwrap();
+    assert!(totp.to_string().contains("maxlength"), "{totp}");
+}
