@@ -13,6 +13,7 @@ use serde_json::Value;
 /// Exit codes documented in `dhan-login --help` and README.
 const EXIT_CONFIG: i32 = 2;
 const EXIT_CREDENTIALS: i32 = 3;
+#[cfg_attr(not(feature = "browser"), allow(dead_code))]
 const EXIT_CONSENT_LIMIT: i32 = 4;
 const EXIT_TRANSIENT: i32 = 5;
 
