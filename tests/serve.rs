@@ -32,6 +32,7 @@ enum Login {
     /// PIN + TOTP with a PIN the stand-in rejects.
     WrongPin,
     /// Everything the browser login needs too.
+    #[cfg_attr(not(feature = "browser"), allow(dead_code))]
     Browser,
 }
 
