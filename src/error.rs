@@ -85,6 +85,8 @@ impl Error {
             Error::Config(_) | Error::Totp(_) => ErrorClass::Config,
             Error::Api(e) => e.class(),
             Error::Token(_) => ErrorClass::UnexpectedBody,
+            // Another process is still logging in: worth trying again shortly.
+            Error::Lock(LockError::Timeout { .. }) => ErrorClass::Transient,
             Error::Store(_) | Error::Lock(_) | Error::Io(_) => ErrorClass::Other,
             #[cfg(feature = "browser")]
             Error::Browser(e) => e.class(),

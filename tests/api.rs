@@ -332,3 +332,25 @@ async fn server_date_is_measured() {
     let (server_time, local) = api(&s).probe_server_time().await.unwrap();
     assert!((server_time - local).num_seconds().abs() <= 2);
 }
+
+#[tokio::test]
+async fn a_404_from_a_login_endpoint_is_not_a_credential_rejection() {
+    // A wrong base URL or a proxy answers 404: locking the credentials for it would
+    // outlive fixing the URL.
+    let s = server().await;
+    let a = s.account().clone();
+    s.set_fault(
+        Endpoint::GenerateAccessToken,
+        Fault::Respond {
+            status: 404,
+            body: "Not Found".into(),
+            content_type: "text/plain".into(),
+        },
+    );
+    let err = api(&s)
+        .generate_access_token(&a.client_id, &secret(&a.pin), &totp_now(&s))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.class(), ErrorClass::Other, "{err}");
+}

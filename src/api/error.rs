@@ -170,7 +170,9 @@ pub fn classify(endpoint: &'static str, kind: Kind, status: u16, scrubbed_body: 
     .iter()
     .any(|w| text.contains(w));
     match kind {
-        Kind::Credentials if (400..500).contains(&status) || says_credentials => {
+        // 400/401 from a login endpoint is Dhan saying no. A 404 or 405 is a wrong base
+        // URL or a proxy: locking the credentials for it would outlive the fix.
+        Kind::Credentials if matches!(status, 400 | 401) || says_credentials => {
             ApiError::CredentialRejected {
                 endpoint,
                 status,

@@ -233,7 +233,9 @@ pub async fn run_chain(
                 AttemptResult::Failed(e)
             }
             Outcome::Fatal(e) => {
-                tracing::error!(source = %kind, error = %e, "source refused; stopping");
+                // The caller gets this error in the chain's report: logging it as an error
+                // too would print it twice.
+                tracing::info!(source = %kind, error = %e, "source refused; stopping");
                 attempts.push(Attempt {
                     source: kind,
                     result: AttemptResult::Fatal(e),

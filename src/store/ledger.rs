@@ -144,8 +144,8 @@ impl ConsentLedger {
         let path = self.path(client_id)?;
         create_private_dir(&self.dir)?;
         let _guard = lock(&path.with_extension("lock"))?;
-        let mut day = read(&path)?;
         let today = now.with_timezone(&ist()).date_naive();
+        let mut day = read(&path, today)?;
         if day.day != Some(today) {
             day = LedgerDay {
                 day: Some(today),
@@ -176,7 +176,7 @@ fn lock(path: &Path) -> Result<File, Error> {
 
 /// A ledger that does not parse is moved aside and counted as used up for the day:
 /// over-counting costs a wait, under-counting can cost the account its consents.
-fn read(path: &Path) -> Result<LedgerDay, Error> {
+fn read(path: &Path, today: NaiveDate) -> Result<LedgerDay, Error> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LedgerDay::default()),
@@ -196,8 +196,8 @@ fn read(path: &Path) -> Result<LedgerDay, Error> {
                 aside.display()
             );
             Ok(LedgerDay {
-                day: None,
-                used: u32::MAX / 2,
+                day: Some(today),
+                used: DHAN_CONSENT_LIMIT,
                 exhausted: false,
                 pending: None,
             })
@@ -262,6 +262,22 @@ mod tests {
         let day2 = Utc.with_ymd_and_hms(2026, 11, 25, 18, 30, 0).unwrap();
         l.reserve("1", day2).unwrap();
         assert_eq!(l.today("1", day2).unwrap().used, 1);
+    }
+
+    #[test]
+    fn a_corrupt_ledger_counts_the_day_as_used_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ConsentLedger::new(dir.path(), 25);
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        l.reserve("1", t).unwrap();
+        std::fs::write(dir.path().join("consents/1.json"), b"{\"day\": \"2026-").unwrap();
+        assert_eq!(l.today("1", t).unwrap().used, DHAN_CONSENT_LIMIT);
+        assert_eq!(
+            l.reserve("1", t).err().unwrap().class(),
+            ErrorClass::ConsentLimit
+        );
+        // The next IST day starts afresh.
+        l.reserve("1", t + chrono::Duration::days(1)).unwrap();
     }
 
     #[test]
