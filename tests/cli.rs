@@ -852,3 +852,63 @@ async fn record_saves_every_screen_scrubbed() {
         serde_json::from_str(&std::fs::read_to_string(out.join("02-totp.json")).unwrap()).unwrap();
     assert!(totp.to_string().contains("maxlength"), "{totp}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_login_catches_the_redirect_on_a_loopback_url_and_exits() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let s = Stand::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = s.cli(["login", "--via", "manual", "--json"]);
+    cmd.env(
+        "DHAN_REDIRECT_URL",
+        format!("http://127.0.0.1:{port}/dhan/cb"),
+    );
+    let mut child = tokio::process::Command::from(cmd)
+        // stdin at EOF: with a listener, that must not end the wait.
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let consent_url = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the consent URL is printed");
+        if let Some(at) = line.find("http") {
+            break line[at..].trim().to_owned();
+        }
+    };
+    // A person logs in; the browser follows the redirect to the loopback URL.
+    let redirected = common::complete_consent_login(&s.server, &consent_url).await;
+    let token_id = url::Url::parse(&redirected)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "tokenId")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let page = reqwest::get(format!(
+        "http://127.0.0.1:{port}/dhan/cb?tokenId={token_id}"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(page.contains("received the login"), "{page}");
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("the process exits once the redirect arrived")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["source"], "manual");
+    assert!(s.server.is_live(v["access_token"].as_str().unwrap()));
+}

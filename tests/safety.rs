@@ -12,11 +12,15 @@ use dhan_login::{ConsentLedger, ProfileState, SourceKind, StoreError, Token, Tok
 /// A manual login whose pasted tokenId Dhan does not know: the consent is spent (a
 /// tokenId was produced from it) and the exchange fails. Each run needs a new consent.
 async fn manual_attempt(stand: &Stand) -> common::Run {
-    run(
-        stand.cli(["login", "--via", "manual"]),
-        Some(b"not-a-real-token-id\n"),
-    )
-    .await
+    run(manual(stand), Some(b"not-a-real-token-id\n")).await
+}
+
+/// `login --via manual` reading stdin only: with a loopback redirect URL it would also
+/// listen there and keep waiting after stdin closes.
+fn manual(stand: &Stand) -> std::process::Command {
+    let mut cmd = stand.cli(["login", "--via", "manual"]);
+    cmd.env_remove("DHAN_REDIRECT_URL");
+    cmd
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,11 +81,11 @@ async fn dhan_saying_the_limit_is_reached_stops_every_call_that_day() {
 async fn a_pending_consent_is_reused_by_the_next_attempt() {
     let stand = Stand::start().await;
     // stdin closes without a tokenId: the consent stays pending.
-    let r = run(stand.cli(["login", "--via", "manual"]), Some(b"")).await;
+    let r = run(manual(&stand), Some(b"")).await;
     assert_eq!(r.code, Some(1), "{r}");
     let status = stand.run(["status", "--json"]).await;
     assert_eq!(status.json()["consents"]["pending"], true);
-    let r = run(stand.cli(["login", "--via", "manual"]), Some(b"")).await;
+    let r = run(manual(&stand), Some(b"")).await;
     assert_eq!(r.code, Some(1), "{r}");
     assert_eq!(
         stand.server.calls(Endpoint::GenerateConsent),

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -99,15 +99,18 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
 }
 
 async fn first_token_id(listener: Option<TcpListener>) -> Result<SecretString, Error> {
+    let listener_absent = listener.is_none();
     let from_redirect = async {
         match listener {
             Some(l) => serve_redirect(l).await,
             None => std::future::pending().await,
         }
     };
+    // With a listener, a closed stdin (a service, a pipe) just means: wait for the redirect.
+    let eof_ends = listener_absent;
     tokio::select! {
         id = from_redirect => Ok(id),
-        id = read_pasted() => id,
+        id = read_pasted(eof_ends) => id,
     }
 }
 
@@ -144,9 +147,20 @@ async fn serve_redirect(listener: TcpListener) -> SecretString {
     }
 }
 
-async fn read_pasted() -> Result<SecretString, Error> {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
+async fn read_pasted(eof_ends: bool) -> Result<SecretString, Error> {
+    // A plain thread, not tokio's stdin: tokio reads stdin on its blocking pool, and the
+    // runtime waits for that read at exit, so a login finished by the redirect would
+    // hang until Enter. A detached thread does not hold the process.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(line) = rx.recv().await {
+        let line = line?;
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -161,6 +175,9 @@ async fn read_pasted() -> Result<SecretString, Error> {
             return Ok(SecretString::from(line.to_owned()));
         }
         eprintln!("That is neither a URL with ?tokenId= nor a tokenId; try again:");
+    }
+    if !eof_ends {
+        return std::future::pending().await;
     }
     Err(refused(
         "manual login: stdin closed before a tokenId was given".into(),
