@@ -489,3 +489,17 @@ pub async fn run_manual_login(cmd: std::process::Command, server: &MockServer) -
     };
     (run, location)
 }
+
+/// True (and says so on stderr) when the developer opted out of tests that start
+/// Chromium with DHAN_LOGIN_SKIP_BROWSER_TESTS=1. CI never sets it.
+pub fn browser_tests_skipped(test: &str) -> bool {
+    let skip = std::env::var("DHAN_LOGIN_SKIP_BROWSER_TESTS").is_ok_and(|v| v == "1");
+    if skip {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "browser test {test}: skipped because DHAN_LOGIN_SKIP_BROWSER_TESTS=1"
+        );
+    }
+    skip
+}
