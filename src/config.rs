@@ -41,6 +41,8 @@ pub enum ConfigError {
     },
     #[error("cannot find a home directory for the default config and state paths")]
     NoHome,
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Several(Vec<ConfigError>),
 }
 
 /// Where the config file and the state come from.
@@ -287,6 +289,21 @@ impl Profile {
         paths: &Paths,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Profile, ConfigError> {
+        let (profile, mut bad) = Self::load_lenient(name, paths, env)?;
+        match bad.len() {
+            0 => Ok(profile),
+            1 => Err(bad.remove(0)),
+            _ => Err(ConfigError::Several(bad)),
+        }
+    }
+
+    /// As `load`, but a bad field falls back to its default and is listed instead of
+    /// failing the load, so `config check` can name every bad field at once.
+    pub fn load_lenient(
+        name: &str,
+        paths: &Paths,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Profile, Vec<ConfigError>), ConfigError> {
         let (file, path) = read_file(paths)?;
         let mut profiles = file.profiles;
         let pf = match profiles.remove(name) {
@@ -301,9 +318,9 @@ impl Profile {
                 });
             }
         };
-        let profile = merge(name, pf, paths, env)?;
+        let (profile, bad) = merge(name, pf, paths, env);
         warn_if_exposed(&path, &profile);
-        Ok(profile)
+        Ok((profile, bad))
     }
 
     /// Every profile name in the file (for `serve --all`).
@@ -513,7 +530,7 @@ fn merge(
     pf: ProfileFile,
     paths: &Paths,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Profile, ConfigError> {
+) -> (Profile, Vec<ConfigError>) {
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     let secret = |field: &'static str,
                   env_name: &str,
@@ -574,103 +591,158 @@ fn merge(
         browser.artifacts_dir = expand_home(&dir);
     }
     browser.extra_args = bf.extra_args;
-    if let Some(s) = bf.step_timeout_secs {
-        browser.step_timeout = seconds("browser.step_timeout_secs", s)?;
+    // Every bad field is collected, so that `config check` names them all at once.
+    let mut bad: Vec<ConfigError> = Vec::new();
+    if let Some(d) = bf
+        .step_timeout_secs
+        .and_then(|s| keep(&mut bad, seconds("browser.step_timeout_secs", s)))
+    {
+        browser.step_timeout = d;
     }
-    if let Some(s) = bf.overall_timeout_secs {
-        browser.overall_timeout = seconds("browser.overall_timeout_secs", s)?;
+    if let Some(d) = bf
+        .overall_timeout_secs
+        .and_then(|s| keep(&mut bad, seconds("browser.overall_timeout_secs", s)))
+    {
+        browser.overall_timeout = d;
     }
-
     let margin_minutes = match var("DHAN_LOGIN_MARGIN_MINUTES") {
-        Some(v) => Some(v.parse::<f64>().map_err(|_| ConfigError::Field {
-            field: "margin_minutes".into(),
-            message: format!("DHAN_LOGIN_MARGIN_MINUTES=`{v}` is not a number"),
-        })?),
+        Some(v) => keep(
+            &mut bad,
+            v.parse::<f64>().map_err(|_| ConfigError::Field {
+                field: "margin_minutes".into(),
+                message: format!("DHAN_LOGIN_MARGIN_MINUTES=`{v}` is not a number"),
+            }),
+        ),
         None => pf.margin_minutes,
     };
     let margin = match margin_minutes {
         Some(m) if !(0.0..=24.0 * 60.0).contains(&m) => {
-            return Err(ConfigError::Field {
+            bad.push(ConfigError::Field {
                 field: "margin_minutes".into(),
                 message: format!("{m} is outside 0..=1440"),
             });
+            chrono::Duration::minutes(30)
         }
         Some(m) => chrono::Duration::milliseconds((m * 60_000.0) as i64),
         None => chrono::Duration::minutes(30),
     };
-
+    let limit = crate::store::DHAN_CONSENT_LIMIT;
     let consent_cap = match pf.consent_cap {
-        Some(n) if !(1..=crate::store::DHAN_CONSENT_LIMIT).contains(&n) => {
-            return Err(ConfigError::Field {
+        Some(n) if !(1..=limit).contains(&n) => {
+            bad.push(ConfigError::Field {
                 field: "consent_cap".into(),
-                message: format!(
-                    "{n} is outside 1..={} (Dhan's daily limit)",
-                    crate::store::DHAN_CONSENT_LIMIT
-                ),
+                message: format!("{n} is outside 1..={limit} (Dhan's daily limit)"),
             });
+            limit
         }
         Some(n) => n,
-        None => crate::store::DHAN_CONSENT_LIMIT,
+        None => limit,
     };
-    let lock_wait = match var("DHAN_LOGIN_LOCK_WAIT_SECS")
-        .map(|v| {
+    let lock_wait_secs = match var("DHAN_LOGIN_LOCK_WAIT_SECS") {
+        Some(v) => keep(
+            &mut bad,
             v.parse::<f64>().map_err(|_| ConfigError::Field {
                 field: "lock_wait_secs".into(),
                 message: format!("DHAN_LOGIN_LOCK_WAIT_SECS=`{v}` is not a number"),
-            })
-        })
-        .transpose()?
-        .or(pf.lock_wait_secs)
-    {
-        Some(s) => seconds("lock_wait_secs", s)?,
-        None => Duration::from_secs(120),
+            }),
+        ),
+        None => pf.lock_wait_secs,
     };
+    let lock_wait = lock_wait_secs
+        .and_then(|s| keep(&mut bad, seconds("lock_wait_secs", s)))
+        .unwrap_or(Duration::from_secs(120));
 
-    Ok(Profile {
-        name: name.to_owned(),
-        client_id: var("DHAN_CLIENT_ID")
-            .or(pf.client_id)
-            .map(|s| s.trim().to_owned()),
-        mobile: secret(
+    let mobile = keep(
+        &mut bad,
+        secret(
             "mobile",
             "DHAN_MOBILE",
             pf.mobile,
             pf.mobile_file,
             pf.mobile_command,
-        )?,
-        pin: secret("pin", "DHAN_PIN", pf.pin, pf.pin_file, pf.pin_command)?,
-        totp_secret: secret(
+        ),
+    )
+    .flatten();
+    let pin = keep(
+        &mut bad,
+        secret("pin", "DHAN_PIN", pf.pin, pf.pin_file, pf.pin_command),
+    )
+    .flatten();
+    let totp_secret = keep(
+        &mut bad,
+        secret(
             "totp_secret",
             "DHAN_TOTP_SECRET",
             pf.totp_secret,
             pf.totp_secret_file,
             pf.totp_secret_command,
-        )?,
-        api_key: secret(
+        ),
+    )
+    .flatten();
+    let api_key = keep(
+        &mut bad,
+        secret(
             "api_key",
             "DHAN_API_KEY",
             pf.api_key,
             pf.api_key_file,
             pf.api_key_command,
-        )?,
-        api_secret: secret(
+        ),
+    )
+    .flatten();
+    let api_secret = keep(
+        &mut bad,
+        secret(
             "api_secret",
             "DHAN_API_SECRET",
             pf.api_secret,
             pf.api_secret_file,
             pf.api_secret_command,
-        )?,
-        redirect_url: url("redirect_url", "DHAN_REDIRECT_URL", pf.redirect_url)?,
-        auth_base_url: url("auth_base_url", "DHAN_AUTH_BASE_URL", pf.auth_base_url)?
-            .unwrap_or_else(|| default_url(DEFAULT_AUTH_BASE_URL)),
-        api_base_url: url("api_base_url", "DHAN_API_BASE_URL", pf.api_base_url)?
-            .unwrap_or_else(|| default_url(DEFAULT_API_BASE_URL)),
+        ),
+    )
+    .flatten();
+    let redirect_url = keep(
+        &mut bad,
+        url("redirect_url", "DHAN_REDIRECT_URL", pf.redirect_url),
+    )
+    .flatten();
+    let auth_base_url = keep(
+        &mut bad,
+        url("auth_base_url", "DHAN_AUTH_BASE_URL", pf.auth_base_url),
+    )
+    .flatten()
+    .unwrap_or_else(|| default_url(DEFAULT_AUTH_BASE_URL));
+    let api_base_url = keep(
+        &mut bad,
+        url("api_base_url", "DHAN_API_BASE_URL", pf.api_base_url),
+    )
+    .flatten()
+    .unwrap_or_else(|| default_url(DEFAULT_API_BASE_URL));
+    let profile = Profile {
+        name: name.to_owned(),
+        client_id: var("DHAN_CLIENT_ID")
+            .or(pf.client_id)
+            .map(|s| s.trim().to_owned()),
+        mobile,
+        pin,
+        totp_secret,
+        api_key,
+        api_secret,
+        redirect_url,
+        auth_base_url,
+        api_base_url,
         margin,
         consent_cap,
         lock_wait,
         browser,
         state_dir: paths.state_dir.clone(),
-    })
+    };
+    (profile, bad)
+}
+
+/// The value of `r`, or None with its error noted.
+fn keep<T>(bad: &mut Vec<ConfigError>, r: Result<T, ConfigError>) -> Option<T> {
+    r.map_err(|e| bad.push(e)).ok()
 }
 
 fn seconds(field: &str, s: f64) -> Result<Duration, ConfigError> {

@@ -915,3 +915,18 @@ async fn manual_login_catches_the_redirect_on_a_loopback_url_and_exits() {
     assert_eq!(v["source"], "manual");
     assert!(s.server.is_live(v["access_token"].as_str().unwrap()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_check_names_every_bad_field_at_once() {
+    let s = Stand::start().await;
+    let mut cmd = s.cli(["config", "check"]);
+    cmd.env("DHAN_PIN", "12ab")
+        .env("DHAN_REDIRECT_URL", "not a url")
+        .env("DHAN_LOGIN_MARGIN_MINUTES", "soon");
+    let r = run(cmd, None).await;
+    r.assert_code(EXIT_CONFIG);
+    for field in ["pin:", "redirect_url:", "margin_minutes:"] {
+        assert!(r.stderr.contains(field), "{field} is not named:\n{r}");
+    }
+    assert!(!r.stderr.contains("12ab"), "the PIN is echoed:\n{r}");
+}

@@ -322,8 +322,14 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
             Ok(0)
         }
         ConfigAction::Check => {
-            let profile = Profile::load(name, &paths, &|k| std::env::var(k).ok())?;
-            let problems = profile.check();
+            let (profile, bad) = Profile::load_lenient(name, &paths, &|k| std::env::var(k).ok())?;
+            let mut problems: Vec<String> = bad.iter().map(ToString::to_string).collect();
+            problems.extend(
+                profile
+                    .check()
+                    .iter()
+                    .map(|p| format!("{}: {}", p.field, p.message)),
+            );
             if problems.is_empty() {
                 println!(
                     "profile `{name}` is valid ({})",
@@ -333,7 +339,7 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
             }
             eprintln!("profile `{name}` has {} problem(s):", problems.len());
             for p in &problems {
-                eprintln!("  {}: {}", p.field, p.message);
+                eprintln!("  {p}");
             }
             Ok(crate::exit::CONFIG)
         }
