@@ -264,3 +264,27 @@ async fn nothing_configured_says_so() {
     );
     assert_eq!(err.class(), ErrorClass::Config);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_callers_in_one_process_share_one_login() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = TokenManager::new(profile(&env_of(&s, dir.path()))).unwrap();
+    let req = Request::default();
+    let (a, b, c) = tokio::join!(
+        m.token(&req, &NoProgress),
+        m.token(&req, &NoProgress),
+        m.token(&req, &NoProgress)
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(s.logins(), 1);
+    assert_eq!(a.token, b.token);
+    assert_eq!(b.token, c.token);
+    assert_eq!(
+        [a.cached, b.cached, c.cached]
+            .iter()
+            .filter(|x| !**x)
+            .count(),
+        1
+    );
+}

@@ -930,3 +930,67 @@ async fn config_check_names_every_bad_field_at_once() {
     }
     assert!(!r.stderr.contains("12ab"), "the PIN is echoed:\n{r}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_from_a_file_and_a_command_in_a_named_profile_log_in() {
+    let s = Stand::start().await;
+    let a = s.server.account().clone();
+    let pin_file = s.sandbox.path().join("pin.txt");
+    std::fs::write(&pin_file, format!("{}\n", a.pin)).unwrap();
+    let config = s.sandbox.write_config(&format!(
+        r#"
+[profiles.default]
+client_id = "1000000000"
+
+[profiles.work]
+client_id = "{id}"
+pin_file = "{pin}"
+totp_secret_command = "printf '%s\n' {secret} && echo a second line that is not the secret"
+auth_base_url = "{auth}"
+api_base_url = "{api}"
+"#,
+        id = a.client_id,
+        pin = pin_file.display(),
+        secret = a.totp_secret,
+        auth = s.server.auth_base_url(),
+        api = s.server.api_base_url(),
+    ));
+    // No DHAN_* account variables: the file is all there is.
+    let mut cmd = s.sandbox.command();
+    cmd.env("DHAN_LOGIN_CONFIG", &config)
+        .args(["--profile", "work", "token", "--json"]);
+    let r = run(cmd, None).await;
+    r.assert_ok();
+    assert_eq!(r.json()["client_id"], a.client_id.as_str());
+    // The profile can also be chosen by DHAN_LOGIN_PROFILE; its token is cached now.
+    let mut cmd = s.sandbox.command();
+    cmd.env("DHAN_LOGIN_CONFIG", &config)
+        .env("DHAN_LOGIN_PROFILE", "work")
+        .args(["status", "--json"]);
+    let v = run(cmd, None).await.json();
+    assert_eq!(v["profile"], "work");
+    assert_eq!(v["token"]["source"], "totp");
+    assert_eq!(s.server.logins(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inline_secrets_in_a_config_others_can_read_get_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::new();
+    let config =
+        s.write_config("[profiles.default]\nclient_id = \"1100000042\"\npin = \"135790\"\n");
+    let check = || {
+        let mut cmd = s.command();
+        cmd.env("DHAN_LOGIN_CONFIG", &config)
+            .args(["config", "check"]);
+        run_blocking(cmd)
+    };
+    assert!(
+        !check().stderr.contains("chmod 600"),
+        "0600 needs no warning"
+    );
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = check();
+    assert!(r.stderr.contains("chmod 600"), "{r}");
+    assert!(!r.stderr.contains("135790"), "{r}");
+}
