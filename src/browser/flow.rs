@@ -704,26 +704,12 @@ impl Driver<'_> {
     }
 
     async fn totp(&mut self) -> Result<(), BrowserError> {
-        let dl = self.deadline();
         let profile = self.profile.clone();
-        let inputs = [
-            Target::inputs("totp_boxes", &profile.totp_boxes, TOTP_DIGITS),
-            Target::inputs("totp_single", &profile.totp_single, 1),
-        ];
         let boxes = self
-            .wait(
+            .digit_inputs(
                 Step::Totp,
-                &inputs,
-                dl,
-                Missing::of("totp_boxes", &[&profile.totp_boxes, &profile.totp_single]),
-                false,
-                |p| {
-                    if p.has("totp_boxes") {
-                        Some(true)
-                    } else {
-                        p.has("totp_single").then_some(false)
-                    }
-                },
+                ("totp_boxes", &profile.totp_boxes, TOTP_DIGITS),
+                ("totp_single", &profile.totp_single),
             )
             .await?;
 
@@ -774,27 +760,37 @@ impl Driver<'_> {
         Ok(())
     }
 
+    /// Waits for a step's code inputs: true for one-digit boxes, false for one field.
+    async fn digit_inputs(
+        &mut self,
+        step: Step,
+        (boxes, box_candidates, digits): (&'static str, &[String], usize),
+        (single, single_candidates): (&'static str, &[String]),
+    ) -> Result<bool, BrowserError> {
+        let dl = self.deadline();
+        let inputs = [
+            Target::inputs(boxes, box_candidates, digits),
+            Target::inputs(single, single_candidates, 1),
+        ];
+        let missing = Missing::of(boxes, &[box_candidates, single_candidates]);
+        self.wait(step, &inputs, dl, missing, false, |p| {
+            if p.has(boxes) {
+                Some(true)
+            } else {
+                p.has(single).then_some(false)
+            }
+        })
+        .await
+    }
+
     async fn pin(&mut self) -> Result<(), BrowserError> {
         let dl = self.deadline();
         let profile = self.profile.clone();
-        let inputs = [
-            Target::inputs("pin_boxes", &profile.pin_boxes, PIN_DIGITS),
-            Target::inputs("pin_single", &profile.pin_single, 1),
-        ];
         let boxes = self
-            .wait(
+            .digit_inputs(
                 Step::Pin,
-                &inputs,
-                dl,
-                Missing::of("pin_boxes", &[&profile.pin_boxes, &profile.pin_single]),
-                false,
-                |p| {
-                    if p.has("pin_boxes") {
-                        Some(true)
-                    } else {
-                        p.has("pin_single").then_some(false)
-                    }
-                },
+                ("pin_boxes", &profile.pin_boxes, PIN_DIGITS),
+                ("pin_single", &profile.pin_single),
             )
             .await?;
         let pin = self.login_pin.clone();
