@@ -27,7 +27,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_dhan-login");
 
 /// No single run of the binary may take longer than this: a hang is a failure, not a
 /// stuck test suite.
-pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A login may first wait up to 30 s for a TOTP step no earlier run used.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// A per-test home: HOME, the XDG folders, the state folder and the config file all live
 /// in one temporary folder, so that nothing of the developer's machine leaks in and
