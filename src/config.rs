@@ -605,16 +605,20 @@ fn merge(
     {
         browser.overall_timeout = d;
     }
-    let margin_minutes = match var("DHAN_LOGIN_MARGIN_MINUTES") {
-        Some(v) => keep(
-            &mut bad,
+    // An env override that is not a number is reported, never silently replaced by
+    // the file's value.
+    let number = |field: &str, env_name: &str, v: String, bad: &mut Vec<ConfigError>| {
+        keep(
+            bad,
             v.parse::<f64>().map_err(|_| ConfigError::Field {
-                field: "margin_minutes".into(),
-                message: format!("DHAN_LOGIN_MARGIN_MINUTES=`{v}` is not a number"),
+                field: field.into(),
+                message: format!("{env_name}=`{v}` is not a number"),
             }),
-        ),
-        None => pf.margin_minutes,
+        )
     };
+    let margin_minutes = var("DHAN_LOGIN_MARGIN_MINUTES")
+        .map(|v| number("margin_minutes", "DHAN_LOGIN_MARGIN_MINUTES", v, &mut bad))
+        .unwrap_or(pf.margin_minutes);
     let margin = match margin_minutes {
         Some(m) if !(0.0..=24.0 * 60.0).contains(&m) => {
             bad.push(ConfigError::Field {
@@ -638,16 +642,9 @@ fn merge(
         Some(n) => n,
         None => limit,
     };
-    let lock_wait_secs = match var("DHAN_LOGIN_LOCK_WAIT_SECS") {
-        Some(v) => keep(
-            &mut bad,
-            v.parse::<f64>().map_err(|_| ConfigError::Field {
-                field: "lock_wait_secs".into(),
-                message: format!("DHAN_LOGIN_LOCK_WAIT_SECS=`{v}` is not a number"),
-            }),
-        ),
-        None => pf.lock_wait_secs,
-    };
+    let lock_wait_secs = var("DHAN_LOGIN_LOCK_WAIT_SECS")
+        .map(|v| number("lock_wait_secs", "DHAN_LOGIN_LOCK_WAIT_SECS", v, &mut bad))
+        .unwrap_or(pf.lock_wait_secs);
     let lock_wait = lock_wait_secs
         .and_then(|s| keep(&mut bad, seconds("lock_wait_secs", s)))
         .unwrap_or(Duration::from_secs(120));
