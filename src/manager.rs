@@ -52,18 +52,18 @@ pub struct TokenManager {
 }
 
 impl TokenManager {
-    pub fn new(profile: Profile) -> Result<Self, Error> {
-        let api = DhanApi::new(profile.auth_base_url.clone(), profile.api_base_url.clone())?;
+    pub fn new(profile: Profile) -> Self {
+        let api = DhanApi::new(profile.auth_base_url.clone(), profile.api_base_url.clone());
         let store = TokenStore::new(&profile.state_dir);
         let lock_wait = profile.lock_wait;
-        Ok(Self {
+        Self {
             profile,
             api,
             store,
             clock: Arc::new(SystemClock),
             lock_wait,
             inflight: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

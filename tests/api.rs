@@ -13,7 +13,7 @@ async fn server() -> MockServer {
 }
 
 fn api(s: &MockServer) -> DhanApi {
-    DhanApi::with_timeout(s.auth_base_url(), s.api_base_url(), Duration::from_secs(2)).unwrap()
+    DhanApi::with_timeout(s.auth_base_url(), s.api_base_url(), Duration::from_secs(2))
 }
 
 fn secret(s: &str) -> SecretString {
@@ -311,8 +311,7 @@ async fn a_closed_port_is_transient_and_names_no_url() {
         "http://127.0.0.1:9".parse().unwrap(),
         "http://127.0.0.1:9/v2".parse().unwrap(),
         Duration::from_secs(2),
-    )
-    .unwrap();
+    );
     let err = api
         .generate_access_token("1", &secret("246810"), &secret("135791"))
         .await

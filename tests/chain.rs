@@ -86,7 +86,7 @@ async fn run(
         dir.path().to_string_lossy().into_owned(),
     )];
     let p = profile(&env);
-    let api = DhanApi::new(p.auth_base_url.clone(), p.api_base_url.clone()).unwrap();
+    let api = DhanApi::new(p.auth_base_url.clone(), p.api_base_url.clone());
     let counters: Vec<Arc<AtomicU32>> =
         script.iter().map(|_| Arc::new(AtomicU32::new(0))).collect();
     let sources: Vec<Box<dyn TokenSource>> = script
@@ -173,7 +173,7 @@ async fn all_failed_lists_every_attempt() {
 async fn a_cached_token_is_returned_without_any_call() {
     let s = MockServer::start(MockOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let m = TokenManager::new(profile(&env_of(&s, dir.path()))).unwrap();
+    let m = TokenManager::new(profile(&env_of(&s, dir.path())));
     let first = m.token(&Request::default(), &NoProgress).await.unwrap();
     assert!(!first.cached);
     assert_eq!(first.token.source, SourceKind::Totp);
@@ -188,7 +188,7 @@ async fn a_cached_token_is_returned_without_any_call() {
 async fn a_token_inside_the_margin_is_renewed_not_re_minted() {
     let s = MockServer::start(MockOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let m = TokenManager::new(profile(&env_of(&s, dir.path()))).unwrap();
+    let m = TokenManager::new(profile(&env_of(&s, dir.path())));
     // 10 minutes left: inside the default 30 minute margin.
     let web = s.issue_token(MockKind::SelfWeb, Duration::from_secs(600));
     m.import(&web).await.unwrap();
@@ -205,7 +205,7 @@ async fn a_renew_refusal_marks_the_token_not_renewable_and_falls_back() {
     let dir = tempfile::tempdir().unwrap();
     // No TOTP secret: after renew, nothing else applies.
     let env = without(env_of(&s, dir.path()), "DHAN_TOTP_SECRET");
-    let m = TokenManager::new(profile(&env)).unwrap();
+    let m = TokenManager::new(profile(&env));
     let app = s.issue_token(MockKind::App, Duration::from_secs(600));
     m.import(&app).await.unwrap();
     let err = m
@@ -222,7 +222,7 @@ async fn a_renew_refusal_marks_the_token_not_renewable_and_falls_back() {
     assert_eq!(s.calls(Endpoint::RenewToken), 1);
 
     // With TOTP configured the chain falls back to it.
-    let m = TokenManager::new(profile(&env_of(&s, dir.path()))).unwrap();
+    let m = TokenManager::new(profile(&env_of(&s, dir.path())));
     let got = m.token(&Request::default(), &NoProgress).await.unwrap();
     assert_eq!(got.token.source, SourceKind::Totp);
 }
@@ -233,7 +233,7 @@ async fn a_wrong_pin_stops_the_chain_as_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let mut env = without(env_of(&s, dir.path()), "DHAN_PIN");
     env.push(("DHAN_PIN", "000000".into()));
-    let m = TokenManager::new(profile(&env)).unwrap();
+    let m = TokenManager::new(profile(&env));
     let err = m
         .token(&Request::default(), &NoProgress)
         .await
@@ -251,7 +251,7 @@ async fn nothing_configured_says_so() {
         without(env_of(&s, dir.path()), "DHAN_PIN"),
         "DHAN_TOTP_SECRET",
     );
-    let m = TokenManager::new(profile(&env)).unwrap();
+    let m = TokenManager::new(profile(&env));
     let err = m
         .token(&Request::default(), &NoProgress)
         .await
@@ -269,7 +269,7 @@ async fn nothing_configured_says_so() {
 async fn concurrent_callers_in_one_process_share_one_login() {
     let s = MockServer::start(MockOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let m = TokenManager::new(profile(&env_of(&s, dir.path()))).unwrap();
+    let m = TokenManager::new(profile(&env_of(&s, dir.path())));
     let req = Request::default();
     let (a, b, c) = tokio::join!(
         m.token(&req, &NoProgress),

@@ -3,7 +3,7 @@
 mod error;
 mod wire;
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -56,7 +56,8 @@ pub struct ProfileInfo {
 }
 
 pub struct DhanApi {
-    http: reqwest::Client,
+    http: OnceLock<reqwest::Client>,
+    timeout: Duration,
     auth_base: Url,
     api_base: Url,
     /// The last server `Date` seen and the local instant it arrived.
@@ -64,33 +65,40 @@ pub struct DhanApi {
 }
 
 impl DhanApi {
-    pub fn new(auth_base: Url, api_base: Url) -> Result<Self, ApiError> {
+    pub fn new(auth_base: Url, api_base: Url) -> Self {
         Self::with_timeout(auth_base, api_base, REQUEST_TIMEOUT)
     }
 
     /// As `new`, with another per-request timeout (tests, slow networks).
-    pub fn with_timeout(
-        auth_base: Url,
-        api_base: Url,
-        timeout: Duration,
-    ) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
+    pub fn with_timeout(auth_base: Url, api_base: Url, timeout: Duration) -> Self {
+        Self {
+            http: OnceLock::new(),
+            timeout,
+            auth_base,
+            api_base,
+            server_time: Mutex::new(None),
+        }
+    }
+
+    /// The HTTP client, built on first use: a cached token needs no request, and
+    /// building a TLS client (reading the system's certificates) is most of what
+    /// `dhan-login token` would otherwise cost.
+    fn http(&self) -> Result<&reqwest::Client, ApiError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
             // Dhan answers every call directly; a redirect would only leak headers.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(timeout)
+            .timeout(self.timeout)
             .user_agent(concat!("dhan-login/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ApiError::Transient {
                 endpoint: "client",
                 detail: e.without_url().to_string(),
             })?;
-        Ok(Self {
-            http,
-            auth_base,
-            api_base,
-            server_time: Mutex::new(None),
-        })
+        Ok(self.http.get_or_init(|| client))
     }
 
     pub fn auth_base(&self) -> &Url {
@@ -105,7 +113,7 @@ impl DhanApi {
         totp: &SecretString,
     ) -> Result<Grant, ApiError> {
         let url = join(&self.auth_base, "app/generateAccessToken");
-        let req = self.http.post(url).query(&[
+        let req = self.http()?.post(url).query(&[
             ("dhanClientId", client_id),
             ("pin", pin.expose_secret()),
             ("totp", totp.expose_secret()),
@@ -129,7 +137,7 @@ impl DhanApi {
         const EP: &str = "generate-consent";
         let url = join(&self.auth_base, "app/generate-consent");
         let req = self
-            .http
+            .http()?
             .post(url)
             .query(&[("client_id", client_id)])
             .header("app_id", api_key.expose_secret())
@@ -164,7 +172,7 @@ impl DhanApi {
     ) -> Result<Grant, ApiError> {
         let url = join(&self.auth_base, "app/consumeApp-consent");
         let req = self
-            .http
+            .http()?
             .get(url)
             .query(&[("tokenId", token_id.expose_secret())])
             .header("app_id", api_key.expose_secret())
@@ -182,7 +190,7 @@ impl DhanApi {
     pub async fn renew(&self, token: &Token) -> Result<Grant, ApiError> {
         let url = join(&self.api_base, "RenewToken");
         let req = self
-            .http
+            .http()?
             .request(Method::GET, url)
             .header("access-token", token.access_token.secret())
             .header("dhanClientId", &token.client_id);
@@ -194,7 +202,7 @@ impl DhanApi {
     /// `GET {api}/profile`: costs a request, so only used when asked to verify.
     pub async fn profile(&self, access_token: &str) -> Result<ProfileInfo, ApiError> {
         let url = join(&self.api_base, "profile");
-        let req = self.http.get(url).header("access-token", access_token);
+        let req = self.http()?.get(url).header("access-token", access_token);
         let scrub = Scrubber::new().with(access_token);
         let body: wire::ProfileBody = self.send("profile", Kind::Token, req, &scrub).await?;
         Ok(ProfileInfo {
@@ -213,7 +221,8 @@ impl DhanApi {
         }
         let sent = Utc::now();
         let resp = self
-            .http
+            .http()
+            .ok()?
             .head(self.auth_base.clone())
             .timeout(Duration::from_secs(5))
             .send()

@@ -76,7 +76,7 @@ impl Daemon {
                     "serve.refresh_ahead_minutes is not above margin_minutes: tokens will count as expiring before they are refreshed"
                 );
             }
-            let manager = Arc::new(TokenManager::new(profile)?);
+            let manager = Arc::new(TokenManager::new(profile));
             for (key, file) in [
                 ("serve.token_file", settings.token_file_for(name)),
                 ("serve.env_file", settings.env_file_for(name)),

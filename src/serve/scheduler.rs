@@ -396,7 +396,7 @@ impl Scheduler {
         self.stamp = stamp(&self.paths.config_file);
         let loaded = Profile::load(&self.slot.name, &self.paths, &*self.env)
             .map_err(Error::from)
-            .and_then(TokenManager::new);
+            .map(TokenManager::new);
         match loaded {
             Ok(m) => {
                 self.manager = Arc::new(m);

@@ -36,7 +36,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }) => {
             let mut profile = load_profile(&cli.profile, cli.config.as_deref())?;
             profile.browser.headed |= headed;
-            let m = TokenManager::new(profile)?;
+            let m = TokenManager::new(profile);
             let req = Request {
                 force: true,
                 via: via.map(source_kind),
@@ -161,7 +161,7 @@ pub fn load_profile(name: &str, config: Option<&std::path::Path>) -> Result<Prof
 }
 
 fn manager(name: &str, config: Option<&std::path::Path>) -> Result<TokenManager> {
-    Ok(TokenManager::new(load_profile(name, config)?)?)
+    Ok(TokenManager::new(load_profile(name, config)?))
 }
 
 /// Runs a login until it ends or SIGINT/SIGTERM arrives. Dropping the future on a

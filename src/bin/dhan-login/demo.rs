@@ -78,7 +78,7 @@ pub async fn demo(via_totp: bool, quiet: bool) -> Result<u8> {
     let mut paths = Paths::from_env(&env)?;
     paths.config_explicit = false;
     let profile = Profile::load("demo", &paths, &env)?;
-    let manager = TokenManager::new(profile)?;
+    let manager = TokenManager::new(profile);
 
     let via = if via_totp || !cfg!(feature = "browser") {
         SourceKind::Totp
