@@ -337,14 +337,12 @@ async fn logout_does_not_lift_a_credential_lockout() {
     // Only `unlock` or a changed configuration may let rejected credentials reach Dhan
     // again; forgetting the token is not a way around the lockout.
     let s = Stand::start().await;
-    let mut cmd = s.cli(["login", "--via", "totp"]);
-    cmd.env("DHAN_PIN", "000000");
+    let cmd = s.cli_wrong_pin(["login", "--via", "totp"]);
     run(cmd, None).await.assert_code(EXIT_CREDENTIALS);
     assert_eq!(s.server.calls(Endpoint::GenerateAccessToken), 1);
 
     s.run(["logout"]).await.assert_ok();
-    let mut cmd = s.cli(["token"]);
-    cmd.env("DHAN_PIN", "000000");
+    let cmd = s.cli_wrong_pin(["token"]);
     let r = run(cmd, None).await;
     r.assert_code(EXIT_CREDENTIALS);
     assert_eq!(
@@ -453,8 +451,7 @@ async fn a_named_config_file_that_does_not_exist_is_a_config_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_pin_exits_3_and_the_same_credentials_are_not_tried_again() {
     let s = Stand::start().await;
-    let mut cmd = s.cli(["login", "--via", "totp"]);
-    cmd.env("DHAN_PIN", "000000");
+    let cmd = s.cli_wrong_pin(["login", "--via", "totp"]);
     let r = run(cmd, None).await;
     r.assert_code(EXIT_CREDENTIALS);
     assert_eq!(
@@ -471,8 +468,7 @@ async fn wrong_pin_exits_3_and_the_same_credentials_are_not_tried_again() {
 
     // The whole chain with the same rejected credentials: refused locally, still 3, and
     // neither the PIN login nor the consent flow reaches Dhan.
-    let mut cmd = s.cli(["token"]);
-    cmd.env("DHAN_PIN", "000000");
+    let cmd = s.cli_wrong_pin(["token"]);
     let r = run(cmd, None).await;
     r.assert_code(EXIT_CREDENTIALS);
     assert!(r.stderr.contains("unlock"), "the way out is named:\n{r}");

@@ -97,11 +97,7 @@ async fn a_pending_consent_is_reused_by_the_next_attempt() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_pin_is_never_retried_automatically() {
     let stand = Stand::start().await;
-    let wrong = |args: &[&str]| {
-        let mut cmd = stand.cli(args);
-        cmd.env("DHAN_PIN", "000000");
-        cmd
-    };
+    let wrong = |args: &[&str]| stand.cli_wrong_pin(args);
     run(wrong(&["login", "--via", "totp"]), None)
         .await
         .assert_code(3);

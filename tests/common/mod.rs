@@ -184,6 +184,17 @@ impl Stand {
         cmd
     }
 
+    /// `cli()` with a PIN the stand-in rejects.
+    pub fn cli_wrong_pin<I, S>(&self, args: I) -> std::process::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.cli(args);
+        cmd.env("DHAN_PIN", "000000");
+        cmd
+    }
+
     /// Runs the binary with these arguments and no stdin.
     pub async fn run<I, S>(&self, args: I) -> Run
     where
