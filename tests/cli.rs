@@ -990,3 +990,130 @@ async fn inline_secrets_in_a_config_others_can_read_get_a_warning() {
     assert!(r.stderr.contains("chmod 600"), "{r}");
     assert!(!r.stderr.contains("135790"), "{r}");
 }
+
+/// The live processes whose environment carries a browser session marker, with their
+/// parent pid and session id.
+#[cfg(all(feature = "browser", target_os = "linux"))]
+fn browser_sessions() -> Vec<(u32, u32, String)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let Some(session) = env
+            .split(|b| *b == 0)
+            .find_map(|v| v.strip_prefix(b"DHAN_LOGIN_BROWSER_SESSION="))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(ppid) = stat
+            .rfind(')')
+            .and_then(|at| stat[at + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+        else {
+            continue;
+        };
+        out.push((pid, ppid, String::from_utf8_lossy(session).into_owned()));
+    }
+    out
+}
+
+#[cfg(all(feature = "browser", target_os = "linux"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_takes_chromium_down_and_the_next_run_removes_its_profile() {
+    if common::browser_tests_skipped(
+        "kill_9_takes_chromium_down_and_the_next_run_removes_its_profile",
+    ) {
+        return;
+    }
+    let s = Stand::start().await;
+    // The login page never answers and the browser waits for it as long as it may.
+    s.server.set_fault_once(
+        Endpoint::ConsentLoginPage,
+        Fault::Delay(Duration::from_secs(600)),
+    );
+    let config = s.sandbox.write_config(
+        "[profiles.default.browser]\nstep_timeout_secs = 600\noverall_timeout_secs = 600\n",
+    );
+    // A temp folder of its own: the profile this run leaves is the only one there.
+    let tmp = s.sandbox.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("temp folder");
+    let mut cmd = s.cli(["login", "--via", "browser"]);
+    cmd.env("DHAN_LOGIN_CONFIG", &config).env("TMPDIR", &tmp);
+    let mut child = tokio::process::Command::from(cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start dhan-login");
+    let me = child.id().expect("a pid");
+
+    // Chromium is up and has asked for the page.
+    let waited = std::time::Instant::now();
+    let session = loop {
+        let browser = browser_sessions()
+            .into_iter()
+            .find(|(_, ppid, _)| *ppid == me);
+        if let Some((_, _, session)) = browser
+            && s.server.calls(Endpoint::ConsentLoginPage) >= 1
+        {
+            break session;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "Chromium never asked for the login page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let profiles: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("the temp folder")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("dhan-login-chromium-"))
+        .collect();
+    assert_eq!(profiles.len(), 1, "{profiles:?}");
+    let profile = profiles[0].clone();
+
+    child.start_kill().expect("SIGKILL dhan-login");
+    child.wait().await.expect("reap dhan-login");
+    let killed = std::time::Instant::now();
+    let of_run = || -> Vec<u32> {
+        browser_sessions()
+            .into_iter()
+            .filter(|(_, _, s)| *s == session)
+            .map(|(pid, _, _)| pid)
+            .collect()
+    };
+    let mut left = of_run();
+    while !left.is_empty() && killed.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = of_run();
+    }
+    assert!(
+        left.is_empty(),
+        "Chromium outlived the dhan-login that was killed: {left:?}"
+    );
+    assert!(
+        profile.exists(),
+        "nobody but the next run should have removed the profile"
+    );
+
+    // The next run (the page answers again) clears the dead run's profile.
+    let mut cmd = s.cli(["login", "--via", "browser"]);
+    cmd.env("DHAN_LOGIN_CONFIG", &config).env("TMPDIR", &tmp);
+    run(cmd, None).await.assert_ok();
+    assert!(
+        !profile.exists(),
+        "the profile of the killed run (its Session file holds the mobile number) is still there"
+    );
+}

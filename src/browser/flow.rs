@@ -71,7 +71,7 @@ pub(super) async fn run(
     let mobile = digits("mobile", login.mobile, None)?;
     let pin = digits("pin", login.pin, Some(PIN_DIGITS))?;
     let profile = Arc::new(SelectorProfile::load(settings.selectors.as_deref())?);
-    let executable = launch::find_executable(settings, &|k| std::env::var_os(k))?;
+    let found = launch::find_executable(settings, &|k| std::env::var_os(k))?;
     let recorder = match login.record_dir {
         Some(dir) => Some(Recorder::new(dir).map_err(|e| BrowserError::Input {
             field: "record_dir",
@@ -100,14 +100,8 @@ pub(super) async fn run(
     let launch_timeout = settings
         .step_timeout
         .min(overall_at.saturating_duration_since(Instant::now()));
-    let launched = Session::launch(
-        settings,
-        &executable,
-        launch_timeout,
-        muffler,
-        scrubber.clone(),
-    )
-    .await;
+    let launched =
+        Session::launch(settings, &found, launch_timeout, muffler, scrubber.clone()).await;
     let took = log.finish(match &launched {
         Ok(_) => Ok(()),
         Err(e) => Err(e.to_string()),

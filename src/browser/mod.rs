@@ -21,10 +21,12 @@ mod dom;
 mod error;
 mod flow;
 mod launch;
+mod profile;
 mod quiet;
 mod reap;
 mod selectors;
 mod session;
+mod spawn;
 mod traffic;
 
 use std::path::Path;

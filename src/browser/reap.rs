@@ -141,23 +141,6 @@ mod imp {
         list
     }
 
-    /// The browser process itself: our direct child naming the profile, not a helper
-    /// (`--type=...`). Its pid belongs to the runtime's child handle, which must do the
-    /// reaping, or the handle could later signal a pid that was reused.
-    pub(crate) fn browser_root(marker: &Marker) -> Option<u32> {
-        let me = std::process::id();
-        let arg = marker.profile_arg.as_bytes();
-        all_procs()
-            .into_iter()
-            .filter(|p| p.ppid == me && !p.zombie)
-            .find(|p| {
-                let args = nul_fields(format!("/proc/{}/cmdline", p.pid));
-                args.iter().any(|a| a.as_slice() == arg)
-                    && !args.iter().any(|a| a.starts_with(b"--type="))
-            })
-            .map(|p| p.pid)
-    }
-
     pub(crate) fn kill(pids: &[u32]) {
         let me = std::process::id();
         for &pid in pids {
@@ -214,10 +197,6 @@ mod imp {
         root.into_iter().collect()
     }
 
-    pub(crate) fn browser_root(_marker: &Marker) -> Option<u32> {
-        None
-    }
-
     pub(crate) fn kill(_pids: &[u32]) {}
 
     pub(crate) fn reap(_pids: &[u32], _skip: Option<u32>) -> Vec<u32> {
@@ -225,7 +204,7 @@ mod imp {
     }
 }
 
-pub(crate) use imp::{become_subreaper, browser_root, kill, reap, session_processes};
+pub(crate) use imp::{become_subreaper, kill, reap, session_processes};
 
 /// Reaps `pids` until none is left or `limit` passes; returns the stragglers.
 pub(crate) fn reap_until_gone(pids: &[u32], skip: Option<u32>, limit: Duration) -> Vec<u32> {

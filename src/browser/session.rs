@@ -6,8 +6,11 @@
 //! removes the profile directory before returning.
 
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::time::Duration;
 
+use chromiumoxide::handler::HandlerConfig;
+use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::{Browser, Handler};
 use futures_util::StreamExt;
 use tempfile::TempDir;
@@ -15,18 +18,22 @@ use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
 
 use super::error::BrowserError;
+use super::launch::{self, Found};
 use super::quiet::Muffler;
 use super::reap::{self, Marker};
-use super::{SharedScrubber, launch};
+use super::spawn::{self, Announced, Spawn};
+use super::{SharedScrubber, profile};
 use crate::config::BrowserSettings;
 
-/// Beyond the launch timeout, for the WebSocket handshake.
-const CONNECT_SLACK: Duration = Duration::from_secs(2);
+/// For the WebSocket handshake, once Chromium has printed its address.
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 /// How long children get to exit after the browser has.
 const ORPHAN_LIMIT: Duration = Duration::from_secs(2);
 
 pub(crate) struct Session {
     browser: Option<Browser>,
+    /// The browser process, spawned (and reaped) by us.
+    child: Option<Child>,
     pid: Option<u32>,
     marker: Marker,
     profile: Option<TempDir>,
@@ -38,27 +45,23 @@ impl Session {
     /// Starts Chromium on a fresh profile and keeps its CDP handler polled.
     pub(crate) async fn launch(
         settings: &BrowserSettings,
-        executable: &Path,
+        found: &Found,
         launch_timeout: Duration,
         muffler: Muffler,
         scrubber: SharedScrubber,
     ) -> Result<Session, BrowserError> {
+        let executable = &found.path;
         let launch_error = |message: String| BrowserError::Launch {
             executable: executable.to_path_buf(),
             message,
         };
         reap::become_subreaper();
-        let profile = tempfile::Builder::new()
-            .prefix("dhan-login-chromium-")
-            .tempdir()
-            .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?;
-        // Chromium's singleton socket goes to a mkdtemp folder in TMPDIR, which a killed
-        // browser never removes: keep it inside the profile, which we always remove.
-        std::fs::create_dir(profile.path().join("tmp"))
-            .map_err(|e| launch_error(format!("cannot create a temp directory: {e}")))?;
         let session_id = format!("{:016x}", rand::random::<u64>());
+        let profile = profile::create(&session_id)
+            .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?;
         let mut session = Session {
             browser: None,
+            child: None,
             pid: None,
             marker: Marker::new(profile.path(), &session_id),
             profile: Some(profile),
@@ -72,25 +75,60 @@ impl Session {
             session = %session_id,
             "starting Chromium"
         );
-        let config = launch::config(
-            settings,
-            executable,
-            &profile_dir,
-            &session_id,
-            launch_timeout,
-        )
-        .map_err(launch_error)?;
-        // If this await is cancelled, chromiumoxide kills only the direct child; the
-        // Drop of `session` finds the rest by their marker.
-        // chromiumoxide bounds the wait for the DevTools URL, not the connection after it.
-        let (mut browser, handler) =
-            tokio::time::timeout(launch_timeout + CONNECT_SLACK, Browser::launch(config))
+        let env = |k: &str, v: PathBuf| (k.into(), v.into_os_string());
+        let spawned = spawn::start(Spawn {
+            program: executable.clone(),
+            args: launch::command_line(settings, found.kind, &profile_dir),
+            envs: vec![
+                // Lets every process of this session be found again by its environment.
+                (reap::SESSION_ENV.into(), session_id.clone().into()),
+                // The crash handler otherwise writes its database under ~/.config.
+                env("XDG_CONFIG_HOME", profile_dir.join("xdg-config")),
+                env("XDG_CACHE_HOME", profile_dir.join("xdg-cache")),
+                env("TMPDIR", profile_dir.join("tmp")),
+            ],
+        })
+        .await;
+        let mut child = spawned.map_err(|e| launch_error(format!("cannot start it: {e}")))?;
+        session.pid = Some(child.id());
+        let stderr = child.stderr.take();
+        session.child = Some(child);
+        // While Chromium starts: clear what killed runs left behind.
+        if let Some(base) = profile_dir.parent() {
+            profile::sweep_stale(base);
+        }
+        let announced = stderr
+            .ok_or_else(|| std::io::Error::other("no stderr pipe"))
+            .and_then(spawn::watch_stderr)
+            .map_err(|e| launch_error(format!("cannot read its output: {e}")))?;
+        // If this await is cancelled, the Drop of `session` kills the tree.
+        let ws_url = match tokio::time::timeout(launch_timeout, announced).await {
+            Err(_) => {
+                return Err(launch_error(format!(
+                    "no DevTools address within {launch_timeout:?}"
+                )));
+            }
+            Ok(Ok(Announced::Listening(url))) => url,
+            Ok(Ok(Announced::Exited(tail))) => {
+                return Err(launch_error(format!(
+                    "it exited at start: {}",
+                    scrub(&scrubber, &tail)
+                )));
+            }
+            Ok(Err(_)) => return Err(launch_error("its output ended unread".into())),
+        };
+        let config = HandlerConfig {
+            request_timeout: settings.step_timeout,
+            viewport: Some(Viewport::default()),
+            ..HandlerConfig::default()
+        };
+        let (browser, handler) =
+            tokio::time::timeout(CONNECT_LIMIT, Browser::connect_with_config(ws_url, config))
                 .await
                 .map_err(|_| {
-                    launch_error(format!("no DevTools connection within {launch_timeout:?}"))
+                    launch_error(format!("no DevTools connection within {CONNECT_LIMIT:?}"))
                 })?
                 .map_err(|e| launch_error(scrub(&scrubber, &e.to_string())))?;
-        session.pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
         session.browser = Some(browser);
         let task = tokio::spawn(
             drive_handler(handler, scrubber).with_subscriber(session.muffler.dispatch.clone()),
@@ -136,8 +174,6 @@ impl Session {
     /// SIGKILL for every process of the session, then reap them all.
     fn kill_tree(&mut self) {
         self.stop_tasks();
-        // Before launch returned, the pid is unknown but the runtime still owns it.
-        let runtime_owned = self.pid.or_else(|| reap::browser_root(&self.marker));
         let deadline = std::time::Instant::now() + ORPHAN_LIMIT;
         let mut killed: Vec<u32> = Vec::new();
         let mut left: Vec<u32> = Vec::new();
@@ -152,21 +188,21 @@ impl Session {
             }
             // The scan comes first: once the browser dies, its children are re-parented
             // and no longer found by walking down from it.
-            if let Some(child) = self.runtime_child() {
-                // Through tokio's handle, so that it knows the child is gone and never
-                // signals its pid again (which could by then belong to someone else).
-                let _ = child.start_kill();
+            if let Some(child) = self.child.as_mut() {
+                // Through the handle, which reaps it: its pid is never signalled after
+                // that (it could by then belong to someone else).
+                let _ = child.kill();
             }
             reap::kill(&fresh);
             killed.extend(fresh);
-            if let Some(child) = self.runtime_child() {
+            if let Some(child) = self.child.as_mut() {
                 while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(2));
                 }
             }
             left = reap::reap_until_gone(
                 &killed,
-                runtime_owned,
+                self.pid,
                 deadline.saturating_duration_since(std::time::Instant::now()),
             );
         }
@@ -174,14 +210,14 @@ impl Session {
             tracing::warn!(pids = ?left, "some Chromium processes could not be reaped");
         }
         self.browser = None;
+        if let Some(mut child) = self.child.take()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            // Killed above; this only collects its exit status.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         self.remove_profile();
-    }
-
-    fn runtime_child(&mut self) -> Option<&mut tokio::process::Child> {
-        self.browser
-            .as_mut()
-            .and_then(|b| b.get_mut_child())
-            .map(|c| c.as_mut_inner())
     }
 
     fn remove_profile(&mut self) {
@@ -207,7 +243,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.profile.is_some() || self.browser.is_some() {
+        if self.profile.is_some() || self.browser.is_some() || self.child.is_some() {
             self.kill_tree();
         }
     }
