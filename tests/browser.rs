@@ -11,7 +11,7 @@ mod support;
 
 use std::time::Duration;
 
-use dhan_login::mock::{Endpoint, Fault, MockAccount, MockOptions, PageVariant};
+use dhan_login::mock::{Endpoint, Fault, Markup, MockAccount, MockOptions, PageVariant};
 use dhan_login::{BrowserError, ErrorClass, Limit, Step};
 use secrecy::ExposeSecret;
 use support::{Case, Login, Steps, files_under, session_processes, skipped};
@@ -57,7 +57,7 @@ async fn classic_login_returns_a_token_id_the_stand_in_accepts() {
     if skipped("classic_login") {
         return;
     }
-    happy(PageVariant::Classic, true).await;
+    happy(PageVariant::classic(), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +66,7 @@ async fn spa_login_with_auto_submit_returns_a_token_id() {
         return;
     }
     // Without a configured redirect URL: the first request naming a tokenId is caught.
-    happy(PageVariant::Spa, false).await;
+    happy(PageVariant::spa_classic(), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +74,14 @@ async fn single_totp_field_login_returns_a_token_id() {
     if skipped("single_totp_field") {
         return;
     }
-    happy(PageVariant::SingleTotpField, true).await;
+    happy(
+        PageVariant {
+            markup: Markup::SingleField,
+            ..PageVariant::classic()
+        },
+        true,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +101,7 @@ async fn wrong_totp_is_fatal_and_submitted_once() {
     assert_eq!(err.class(), ErrorClass::CredentialRejected);
     assert_eq!(err.step(), Some(Step::Totp));
     let text = err.to_string();
-    assert!(text.contains("Invalid TOTP, please try again"), "{text}");
+    assert!(text.contains("Invalid Totp entered"), "{text}");
     // Page, mobile form, one TOTP form: a second TOTP post would be a fourth call.
     assert_eq!(case.server.calls(Endpoint::ConsentLoginPage), 3);
     case.assert_clean();
@@ -135,7 +142,10 @@ async fn missing_pin_boxes_fail_with_safe_artifacts() {
         return;
     }
     let mut case = Case::start(MockOptions {
-        page_variant: PageVariant::MissingPinBoxes,
+        page_variant: PageVariant {
+            markup: Markup::MissingPinBoxes,
+            ..PageVariant::classic()
+        },
         ..Default::default()
     })
     .await;
@@ -330,7 +340,7 @@ async fn dropping_the_login_midway_leaves_no_process_or_profile() {
     }
     // The Spa draws nothing for a long while: the login is surely mid-flight when dropped.
     let case = Case::start(MockOptions {
-        page_variant: PageVariant::Spa,
+        page_variant: PageVariant::spa_classic(),
         spa_render_delay: Duration::from_secs(30),
         ..Default::default()
     })

@@ -267,9 +267,12 @@ async fn a_browser_retry_reuses_the_pending_consent() {
     if common::browser_tests_skipped("a_browser_retry_reuses_the_pending_consent") {
         return;
     }
-    use dhan_login::mock::PageVariant;
+    use dhan_login::mock::{Markup, PageVariant};
     let stand = Stand::start_with(MockOptions {
-        page_variant: PageVariant::MissingPinBoxes,
+        page_variant: PageVariant {
+            markup: Markup::MissingPinBoxes,
+            ..PageVariant::classic()
+        },
         ..MockOptions::default()
     })
     .await;
@@ -277,7 +280,7 @@ async fn a_browser_retry_reuses_the_pending_consent() {
     assert_eq!(first.code, Some(1), "the PIN boxes are missing:\n{first}");
     assert_eq!(stand.server.calls(Endpoint::GenerateConsent), 1);
 
-    stand.server.set_page_variant(PageVariant::Classic);
+    stand.server.set_page_variant(PageVariant::classic());
     // The retry waits for a TOTP step the first attempt did not use: up to 35 s.
     let retry = run_within(
         stand.cli(["login", "--via", "browser", "--json"]),

@@ -1,6 +1,6 @@
 //! Local stand-in for auth.dhan.co and api.dhan.co.
 //!
-//! It speaks the endpoints of `shared/DHAN_AUTH.md` with real state (consents, one-time
+//! It speaks the endpoints of Dhan's public v2 docs with real state (consents, one-time
 //! tokenIds, live tokens, used TOTP steps), serves consent login pages written for this
 //! project, and lets tests inject faults and count calls, so that nothing in the test
 //! suite or the demo ever talks to Dhan.
@@ -8,6 +8,7 @@
 mod jwt;
 mod pages;
 mod routes;
+mod screens;
 mod state;
 
 use std::fmt;
@@ -75,18 +76,117 @@ impl fmt::Debug for MockAccount {
     }
 }
 
-/// Which DOM the consent login pages use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PageVariant {
-    /// Server-rendered screens, one real `<form method="post">` each.
-    #[default]
-    Classic,
-    /// One page whose script draws the screens after a delay and checks them with fetch.
-    Spa,
-    /// Classic, with one 6-character TOTP field instead of six boxes.
-    SingleTotpField,
-    /// Classic, but the PIN screen has no input boxes at all.
+/// Which consent login page the stand-in serves. Every field is one thing public scripts
+/// saw vary on Dhan's page (or one way a driver must be able to fail); fixtures/README.md
+/// says which facts each follows and what is invented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageVariant {
+    pub markup: Markup,
+    pub submission: Submission,
+    /// false: a device Dhan trusts — mobile goes straight to the PIN screen.
+    pub totp_screen: bool,
+    /// true: one page whose script swaps screens (Angular-like, no navigation between
+    /// screens); false: server-rendered screens, one document each.
+    pub spa: bool,
+    pub second_factor: SecondFactor,
+    /// The first Proceed click on the mobile screen does nothing (no request).
+    pub proceed_ignored_once: bool,
+    /// An analytics iframe on every screen whose document requests URLs carrying a decoy
+    /// tokenId, and a third-party tag script in the head.
+    pub tracker_iframe: bool,
+}
+
+impl Default for PageVariant {
+    /// The page as public automation scripts describe Dhan's.
+    fn default() -> Self {
+        Self {
+            markup: Markup::CodeInput,
+            submission: Submission::Button,
+            totp_screen: true,
+            spa: true,
+            second_factor: SecondFactor::Totp,
+            proceed_ignored_once: false,
+            tracker_iframe: true,
+        }
+    }
+}
+
+impl PageVariant {
+    /// The stand-in's first page: server-rendered, one-character tel boxes for the TOTP,
+    /// password boxes for the PIN, no trackers.
+    pub fn classic() -> Self {
+        Self {
+            markup: Markup::PasswordPin,
+            spa: false,
+            tracker_iframe: false,
+            ..Self::default()
+        }
+    }
+
+    /// [`PageVariant::classic`]'s boxes on a page that draws its screens by script and
+    /// sends each code by itself on the sixth digit.
+    pub fn spa_classic() -> Self {
+        Self {
+            spa: true,
+            submission: Submission::Auto,
+            ..Self::classic()
+        }
+    }
+}
+
+/// The DOM of the code screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markup {
+    /// `<code-input>` boxes (span > input type=tel inputmode=numeric
+    /// autocomplete=one-time-code, no maxlength/name/formcontrolname); PIN spans with class
+    /// `code-hidden` (-webkit-text-security: disc).
+    CodeInput,
+    /// What most public scripts assume: tel boxes with maxlength="1" for both codes, the
+    /// PIN unmasked (no code-hidden, no password).
+    TelBoxes,
+    /// tel maxlength=1 TOTP boxes, type="password" PIN boxes.
+    PasswordPin,
+    /// One six-digit field per code screen (TOTP: tel/one-time-code; PIN: password
+    /// maxlength=6).
+    SingleField,
+    /// The PIN screen has its heading but no input at all (a driver must fail with
+    /// artifacts).
     MissingPinBoxes,
+    /// The first code screen shows a masked and an unmasked six-box group at once (a
+    /// driver must type nothing).
+    Ambiguous,
+    /// After Proceed, a "Verify it's you" screen with one unlabeled text box and a "Next"
+    /// button: nothing that fits a TOTP, PIN or OTP. It never lets anyone through.
+    Unrecognisable,
+}
+
+/// How a code screen sends its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submission {
+    /// On the sixth digit, by itself (after 0–150 ms), while its button stays shown.
+    Auto,
+    /// Only its button (TOTP: Proceed, OTP: Verify, PIN: Continue) or Enter.
+    Button,
+    /// Auto or Button, picked at random each time a screen is loaded or shown.
+    Random,
+}
+
+/// What follows the mobile screen when the TOTP screen is not skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactor {
+    Totp,
+    /// "OTP sent to ******0042" (SMS/e-mail), six unmasked boxes; accepts
+    /// [`MockServer::sms_otp`].
+    SmsOtp,
+}
+
+/// A screen whose submissions the stand-in counts ([`MockServer::entries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    Mobile,
+    Totp,
+    SmsOtp,
+    Pin,
 }
 
 #[derive(Debug, Clone)]
@@ -97,8 +197,10 @@ pub struct MockOptions {
     pub token_lifetime: Duration,
     /// Consents allowed per account per IST calendar day.
     pub consent_cap: u32,
+    /// Default: [`PageVariant::classic`], the page the browser driver's tests were first
+    /// written against; [`PageVariant::default`] is the one closest to Dhan's.
     pub page_variant: PageVariant,
-    /// How long the Spa variant shows an empty page before drawing the first screen.
+    /// How long a single-page variant shows an empty page before drawing the first screen.
     pub spa_render_delay: Duration,
 }
 
@@ -109,7 +211,7 @@ impl Default for MockOptions {
             port: 0,
             token_lifetime: Duration::from_secs(24 * 60 * 60),
             consent_cap: 25,
-            page_variant: PageVariant::Classic,
+            page_variant: PageVariant::classic(),
             spa_render_delay: Duration::from_millis(300),
         }
     }
@@ -260,12 +362,30 @@ impl MockServer {
             "api_key": a.api_key,
             "api_secret": a.api_secret,
             "redirect_url": a.redirect_url,
+            "sms_otp": self.state.sms_otp,
         })
     }
 
     /// Requests that reached `ep`, faulted or not.
     pub fn calls(&self, ep: Endpoint) -> u32 {
         self.state.calls(ep)
+    }
+
+    /// Submissions of one login screen that reached the stand-in, accepted or not (a
+    /// double submission counts twice, a Proceed the page swallowed not at all).
+    pub fn entries(&self, what: EntryKind) -> u32 {
+        self.state.entries(what)
+    }
+
+    /// The code the SMS-OTP screen accepts: six random digits, fixed for this server.
+    pub fn sms_otp(&self) -> String {
+        self.state.sms_otp.clone()
+    }
+
+    /// The tokenId the tracker iframe carries to the redirect URL. consumeApp-consent
+    /// refuses it (INVALID_TOKEN_ID): only the main frame's 302 carries a real one.
+    pub fn decoy_token_id(&self) -> String {
+        self.state.decoy_token_id.clone()
     }
 
     /// Tokens minted by generateAccessToken and consumeApp-consent.

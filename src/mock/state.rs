@@ -9,12 +9,18 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use totp_rs::{Builder, Secret, Totp};
 
 use super::jwt;
-use super::{Endpoint, Fault, MockAccount, MockOptions, PageVariant, TokenKind};
+use super::{
+    Endpoint, EntryKind, Fault, MockAccount, MockOptions, PageVariant, SecondFactor, TokenKind,
+};
 
 pub(crate) const MOBILE_NOT_REGISTERED: &str = "Mobile number is not registered";
-pub(crate) const TOTP_INVALID: &str = "Invalid TOTP, please try again";
+/// The one text public scripts saw on Dhan's page (a toast after a wrong TOTP).
+pub(crate) const TOTP_INVALID: &str = "Invalid Totp entered";
+pub(crate) const OTP_INVALID: &str = "Invalid OTP, please try again";
 pub(crate) const PIN_INCORRECT: &str = "Incorrect PIN, please try again";
 pub(crate) const ACCOUNT_BLOCKED: &str = "Your account is temporarily blocked";
+/// The answer to anything typed into the Unrecognisable variant's screen.
+pub(crate) const NOT_VERIFIED: &str = "We could not verify you. Please try again later.";
 
 /// Wrong TOTP or PIN entries one login session tolerates before it blocks.
 const WRONG_ENTRIES_BEFORE_BLOCK: u32 = 3;
@@ -24,6 +30,8 @@ const SESSION_TTL: Duration = Duration::from_secs(60 * 60);
 pub(crate) struct State {
     pub(crate) account: MockAccount,
     pub(crate) spa_render_delay: Duration,
+    pub(crate) sms_otp: String,
+    pub(crate) decoy_token_id: String,
     totp: Totp,
     token_lifetime: Duration,
     inner: Mutex<Inner>,
@@ -39,6 +47,7 @@ struct ArmedFault {
 pub(crate) enum Stage {
     Mobile,
     Totp,
+    SmsOtp,
     Pin,
     /// PIN accepted; the tokenId is handed out on the next request (Spa) or at once.
     Authorized,
@@ -59,6 +68,7 @@ struct TokenRecord {
 
 struct Inner {
     calls: HashMap<Endpoint, u32>,
+    entries: HashMap<EntryKind, u32>,
     logins: u32,
     faults: HashMap<Endpoint, ArmedFault>,
     page_variant: PageVariant,
@@ -109,12 +119,71 @@ pub(crate) enum StepOutcome {
     Expired,
 }
 
-/// The inputs a submission may carry; the session's stage decides which one counts.
+/// The inputs a submission may carry; the session's stage decides which one is checked.
 #[derive(Default)]
 pub(crate) struct Entry {
     pub(crate) mobile: Option<String>,
     pub(crate) totp: Option<String>,
+    pub(crate) otp: Option<String>,
     pub(crate) pin: Option<String>,
+    /// Whatever was typed into a screen the stand-in never accepts (Unrecognisable).
+    pub(crate) answer: Option<String>,
+}
+
+impl Entry {
+    /// The screens this submission carries a value for; an `answer` stands for the
+    /// screen it replaced (`stage`).
+    pub(crate) fn kinds(&self, stage: Option<Stage>) -> Vec<EntryKind> {
+        let mut kinds = Vec::new();
+        let fields = [
+            (&self.mobile, EntryKind::Mobile),
+            (&self.totp, EntryKind::Totp),
+            (&self.otp, EntryKind::SmsOtp),
+            (&self.pin, EntryKind::Pin),
+        ];
+        for (value, kind) in fields {
+            if value.is_some() {
+                kinds.push(kind);
+            }
+        }
+        if self.answer.is_some()
+            && let Some(kind) = stage.and_then(Stage::entry_kind)
+            && !kinds.contains(&kind)
+        {
+            kinds.push(kind);
+        }
+        kinds
+    }
+}
+
+impl Stage {
+    pub(crate) fn entry_kind(self) -> Option<EntryKind> {
+        match self {
+            Stage::Mobile => Some(EntryKind::Mobile),
+            Stage::Totp => Some(EntryKind::Totp),
+            Stage::SmsOtp => Some(EntryKind::SmsOtp),
+            Stage::Pin => Some(EntryKind::Pin),
+            Stage::Authorized => None,
+        }
+    }
+
+    /// The screen after this one is accepted, on a page of this variant.
+    pub(crate) fn next(self, variant: PageVariant) -> Stage {
+        match self {
+            Stage::Mobile if !variant.totp_screen => Stage::Pin,
+            Stage::Mobile => match variant.second_factor {
+                SecondFactor::Totp => Stage::Totp,
+                SecondFactor::SmsOtp => Stage::SmsOtp,
+            },
+            Stage::Totp | Stage::SmsOtp => Stage::Pin,
+            Stage::Pin | Stage::Authorized => Stage::Authorized,
+        }
+    }
+}
+
+fn six_random_digits() -> String {
+    use rand::Rng;
+    format!("{:06}", rand::rng().random_range(0..1_000_000u32))
 }
 
 fn unix_now() -> u64 {
@@ -166,10 +235,13 @@ impl State {
         Ok(State {
             account: opts.account.clone(),
             spa_render_delay: opts.spa_render_delay,
+            sms_otp: six_random_digits(),
+            decoy_token_id: jwt::uuid_like(),
             totp,
             token_lifetime: opts.token_lifetime,
             inner: Mutex::new(Inner {
                 calls: HashMap::new(),
+                entries: HashMap::new(),
                 logins: 0,
                 faults: HashMap::new(),
                 page_variant: opts.page_variant,
@@ -208,6 +280,19 @@ impl State {
 
     pub(crate) fn calls(&self, ep: Endpoint) -> u32 {
         self.lock().calls.get(&ep).copied().unwrap_or(0)
+    }
+
+    /// Counts one submission of each screen it carries a value for.
+    pub(crate) fn count_entry(&self, entry: &Entry, stage: Option<Stage>) {
+        let kinds = entry.kinds(stage);
+        let mut inner = self.lock();
+        for kind in kinds {
+            *inner.entries.entry(kind).or_insert(0) += 1;
+        }
+    }
+
+    pub(crate) fn entries(&self, kind: EntryKind) -> u32 {
+        self.lock().entries.get(&kind).copied().unwrap_or(0)
     }
 
     pub(crate) fn logins(&self) -> u32 {
@@ -423,6 +508,12 @@ impl State {
                 error: Some(ACCOUNT_BLOCKED),
             };
         }
+        if entry.answer.is_some() {
+            return StepOutcome::Show {
+                stage,
+                error: Some(NOT_VERIFIED),
+            };
+        }
         let (accepted, error) = match stage {
             Stage::Mobile => {
                 let typed = digits_only(entry.mobile.as_deref().unwrap_or(""));
@@ -434,6 +525,11 @@ impl State {
                 let ok = !force_wrong && self.check_totp(&code) == TotpVerdict::Accepted;
                 (ok, TOTP_INVALID)
             }
+            Stage::SmsOtp => {
+                let code = entry.otp.unwrap_or_default();
+                let ok = !force_wrong && code.trim() == self.sms_otp;
+                (ok, OTP_INVALID)
+            }
             Stage::Pin => {
                 let pin = entry.pin.unwrap_or_default();
                 let ok = !force_wrong && self.pin_matches(&pin);
@@ -441,16 +537,13 @@ impl State {
             }
             Stage::Authorized => return StepOutcome::Authorized,
         };
+        let variant = self.page_variant();
         let mut inner = self.lock();
         let Some(s) = inner.sessions.get_mut(session) else {
             return StepOutcome::Expired;
         };
         if accepted {
-            s.stage = match stage {
-                Stage::Mobile => Stage::Totp,
-                Stage::Totp => Stage::Pin,
-                Stage::Pin | Stage::Authorized => Stage::Authorized,
-            };
+            s.stage = stage.next(variant);
             return match s.stage {
                 Stage::Authorized => StepOutcome::Authorized,
                 next => StepOutcome::Show {

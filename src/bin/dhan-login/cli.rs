@@ -119,16 +119,27 @@ pub enum Command {
 
     /// Run a local stand-in of auth.dhan.co and api.dhan.co (for tests and SDKs).
     #[command(
-        after_help = "Examples:\n  dhan-login mock-server --port 8700\n  dhan-login mock-server | head -1 | jq .   # the demo account and base URLs\n\nThe first line of stdout is one JSON object describing the demo account."
+        after_help = "Examples:\n  dhan-login mock-server --port 8700\n  dhan-login mock-server | head -1 | jq .   # the demo account and base URLs\n  \
+            dhan-login mock-server --markup tel-boxes --submission auto --skip-totp\n  \
+            dhan-login mock-server --markup password-pin --server-rendered --no-tracker   # the first stand-in page\n\n\
+            The first line of stdout is one JSON object describing the demo account (with the SMS OTP).\n\
+            Without page flags the login page is the stand-in's closest reproduction of Dhan's:\n\
+            <code-input> boxes, a masked PIN, buttons to submit, one scripted page, an analytics iframe.\n\
+            fixtures/README.md says what each variant follows and what is invented."
     )]
     MockServer(MockArgs),
 
     /// A full login against a built-in local stand-in of Dhan, printing each step and the token.
-    #[command(after_help = "Example:\n  dhan-login demo")]
+    #[command(
+        after_help = "Examples:\n  dhan-login demo\n  dhan-login demo --skip-totp --submission auto\n  dhan-login demo --via-totp\n\n\
+            The page flags pick the stand-in's login page, as for `dhan-login mock-server`."
+    )]
     Demo {
         /// Use the PIN + TOTP API path instead of the browser.
         #[arg(long)]
         via_totp: bool,
+        #[command(flatten)]
+        page: PageArgs,
     },
 
     /// Log in with the browser and save every screen met (scrubbed), to refresh fixtures.
@@ -233,18 +244,63 @@ pub struct MockArgs {
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, default_value_t = 86_400)]
     pub token_lifetime_secs: u64,
-    /// Which login page to serve.
-    #[arg(long, value_enum, default_value = "classic")]
-    pub page: Page,
+    #[command(flatten)]
+    pub page: PageArgs,
     /// Accept a TOTP code more than once (benchmarks that log in many times a minute).
     #[arg(long)]
     pub allow_totp_reuse: bool,
 }
 
+/// Which consent login page the stand-in serves.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Login page")]
+pub struct PageArgs {
+    /// The DOM of the code screens.
+    #[arg(long, value_enum, default_value = "code-input")]
+    pub markup: MarkupArg,
+    /// How a code screen sends its code: on the sixth digit, only on its button or Enter,
+    /// or either, picked at random each time a screen is shown.
+    #[arg(long, value_enum, default_value = "button")]
+    pub submission: SubmissionArg,
+    /// No TOTP screen, as on a device Dhan trusts: mobile, then straight to the PIN.
+    #[arg(long)]
+    pub skip_totp: bool,
+    /// One document per screen, posted as forms, instead of one page whose script swaps
+    /// the screens.
+    #[arg(long)]
+    pub server_rendered: bool,
+    /// An OTP "sent by SMS" instead of the TOTP screen (mock-server prints it as sms_otp).
+    #[arg(long)]
+    pub sms_otp: bool,
+    /// The first Proceed on the mobile screen does nothing; the second works.
+    #[arg(long)]
+    pub proceed_ignored_once: bool,
+    /// No analytics iframe (which carries a decoy tokenId) and no third-party tag script.
+    #[arg(long)]
+    pub no_tracker: bool,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Page {
-    Classic,
-    Spa,
-    SingleTotpField,
+pub enum MarkupArg {
+    /// <code-input> boxes; the PIN masked by CSS (class code-hidden), as reported for Dhan.
+    CodeInput,
+    /// One-character tel boxes for both codes, the PIN unmasked.
+    TelBoxes,
+    /// One-character tel boxes for the TOTP, password boxes for the PIN.
+    PasswordPin,
+    /// One six-digit field per code screen.
+    SingleField,
+    /// The PIN screen has no boxes (a login must fail and leave artifacts).
     MissingPinBoxes,
+    /// The first code screen shows a masked and an unmasked group (nothing may be typed).
+    Ambiguous,
+    /// After Proceed, a "Verify it's you" screen that fits no code.
+    Unrecognisable,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SubmissionArg {
+    Auto,
+    Button,
+    Random,
 }

@@ -130,7 +130,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::MockServer(args) => crate::demo::mock_server(args).await,
-        Command::Demo { via_totp } => crate::demo::demo(via_totp, quiet).await,
+        Command::Demo { via_totp, page } => crate::demo::demo(via_totp, &page, quiet).await,
         Command::Serve(args) => {
             crate::serve::serve(&cli.profile, cli.config.as_deref(), args).await
         }

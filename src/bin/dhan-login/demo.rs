@@ -3,24 +3,47 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use dhan_login::mock::{MockOptions, MockServer, PageVariant};
+use dhan_login::mock::{Markup, MockOptions, MockServer, PageVariant, SecondFactor, Submission};
 use dhan_login::{NoProgress, Paths, Profile, Progress, Request, SourceKind, TokenManager};
 
-use crate::cli::{MockArgs, Page};
+use crate::cli::{MarkupArg, MockArgs, PageArgs, SubmissionArg};
 use crate::commands::interruptible;
 use crate::output::StepPrinter;
+
+fn page_variant(page: &PageArgs) -> PageVariant {
+    PageVariant {
+        markup: match page.markup {
+            MarkupArg::CodeInput => Markup::CodeInput,
+            MarkupArg::TelBoxes => Markup::TelBoxes,
+            MarkupArg::PasswordPin => Markup::PasswordPin,
+            MarkupArg::SingleField => Markup::SingleField,
+            MarkupArg::MissingPinBoxes => Markup::MissingPinBoxes,
+            MarkupArg::Ambiguous => Markup::Ambiguous,
+            MarkupArg::Unrecognisable => Markup::Unrecognisable,
+        },
+        submission: match page.submission {
+            SubmissionArg::Auto => Submission::Auto,
+            SubmissionArg::Button => Submission::Button,
+            SubmissionArg::Random => Submission::Random,
+        },
+        totp_screen: !page.skip_totp,
+        spa: !page.server_rendered,
+        second_factor: if page.sms_otp {
+            SecondFactor::SmsOtp
+        } else {
+            SecondFactor::Totp
+        },
+        proceed_ignored_once: page.proceed_ignored_once,
+        tracker_iframe: !page.no_tracker,
+    }
+}
 
 pub async fn mock_server(args: MockArgs) -> Result<u8> {
     let opts = MockOptions {
         port: args.port,
         consent_cap: args.consent_cap,
         token_lifetime: Duration::from_secs(args.token_lifetime_secs.max(1)),
-        page_variant: match args.page {
-            Page::Classic => PageVariant::Classic,
-            Page::Spa => PageVariant::Spa,
-            Page::SingleTotpField => PageVariant::SingleTotpField,
-            Page::MissingPinBoxes => PageVariant::MissingPinBoxes,
-        },
+        page_variant: page_variant(&args.page),
         ..MockOptions::default()
     };
     let server = MockServer::start(opts)
@@ -39,11 +62,14 @@ pub async fn mock_server(args: MockArgs) -> Result<u8> {
     Ok(0)
 }
 
-pub async fn demo(via_totp: bool, quiet: bool) -> Result<u8> {
+pub async fn demo(via_totp: bool, page: &PageArgs, quiet: bool) -> Result<u8> {
     let started = std::time::Instant::now();
-    let server = MockServer::start(MockOptions::default())
-        .await
-        .context("cannot start the local stand-in of Dhan")?;
+    let server = MockServer::start(MockOptions {
+        page_variant: page_variant(page),
+        ..MockOptions::default()
+    })
+    .await
+    .context("cannot start the local stand-in of Dhan")?;
     let state = tempfile::Builder::new()
         .prefix("dhan-login-demo-")
         .tempdir()
