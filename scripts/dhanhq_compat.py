@@ -66,7 +66,8 @@ def main():
     webbrowser.open = lambda *a, **k: False  # generate_login_session opens a browser
 
     binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/dhan-login"
-    server = subprocess.Popen([binary, "mock-server"], stdout=subprocess.PIPE,
+    # Server-rendered screens: browser_login posts their forms over plain HTTP.
+    server = subprocess.Popen([binary, "mock-server", "--server-rendered"], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     passed, failed = 0, 0
     try:
