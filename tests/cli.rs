@@ -788,6 +788,7 @@ async fn mock_server_prints_the_demo_account_as_its_first_line() {
             "mobile",
             "pin",
             "redirect_url",
+            "sms_otp",
             "totp_secret"
         ]
     );
