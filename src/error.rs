@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
 use crate::config::ConfigError;
-use crate::source::ChainFailure;
+use crate::source::{AttemptResult, ChainFailure};
 use crate::store::{LockError, StoreError};
 use crate::token::TokenError;
 use crate::totp::TotpError;
@@ -80,6 +80,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// How long Dhan asked us to wait before the next try, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Api(e) => e.retry_after(),
+            Error::Chain(c) => c
+                .attempts
+                .iter()
+                .filter_map(|a| match &a.result {
+                    AttemptResult::Failed(e) | AttemptResult::Fatal(e) => e.retry_after(),
+                    AttemptResult::NotApplicable(_) => None,
+                })
+                .max(),
+            _ => None,
+        }
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Config(_) | Error::Totp(_) => ErrorClass::Config,

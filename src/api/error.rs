@@ -4,6 +4,8 @@
 //! object, `{"status":"error","message"}` and plain text) and the raw body is kept,
 //! scrubbed, for the user to read.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::error::ErrorClass;
@@ -31,10 +33,12 @@ pub enum ApiError {
         status: u16,
         body: String,
     },
-    #[error("{endpoint}: rate limited (HTTP {status}): {body}")]
+    #[error("{endpoint}: rate limited (HTTP {status}){}: {body}", retry_hint(*.retry_after))]
     RateLimited {
         endpoint: &'static str,
         status: u16,
+        /// How long Dhan wants us to wait, when it said.
+        retry_after: Option<Duration>,
         body: String,
     },
     #[error("{endpoint}: temporary failure: {detail}")]
@@ -57,7 +61,21 @@ pub enum ApiError {
     },
 }
 
+fn retry_hint(after: Option<Duration>) -> String {
+    after.map_or_else(String::new, |d| {
+        format!("; try again after {} s", d.as_secs())
+    })
+}
+
 impl ApiError {
+    /// How long to wait before asking again, when Dhan said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
             ApiError::CredentialRejected { .. } => ErrorClass::CredentialRejected,
@@ -71,7 +89,7 @@ impl ApiError {
     }
 }
 
-/// The error fields we look for, in whichever shape they come.
+/// The error fields of Dhan's JSON answers, in whichever of its shapes they come.
 #[derive(Debug, Default, Deserialize)]
 struct ErrorFields {
     #[serde(rename = "errorCode")]
@@ -81,10 +99,78 @@ struct ErrorFields {
     #[serde(rename = "errorType")]
     error_type: Option<String>,
     message: Option<String>,
+    status: Option<String>,
 }
 
-/// Whether an endpoint takes the user's credentials, so that a bare 4xx from it means
-/// "wrong credentials" — the conservative reading, since retrying one locks accounts.
+/// What Dhan's JSON said: its error code and the words of its messages. Only this is
+/// read for a verdict; an HTML page from a proxy or CDN says nothing about the account.
+struct Said {
+    code: String,
+    words: Vec<String>,
+}
+
+impl Said {
+    /// None unless the body is a JSON object carrying at least one of Dhan's error fields.
+    fn parse(body: &str) -> Option<Said> {
+        let f: ErrorFields = serde_json::from_str(body.trim()).ok()?;
+        let code = match &f.error_code {
+            Some(serde_json::Value::String(s)) => s.trim().to_owned(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(v) => v.to_string(),
+        };
+        let texts = [
+            f.error_message.as_deref(),
+            f.message.as_deref(),
+            f.error_type.as_deref(),
+        ];
+        if code.is_empty() && f.status.is_none() && texts.iter().all(Option::is_none) {
+            return None;
+        }
+        let words = texts
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t.split(|c: char| !c.is_alphanumeric()))
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        Some(Said { code, words })
+    }
+
+    /// Whether the messages hold these words one after the other (whole words only).
+    fn says(&self, phrase: &str) -> bool {
+        let want: Vec<&str> = phrase.split(' ').collect();
+        self.words
+            .windows(want.len())
+            .any(|w| w.iter().zip(&want).all(|(a, b)| a == b))
+    }
+
+    fn names_credentials(&self) -> bool {
+        CREDENTIAL_WORDS.iter().any(|w| self.says(w))
+    }
+}
+
+/// Words with which a login endpoint says the credentials were wrong.
+const CREDENTIAL_WORDS: [&str; 11] = [
+    "pin",
+    "totp",
+    "otp",
+    "password",
+    "credential",
+    "credentials",
+    "secret",
+    "app_secret",
+    "blocked",
+    "attempts",
+    "unauthorized",
+];
+
+/// How long generateAccessToken wants between two tokens (DHAN_AUTH: "Token can be
+/// generated once every 2 minutes").
+pub const TOKEN_INTERVAL: Duration = Duration::from_secs(120);
+
+/// Whether an endpoint takes the user's credentials, so that a 400/401 in Dhan's JSON
+/// from it means "wrong credentials": the conservative reading, since retrying one locks
+/// accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Credentials,
@@ -94,59 +180,62 @@ pub enum Kind {
 
 /// Reads a non-success answer, or a 200 whose body says `"status":"error"`.
 pub fn classify(endpoint: &'static str, kind: Kind, status: u16, scrubbed_body: &str) -> ApiError {
-    let fields: ErrorFields = serde_json::from_str(scrubbed_body).unwrap_or_default();
-    let code = match &fields.error_code {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-        None => String::new(),
-    };
-    let text = [
-        fields.error_message.as_deref(),
-        fields.message.as_deref(),
-        fields.error_type.as_deref(),
-        Some(scrubbed_body),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(" ")
-    .to_ascii_lowercase();
+    let said = Said::parse(scrubbed_body);
     let body = shorten(scrubbed_body);
-
-    if code.eq_ignore_ascii_case("CONSENT_LIMIT_EXCEED") || text.contains("consent limit") {
-        return ApiError::ConsentLimit {
-            endpoint,
-            status,
-            body,
-        };
-    }
-    match code.as_str() {
-        "DH-901" => {
-            return ApiError::TokenInvalid {
+    if let Some(s) = &said {
+        if s.code.eq_ignore_ascii_case("CONSENT_LIMIT_EXCEED") || s.says("consent limit") {
+            return ApiError::ConsentLimit {
                 endpoint,
                 status,
                 body,
             };
         }
-        "DH-904" => {
+        match s.code.as_str() {
+            "DH-901" => {
+                return ApiError::TokenInvalid {
+                    endpoint,
+                    status,
+                    body,
+                };
+            }
+            "DH-904" => {
+                return ApiError::RateLimited {
+                    endpoint,
+                    status,
+                    retry_after: None,
+                    body,
+                };
+            }
+            "DH-908" | "DH-909" => {
+                return ApiError::Transient {
+                    endpoint,
+                    detail: format!("HTTP {status}: {body}"),
+                };
+            }
+            _ => {}
+        }
+        if s.says("every 2 minutes") {
             return ApiError::RateLimited {
                 endpoint,
                 status,
+                retry_after: Some(TOKEN_INTERVAL),
                 body,
             };
         }
-        "DH-908" | "DH-909" => {
-            return ApiError::Transient {
+        if s.says("too many requests") || s.says("rate limit") {
+            return ApiError::RateLimited {
                 endpoint,
-                detail: format!("HTTP {status}: {body}"),
+                status,
+                retry_after: None,
+                body,
             };
         }
-        _ => {}
     }
-    if status == 429 || text.contains("too many requests") {
+    if status == 429 {
         return ApiError::RateLimited {
             endpoint,
             status,
+            retry_after: None,
             body,
         };
     }
@@ -156,30 +245,18 @@ pub fn classify(endpoint: &'static str, kind: Kind, status: u16, scrubbed_body: 
             detail: format!("HTTP {status}: {body}"),
         };
     }
-    let says_credentials = [
-        "pin",
-        "totp",
-        "otp",
-        "password",
-        "credential",
-        "app_secret",
-        "secret",
-        "blocked",
-        "attempt",
-    ]
-    .iter()
-    .any(|w| text.contains(w));
-    match kind {
-        // 400/401 from a login endpoint is Dhan saying no. A 404 or 405 is a wrong base
-        // URL or a proxy: locking the credentials for it would outlive the fix.
-        Kind::Credentials if matches!(status, 400 | 401) || says_credentials => {
+    match (kind, &said) {
+        // A 400/401 from a login endpoint in Dhan's JSON is Dhan saying no. A 404 or 405
+        // is a wrong base URL or a proxy: locking the credentials for it would outlive
+        // the fix.
+        (Kind::Credentials, Some(s)) if matches!(status, 400 | 401) || s.names_credentials() => {
             ApiError::CredentialRejected {
                 endpoint,
                 status,
                 body,
             }
         }
-        Kind::Token if status == 401 => ApiError::TokenInvalid {
+        (Kind::Token, _) if status == 401 => ApiError::TokenInvalid {
             endpoint,
             status,
             body,
@@ -210,32 +287,196 @@ pub fn shorten(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    #[test]
-    fn three_error_shapes_are_read() {
-        let e = classify(
-            "profile",
-            Kind::Token,
-            401,
-            r#"{"errorType":"Invalid_Authentication","errorCode":"DH-901","errorMessage":"expired"}"#,
-        );
-        assert_eq!(e.class(), ErrorClass::TokenInvalid);
-        let e = classify(
-            "generateAccessToken",
-            Kind::Credentials,
+    use ErrorClass::*;
+    use Kind::{Credentials as Login, Other as Neutral, Token};
+
+    const GEN: &str = "generateAccessToken";
+
+    /// (endpoint kind, HTTP status, body, expected class): what each answer means.
+    const TABLE: &[(Kind, u16, &str, ErrorClass)] = &[
+        // Dhan's answers (DHAN_AUTH §1, §2, §4, §6).
+        (
+            Login,
+            200,
+            r#"{"status":"error","message":"Invalid Pin"}"#,
+            CredentialRejected,
+        ),
+        (
+            Login,
             400,
             r#"{"status":"error","message":"Invalid TOTP"}"#,
-        );
-        assert_eq!(e.class(), ErrorClass::CredentialRejected);
-        let e = classify(
-            "generate-consent",
-            Kind::Credentials,
+            CredentialRejected,
+        ),
+        (
+            Login,
+            401,
+            r#"{"status":"error","message":"Unauthorized"}"#,
+            CredentialRejected,
+        ),
+        (
+            Login,
+            401,
+            r#"{"errorType":"Invalid_Authentication","errorCode":"INVALID_APP_CREDENTIALS","errorMessage":"Invalid app_id or app_secret"}"#,
+            CredentialRejected,
+        ),
+        (
+            Login,
+            200,
+            r#"{"status":"error","message":"Token can be generated once every 2 minutes."}"#,
+            RateLimited,
+        ),
+        (
+            Login,
             400,
-            "Consent limit Exceeded",
+            r#"{"status":"error","message":"Token can be generated once every 2 minutes."}"#,
+            RateLimited,
+        ),
+        (
+            Login,
+            400,
+            r#"{"errorType":"Consent_Limit","errorCode":"CONSENT_LIMIT_EXCEED","errorMessage":"Consent limit Exceeded"}"#,
+            ConsentLimit,
+        ),
+        (
+            Token,
+            401,
+            r#"{"errorType":"Invalid_Authentication","errorCode":"DH-901","errorMessage":"Client ID or user generated access token is invalid or expired."}"#,
+            TokenInvalid,
+        ),
+        (
+            Token,
+            400,
+            r#"{"errorType":"Input_Exception","errorCode":"DH-904","errorMessage":"Too many requests"}"#,
+            RateLimited,
+        ),
+        (
+            Token,
+            500,
+            r#"{"errorType":"Internal","errorCode":"DH-908","errorMessage":"Internal server error"}"#,
+            Transient,
+        ),
+        (
+            Token,
+            400,
+            r#"{"errorType":"Input_Exception","errorCode":"DH-905","errorMessage":"Missing required fields"}"#,
+            Other,
+        ),
+        // A 200 error Dhan did not explain is no verdict on the credentials.
+        (
+            Login,
+            200,
+            r#"{"status":"error","message":"Something went wrong"}"#,
+            Other,
+        ),
+        // Not Dhan's JSON: a proxy, a CDN, a wrong base URL. Never a credential verdict.
+        (
+            Login,
+            403,
+            "<html><h1>Sorry, you have been blocked</h1>This attempt was logged. Invalid PIN? OTP secret</html>",
+            Other,
+        ),
+        (Login, 400, "Bad Request", Other),
+        (Login, 401, "Unauthorized", Other),
+        (Login, 400, "Consent limit Exceeded", Other),
+        (
+            Login,
+            404,
+            r#"{"timestamp":"2026-01-01","path":"/app/generateAccessToken"}"#,
+            Other,
+        ),
+        (Login, 429, "<html>slow down</html>", RateLimited),
+        (Login, 502, "<html>bad gateway</html>", Transient),
+        // Whole words only: "spinning" holds "pin", "shotp" holds "otp".
+        (
+            Login,
+            403,
+            r#"{"message":"spinning shotp secretary"}"#,
+            Other,
+        ),
+        (
+            Login,
+            403,
+            r#"{"message":"Account blocked after 3 failed attempts"}"#,
+            CredentialRejected,
+        ),
+        (
+            Neutral,
+            400,
+            r#"{"status":"error","message":"Invalid PIN"}"#,
+            Other,
+        ),
+    ];
+
+    #[test]
+    fn classify_reads_only_what_dhan_says() {
+        for (i, (kind, status, body, want)) in TABLE.iter().enumerate() {
+            let got = classify(GEN, *kind, *status, body);
+            assert_eq!(got.class(), *want, "row {i}: {kind:?} {status} {body}");
+        }
+    }
+
+    #[test]
+    fn the_two_minute_answer_says_when_to_try_again() {
+        let e = classify(
+            GEN,
+            Login,
+            200,
+            r#"{"status":"error","message":"Token can be generated once every 2 minutes."}"#,
         );
-        assert_eq!(e.class(), ErrorClass::ConsentLimit);
-        let e = classify("RenewToken", Kind::Token, 503, "<html>down</html>");
-        assert_eq!(e.class(), ErrorClass::Transient);
-        assert!(e.to_string().contains("<html>down</html>"));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
+        assert!(e.to_string().contains("try again after 120 s"), "{e}");
+    }
+
+    /// Words that would sway a careless classifier, and JSON-ish fragments.
+    const LOADED_WORDS: &[&str] = &[
+        "pin",
+        "PIN",
+        "totp",
+        "otp",
+        "secret",
+        "blocked",
+        "attempts",
+        "Unauthorized",
+        "credentials",
+        "every 2 minutes",
+        "<html>",
+        "{",
+        "}",
+        "\"message\":",
+        " ",
+        "\n",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever a non-JSON body says, at whatever status, it is no credential verdict.
+        #[test]
+        fn no_non_json_body_is_a_credential_verdict(
+            status in 100u16..600,
+            words in proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(LOADED_WORDS).prop_map(str::to_owned),
+                    "[a-zA-Z0-9 <>/=\"':,.!-]{0,12}",
+                ],
+                0..24,
+            ),
+        ) {
+            let body: String = words.concat();
+            prop_assume!(serde_json::from_str::<serde_json::Value>(&body).is_err());
+            for kind in [Login, Token, Neutral] {
+                let e = classify(GEN, kind, status, &body);
+                prop_assert_ne!(e.class(), CredentialRejected, "{} {}", status, body);
+            }
+        }
+
+        /// Arbitrary bytes (lossily decoded) never panic the classifier.
+        #[test]
+        fn classify_takes_any_text(status in 0u16..1000, bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let body = String::from_utf8_lossy(&bytes);
+            let _ = classify(GEN, Login, status, &body);
+        }
     }
 }

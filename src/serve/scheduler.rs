@@ -370,7 +370,9 @@ impl Scheduler {
                     // A credential rejection also lands here: the lockout the manager
                     // stored holds the profile, and the backoff covers a lifted one.
                     self.streak += 1;
-                    let wait = backoff(self.streak, self.timing.retry_min, self.timing.retry_max);
+                    // Dhan's "once every 2 minutes" is a floor, whatever the backoff says.
+                    let wait = backoff(self.streak, self.timing.retry_min, self.timing.retry_max)
+                        .max(e.retry_after().unwrap_or_default());
                     self.retry = Some((now + chrono_duration(wait), current));
                     tracing::warn!(
                         profile = %self.slot.name,

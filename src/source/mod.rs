@@ -268,10 +268,16 @@ pub fn sources(only: Option<SourceKind>) -> Vec<Box<dyn TokenSource>> {
     }
 }
 
-/// Classifies a library error for the chain: credential and consent refusals are fatal.
+/// Classifies a library error for the chain. Fatal: a credential or consent refusal
+/// (another path would resend or spend them), a rate limit (Dhan wants a pause, and a
+/// browser login would spend a consent to get round it) and a configuration error (no
+/// other path can fix it, and none should send what is malformed).
 pub fn outcome_of(e: Error) -> Outcome {
     match e.class() {
-        ErrorClass::CredentialRejected | ErrorClass::ConsentLimit => Outcome::Fatal(e),
+        ErrorClass::CredentialRejected
+        | ErrorClass::ConsentLimit
+        | ErrorClass::RateLimited
+        | ErrorClass::Config => Outcome::Fatal(e),
         _ => Outcome::Failed(e),
     }
 }
