@@ -405,34 +405,44 @@ impl Profile {
         problems
     }
 
-    /// A hash of every configured credential, to recognise "the same credentials that
-    /// were rejected" without storing them. A secret that cannot be read hashes as such.
-    pub fn credential_fingerprint(&self) -> String {
+    /// The configured secret named `field` (`pin`, `totp_secret`…), if that is one.
+    pub fn secret(&self, field: &str) -> Option<&SecretRef> {
+        match field {
+            "mobile" => self.mobile.as_ref(),
+            "pin" => self.pin.as_ref(),
+            "totp_secret" => self.totp_secret.as_ref(),
+            "api_key" => self.api_key.as_ref(),
+            "api_secret" => self.api_secret.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// A hash of the client id and the values of `fields`, to recognise "the same
+    /// credentials that were rejected" without storing them. None when one of them is
+    /// configured but cannot be read now (a failing command): that is not a change.
+    pub fn secrets_fingerprint(&self, fields: &[impl AsRef<str>]) -> Option<String> {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
-        h.update(b"dhan-login credentials v1\0");
+        h.update(b"dhan-login credentials v2\0");
         h.update(self.client_id.as_deref().unwrap_or("").as_bytes());
-        for (field, secret) in [
-            ("mobile", &self.mobile),
-            ("pin", &self.pin),
-            ("totp_secret", &self.totp_secret),
-            ("api_key", &self.api_key),
-            ("api_secret", &self.api_secret),
-        ] {
+        for field in fields {
+            let field = field.as_ref();
             h.update(b"\0");
             h.update(field.as_bytes());
             h.update(b"=");
-            match secret.as_ref().map(|s| s.get()) {
+            match self.secret(field).map(SecretRef::get) {
                 Some(Ok(v)) => h.update(v.expose_secret().as_bytes()),
-                Some(Err(_)) => h.update(b"\x01unreadable"),
+                Some(Err(_)) => return None,
                 None => h.update(b"\x01absent"),
             }
         }
-        h.finalize()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Some(
+            h.finalize()
+                .iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
     }
 
     /// The secret in `field`, or the error naming it and its variable.

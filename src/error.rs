@@ -74,6 +74,9 @@ pub enum Error {
     Chain(ChainFailure),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The lockout guard: these credentials were rejected before.
+    #[error("{0}")]
+    Locked(String),
     /// A refusal decided locally (lockout guard, consent budget, manual login aborted).
     #[error("{message}")]
     Refused { class: ErrorClass, message: String },
@@ -98,7 +101,9 @@ impl Error {
 
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Config(_) | Error::Totp(_) => ErrorClass::Config,
+            Error::Config(_) | Error::Totp(_) | Error::Store(StoreError::BadProfileName(_)) => {
+                ErrorClass::Config
+            }
             Error::Api(e) => e.class(),
             Error::Token(_) => ErrorClass::UnexpectedBody,
             // Another process is still logging in: worth trying again shortly.
@@ -107,6 +112,7 @@ impl Error {
             #[cfg(feature = "browser")]
             Error::Browser(e) => e.class(),
             Error::Chain(c) => c.class(),
+            Error::Locked(_) => ErrorClass::CredentialRejected,
             Error::Refused { class, .. } => *class,
         }
     }

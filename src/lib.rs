@@ -29,8 +29,8 @@ pub use source::{
     Attempt, AttemptResult, BoxFuture, ChainFailure, Context, Outcome, TokenSource, run_chain,
 };
 pub use store::{
-    ConsentLedger, LastError, LedgerDay, Lockout, PendingConsent, ProfileLock, ProfileState,
-    StoreError, TokenStore, next_ist_midnight, write_atomic,
+    ConsentLedger, LastError, LedgerDay, Lockout, LockoutStore, Lockouts, PendingConsent,
+    ProfileLock, ProfileState, StoreError, TokenStore, next_ist_midnight, write_atomic,
 };
 pub use token::{AccessToken, SourceKind, Token, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};

@@ -14,9 +14,12 @@ use crate::api::{DhanApi, ProfileInfo};
 use crate::config::Profile;
 use crate::error::{Error, ErrorClass};
 use crate::progress::Progress;
-use crate::source::{AttemptResult, Context, run_chain, sources};
+use crate::source::{
+    ALL_SECRETS, AttemptResult, Context, rejected_secrets, run_chain, sends, sources,
+};
 use crate::store::{
-    ConsentLedger, LedgerDay, Lockout, ProfileLock, ProfileState, StoreError, TokenStore,
+    ConsentLedger, LedgerDay, Lockout, LockoutStore, Lockouts, ProfileLock, ProfileState,
+    StoreError, TokenStore, check_profile_name,
 };
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, SystemClock};
@@ -46,6 +49,7 @@ pub struct TokenManager {
     profile: Profile,
     api: DhanApi,
     store: TokenStore,
+    lockouts: LockoutStore,
     clock: Arc<dyn Clock>,
     lock_wait: Duration,
     inflight: tokio::sync::Mutex<()>,
@@ -55,11 +59,13 @@ impl TokenManager {
     pub fn new(profile: Profile) -> Self {
         let api = DhanApi::new(profile.auth_base_url.clone(), profile.api_base_url.clone());
         let store = TokenStore::new(&profile.state_dir);
+        let lockouts = LockoutStore::new(&profile.state_dir);
         let lock_wait = profile.lock_wait;
         Self {
             profile,
             api,
             store,
+            lockouts,
             clock: Arc::new(SystemClock),
             lock_wait,
             inflight: tokio::sync::Mutex::new(()),
@@ -132,13 +138,13 @@ impl TokenManager {
             });
         }
 
-        let locked = self.active_lockout(&state);
+        let lockouts = self.lockouts(&state)?;
         let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
         cx.current = state.token.as_ref();
         cx.renewable = state.renewable;
         cx.record_dir = req.record_dir.clone();
         cx.interactive = req.interactive;
-        cx.lockout = locked.clone();
+        cx.lockouts = lockouts;
         cx.totp_resume = state.totp_last_step;
         let result = run_chain(&sources(req.via), &cx).await;
         let totp_step = cx.totp_last_step();
@@ -152,9 +158,11 @@ impl TokenManager {
                 state.renewable = true;
                 state.last_error = None;
                 state.updated_at = Some(now);
-                // These credentials just worked: whatever was rejected before is not them.
-                if token.source != SourceKind::Renew {
-                    state.lockout = None;
+                // These credentials just worked: a rejection of them alone is over.
+                let worked = sends(token.source);
+                if !worked.is_empty() {
+                    state.legacy_lockout = None;
+                    self.lockouts.clear_covered(&self.profile.name, worked)?;
                 }
                 self.store.save(&self.profile.name, &state)?;
                 Ok(Obtained {
@@ -171,18 +179,10 @@ impl TokenManager {
                 if renew_refused {
                     state.renewable = false;
                 }
-                let rejection = failure.attempts.iter().find_map(|a| match &a.result {
-                    AttemptResult::Fatal(e) if e.class() == ErrorClass::CredentialRejected => {
-                        Some(format!("{}: {e}", a.source))
+                for a in &failure.attempts {
+                    if let AttemptResult::Fatal(e) = &a.result {
+                        self.record_rejection(a.source, e, now);
                     }
-                    _ => None,
-                });
-                if let Some(message) = rejection.filter(|_| locked.is_none()) {
-                    state.lockout = Some(Lockout {
-                        fingerprint: self.profile.credential_fingerprint(),
-                        at: now,
-                        message,
-                    });
                 }
                 let err = Error::Chain(failure);
                 state.record_error(err.class(), err.to_string(), now);
@@ -194,34 +194,105 @@ impl TokenManager {
 
     /// The profile's cross-process lock, waited for up to `lock_wait`.
     async fn lock(&self) -> Result<ProfileLock, Error> {
+        // Before the name becomes a lock file's name: `../x` stays inside the state folder.
+        check_profile_name(&self.profile.name)?;
         let dir = TokenStore::lock_dir(&self.profile.state_dir);
         Ok(ProfileLock::acquire(&dir, &self.profile.name, self.lock_wait).await?)
     }
 
-    /// The refusal to give automatic logins when the configured credentials are the ones
-    /// Dhan rejected last time.
-    fn active_lockout(&self, state: &ProfileState) -> Option<String> {
-        let l = state.lockout.as_ref()?;
-        (l.fingerprint == self.profile.credential_fingerprint()).then(|| {
-            format!(
-                "Dhan rejected these credentials at {} and dhan-login will not try them again \
-                 (accounts get locked that way). Fix the PIN/TOTP/mobile/API secret in the \
-                 configuration, or run `dhan-login unlock` if they are right. The rejection was: {}",
-                l.at.to_rfc3339(),
-                l.message
-            )
+    /// Every lockout in force for this profile, the one an older version left in the
+    /// state file included (it holds every path: it cannot be matched per path).
+    pub fn lockouts(&self, state: &ProfileState) -> Result<Lockouts, Error> {
+        let recorded = self.lockouts.load(&self.profile.name)?;
+        let Some(legacy) = &state.legacy_lockout else {
+            return Ok(recorded);
+        };
+        Ok(match recorded {
+            Lockouts::Recorded(mut all) => {
+                all.push(Lockout {
+                    secrets: ALL_SECRETS.iter().map(|s| s.to_string()).collect(),
+                    fingerprint: String::new(),
+                    at: legacy.at,
+                    message: legacy.message.clone(),
+                });
+                Lockouts::Recorded(all)
+            }
+            unreadable => unreadable,
         })
     }
 
-    /// Lifts a lockout after the user checked the credentials. True if there was one.
+    /// Stores a credential rejection, keyed to the secrets the endpoint that said no was
+    /// sent. A lockout that cannot be written is said loudly: the next run could resend.
+    fn record_rejection(&self, source: SourceKind, e: &Error, now: DateTime<Utc>) {
+        if e.class() != ErrorClass::CredentialRejected || matches!(e, Error::Locked(_)) {
+            return;
+        }
+        let secrets = rejected_secrets(source, e);
+        let Some(fingerprint) = self.profile.secrets_fingerprint(secrets) else {
+            return;
+        };
+        let lockout = Lockout {
+            secrets: secrets.iter().map(|s| s.to_string()).collect(),
+            fingerprint,
+            at: now,
+            message: format!("{source}: {e}"),
+        };
+        if let Err(err) = self.lockouts.add(&self.profile.name, lockout) {
+            tracing::error!(
+                "cannot record that Dhan rejected these credentials ({err}): the next run may send them again; fix them before retrying"
+            );
+        }
+    }
+
+    /// Why the daemon must hold this profile: every login path it has configured would
+    /// send credentials Dhan rejected. Reads the secrets (to see whether they changed).
+    pub fn lockout_hold(
+        &self,
+        state: &ProfileState,
+    ) -> Result<Option<(DateTime<Utc>, String)>, Error> {
+        let lockouts = self.lockouts(state)?;
+        if lockouts.is_empty() {
+            return Ok(None);
+        }
+        let api = DhanApi::new(
+            self.profile.auth_base_url.clone(),
+            self.profile.api_base_url.clone(),
+        );
+        let mut cx = Context::new(
+            &self.profile,
+            &api,
+            &crate::progress::NoProgress,
+            self.clock.clone(),
+        );
+        cx.lockouts = lockouts;
+        let configured = |fields: &[&str]| fields.iter().all(|f| self.profile.secret(f).is_some());
+        let mut refusal = None;
+        for kind in [SourceKind::Totp, SourceKind::Browser] {
+            if !configured(sends(kind)) {
+                continue;
+            }
+            match cx.preflight_for(kind) {
+                Ok(()) => return Ok(None),
+                Err(e) => refusal = refusal.or(Some(e.to_string())),
+            }
+        }
+        let since = match &cx.lockouts {
+            Lockouts::Unreadable { since, .. } => *since,
+            Lockouts::Recorded(all) => all.iter().map(|l| l.at).max().unwrap_or_default(),
+        };
+        Ok(refusal.map(|m| (since, m)))
+    }
+
+    /// Lifts every lockout after the user checked the credentials. True if there was one.
     pub async fn unlock(&self) -> Result<bool, Error> {
         let _lock = self.lock().await?;
         let mut state = self.state()?;
-        let had = state.lockout.take().is_some();
-        if had {
+        let had_legacy = state.legacy_lockout.take().is_some();
+        if had_legacy {
             self.store.save(&self.profile.name, &state)?;
         }
-        Ok(had)
+        let had_file = self.lockouts.clear(&self.profile.name)?;
+        Ok(had_legacy || had_file)
     }
 
     /// Today's consent figures, when the client id is known.

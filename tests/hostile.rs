@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Stand;
+use common::{Stand, run};
 use dhan_login::mock::{Endpoint, Fault};
 
 const RATE_LIMIT: &str =
@@ -56,4 +56,80 @@ async fn an_html_error_page_is_not_a_credential_rejection() {
     assert_ne!(r.code, Some(3), "a proxy page is not Dhan saying no:\n{r}");
     let again = stand.run(["login", "--via", "totp"]).await;
     again.assert_ok();
+}
+
+/// After a wrong PIN, neither a failing `api_secret_command` (which the PIN+TOTP path
+/// does not send) nor a corrupt state file lets the same PIN reach Dhan again; a corrupt
+/// lockout file counts as locked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lockout_survives_a_failing_secret_command_and_corrupt_files() {
+    let stand = Stand::start().await;
+    run(stand.cli_wrong_pin(["login", "--via", "totp"]), None)
+        .await
+        .assert_code(3);
+    assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 1);
+
+    let config = stand
+        .sandbox
+        .write_config("[profiles.default]\napi_secret_command = \"exit 1\"\n");
+    let mut failing = stand.cli_wrong_pin(["token"]);
+    failing
+        .env_remove("DHAN_API_SECRET")
+        .env("DHAN_LOGIN_CONFIG", &config);
+    let r = run(failing, None).await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("dhan-login unlock"), "{r}");
+
+    std::fs::write(stand.sandbox.token_file("default"), b"{\"token\": nul").unwrap();
+    run(stand.cli_wrong_pin(["token"]), None)
+        .await
+        .assert_code(3);
+
+    let lockouts = stand.sandbox.state_dir().join("lockouts/default.json");
+    std::fs::write(&lockouts, b"\x00garbage").unwrap();
+    let r = run(stand.cli_wrong_pin(["token"]), None).await;
+    r.assert_code(3);
+    assert!(r.stderr.contains("cannot be read"), "{r}");
+    assert_eq!(
+        stand.server.calls(Endpoint::GenerateAccessToken),
+        1,
+        "the rejected PIN reached Dhan once"
+    );
+    // `unlock` is the way out of a corrupt lockout file too.
+    stand.run(["unlock"]).await.assert_ok();
+    assert!(!lockouts.exists());
+}
+
+/// A generate-consent 401 (the API key pair) holds the consent paths, not PIN+TOTP.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_api_secret_does_not_block_the_pin_totp_path() {
+    let stand = Stand::start().await;
+    stand
+        .server
+        .set_fault_once(Endpoint::GenerateConsent, Fault::WrongCredential);
+    stand
+        .run(["login", "--via", "browser"])
+        .await
+        .assert_code(3);
+    stand.run(["login", "--via", "totp"]).await.assert_ok();
+    // The consent path stays held: the same key pair is not sent again.
+    stand
+        .run(["login", "--via", "browser"])
+        .await
+        .assert_code(3);
+    assert_eq!(stand.server.calls(Endpoint::GenerateConsent), 1);
+}
+
+/// A profile name that climbs out of the state folder is refused before any file is
+/// made for it (it used to leave `<state>/evil.lock` behind), as a usage error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profile_name_with_dot_dot_creates_no_file() {
+    let stand = Stand::start().await;
+    let r = stand
+        .run(["--profile", "../evil", "login", "--via", "totp"])
+        .await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("profile name"), "{r}");
+    assert!(!stand.sandbox.state_dir().join("evil.lock").exists());
+    assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 0);
 }

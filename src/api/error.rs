@@ -68,6 +68,19 @@ fn retry_hint(after: Option<Duration>) -> String {
 }
 
 impl ApiError {
+    /// The endpoint that answered.
+    pub fn endpoint(&self) -> &'static str {
+        match self {
+            ApiError::CredentialRejected { endpoint, .. }
+            | ApiError::ConsentLimit { endpoint, .. }
+            | ApiError::TokenInvalid { endpoint, .. }
+            | ApiError::RateLimited { endpoint, .. }
+            | ApiError::Transient { endpoint, .. }
+            | ApiError::UnexpectedBody { endpoint, .. }
+            | ApiError::Refused { endpoint, .. } => endpoint,
+        }
+    }
+
     /// How long to wait before asking again, when Dhan said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

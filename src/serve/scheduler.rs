@@ -172,26 +172,25 @@ impl Scheduler {
     fn decide(&mut self, state: &ProfileState, now: DateTime<Utc>) -> (Step, Vec<Event>) {
         let name = self.slot.name.clone();
         let mut events = Vec::new();
-        let fingerprint = || self.manager.profile().credential_fingerprint();
-        // The manager's own guard, read the same way: the profile is held while the
-        // configured credentials are the ones Dhan rejected.
-        let lockout = state
-            .lockout
-            .as_ref()
-            .filter(|l| l.fingerprint == fingerprint());
+        // The manager's own guard: the profile is held while every login path it has
+        // would send credentials Dhan rejected.
+        let lockout = self.manager.lockout_hold(state).unwrap_or_else(|e| {
+            tracing::warn!(profile = %name, "cannot read the lockouts: {e}");
+            None
+        });
         self.locked_out = lockout.is_some();
-        let hold = if let Some(l) = lockout {
-            if self.noted_lockout != Some(l.at) {
-                self.noted_lockout = Some(l.at);
+        let hold = if let Some((at, message)) = lockout {
+            if self.noted_lockout != Some(at) {
+                self.noted_lockout = Some(at);
                 events.push(Event::fatal(
                     &name,
                     ErrorClass::CredentialRejected,
-                    &l.message,
+                    &message,
                     None,
                     now,
                 ));
             }
-            Some(Hold::Lockout { since: l.at })
+            Some(Hold::Lockout { since: at })
         } else if let Some(until) = self.consent_hold.filter(|u| *u > now) {
             Some(Hold::ConsentLimit { until })
         } else {

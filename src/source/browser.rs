@@ -39,7 +39,7 @@ impl TokenSource for BrowserSource {
 }
 
 async fn login(cx: &Context<'_>) -> Result<Token, Error> {
-    cx.check_lockout()?;
+    cx.preflight()?;
     let p = cx.profile;
     let client_id = p.require_client_id()?;
     let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY")?;

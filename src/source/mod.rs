@@ -14,14 +14,14 @@ mod totp;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::api::DhanApi;
 use crate::config::Profile;
 use crate::error::{Error, ErrorClass};
 use crate::progress::Progress;
-use crate::store::ConsentLedger;
+use crate::store::{ConsentLedger, Lockouts};
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
 
@@ -58,11 +58,13 @@ pub struct Context<'a> {
     pub interactive: bool,
     /// Consents used today and the pending consentAppId.
     pub ledger: ConsentLedger,
-    /// Why automatic logins must not try these credentials again, if they must not.
-    pub lockout: Option<String>,
+    /// The credentials Dhan rejected before: a path that would send them is refused.
+    pub lockouts: Lockouts,
     /// The last TOTP step an earlier run submitted.
     pub totp_resume: Option<i64>,
     totp: OnceLock<TotpGenerator>,
+    /// The source `run_chain` is running, so `preflight` knows what it will send.
+    running: Mutex<Option<SourceKind>>,
 }
 
 impl<'a> Context<'a> {
@@ -82,9 +84,10 @@ impl<'a> Context<'a> {
             record_dir: None,
             interactive: false,
             ledger: ConsentLedger::new(&profile.state_dir, profile.consent_cap),
-            lockout: None,
+            lockouts: Lockouts::Recorded(Vec::new()),
             totp_resume: None,
             totp: OnceLock::new(),
+            running: Mutex::new(None),
         }
     }
 
@@ -93,14 +96,52 @@ impl<'a> Context<'a> {
         self.totp.get().and_then(TotpGenerator::last_step)
     }
 
-    /// Refuses an automatic login with credentials Dhan already rejected.
-    pub fn check_lockout(&self) -> Result<(), Error> {
-        match &self.lockout {
-            Some(message) => Err(Error::Refused {
-                class: ErrorClass::CredentialRejected,
-                message: message.clone(),
-            }),
-            None => Ok(()),
+    /// Runs before a source sends anything: refuses a login whose credentials Dhan
+    /// already rejected (unchanged since), or when the lockout file cannot be read.
+    pub fn preflight(&self) -> Result<(), Error> {
+        let kind = *self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let sends = kind.map_or(ALL_SECRETS.as_slice(), sends);
+        self.check_lockouts(sends)
+    }
+
+    /// `preflight` for a source that is not running (the daemon deciding a hold).
+    pub fn preflight_for(&self, kind: SourceKind) -> Result<(), Error> {
+        self.check_lockouts(sends(kind))
+    }
+
+    fn check_lockouts(&self, sends: &[&str]) -> Result<(), Error> {
+        match &self.lockouts {
+            Lockouts::Unreadable { path, reason, .. } if !sends.is_empty() => {
+                Err(Error::Locked(format!(
+                    "the lockout file {} cannot be read ({reason}), so dhan-login treats every \
+                     login as locked (accounts get locked by retried rejections). Check the \
+                     credentials, then run `dhan-login unlock`",
+                    path.display()
+                )))
+            }
+            Lockouts::Unreadable { .. } => Ok(()),
+            Lockouts::Recorded(all) => {
+                let hit = all.iter().find(|l| {
+                    l.secrets.iter().any(|s| sends.contains(&s.as_str()))
+                        && (l.fingerprint.is_empty()
+                            || self
+                                .profile
+                                .secrets_fingerprint(&l.secrets)
+                                .is_none_or(|fp| fp == l.fingerprint))
+                });
+                match hit {
+                    Some(l) => Err(Error::Locked(format!(
+                        "Dhan rejected these credentials ({}) at {} and dhan-login will not \
+                         send them again (accounts get locked that way). Fix them in the \
+                         configuration, or run `dhan-login unlock` if they are right. The \
+                         rejection was: {}",
+                        l.secrets.join(", "),
+                        l.at.to_rfc3339(),
+                        l.message
+                    ))),
+                    None => Ok(()),
+                }
+            }
         }
     }
 
@@ -216,6 +257,7 @@ pub async fn run_chain(
     let mut attempts = Vec::new();
     for source in sources {
         let kind = source.kind();
+        *cx.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
         let started = Instant::now();
         let outcome = source.obtain(cx).await;
         let elapsed = started.elapsed();
@@ -265,6 +307,36 @@ pub fn sources(only: Option<SourceKind>) -> Vec<Box<dyn TokenSource>> {
     match only {
         None => all,
         Some(kind) => all.into_iter().filter(|s| s.kind() == kind).collect(),
+    }
+}
+
+/// Every secret a login may send.
+pub const ALL_SECRETS: [&str; 5] = ["mobile", "pin", "totp_secret", "api_key", "api_secret"];
+
+/// The secrets a source sends to Dhan.
+pub fn sends(kind: SourceKind) -> &'static [&'static str] {
+    match kind {
+        SourceKind::Totp => &["pin", "totp_secret"],
+        SourceKind::Browser => &ALL_SECRETS,
+        // The person types mobile, PIN and code; we send only the API key pair.
+        SourceKind::Manual => &["api_key", "api_secret"],
+        SourceKind::Renew | SourceKind::Import => &[],
+    }
+}
+
+/// The secrets Dhan rejected with `e`, which a source of `kind` returned: those of the
+/// endpoint that said no, else all the source sends.
+pub fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [&'static str] {
+    match e {
+        Error::Api(a) => match a.endpoint() {
+            "generateAccessToken" => &["pin", "totp_secret"],
+            "generate-consent" | "consumeApp-consent" => &["api_key", "api_secret"],
+            _ => sends(kind),
+        },
+        // The login page: the mobile, the PIN or the code.
+        #[cfg(feature = "browser")]
+        Error::Browser(_) => &["mobile", "pin", "totp_secret"],
+        _ => sends(kind),
     }
 }
 

@@ -31,7 +31,7 @@ async fn login(
     client_id: &str,
     pin: &crate::config::SecretRef,
 ) -> Result<crate::token::Token, Error> {
-    cx.check_lockout()?;
+    cx.preflight()?;
     let pin = pin.get()?;
     let totp = cx.totp().await?;
     cx.progress.step_started("totp login");

@@ -3,9 +3,11 @@
 mod atomic;
 mod ledger;
 mod lock;
+mod lockout;
 mod tokens;
 
 pub use atomic::write_atomic;
 pub use ledger::{ConsentLedger, DHAN_CONSENT_LIMIT, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
-pub use tokens::{LastError, Lockout, ProfileState, StoreError, TokenStore};
+pub use lockout::{Lockout, LockoutStore, Lockouts};
+pub use tokens::{LastError, ProfileState, StoreError, TokenStore, check_profile_name};

@@ -47,19 +47,18 @@ pub struct ProfileState {
     pub renewable: bool,
     pub last_error: Option<LastError>,
     pub updated_at: Option<DateTime<Utc>>,
-    /// Set when Dhan rejected these credentials: automatic logins stop until the
-    /// configuration changes (another fingerprint) or `dhan-login unlock`.
-    #[serde(default)]
-    pub lockout: Option<Lockout>,
+    /// A lockout stored here by versions before lockouts got their own file. Its
+    /// fingerprint covered every credential at once and cannot be matched per path, so
+    /// it holds every login until `dhan-login unlock`.
+    #[serde(default, rename = "lockout", skip_serializing_if = "Option::is_none")]
+    pub legacy_lockout: Option<LegacyLockout>,
     /// The last TOTP step submitted, so no later run submits the same code.
     #[serde(default)]
     pub totp_last_step: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Lockout {
-    /// A hash of the rejected credentials; never the values.
-    pub fingerprint: String,
+pub struct LegacyLockout {
     pub at: DateTime<Utc>,
     pub message: String,
 }
@@ -77,6 +76,27 @@ impl ProfileState {
         });
         self.updated_at = Some(now);
     }
+}
+
+/// Checks a profile name before it becomes part of a path: `../x` must never name a
+/// file outside the state folder.
+pub fn check_profile_name(profile: &str) -> Result<(), StoreError> {
+    let ok = !profile.is_empty()
+        && !profile.starts_with('.')
+        && profile
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadProfileName(profile.to_owned()))
+    }
+}
+
+/// `<dir>/<profile>.json`, for a checked profile name.
+pub(super) fn profile_file(dir: &Path, profile: &str) -> Result<PathBuf, StoreError> {
+    check_profile_name(profile)?;
+    Ok(dir.join(format!("{profile}.json")))
 }
 
 /// Token files under `<state>/tokens/<profile>.json`, mode 0600.
@@ -97,15 +117,7 @@ impl TokenStore {
     }
 
     pub fn path(&self, profile: &str) -> Result<PathBuf, StoreError> {
-        let ok = !profile.is_empty()
-            && !profile.starts_with('.')
-            && profile
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !ok {
-            return Err(StoreError::BadProfileName(profile.to_owned()));
-        }
-        Ok(self.dir.join(format!("{profile}.json")))
+        profile_file(&self.dir, profile)
     }
 
     /// The stored state; an absent file is an empty state. A file that does not parse is

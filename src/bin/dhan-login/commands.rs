@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    ErrorClass, Obtained, Paths, Profile, Request, SourceKind, TokenManager, next_ist_midnight,
+    ErrorClass, Lockouts, Obtained, Paths, Profile, Request, SourceKind, TokenManager,
+    next_ist_midnight,
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
@@ -219,6 +220,7 @@ async fn obtain(
 
 fn status(m: &TokenManager, json: bool) -> Result<u8> {
     let state = m.state()?;
+    let locked = lockout_summary(&m.lockouts(&state)?);
     let consents = m.consents_today()?;
     let now = chrono::Utc::now();
     let profile = &m.profile().name;
@@ -241,7 +243,7 @@ fn status(m: &TokenManager, json: bool) -> Result<u8> {
             "token": token,
             "renewable": state.renewable,
             "last_error": state.last_error,
-            "locked": state.lockout.as_ref().map(|l| serde_json::json!({"at": l.at, "message": l.message})),
+            "locked": locked.as_ref().map(|(at, secrets, message)| serde_json::json!({"at": at, "secrets": secrets, "message": message})),
             "consents": consents.as_ref().map(|d| serde_json::json!({
                 "used_today": d.used,
                 "cap": m.profile().consent_cap,
@@ -296,10 +298,11 @@ fn status(m: &TokenManager, json: bool) -> Result<u8> {
             }
         );
     }
-    if let Some(l) = &state.lockout {
+    if let Some((at, secrets, _)) = &locked {
         println!(
-            "locked:     since {}: automatic logins will not retry these credentials (`dhan-login unlock`)",
-            l.at.to_rfc3339()
+            "locked:     since {}: automatic logins will not send {} again (`dhan-login unlock`)",
+            at.to_rfc3339(),
+            secrets.join(", ")
         );
     }
     if let Some(e) = &state.last_error {
@@ -311,6 +314,28 @@ fn status(m: &TokenManager, json: bool) -> Result<u8> {
         );
     }
     Ok(0)
+}
+
+/// The latest lockout: when, which secrets, and why.
+fn lockout_summary(l: &Lockouts) -> Option<(chrono::DateTime<chrono::Utc>, Vec<String>, String)> {
+    match l {
+        Lockouts::Recorded(all) => all
+            .iter()
+            .max_by_key(|l| l.at)
+            .map(|l| (l.at, l.secrets.clone(), l.message.clone())),
+        Lockouts::Unreadable {
+            path,
+            reason,
+            since,
+        } => Some((
+            *since,
+            vec!["every credential".into()],
+            format!(
+                "the lockout file {} cannot be read: {reason}",
+                path.display()
+            ),
+        )),
+    }
 }
 
 fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> Result<u8> {

@@ -1,0 +1,188 @@
+//! Lockouts: which credentials Dhan rejected, in a small file of their own per profile.
+//!
+//! Apart from the state file so that nothing that happens to the token (a corrupt state
+//! file moved aside, a logout) can drop one. Each lockout names the secrets that were sent
+//! when Dhan said no and a hash of their values: a login path that would send any of them
+//! is refused while they are unchanged. A lockout file that cannot be read counts as a
+//! lockout of every path: guessing "not locked" is how accounts get locked.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::atomic::write_atomic;
+use super::tokens::{StoreError, profile_file};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Lockout {
+    /// The fields Dhan rejected together (`pin`, `totp_secret`…); never their values.
+    pub secrets: Vec<String>,
+    /// A hash of the client id and those values (see `Profile::secrets_fingerprint`);
+    /// empty for a lockout that holds whatever values are configured.
+    pub fingerprint: String,
+    pub at: DateTime<Utc>,
+    pub message: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct LockoutFile {
+    #[serde(default)]
+    lockouts: Vec<Lockout>,
+}
+
+/// What the lockout file says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lockouts {
+    Recorded(Vec<Lockout>),
+    /// The file exists but cannot be read or parsed: every path is locked until `unlock`.
+    Unreadable {
+        path: PathBuf,
+        reason: String,
+        since: DateTime<Utc>,
+    },
+}
+
+impl Lockouts {
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Lockouts::Recorded(l) if l.is_empty())
+    }
+}
+
+/// Lockout files under `<state>/lockouts/<profile>.json`, mode 0600.
+#[derive(Debug, Clone)]
+pub struct LockoutStore {
+    dir: PathBuf,
+}
+
+impl LockoutStore {
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            dir: state_dir.join("lockouts"),
+        }
+    }
+
+    pub fn load(&self, profile: &str) -> Result<Lockouts, StoreError> {
+        let path = profile_file(&self.dir, profile)?;
+        let unreadable = |reason: String| {
+            let since = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map(DateTime::<Utc>::from)
+                .unwrap_or(DateTime::UNIX_EPOCH);
+            Lockouts::Unreadable {
+                path: path.clone(),
+                reason,
+                since,
+            }
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Lockouts::Recorded(Vec::new()));
+            }
+            Err(e) => return Ok(unreadable(e.to_string())),
+        };
+        match serde_json::from_slice::<LockoutFile>(&bytes) {
+            Ok(f) => Ok(Lockouts::Recorded(f.lockouts)),
+            // serde_json's message names line and column, never the content.
+            Err(e) => Ok(unreadable(e.to_string())),
+        }
+    }
+
+    /// Records a rejection. An unreadable file is left as it is: it already locks all.
+    pub fn add(&self, profile: &str, lockout: Lockout) -> Result<(), StoreError> {
+        let Lockouts::Recorded(mut all) = self.load(profile)? else {
+            return Ok(());
+        };
+        all.retain(|l| l.secrets != lockout.secrets || l.fingerprint != lockout.fingerprint);
+        all.push(lockout);
+        self.write(profile, all)
+    }
+
+    /// Drops the lockouts whose secrets all just worked in a login that sent `worked`.
+    pub fn clear_covered(&self, profile: &str, worked: &[&str]) -> Result<(), StoreError> {
+        let Lockouts::Recorded(all) = self.load(profile)? else {
+            return Ok(());
+        };
+        let before = all.len();
+        let left: Vec<Lockout> = all
+            .into_iter()
+            .filter(|l| !l.secrets.iter().all(|s| worked.contains(&s.as_str())))
+            .collect();
+        if left.len() != before {
+            self.write(profile, left)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every lockout of the profile (`dhan-login unlock`). True if there was a file.
+    pub fn clear(&self, profile: &str) -> Result<bool, StoreError> {
+        let path = profile_file(&self.dir, profile)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StoreError::Write { path, source }),
+        }
+    }
+
+    fn write(&self, profile: &str, lockouts: Vec<Lockout>) -> Result<(), StoreError> {
+        let path = profile_file(&self.dir, profile)?;
+        if lockouts.is_empty() {
+            return self.clear(profile).map(|_| ());
+        }
+        let bytes = serde_json::to_vec_pretty(&LockoutFile { lockouts }).map_err(|e| {
+            StoreError::Write {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            }
+        })?;
+        write_atomic(&path, &bytes).map_err(|source| StoreError::Write { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lockout(secrets: &[&str], fingerprint: &str) -> Lockout {
+        Lockout {
+            secrets: secrets.iter().map(|s| s.to_string()).collect(),
+            fingerprint: fingerprint.into(),
+            at: Utc::now(),
+            message: "Invalid PIN".into(),
+        }
+    }
+
+    #[test]
+    fn a_success_clears_only_what_it_proved() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LockoutStore::new(dir.path());
+        s.add("p", lockout(&["pin", "totp_secret"], "a")).unwrap();
+        s.add("p", lockout(&["api_key", "api_secret"], "b"))
+            .unwrap();
+        s.clear_covered("p", &["pin", "totp_secret"]).unwrap();
+        let Lockouts::Recorded(left) = s.load("p").unwrap() else {
+            panic!("readable")
+        };
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].secrets, ["api_key", "api_secret"]);
+        assert!(s.clear("p").unwrap());
+        assert!(s.load("p").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_file_stays_and_counts_as_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LockoutStore::new(dir.path());
+        s.add("p", lockout(&["pin", "totp_secret"], "a")).unwrap();
+        let path = dir.path().join("lockouts/p.json");
+        std::fs::write(&path, b"{\"lockouts\": [{\"secr").unwrap();
+        assert!(matches!(s.load("p").unwrap(), Lockouts::Unreadable { .. }));
+        // Adding or clearing what a login proved does not paper over it.
+        s.add("p", lockout(&["api_key"], "c")).unwrap();
+        s.clear_covered("p", &["pin", "totp_secret"]).unwrap();
+        assert!(matches!(s.load("p").unwrap(), Lockouts::Unreadable { .. }));
+        assert!(path.exists());
+        assert!(s.clear("p").unwrap());
+    }
+}
