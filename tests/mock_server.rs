@@ -1223,7 +1223,10 @@ async fn spa_page_draws_late_and_logs_in_through_json_calls() {
     let r = call("pin", serde_json::json!({"session": session, "pin": pin})).await;
     let body: Value = r.json().await.unwrap();
     let next = body["redirect"].as_str().unwrap();
-    assert!(next.starts_with("/login/"));
+    assert_eq!(
+        next,
+        format!("/login/consentApp-complete?session={session}")
+    );
 
     let r = client()
         .get(url(&s.auth_base_url(), next))
@@ -1657,4 +1660,61 @@ async fn issue_token_endpoint_serves_out_of_process_clients() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(s.logins(), 0);
+}
+
+#[tokio::test]
+async fn single_page_steps_honour_faults_and_spend_each_totp_once() {
+    let s = server_with(MockOptions {
+        page_variant: PageVariant::default(),
+        ..MockOptions::default()
+    })
+    .await;
+    let call = |step: &str, body: Value| {
+        let u = url(&s.auth_base_url(), &format!("/login/api/{step}"));
+        async move { client().post(u).json(&body).send().await.unwrap() }
+    };
+    let mobile = s.account().mobile.clone();
+    let code = current_code(&s);
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let consent = consent_id(&s).await;
+        let page = get_page(&s, &consent).await.text().await.unwrap();
+        let session = page_settings(&page)["session"].as_str().unwrap().to_owned();
+        call(
+            "mobile",
+            serde_json::json!({"session": session, "mobileNumber": mobile}),
+        )
+        .await;
+        sessions.push(session);
+    }
+    // A right code refused by the fault, then accepted, then refused as spent.
+    s.set_fault_once(Endpoint::ConsentLoginPage, Fault::WrongCredential);
+    let r = call(
+        "totp",
+        serde_json::json!({"session": sessions[0], "totp": code}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["message"], "Invalid Totp entered");
+    let r = call(
+        "totp",
+        serde_json::json!({"session": sessions[0], "totp": code}),
+    )
+    .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["next"], "pin");
+    let r = call(
+        "totp",
+        serde_json::json!({"session": sessions[1], "totp": code}),
+    )
+    .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["message"], "Invalid Totp entered",
+        "the same code in another login is a reuse"
+    );
+    assert_eq!(s.entries(EntryKind::Totp), 3);
+    // Page load, mobile and TOTP calls for both sessions: every one counted.
+    assert_eq!(s.calls(Endpoint::ConsentLoginPage), 2 + 2 + 3);
 }

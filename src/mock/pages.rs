@@ -370,11 +370,12 @@ async fn spa_step(
             json!({"status": "error", "message": message}),
         ),
         StepOutcome::Authorized => {
-            let mut next = url::form_urlencoded::Serializer::new(format!("{COMPLETE_PATH}?"));
-            next.append_pair("session", &session);
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("session", &session)
+                .finish();
             json_response(
                 StatusCode::OK,
-                json!({"status": "success", "redirect": next.finish()}),
+                json!({"status": "success", "redirect": format!("{COMPLETE_PATH}?{query}")}),
             )
         }
         StepOutcome::Expired => expired(),

@@ -121,11 +121,12 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  dhan-login mock-server --port 8700\n  dhan-login mock-server | head -1 | jq .   # the demo account and base URLs\n  \
             dhan-login mock-server --markup tel-boxes --submission auto --skip-totp\n  \
-            dhan-login mock-server --markup password-pin --server-rendered --no-tracker   # the first stand-in page\n\n\
+            dhan-login mock-server --markup password-pin --server-rendered --no-tracker\n\n\
             The first line of stdout is one JSON object describing the demo account (with the SMS OTP).\n\
             Without page flags the login page is the stand-in's closest reproduction of Dhan's:\n\
             <code-input> boxes, a masked PIN, buttons to submit, one scripted page, an analytics iframe.\n\
-            fixtures/README.md says what each variant follows and what is invented."
+            The last example is the stand-in's first page, which the benchmarks measure.\n\
+            fixtures/README.md (in the source) says what each variant follows and what is invented."
     )]
     MockServer(MockArgs),
 
@@ -258,8 +259,7 @@ pub struct PageArgs {
     /// The DOM of the code screens.
     #[arg(long, value_enum, default_value = "code-input")]
     pub markup: MarkupArg,
-    /// How a code screen sends its code: on the sixth digit, only on its button or Enter,
-    /// or either, picked at random each time a screen is shown.
+    /// How a code screen sends its code.
     #[arg(long, value_enum, default_value = "button")]
     pub submission: SubmissionArg,
     /// No TOTP screen, as on a device Dhan trusts: mobile, then straight to the PIN.
@@ -300,7 +300,10 @@ pub enum MarkupArg {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SubmissionArg {
+    /// By itself 0-150 ms after the sixth digit; the button stays on screen.
     Auto,
+    /// Only on its button (Proceed, Verify, Continue) or Enter.
     Button,
+    /// Auto or button, picked anew for every screen shown.
     Random,
 }
