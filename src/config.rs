@@ -4,6 +4,8 @@
 //! a password manager). They are read only when a login needs them, so the cached-token
 //! path never runs a password manager.
 
+pub mod validate;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -43,6 +45,15 @@ pub enum ConfigError {
     NoHome,
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<ConfigError>),
+}
+
+impl From<validate::Invalid> for ConfigError {
+    fn from(e: validate::Invalid) -> Self {
+        ConfigError::Field {
+            field: e.field.to_owned(),
+            message: e.problem.to_string(),
+        }
+    }
 }
 
 /// Where the config file and the state come from.
@@ -345,12 +356,10 @@ impl Profile {
                 message,
             })
         };
-        match &self.client_id {
+        match self.client_id.as_deref().map(validate::client_id) {
             None => bad("client_id", "missing (DHAN_CLIENT_ID)".into()),
-            Some(id) if !id.chars().all(|c| c.is_ascii_digit()) => {
-                bad("client_id", "must be the numeric Dhan client id".into())
-            }
-            _ => {}
+            Some(Err(e)) => bad("client_id", e.problem.to_string()),
+            Some(Ok(())) => {}
         }
         let secrets = [
             (&self.mobile, "mobile"),
@@ -364,8 +373,8 @@ impl Profile {
             match secret.get() {
                 Err(e) => bad(field, e.to_string()),
                 Ok(v) => {
-                    if let Some(msg) = shape_problem(field, v.expose_secret()) {
-                        bad(field, msg);
+                    if let Err(e) = validate::field(field, v.expose_secret()) {
+                        bad(field, e.problem.to_string());
                     }
                 }
             }
@@ -462,22 +471,6 @@ impl Profile {
             field: "client_id",
             env: "DHAN_CLIENT_ID",
         })
-    }
-}
-
-/// A value that is read but clearly not what the field wants.
-fn shape_problem(field: &str, value: &str) -> Option<String> {
-    let digits = |n: usize| value.len() == n && value.chars().all(|c| c.is_ascii_digit());
-    match field {
-        "mobile" if !digits(10) => Some("must be the 10-digit mobile number".into()),
-        "pin" if !digits(6) => Some("must be the 6-digit PIN".into()),
-        "totp_secret" => {
-            let clock = std::sync::Arc::new(crate::totp::SystemClock);
-            crate::totp::TotpGenerator::new(&SecretString::from(value.to_owned()), clock)
-                .err()
-                .map(|e| e.to_string())
-        }
-        _ => None,
     }
 }
 

@@ -19,7 +19,7 @@ mod token;
 mod totp;
 
 pub use api::{ApiError, DhanApi, Grant, ProfileInfo};
-pub use config::{BrowserSettings, ConfigError, Paths, Problem, Profile, SecretRef};
+pub use config::{BrowserSettings, ConfigError, Paths, Problem, Profile, SecretRef, validate};
 pub use error::{Error, ErrorClass};
 pub use manager::{Obtained, Request, TokenManager};
 pub use progress::{NoProgress, Progress};

@@ -27,6 +27,10 @@ pub enum TotpError {
     TooShort(usize),
     #[error("totp_secret otpauth:// URI could not be read: {0}")]
     BadUri(String),
+    #[error(
+        "totp_secret otpauth:// URI asks for {0}; Dhan's codes are SHA1, 6 digits, 30 s (scan Dhan's own QR code)"
+    )]
+    Unsupported(String),
 }
 
 /// The time source, injectable so tests can stand at a window's edge.
@@ -88,7 +92,10 @@ impl TotpGenerator {
     pub fn new(secret: &SecretString, clock: Arc<dyn Clock>) -> Result<Self, TotpError> {
         let raw = secret.expose_secret().trim();
         let totp = if raw.starts_with("otpauth://") {
-            Totp::from_url_unchecked(raw).map_err(|e| TotpError::BadUri(uri_error(&e)))?
+            let totp =
+                Totp::from_url_unchecked(raw).map_err(|e| TotpError::BadUri(uri_error(&e)))?;
+            dhan_accepts(&totp)?;
+            totp
         } else {
             let cleaned: String = raw
                 .chars()
@@ -185,6 +192,26 @@ impl TotpGenerator {
     }
 }
 
+/// Dhan checks codes as RFC 6238's defaults: another algorithm, length or step yields
+/// codes it rejects, and each rejection counts towards a lockout.
+fn dhan_accepts(totp: &Totp) -> Result<(), TotpError> {
+    let mut asks = Vec::new();
+    if totp.algorithm() != totp_rs::Algorithm::SHA1 {
+        asks.push(format!("{:?}", totp.algorithm()));
+    }
+    if totp.digits() != 6 {
+        asks.push(format!("{} digits", totp.digits()));
+    }
+    if totp.step() != STEP_SECS as u64 {
+        asks.push(format!("a {} s period", totp.step()));
+    }
+    if asks.is_empty() {
+        Ok(())
+    } else {
+        Err(TotpError::Unsupported(asks.join(", ")))
+    }
+}
+
 /// Describes a URI error without echoing the URI, which holds the secret.
 fn uri_error(e: &totp_rs::TotpError) -> String {
     let text = e.to_string();
@@ -236,6 +263,27 @@ mod tests {
         let uri = format!("otpauth://totp/Dhan:1000000001?secret={RFC_SEED_B32}&issuer=Dhan");
         let g = TotpGenerator::new(&uri.as_str().into(), Arc::new(SystemClock)).unwrap();
         assert_eq!(g.code_at(59), "287082");
+    }
+
+    #[test]
+    fn otpauth_parameters_dhan_cannot_accept_are_refused() {
+        for (extra, named) in [
+            ("&algorithm=SHA256", "SHA256"),
+            ("&digits=8", "8 digits"),
+            ("&period=60", "60 s period"),
+        ] {
+            let uri = format!("otpauth://totp/Dhan:1?secret={RFC_SEED_B32}&issuer=Dhan{extra}");
+            let e = TotpGenerator::new(&uri.as_str().into(), Arc::new(SystemClock)).err();
+            let Some(TotpError::Unsupported(what)) = e else {
+                panic!("{extra}: {e:?}")
+            };
+            assert!(what.contains(named), "{what}");
+            assert!(!what.contains(RFC_SEED_B32));
+        }
+        let ok = format!(
+            "otpauth://totp/Dhan:1?secret={RFC_SEED_B32}&algorithm=SHA1&digits=6&period=30"
+        );
+        assert!(TotpGenerator::new(&ok.as_str().into(), Arc::new(SystemClock)).is_ok());
     }
 
     #[test]

@@ -133,3 +133,62 @@ async fn a_profile_name_with_dot_dot_creates_no_file() {
     assert!(!stand.sandbox.state_dir().join("evil.lock").exists());
     assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 0);
 }
+
+/// A PIN of 5 or 7 digits, a mobile number with letters and an otpauth:// URI Dhan cannot
+/// accept are refused before any request (exit 2, the field named, the value not shown).
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_inputs_are_refused_before_any_request() {
+    let stand = Stand::start().await;
+    let secret = stand.server.account().totp_secret.clone();
+    let cases: Vec<(&str, String, &[&str], &str)> = vec![
+        ("DHAN_PIN", "13579".into(), &["token"], "pin"),
+        ("DHAN_PIN", "1357901".into(), &["token"], "pin"),
+        (
+            "DHAN_MOBILE",
+            "99999OOO42".into(),
+            &["login", "--via", "browser"],
+            "mobile",
+        ),
+        (
+            "DHAN_TOTP_SECRET",
+            format!("otpauth://totp/Dhan:1?secret={secret}&digits=8"),
+            &["token"],
+            "totp_secret",
+        ),
+        (
+            "DHAN_TOTP_SECRET",
+            format!("otpauth://totp/Dhan:1?secret={secret}&algorithm=SHA256"),
+            &["token"],
+            "totp_secret",
+        ),
+        (
+            "DHAN_TOTP_SECRET",
+            format!("otpauth://totp/Dhan:1?secret={secret}&period=60"),
+            &["token"],
+            "totp_secret",
+        ),
+        (
+            "DHAN_CLIENT_ID",
+            "11000x0042".into(),
+            &["token"],
+            "client_id",
+        ),
+    ];
+    for (var, value, args, field) in cases {
+        let mut cmd = stand.cli(args);
+        cmd.env(var, &value);
+        let r = run(cmd, None).await;
+        assert_eq!(r.code, Some(2), "{var}: exit {:?}", r.code);
+        assert!(
+            r.stderr.contains(&format!("{field}: ")),
+            "{var}: the field is named"
+        );
+        assert!(
+            !r.stderr.contains(&value) && !r.stdout.contains(&value),
+            "{var}: the value is not shown"
+        );
+        for ep in Endpoint::ALL {
+            assert_eq!(stand.server.calls(ep), 0, "{var}: nothing reached {ep:?}");
+        }
+    }
+}

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::api::DhanApi;
-use crate::config::Profile;
+use secrecy::ExposeSecret;
+
+use crate::config::{ConfigError, Profile, validate};
 use crate::error::{Error, ErrorClass};
 use crate::progress::Progress;
 use crate::store::{ConsentLedger, Lockouts};
@@ -101,7 +103,23 @@ impl<'a> Context<'a> {
     pub fn preflight(&self) -> Result<(), Error> {
         let kind = *self.running.lock().unwrap_or_else(|p| p.into_inner());
         let sends = kind.map_or(ALL_SECRETS.as_slice(), sends);
+        self.check_inputs(sends)?;
         self.check_lockouts(sends)
+    }
+
+    /// Every value this login would send has the shape Dhan accepts: a 5-digit PIN or an
+    /// 8-digit TOTP URI is a failed attempt on the account, and no request should carry it.
+    fn check_inputs(&self, sends: &[&str]) -> Result<(), Error> {
+        if let Some(id) = &self.profile.client_id {
+            validate::client_id(id).map_err(ConfigError::from)?;
+        }
+        for field in sends {
+            if let Some(secret) = self.profile.secret(field) {
+                let value = secret.get()?;
+                validate::field(field, value.expose_secret()).map_err(ConfigError::from)?;
+            }
+        }
+        Ok(())
     }
 
     /// `preflight` for a source that is not running (the daemon deciding a hold).

@@ -1,0 +1,125 @@
+//! The shape of each credential, checked before anything is sent: Dhan counts a malformed
+//! PIN or code as a failed attempt, and failed attempts lock accounts. Used by the login
+//! paths, `config check` and `init`; errors name the field, never the value.
+
+use secrecy::SecretString;
+
+use crate::totp::{SystemClock, TotpError, TotpGenerator};
+
+/// A value that cannot be what its field needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub problem: Problem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("is empty")]
+    Empty,
+    /// Only the length is told: the value itself is a secret.
+    #[error("must be exactly {want} digits (the value given has {got} characters)")]
+    Digits { want: usize, got: usize },
+    #[error("must hold digits only (the numeric Dhan client id)")]
+    NotDigits,
+    #[error("{0}")]
+    Totp(String),
+}
+
+/// The 6-digit trading PIN.
+pub fn pin(value: &str) -> Result<(), Invalid> {
+    digits("pin", value, 6)
+}
+
+/// The 10-digit mobile number the consent page asks for.
+pub fn mobile(value: &str) -> Result<(), Invalid> {
+    digits("mobile", value, 10)
+}
+
+/// The numeric Dhan client id.
+pub fn client_id(value: &str) -> Result<(), Invalid> {
+    let invalid = |problem| Invalid {
+        field: "client_id",
+        problem,
+    };
+    if value.is_empty() {
+        return Err(invalid(Problem::Empty));
+    }
+    if !value.chars().all(|c| c.is_ascii_digit()) {
+        return Err(invalid(Problem::NotDigits));
+    }
+    Ok(())
+}
+
+/// A base32 TOTP secret or an `otpauth://` URI whose parameters Dhan accepts (SHA1,
+/// 6 digits, 30 s).
+pub fn totp_secret(value: &str) -> Result<(), Invalid> {
+    let secret = SecretString::from(value.to_owned());
+    TotpGenerator::new(&secret, std::sync::Arc::new(SystemClock))
+        .map(|_| ())
+        .map_err(|e: TotpError| Invalid {
+            field: "totp_secret",
+            problem: Problem::Totp(e.to_string()),
+        })
+}
+
+/// The validator of a secret field, for code that goes through fields by name.
+pub fn field(name: &str, value: &str) -> Result<(), Invalid> {
+    match name {
+        "pin" => pin(value),
+        "mobile" => mobile(value),
+        "totp_secret" => totp_secret(value),
+        "client_id" => client_id(value),
+        _ => Ok(()),
+    }
+}
+
+fn digits(field: &'static str, value: &str, want: usize) -> Result<(), Invalid> {
+    let got = value.chars().count();
+    if got == 0 {
+        return Err(Invalid {
+            field,
+            problem: Problem::Empty,
+        });
+    }
+    if got != want || !value.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Invalid {
+            field,
+            problem: Problem::Digits { want, got },
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_field_has_its_shape() {
+        assert!(pin("135790").is_ok());
+        for bad in ["13579", "1357901", "13579a", "", "١٣٥٧٩٠"] {
+            let e = pin(bad).unwrap_err();
+            assert_eq!(e.field, "pin");
+            assert!(!bad.is_empty() || e.problem == Problem::Empty);
+        }
+        assert!(mobile("9999900042").is_ok());
+        assert!(mobile("99999OOO42").is_err());
+        assert!(mobile("999990004").is_err());
+        assert!(client_id("1100000042").is_ok());
+        assert_eq!(client_id("11000x").unwrap_err().problem, Problem::NotDigits);
+        assert!(totp_secret("MOCKDHANDEMOTOTPSECRETMOCKDHAN23").is_ok());
+        let e = totp_secret("otpauth://totp/D:1?secret=MOCKDHANDEMOTOTPSECRETMOCKDHAN23&digits=8")
+            .unwrap_err();
+        assert_eq!(e.field, "totp_secret");
+        assert!(!e.to_string().contains("MOCKDHAN"), "{e}");
+    }
+
+    #[test]
+    fn messages_never_hold_the_value() {
+        let e = pin("98765").unwrap_err().to_string();
+        assert!(!e.contains("98765"), "{e}");
+        assert!(e.starts_with("pin: must be exactly 6 digits"), "{e}");
+    }
+}
