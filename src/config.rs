@@ -7,6 +7,8 @@
 pub mod validate;
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -53,6 +55,27 @@ impl From<validate::Invalid> for ConfigError {
             field: e.field.to_owned(),
             message: e.problem.to_string(),
         }
+    }
+}
+
+/// Fails, naming each, when a `DHAN_*` variable holds bytes that are not UTF-8. Such a
+/// value used to read as unset: a bad `DHAN_AUTH_BASE_URL` fell back to the real
+/// auth.dhan.co, a bad `DHAN_LOGIN_STATE_DIR` to the default folder.
+pub fn check_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result<(), ConfigError> {
+    let mut bad: Vec<ConfigError> = vars
+        .into_iter()
+        .filter(|(k, _)| k.as_bytes().starts_with(b"DHAN_"))
+        .filter(|(k, v)| k.to_str().is_none() || v.to_str().is_none())
+        .map(|(k, _)| ConfigError::Field {
+            field: k.to_string_lossy().into_owned(),
+            message: "the environment variable's value is not valid UTF-8 (the value is not shown)"
+                .into(),
+        })
+        .collect();
+    match bad.len() {
+        0 => Ok(()),
+        1 => Err(bad.remove(0)),
+        _ => Err(ConfigError::Several(bad)),
     }
 }
 

@@ -19,7 +19,9 @@ mod token;
 mod totp;
 
 pub use api::{ApiError, DhanApi, Grant, ProfileInfo};
-pub use config::{BrowserSettings, ConfigError, Paths, Problem, Profile, SecretRef, validate};
+pub use config::{
+    BrowserSettings, ConfigError, Paths, Problem, Profile, SecretRef, check_env, validate,
+};
 pub use error::{Error, ErrorClass};
 pub use manager::{Obtained, Request, TokenManager};
 pub use progress::{NoProgress, Progress};

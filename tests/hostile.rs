@@ -192,3 +192,30 @@ async fn malformed_inputs_are_refused_before_any_request() {
         }
     }
 }
+
+/// A DHAN_* value that is not UTF-8 is an error naming the variable (exit 2), never a
+/// fall-back to the real auth.dhan.co or to the default state folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_utf8_env_value_is_an_error_naming_the_variable() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let stand = Stand::start().await;
+    for var in [
+        "DHAN_AUTH_BASE_URL",
+        "DHAN_LOGIN_STATE_DIR",
+        "DHAN_PIN",
+        "DHAN_LOGIN_CONFIG",
+    ] {
+        let mut cmd = stand.cli(["token"]);
+        cmd.env(var, OsStr::from_bytes(b"http://127.0.0.1:9/\xff\xfe"));
+        let r = run(cmd, None).await;
+        assert_eq!(r.code, Some(2), "{var}:\n{r}");
+        assert!(r.stderr.contains(var), "{var} is named:\n{r}");
+        assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 0);
+    }
+    assert!(
+        !stand.sandbox.path().join("xdg/state/dhan-login").exists(),
+        "no default state folder was made"
+    );
+}

@@ -19,6 +19,7 @@ use crate::output::{Format, StepPrinter, human, print_token, token_json};
 pub struct Interrupted;
 
 pub async fn run(cli: Cli) -> Result<u8> {
+    dhan_login::check_env(std::env::vars_os())?;
     let quiet = cli.quiet;
     match cli.command {
         Command::Token(args) => {
