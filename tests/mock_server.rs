@@ -613,16 +613,6 @@ async fn three_wrong_secrets_block_the_login() {
     assert_eq!(error_of(&r.text().await.unwrap()).as_deref(), Some(BLOCKED));
 }
 
-const MARKUPS: [Markup; 7] = [
-    Markup::CodeInput,
-    Markup::TelBoxes,
-    Markup::PasswordPin,
-    Markup::SingleField,
-    Markup::MissingPinBoxes,
-    Markup::Ambiguous,
-    Markup::Unrecognisable,
-];
-
 /// A stand-in on which one test can log in many times with many variants.
 async fn many_logins_server() -> MockServer {
     let s = server_with(MockOptions {
@@ -695,7 +685,7 @@ async fn every_server_rendered_variant_renders_every_screen_and_counts_entries()
     let mobile = s.account().mobile.clone();
     let pin = s.account().pin.clone();
     let mut expected_entries = [0u32; 4];
-    for markup in MARKUPS {
+    for markup in Markup::ALL {
         for second_factor in [SecondFactor::Totp, SecondFactor::SmsOtp] {
             for totp_screen in [true, false] {
                 let variant = PageVariant {
@@ -807,7 +797,7 @@ async fn every_server_rendered_variant_renders_every_screen_and_counts_entries()
 #[tokio::test]
 async fn every_single_page_variant_holds_every_screen_in_templates() {
     let s = many_logins_server().await;
-    for markup in MARKUPS {
+    for markup in Markup::ALL {
         for second_factor in [SecondFactor::Totp, SecondFactor::SmsOtp] {
             let variant = PageVariant {
                 markup,

@@ -160,6 +160,19 @@ pub enum Markup {
     Unrecognisable,
 }
 
+impl Markup {
+    /// Every markup, for test matrices.
+    pub const ALL: [Markup; 7] = [
+        Markup::CodeInput,
+        Markup::TelBoxes,
+        Markup::PasswordPin,
+        Markup::SingleField,
+        Markup::MissingPinBoxes,
+        Markup::Ambiguous,
+        Markup::Unrecognisable,
+    ];
+}
+
 /// How a code screen sends its code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Submission {

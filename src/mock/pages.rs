@@ -139,7 +139,7 @@ fn form_screen(
     let content = screen(
         stage,
         variant,
-        &session_field(Some(session)),
+        &session_field(session),
         &state.account.mobile,
     );
     let page = json!({
@@ -396,12 +396,10 @@ async fn spa_complete(Extract(state): Extract<Shared>, RawQuery(q): RawQuery) ->
 
 /// The tracker's frame: after a moment it navigates itself to the collector.
 async fn analytics_frame(Extract(state): Extract<Shared>) -> Response {
-    let collect = with_token_id(
-        &format!("http://tracker.invalid{ANALYTICS_COLLECT_PATH}"),
-        &state.decoy_token_id,
-    );
-    // Same host as the page: keep only path and query.
-    let collect = collect.trim_start_matches("http://tracker.invalid");
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("tokenId", &state.decoy_token_id)
+        .finish();
+    let collect = format!("{ANALYTICS_COLLECT_PATH}?{query}");
     let collect_json = serde_json::Value::from(collect)
         .to_string()
         .replace("</", "<\\/");

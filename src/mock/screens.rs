@@ -141,17 +141,13 @@ fn texts(stage: Stage, markup: Markup, mobile: &str) -> CodeTexts {
     }
 }
 
-/// The hidden field that ties a server-rendered screen to its login session; single-page
-/// screens get an empty string (their script holds the session).
-pub(crate) fn session_field(session: Option<&str>) -> String {
-    session
-        .map(|s| {
-            format!(
-                r#"<input type="hidden" name="session" value="{}">"#,
-                escape(s)
-            )
-        })
-        .unwrap_or_default()
+/// The hidden field that ties a server-rendered screen to its login session. Single-page
+/// screens go without: their script holds the session.
+pub(crate) fn session_field(session: &str) -> String {
+    format!(
+        r#"<input type="hidden" name="session" value="{}">"#,
+        escape(session)
+    )
 }
 
 /// The `<form>` of one screen, to be placed inside `<app-login>`.
@@ -170,35 +166,28 @@ pub(crate) fn screen(
         return fill(VERIFY, &base);
     }
     let t = texts(stage, variant.markup, mobile);
-    let inputs = if first_code_screen && variant.markup == Markup::Ambiguous {
-        // Two groups, one masked: nothing on the screen says which code goes where.
-        return fill(
-            CODE_SCREEN,
-            &[
-                base[0],
-                ("heading", "Enter the 6-digit code"),
-                ("hint", "Enter the code to continue."),
-                (
-                    "inputs",
-                    &format!("{}{}", code_input(false), code_input(true)),
-                ),
-                ("below", ""),
-                ("button", t.button),
-            ],
-        );
+    let (heading, hint, inputs, below) = if first_code_screen && variant.markup == Markup::Ambiguous
+    {
+        // Two groups, one masked, and no word on the screen says which code goes where.
+        (
+            "Enter the 6-digit code".to_owned(),
+            "Enter the code to continue.",
+            format!("{}{}", code_input(false), code_input(true)),
+            "",
+        )
     } else if stage == Stage::Pin || stage == Stage::Authorized {
-        pin_group(variant.markup)
+        (t.heading, t.hint, pin_group(variant.markup), t.below)
     } else {
-        unmasked_group(variant.markup)
+        (t.heading, t.hint, unmasked_group(variant.markup), t.below)
     };
     fill(
         CODE_SCREEN,
         &[
             base[0],
-            ("heading", &escape(&t.heading)),
-            ("hint", t.hint),
+            ("heading", &escape(&heading)),
+            ("hint", hint),
             ("inputs", &inputs),
-            ("below", t.below),
+            ("below", below),
             ("button", t.button),
         ],
     )
@@ -223,16 +212,7 @@ mod tests {
 
     #[test]
     fn every_screen_of_every_markup_is_fully_filled() {
-        let markups = [
-            Markup::CodeInput,
-            Markup::TelBoxes,
-            Markup::PasswordPin,
-            Markup::SingleField,
-            Markup::MissingPinBoxes,
-            Markup::Ambiguous,
-            Markup::Unrecognisable,
-        ];
-        for markup in markups {
+        for markup in Markup::ALL {
             for second_factor in [SecondFactor::Totp, SecondFactor::SmsOtp] {
                 let variant = PageVariant {
                     markup,
@@ -241,7 +221,7 @@ mod tests {
                     ..PageVariant::default()
                 };
                 for stage in [Stage::Mobile, Stage::Totp, Stage::SmsOtp, Stage::Pin] {
-                    let s = screen(stage, variant, &session_field(Some("a\"b")), "9999900042");
+                    let s = screen(stage, variant, &session_field("a\"b"), "9999900042");
                     assert!(!s.contains("{{"), "{variant:?} {stage:?}: {s}");
                     assert!(s.starts_with("<form"), "{variant:?} {stage:?}: {s}");
                     assert!(s.contains(r#"value="a&quot;b""#));
