@@ -29,6 +29,7 @@ pub use redact::Scrubber;
 pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
 pub use source::{
     Attempt, AttemptResult, BoxFuture, ChainFailure, Context, Outcome, TokenSource, run_chain,
+    sends,
 };
 pub use store::{
     ConsentLedger, LastError, LedgerDay, Lockout, LockoutStore, Lockouts, PendingConsent,

@@ -51,6 +51,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a profile: asks in a terminal; else takes DHAN_* variables and flags.
+    #[command(
+        after_help = "Examples:\n  dhan-login init                      # asks, checks each value, hides secrets\n  \
+            dhan-login --profile work init\n  \
+            DHAN_CLIENT_ID=1100000042 DHAN_PIN=… DHAN_TOTP_SECRET=… dhan-login init --no-input\n\n\
+            Other profiles and the comments of an existing file are kept. Ends by saying which\n\
+            login paths the profile can use and the command to run next."
+    )]
+    Init(crate::init::InitArgs),
+
     /// Print a valid access token, obtaining one only if the cached one is about to expire.
     #[command(
         after_help = "Examples:\n  dhan-login token\n  dhan-login token --json | jq -r .expires_at\n  eval \"$(dhan-login token --env | sed 's/^/export /')\""
@@ -162,6 +172,17 @@ pub enum Command {
             object saying where it listens."
     )]
     Serve(ServeArgs),
+
+    /// Print the man page (roff), or write one page per command into a folder.
+    #[command(
+        hide = true,
+        after_help = "Examples:\n  dhan-login man | man -l -\n  dhan-login man --out ~/.local/share/man/man1"
+    )]
+    Man {
+        /// Folder for dhan-login.1 and a page per subcommand.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

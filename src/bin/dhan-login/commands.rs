@@ -136,6 +136,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Serve(args) => {
             crate::serve::serve(&cli.profile, cli.config.as_deref(), args).await
         }
+        Command::Init(args) => crate::init::run(&cli.profile, cli.config.as_deref(), args),
+        Command::Man { out } => man(out.as_deref()),
     }
 }
 
@@ -221,10 +223,18 @@ async fn obtain(
 
 fn status(m: &TokenManager, json: bool) -> Result<u8> {
     let state = m.state()?;
-    let locked = lockout_summary(&m.lockouts(&state)?);
+    let lockouts = m.lockouts(&state)?;
+    let locked = lockout_summary(&lockouts);
     let consents = m.consents_today()?;
     let now = chrono::Utc::now();
     let profile = &m.profile().name;
+    let paths = crate::readiness::assess(
+        m.profile(),
+        Some(&state),
+        Some(&lockouts),
+        consents.as_ref(),
+        now,
+    );
     if json {
         let token = state.token.as_ref().map(|t| {
             let mut v = token_json(t);
@@ -252,6 +262,12 @@ fn status(m: &TokenManager, json: bool) -> Result<u8> {
                 "pending": d.pending.is_some(),
                 "resets_at": next_ist_midnight(now).to_rfc3339(),
             })),
+            "tomorrow": crate::readiness::verdict(&paths),
+            "paths": paths.iter().map(|p| (p.path.to_owned(), serde_json::json!({
+                "ready": p.ready,
+                "automatic": p.automatic,
+                "detail": p.detail,
+            }))).collect::<serde_json::Map<_, _>>(),
         });
         println!("{v}");
         return Ok(0);
@@ -314,6 +330,8 @@ fn status(m: &TokenManager, json: bool) -> Result<u8> {
             e.message
         );
     }
+    println!("tomorrow:   {}", crate::readiness::verdict(&paths));
+    crate::readiness::print(&paths);
     Ok(0)
 }
 
@@ -395,10 +413,10 @@ fn read_secret(prompt: &str) -> Result<String> {
 }
 
 /// Turns terminal echo off until dropped.
-struct EchoOff(Option<libc::termios>);
+pub struct EchoOff(Option<libc::termios>);
 
 impl EchoOff {
-    fn new() -> Self {
+    pub fn new() -> Self {
         // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed, then filled, termios.
         unsafe {
             let mut t: libc::termios = std::mem::zeroed();
@@ -422,6 +440,21 @@ impl Drop for EchoOff {
             }
         }
     }
+}
+
+/// The man page on stdout, or every page into `out`.
+fn man(out: Option<&std::path::Path>) -> Result<u8> {
+    let cmd = Cli::command();
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+        }
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+    }
+    Ok(0)
 }
 
 /// Replaces this process with the program, token in its environment.

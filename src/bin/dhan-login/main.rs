@@ -1,9 +1,13 @@
 //! The `dhan-login` binary: parse, run, map the outcome to an exit code.
 
+mod checks;
 mod cli;
 mod commands;
 mod demo;
+mod init;
+mod keepers;
 mod output;
+mod readiness;
 mod serve;
 
 use std::process::ExitCode;

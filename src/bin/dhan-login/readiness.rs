@@ -1,0 +1,189 @@
+//! "Will tomorrow work?": which login paths a profile can take, and what each one lacks.
+//! Shared by `init` (right after writing a profile) and `status`.
+//!
+//! It looks at what is configured and at the stored state, and reads no secret: a
+//! password manager is not run, and `config check` is the way to check the values.
+
+use chrono::{DateTime, Utc};
+use dhan_login::{
+    LedgerDay, Lockouts, Profile, ProfileState, SourceKind, TokenKind, next_ist_midnight, sends,
+};
+
+/// One login path and whether it can run.
+pub struct PathReadiness {
+    pub path: &'static str,
+    pub ready: bool,
+    /// Why not, or what to know when it is ready.
+    pub detail: String,
+    /// Runs without a human.
+    pub automatic: bool,
+}
+
+/// Every path, cheapest first (the order the chain tries them).
+pub fn assess(
+    profile: &Profile,
+    state: Option<&ProfileState>,
+    lockouts: Option<&Lockouts>,
+    consents: Option<&LedgerDay>,
+    now: DateTime<Utc>,
+) -> Vec<PathReadiness> {
+    let missing = |fields: &[(&'static str, bool)]| -> Vec<&'static str> {
+        fields
+            .iter()
+            .filter(|(_, present)| !present)
+            .map(|(f, _)| *f)
+            .collect()
+    };
+    let client_id = ("client_id", profile.client_id.is_some());
+    let mobile = ("mobile", profile.mobile.is_some());
+    let pin = ("pin", profile.pin.is_some());
+    let totp = ("totp_secret", profile.totp_secret.is_some());
+    let api_key = ("api_key", profile.api_key.is_some());
+    let api_secret = ("api_secret", profile.api_secret.is_some());
+    // A lockout holds while the rejected values stay configured; telling whether they
+    // changed means reading them, so a recorded one counts here.
+    let locked = |kind: SourceKind| -> Option<String> {
+        match lockouts? {
+            Lockouts::Unreadable { path, .. } => Some(format!(
+                "the lockout file {} cannot be read: `dhan-login unlock` after checking",
+                path.display()
+            )),
+            Lockouts::Recorded(all) => all
+                .iter()
+                .filter(|l| l.secrets.iter().any(|s| sends(kind).contains(&s.as_str())))
+                .max_by_key(|l| l.at)
+                .map(|l| {
+                    format!(
+                        "Dhan rejected {} at {}: fix it (a changed value lifts this), or `dhan-login unlock` after checking",
+                        l.secrets.join(", "),
+                        l.at.to_rfc3339()
+                    )
+                }),
+        }
+    };
+    let consent_note = consents
+        .filter(|d| d.exhausted || d.used >= profile.consent_cap)
+        .map(|_| {
+            format!(
+                "; no consent left today, again from {}",
+                next_ist_midnight(now).to_rfc3339()
+            )
+        })
+        .unwrap_or_default();
+
+    let renew = match state.and_then(|s| s.token.as_ref().map(|t| (t, s.renewable))) {
+        None => (
+            false,
+            "needs a token made on Dhan Web: `dhan-login import`".to_owned(),
+        ),
+        Some((t, _)) if t.kind == TokenKind::App => (
+            false,
+            "the stored token comes from an API login (APP), which Dhan does not renew".into(),
+        ),
+        Some((t, _)) if !t.is_live(now) => (
+            false,
+            format!(
+                "the stored token expired at {}; Dhan renews only live tokens",
+                t.expires_at.to_rfc3339()
+            ),
+        ),
+        Some((_, false)) => (false, "Dhan refused to renew the stored token".into()),
+        Some((t, true)) => (
+            true,
+            format!(
+                "renews the {} token each day while it is live (now until {})",
+                t.kind,
+                t.expires_at.to_rfc3339()
+            ),
+        ),
+    };
+
+    let needs = |fields: &[(&'static str, bool)], ok: &str, kind: SourceKind| {
+        let lacking = missing(fields);
+        if !lacking.is_empty() {
+            (false, format!("missing {}", lacking.join(", ")))
+        } else if let Some(l) = locked(kind) {
+            (false, l)
+        } else {
+            (true, ok.to_owned())
+        }
+    };
+    let totp_path = needs(
+        &[client_id, pin, totp],
+        "needs TOTP enabled on the Dhan account",
+        SourceKind::Totp,
+    );
+    let browser_path = if cfg!(feature = "browser") {
+        let (ready, detail) = needs(
+            &[client_id, mobile, pin, totp, api_key, api_secret],
+            "headless Chromium on the consent page",
+            SourceKind::Browser,
+        );
+        (ready, format!("{detail}{consent_note}"))
+    } else {
+        (false, "this build has no browser support".into())
+    };
+    let (manual_ready, manual_detail) = needs(
+        &[client_id, api_key, api_secret],
+        "needs you at a browser",
+        SourceKind::Manual,
+    );
+    let manual_path = (manual_ready, format!("{manual_detail}{consent_note}"));
+
+    [
+        ("renew", renew, true),
+        ("totp", totp_path, true),
+        ("browser", browser_path, true),
+        ("manual", manual_path, false),
+    ]
+    .into_iter()
+    .map(|(path, (ready, detail), automatic)| PathReadiness {
+        path,
+        ready,
+        detail,
+        automatic,
+    })
+    .collect()
+}
+
+/// One line per path, for people.
+pub fn print(paths: &[PathReadiness]) {
+    for p in paths {
+        println!(
+            "  {:<8} {}  {}",
+            p.path,
+            if p.ready { "ready" } else { "no   " },
+            p.detail
+        );
+    }
+}
+
+/// One sentence answering "will tomorrow work?".
+pub fn verdict(paths: &[PathReadiness]) -> String {
+    let auto: Vec<&str> = paths
+        .iter()
+        .filter(|p| p.ready && p.automatic)
+        .map(|p| p.path)
+        .collect();
+    if !auto.is_empty() {
+        format!("yes, without you ({})", auto.join(", then "))
+    } else if paths.iter().any(|p| p.ready) {
+        "only with you at a browser (manual)".into()
+    } else {
+        "no: no login path is complete (`dhan-login init`)".into()
+    }
+}
+
+/// The one command to run next for a freshly written profile.
+pub fn next_command(paths: &[PathReadiness]) -> &'static str {
+    let ready = |name: &str| paths.iter().any(|p| p.path == name && p.ready);
+    if ready("totp") {
+        "dhan-login token"
+    } else if ready("browser") {
+        "dhan-login login --via browser"
+    } else if ready("manual") {
+        "dhan-login login --via manual"
+    } else {
+        "dhan-login import    # a token made on Dhan Web"
+    }
+}

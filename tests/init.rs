@@ -1,0 +1,438 @@
+//! `dhan-login init` (in a pseudo-terminal and without one), `status`'s per-path answer
+//! to "will tomorrow work?", and the generated man pages and completions.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Sandbox, Stand, run, run_blocking};
+use dhan_login::mock::TokenKind;
+
+/// A config another tool (or the user) wrote: comments and another profile to keep.
+const EXISTING: &str = "\
+# my trading accounts
+[profiles.work]
+client_id = \"1100000099\"   # the office account
+pin_command = \"pass show work/pin\"
+
+[serve]
+# listen = \"127.0.0.1:7787\"
+";
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+/// The demo account's secrets, which no output of `init` may show.
+fn secrets(stand: &Stand) -> Vec<(&'static str, String)> {
+    let a = stand.server.account();
+    vec![
+        ("PIN", a.pin.clone()),
+        ("TOTP secret", a.totp_secret.clone()),
+        ("API secret", a.api_secret.clone()),
+        ("API key", a.api_key.clone()),
+        ("mobile", a.mobile.clone()),
+    ]
+}
+
+#[track_caller]
+fn assert_no_secret(stand: &Stand, what: &str, text: &str) {
+    for (kind, value) in secrets(stand) {
+        assert!(!text.contains(&value), "the {kind} appears in {what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_without_a_terminal_writes_the_profile_from_env_and_keeps_the_rest() {
+    let s = Stand::start().await;
+    let config = s.sandbox.write_config(EXISTING);
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut cmd = s.command();
+    cmd.env("DHAN_LOGIN_CONFIG", &config)
+        .args(["--profile", "demo", "init"]);
+    let r = run(cmd, None).await;
+    assert_eq!(r.code, Some(0), "init failed: {}", r.stderr);
+    assert_no_secret(&s, "init's stdout", &r.stdout);
+    assert_no_secret(&s, "init's stderr", &r.stderr);
+    assert!(r.stdout.contains("totp     ready"), "{}", r.stdout);
+    assert!(r.stdout.contains("browser  ready"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("next: dhan-login --profile demo token"),
+        "{}",
+        r.stdout
+    );
+
+    let text = std::fs::read_to_string(&config).expect("read the config");
+    for kept in EXISTING.split("\n\n") {
+        assert!(
+            text.contains(kept),
+            "the existing file is kept as written:\n{text}"
+        );
+    }
+    assert!(text.contains("[profiles.demo]"), "{text}");
+    let parsed: toml::Table = toml::from_str(&text).expect("valid TOML");
+    let demo = &parsed["profiles"]["demo"];
+    let a = s.server.account();
+    assert_eq!(demo["client_id"].as_str(), Some(a.client_id.as_str()));
+    assert_eq!(demo["pin"].as_str(), Some(a.pin.as_str()));
+    assert_eq!(
+        demo["auth_base_url"].as_str(),
+        Some(s.server.auth_base_url().as_str().trim_end_matches('/'))
+    );
+    assert_eq!(mode(&config), 0o600, "inline secrets: the file is private");
+
+    let mut cmd = s.sandbox.command();
+    cmd.env("DHAN_LOGIN_CONFIG", &config)
+        .args(["--profile", "demo", "token"]);
+    let t = run(cmd, None).await;
+    t.assert_ok();
+    assert!(
+        s.server.is_live(t.out()),
+        "a live token from the file alone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_names_every_bad_value_and_writes_nothing() {
+    let s = Stand::start().await;
+    let config = s.sandbox.config_path();
+    let mut cmd = s.command();
+    cmd.env("DHAN_LOGIN_CONFIG", &config)
+        .env("DHAN_PIN", "13579")
+        .env("DHAN_MOBILE", "99999")
+        .env_remove("DHAN_API_SECRET")
+        .arg("init");
+    let r = run(cmd, None).await;
+    r.assert_code(2);
+    for field in ["pin", "mobile", "api_secret"] {
+        assert!(r.stderr.contains(field), "names {field}:\n{r}");
+    }
+    assert!(r.stderr.contains("DHAN_PIN"), "names the variable:\n{r}");
+    assert!(
+        !r.stderr.contains("13579") && !r.stderr.contains("99999"),
+        "{r}"
+    );
+    assert!(!config.exists(), "nothing written");
+
+    // No client id anywhere: says which variable or flag gives it.
+    let mut cmd = s.sandbox.command();
+    cmd.env("DHAN_LOGIN_CONFIG", &config).arg("init");
+    let r = run(cmd, None).await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("DHAN_CLIENT_ID") && r.stderr.contains("--client-id"),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_refuses_a_totp_uri_dhan_would_not_accept() {
+    let s = Stand::start().await;
+    let a = s.server.account();
+    let uri = format!(
+        "otpauth://totp/Dhan:{}?secret={}&digits=8",
+        a.client_id, a.totp_secret
+    );
+    let mut cmd = s.command();
+    cmd.env("DHAN_LOGIN_CONFIG", s.sandbox.config_path())
+        .env("DHAN_TOTP_SECRET", &uri)
+        .arg("init");
+    let r = run(cmd, None).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("digits=8"), "{r}");
+    assert!(
+        !r.stderr.contains(&a.totp_secret),
+        "the secret is not shown"
+    );
+}
+
+/// A stand-in for `pass`: keeps each entry in a file under `store`.
+fn fake_pass(bin: &Path, store: &Path) {
+    std::fs::create_dir_all(bin).expect("bin folder");
+    let script = format!(
+        "#!/bin/sh\nstore='{}'\ncmd=$1; shift\nwhile [ $# -gt 1 ]; do shift; done\n\
+         case $cmd in\n  insert) mkdir -p \"$store/$(dirname \"$1\")\"; cat > \"$store/$1\" ;;\n  \
+         show) cat \"$store/$1\" ;;\n  *) exit 1 ;;\nesac\n",
+        store.display()
+    );
+    let path = bin.join("pass");
+    std::fs::write(&path, script).expect("write fake pass");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// The binary in a pseudo-terminal; every byte it shows is returned with the outcome.
+struct Pty {
+    session: rexpect::session::PtySession,
+    seen: String,
+}
+
+impl Pty {
+    /// rexpect turns the terminal's echo off; a user's terminal has it on, and hiding
+    /// what is typed is the program's job: `stty echo` first.
+    fn spawn(sandboxed: std::process::Command) -> Pty {
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.env_clear()
+            .arg("-c")
+            .arg("stty echo && exec \"$@\"")
+            .arg("sh")
+            .arg(sandboxed.get_program())
+            .args(sandboxed.get_args());
+        for (k, v) in sandboxed.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        if let Some(dir) = sandboxed.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        let session = rexpect::session::spawn_command(cmd, Some(30_000)).expect("spawn in a pty");
+        Pty {
+            session,
+            seen: String::new(),
+        }
+    }
+
+    #[track_caller]
+    fn expect(&mut self, text: &str) {
+        match self.session.exp_string(text) {
+            Ok(before) => {
+                self.seen.push_str(&before);
+                self.seen.push_str(text);
+            }
+            Err(e) => panic!("waited for {text:?}: {e}\nso far:\n{}", self.seen),
+        }
+    }
+
+    fn answer(&mut self, line: &str) {
+        self.session.send_line(line).expect("type into the pty");
+    }
+
+    /// Everything until the program exits, and its exit status.
+    fn finish(mut self) -> (String, i32) {
+        let rest = self.session.exp_eof().expect("the program ends");
+        self.seen.push_str(&rest);
+        let status = self.session.process_mut().wait().expect("wait");
+        let code = match status {
+            rexpect::process::WaitStatus::Exited(_, code) => code,
+            other => panic!("ended by {other:?}"),
+        };
+        (self.seen, code)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_in_a_terminal_asks_checks_hides_and_keeps_secrets_in_pass() {
+    let s = Stand::start().await;
+    let a = s.server.account().clone();
+    let bin = s.sandbox.path().join("bin");
+    let store = s.sandbox.path().join("pass-store");
+    fake_pass(&bin, &store);
+    let config = s.sandbox.config_path();
+    let mut cmd = s.sandbox.command();
+    cmd.env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("DHAN_LOGIN_CONFIG", &config)
+        .env("DHAN_AUTH_BASE_URL", s.server.auth_base_url().as_str())
+        .env("DHAN_API_BASE_URL", s.server.api_base_url().as_str())
+        .arg("init");
+    let answers = a.clone();
+    let (seen, code) = tokio::task::spawn_blocking(move || {
+        let mut p = Pty::spawn(cmd);
+        p.expect("Where should the secrets be kept?");
+        p.expect("1) pass");
+        p.expect("Choice [1]: ");
+        p.answer("");
+        p.expect("Client id");
+        p.answer("not-a-number");
+        p.expect("must be the numeric Dhan client id");
+        p.expect("Client id");
+        p.answer(&answers.client_id);
+        p.expect("Mobile number");
+        p.answer(&answers.mobile);
+        p.expect("PIN, 6 digits");
+        p.answer("1234");
+        p.expect("must be the 6-digit PIN; again");
+        p.expect("PIN, 6 digits");
+        p.answer(&answers.pin);
+        p.expect("TOTP secret");
+        p.answer(&answers.totp_secret);
+        p.expect("API key");
+        p.answer(&answers.api_key);
+        p.expect("API secret");
+        p.answer(&answers.api_secret);
+        p.expect("Redirect URL");
+        p.answer("");
+        p.expect("next: dhan-login token");
+        p.finish()
+    })
+    .await
+    .expect("the pty session");
+    assert_eq!(code, 0, "init failed:\n{seen}");
+    assert!(
+        seen.contains("1100000042"),
+        "typed non-secrets echo:\n{seen}"
+    );
+    // Echo is off for secrets: not even the rejected PIN shows.
+    for hidden in [&a.pin, &a.totp_secret, &a.api_key, &a.api_secret, &a.mobile] {
+        assert!(
+            !seen.contains(hidden.as_str()),
+            "a secret was shown:\n{seen}"
+        );
+    }
+    assert!(!seen.contains("1234\r"), "the rejected PIN was shown");
+    assert!(
+        seen.contains("pin, totp_secret, api_key, api_secret in pass"),
+        "{seen}"
+    );
+
+    let text = std::fs::read_to_string(&config).expect("config written");
+    for (kind, value) in secrets(&s) {
+        assert!(!text.contains(&value), "the {kind} is inline in the file");
+    }
+    assert!(
+        text.contains("pin_command = \"pass show 'dhan-login/default/pin'\""),
+        "{text}"
+    );
+    let stored = std::fs::read_to_string(store.join("dhan-login/default/pin")).expect("in pass");
+    assert_eq!(stored.trim(), a.pin);
+
+    let mut cmd = s.sandbox.command();
+    cmd.env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("DHAN_LOGIN_CONFIG", &config)
+        .arg("token");
+    let t = run(cmd, None).await;
+    t.assert_ok();
+    assert!(
+        s.server.is_live(t.out()),
+        "logged in with the secrets from pass"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_in_a_terminal_asks_before_touching_an_existing_profile() {
+    let s = Stand::start().await;
+    let config = s.sandbox.write_config(EXISTING);
+    let mut cmd = s.sandbox.command();
+    cmd.env("PATH", "/usr/bin:/bin")
+        .env("DHAN_LOGIN_CONFIG", &config)
+        .args(["--profile", "work", "init"]);
+    let (seen, code) = tokio::task::spawn_blocking(move || {
+        let mut p = Pty::spawn(cmd);
+        p.expect("Profile `work` exists");
+        p.answer("n");
+        p.expect("Nothing written.");
+        p.finish()
+    })
+    .await
+    .expect("the pty session");
+    assert_eq!(code, 0, "{seen}");
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert_eq!(text, EXISTING, "unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_says_which_paths_work_tomorrow_and_what_each_lacks() {
+    let s = Stand::start().await;
+    // PIN + TOTP only: the totp path, nothing for the consent paths.
+    let mut cmd = s.command();
+    cmd.env_remove("DHAN_API_KEY")
+        .env_remove("DHAN_API_SECRET")
+        .env_remove("DHAN_MOBILE")
+        .args(["status", "--json"]);
+    let v = run(cmd, None).await.json();
+    assert_eq!(v["paths"]["totp"]["ready"], true, "{v}");
+    assert_eq!(v["paths"]["renew"]["ready"], false, "{v}");
+    let browser = v["paths"]["browser"]["detail"].as_str().expect("detail");
+    assert!(
+        browser.contains("missing mobile, api_key, api_secret"),
+        "{v}"
+    );
+    assert_eq!(v["paths"]["manual"]["ready"], false, "{v}");
+    assert!(
+        v["tomorrow"].as_str().expect("verdict").starts_with("yes"),
+        "{v}"
+    );
+
+    // Nothing but a client id: no path, and the text says so.
+    let mut cmd = s.sandbox.command();
+    cmd.env("DHAN_CLIENT_ID", "1100000042").arg("status");
+    let r = run(cmd, None).await;
+    r.assert_ok();
+    assert!(r.stdout.contains("tomorrow:   no"), "{r}");
+    assert!(
+        r.stdout
+            .contains("totp     no     missing pin, totp_secret"),
+        "{r}"
+    );
+
+    // A token made on Dhan Web: renew is ready, and says until when.
+    let web = s
+        .server
+        .issue_token(TokenKind::SelfWeb, Duration::from_secs(24 * 3600));
+    run(s.cli(["import"]), Some(web.as_bytes()))
+        .await
+        .assert_ok();
+    let v = s.run(["status", "--json"]).await.json();
+    assert_eq!(v["paths"]["renew"]["ready"], true, "{v}");
+    assert!(
+        v["tomorrow"].as_str().expect("verdict").contains("renew"),
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains(&web),
+        "status never shows the token"
+    );
+
+    // A PIN Dhan rejected: the paths that send it are not ready until it changes.
+    let b = Sandbox::new();
+    let mut cmd = s.command_in(&b);
+    cmd.env("DHAN_PIN", "000000")
+        .args(["login", "--via", "totp"]);
+    run(cmd, None).await.assert_code(3);
+    let mut cmd = s.command_in(&b);
+    cmd.env("DHAN_PIN", "000000").args(["status", "--json"]);
+    let v = run(cmd, None).await.json();
+    assert_eq!(v["paths"]["totp"]["ready"], false, "{v}");
+    let why = v["paths"]["totp"]["detail"].as_str().expect("detail");
+    assert!(why.contains("Dhan rejected") && why.contains("pin"), "{v}");
+    assert_eq!(
+        v["paths"]["manual"]["ready"], true,
+        "manual sends no PIN: {v}"
+    );
+}
+
+#[test]
+fn man_pages_and_completions_are_generated_for_every_command() {
+    let sandbox = Sandbox::new();
+    let dir: PathBuf = sandbox.path().join("man1");
+    let mut cmd = sandbox.command();
+    cmd.arg("man").arg("--out").arg(&dir);
+    run_blocking(cmd).assert_ok();
+    for page in [
+        "dhan-login.1",
+        "dhan-login-init.1",
+        "dhan-login-token.1",
+        "dhan-login-serve.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page))
+            .unwrap_or_else(|e| panic!("{page} was not written: {e}"));
+        assert!(text.contains(".TH"), "{page} is not a man page");
+    }
+    let mut cmd = sandbox.command();
+    cmd.arg("man");
+    let top = run_blocking(cmd);
+    top.assert_ok();
+    assert!(
+        top.stdout.contains(".SH SUBCOMMANDS") || top.stdout.contains("init"),
+        "{top}"
+    );
+
+    for shell in ["bash", "zsh", "fish"] {
+        let mut cmd = sandbox.command();
+        cmd.args(["completions", shell]);
+        let r = run_blocking(cmd);
+        r.assert_ok();
+        assert!(r.stdout.contains("init"), "{shell} completes init");
+    }
+}
