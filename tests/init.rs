@@ -50,8 +50,10 @@ async fn init_without_a_terminal_writes_the_profile_from_env_and_keeps_the_rest(
     let config = s.sandbox.write_config(EXISTING);
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let mut cmd = s.command();
+    // Trace logging on: nothing init logs may hold a secret either.
     cmd.env("DHAN_LOGIN_CONFIG", &config)
-        .args(["--profile", "demo", "init"]);
+        .env("DHAN_LOGIN_LOG", "trace")
+        .args(["-vvv", "--profile", "demo", "init"]);
     let r = run(cmd, None).await;
     assert_eq!(r.code, Some(0), "init failed: {}", r.stderr);
     assert_no_secret(&s, "init's stdout", &r.stdout);

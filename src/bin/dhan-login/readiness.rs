@@ -78,7 +78,7 @@ pub fn assess(
         ),
         Some((t, _)) if t.kind == TokenKind::App => (
             false,
-            "the stored token comes from an API login (APP), which Dhan does not renew".into(),
+            "the stored token comes from an API login (APP): Dhan reportedly renews only Dhan Web tokens, so it is not counted on".into(),
         ),
         Some((t, _)) if !t.is_live(now) => (
             false,
