@@ -143,7 +143,7 @@ async fn init_refuses_a_totp_uri_dhan_would_not_accept() {
         .arg("init");
     let r = run(cmd, None).await;
     r.assert_code(2);
-    assert!(r.stderr.contains("digits=8"), "{r}");
+    assert!(r.stderr.contains("8 digits"), "{r}");
     assert!(
         !r.stderr.contains(&a.totp_secret),
         "the secret is not shown"
@@ -247,14 +247,14 @@ async fn init_in_a_terminal_asks_checks_hides_and_keeps_secrets_in_pass() {
         p.answer("");
         p.expect("Client id");
         p.answer("not-a-number");
-        p.expect("must be the numeric Dhan client id");
+        p.expect("must hold digits only");
         p.expect("Client id");
         p.answer(&answers.client_id);
         p.expect("Mobile number");
         p.answer(&answers.mobile);
         p.expect("PIN, 6 digits");
         p.answer("1234");
-        p.expect("must be the 6-digit PIN; again");
+        p.expect("pin: must be exactly 6 digits");
         p.expect("PIN, 6 digits");
         p.answer(&answers.pin);
         p.expect("TOTP secret");
