@@ -334,6 +334,66 @@ async fn init_in_a_terminal_asks_before_touching_an_existing_profile() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_while_a_secret_is_typed_writes_nothing_and_exits_130() {
+    let s = Stand::start().await;
+    let config = s.sandbox.config_path();
+    let mut cmd = s.sandbox.command();
+    cmd.env("PATH", "/usr/bin:/bin")
+        .env("DHAN_LOGIN_CONFIG", &config)
+        .env("DHAN_CLIENT_ID", "1100000042")
+        .arg("init");
+    let (seen, code) = tokio::task::spawn_blocking(move || {
+        let mut p = Pty::spawn(cmd);
+        p.expect("Mobile number");
+        p.session.send("99999").expect("type");
+        p.session.send_control('c').expect("Ctrl-C");
+        p.expect("init interrupted: nothing written");
+        p.finish()
+    })
+    .await
+    .expect("the pty session");
+    assert_eq!(code, 130, "{seen}");
+    assert!(!seen.contains("99999"), "the half-typed secret was shown");
+    assert!(!config.exists(), "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_without_a_terminal_can_keep_the_secrets_in_pass() {
+    let s = Stand::start().await;
+    let bin = s.sandbox.path().join("bin");
+    let store = s.sandbox.path().join("pass-store");
+    fake_pass(&bin, &store);
+    let config = s.sandbox.config_path();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let mut cmd = s.command();
+    cmd.env("PATH", &path)
+        .env("DHAN_LOGIN_CONFIG", &config)
+        .args(["init", "--secrets", "pass"]);
+    let r = run(cmd, None).await;
+    r.assert_ok();
+    let text = std::fs::read_to_string(&config).expect("config written");
+    for (kind, value) in secrets(&s) {
+        assert!(!text.contains(&value), "the {kind} is inline in the file");
+    }
+    assert!(text.contains("totp_secret_command = "), "{text}");
+    let mut cmd = s.sandbox.command();
+    cmd.env("PATH", &path)
+        .env("DHAN_LOGIN_CONFIG", &config)
+        .arg("token");
+    let t = run(cmd, None).await;
+    t.assert_ok();
+    assert!(s.server.is_live(t.out()));
+
+    // op takes references, which only a person at a terminal can give.
+    let mut cmd = s.command();
+    cmd.env("DHAN_LOGIN_CONFIG", s.sandbox.path().join("other.toml"))
+        .args(["init", "--secrets", "op"]);
+    let r = run(cmd, None).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("op://"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn status_says_which_paths_work_tomorrow_and_what_each_lacks() {
     let s = Stand::start().await;
     // PIN + TOTP only: the totp path, nothing for the consent paths.

@@ -131,6 +131,9 @@ pub fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result<u8> {
     let mut doc = read_document(&file)?;
     let exists = doc.get("profiles").and_then(|p| p.get(profile)).is_some();
     let interactive = !args.no_input && std::io::stdin().is_terminal();
+    if interactive {
+        restore_terminal_on_interrupt();
+    }
     let mut ui = Terminal::new(interactive);
 
     let given = |f: &Field| -> Option<(String, &'static str)> {
@@ -301,7 +304,10 @@ fn check_read_back(field: &str, command: &str, typed: &str, keeper: Keeper) -> R
 fn choose_keeper(ui: &mut Terminal, given: Option<Keeper>) -> Result<Keeper> {
     if let Some(k) = given {
         if k.takes_reference() && !ui.interactive {
-            bail!("--secrets op asks for op:// references: run init in a terminal");
+            return Err(config_error(
+                "--secrets op",
+                "takes op:// references, which init asks for in a terminal",
+            ));
         }
         return Ok(k);
     }
@@ -401,6 +407,36 @@ fn profile_table<'a>(doc: &'a mut DocumentMut, name: &str) -> Result<&'a mut Tab
         .or_insert_with(|| Item::Table(Table::new()))
         .as_table_mut()
         .ok_or_else(|| config_error(&format!("profiles.{name}"), "is not a table"))
+}
+
+/// Ctrl-C while a secret is typed would leave the terminal without echo: on SIGINT or
+/// SIGTERM, put back the settings the terminal had at the start and leave (nothing has
+/// been written: the file is written once, after the last answer).
+fn restore_terminal_on_interrupt() {
+    // SAFETY: tcgetattr on fd 0 into a zeroed termios.
+    let saved = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        (libc::tcgetattr(0, &mut t) == 0).then_some(t)
+    };
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if let Some(t) = saved {
+            // SAFETY: restores the attributes read above.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+        eprintln!("\ninit interrupted: nothing written");
+        std::process::exit(i32::from(crate::exit::INTERRUPTED));
+    });
 }
 
 /// Questions on stderr, answers from stdin; secrets typed without echo.
