@@ -42,4 +42,5 @@ pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 #[cfg(feature = "browser")]
 pub use browser::{
     Artifacts, BrowserError, ConsentLogin, Limit, SelectorProfile, Step, capture_token_id,
+    find_browser,
 };

@@ -462,6 +462,15 @@ async fn status_says_which_paths_work_tomorrow_and_what_each_lacks() {
         v["paths"]["manual"]["ready"], true,
         "manual sends no PIN: {v}"
     );
+
+    // Every browser field set but no Chromium where it is said to be.
+    let mut cmd = s.command();
+    cmd.env("DHAN_LOGIN_CHROME", "/nonexistent/chromium")
+        .args(["status", "--json"]);
+    let v = run(cmd, None).await.json();
+    assert_eq!(v["paths"]["browser"]["ready"], false, "{v}");
+    let why = v["paths"]["browser"]["detail"].as_str().expect("detail");
+    assert!(why.contains("/nonexistent/chromium"), "{v}");
 }
 
 #[test]

@@ -39,6 +39,11 @@ use url::Url;
 pub use error::{Artifacts, BrowserError, Limit, Step};
 pub use selectors::SelectorProfile;
 
+/// The browser a login would run, or why there is none (`status` tells it in advance).
+pub fn find_browser(settings: &crate::BrowserSettings) -> Result<std::path::PathBuf, BrowserError> {
+    launch::find_executable(settings, &|k| std::env::var_os(k)).map(|found| found.path)
+}
+
 use crate::config::BrowserSettings;
 use crate::progress::Progress;
 use crate::redact::Scrubber;

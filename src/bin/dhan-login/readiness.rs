@@ -113,15 +113,20 @@ pub fn assess(
         "needs TOTP enabled on the Dhan account",
         SourceKind::Totp,
     );
-    let browser_path = if cfg!(feature = "browser") {
+    let browser_path = {
         let (ready, detail) = needs(
             &[client_id, mobile, pin, totp, api_key, api_secret],
-            "headless Chromium on the consent page",
+            "",
             SourceKind::Browser,
         );
-        (ready, format!("{detail}{consent_note}"))
-    } else {
-        (false, "this build has no browser support".into())
+        match (ready, browser(profile)) {
+            (true, Ok(path)) => (
+                true,
+                format!("{} on the consent page{consent_note}", path.display()),
+            ),
+            (true, Err(why)) => (false, why),
+            (false, _) => (false, format!("{detail}{consent_note}")),
+        }
     };
     let (manual_ready, manual_detail) = needs(
         &[client_id, api_key, api_secret],
@@ -144,6 +149,17 @@ pub fn assess(
         automatic,
     })
     .collect()
+}
+
+/// The Chromium a browser login would start, or why there is none.
+#[cfg(feature = "browser")]
+fn browser(profile: &Profile) -> Result<std::path::PathBuf, String> {
+    dhan_login::find_browser(&profile.browser).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "browser"))]
+fn browser(_: &Profile) -> Result<std::path::PathBuf, String> {
+    Err("this build has no browser support".into())
 }
 
 /// One line per path, for people.
