@@ -41,6 +41,6 @@ pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 // browser re-exports
 #[cfg(feature = "browser")]
 pub use browser::{
-    Artifacts, BrowserError, ConsentLogin, Limit, SelectorProfile, Step, capture_token_id,
-    find_browser,
+    Artifacts, BrowserError, ConsentLogin, Limit, OtpSource, SelectorProfile, Step,
+    capture_token_id, find_browser,
 };

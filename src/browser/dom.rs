@@ -1,119 +1,14 @@
-//! Reading and acting on the login page: one probe script that evaluates selector
-//! candidates and on-page errors in a single round trip, and the person-like actions
-//! (focus, key presses, mouse clicks) on the elements it found.
-//!
-//! The probe tags what it found with a `data-dhan-login` attribute, so that actions reach
-//! the same element whatever kind of candidate matched it (CSS, text or XPath).
-
-use std::collections::HashMap;
+//! Acting on the login page the way a person would (focus, key presses, mouse clicks) on
+//! the elements the screen classifier tagged with a `data-dhan-login` attribute, so that
+//! actions reach exactly what was classified.
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-const MARK: &str = "data-dhan-login";
-
-/// What a target must look like to count as found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Want {
-    /// Any visible element (screen headings).
-    Present,
-    /// Exactly `count` visible, editable inputs (one for a single field, six for boxes).
-    Input,
-    /// A visible button; reported disabled until it can be clicked.
-    Button,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Target<'a> {
-    pub key: &'static str,
-    pub candidates: &'a [String],
-    pub want: Want,
-    pub count: usize,
-}
-
-impl<'a> Target<'a> {
-    pub fn present(key: &'static str, candidates: &'a [String]) -> Self {
-        Target {
-            key,
-            candidates,
-            want: Want::Present,
-            count: 1,
-        }
-    }
-
-    pub fn inputs(key: &'static str, candidates: &'a [String], count: usize) -> Self {
-        Target {
-            key,
-            candidates,
-            want: Want::Input,
-            count,
-        }
-    }
-
-    pub fn button(key: &'static str, candidates: &'a [String]) -> Self {
-        Target {
-            key,
-            candidates,
-            want: Want::Button,
-            count: 1,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct Spec<'a> {
-    mark: &'static str,
-    targets: &'a [Target<'a>],
-    errors: &'a [String],
-    error_texts: &'a [String],
-    expired_texts: &'a [String],
-}
-
-/// The page's own words about what went wrong. Unscrubbed: scrub before storing.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct PageError {
-    pub message: String,
-    /// The candidate or text that recognised it.
-    pub via: String,
-    pub expired: bool,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub(crate) struct Found {
-    /// Index into the target's candidates.
-    pub candidate: usize,
-    pub enabled: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Probe {
-    pub error: Option<PageError>,
-    pub found: HashMap<String, Found>,
-    /// Candidates the browser refused to parse.
-    pub invalid: Vec<String>,
-}
-
-impl Probe {
-    pub fn has(&self, key: &str) -> bool {
-        self.found.contains_key(key)
-    }
-
-    pub fn ready(&self, key: &str) -> bool {
-        self.found.get(key).is_some_and(|f| f.enabled)
-    }
-}
-
-/// The errors to watch for on every probe.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ErrorWatch<'a> {
-    pub selectors: &'a [String],
-    pub texts: &'a [String],
-    pub expired: &'a [String],
-}
+pub(crate) const MARK: &str = "data-dhan-login";
 
 /// Why a page script gave no answer. Never carries page text: exception messages can
 /// quote what the page holds.
@@ -146,127 +41,14 @@ async fn eval<T: DeserializeOwned>(page: &Page, expression: String) -> Result<T,
     serde_json::from_value(value).map_err(|e| EvalError::Shape(e.to_string()))
 }
 
-/// Shared by every script: visibility, text matching and candidate evaluation.
+/// Shared by the action scripts: the elements tagged `key`, in the classifier's order.
 const HELPERS: &str = r#"
-const norm = (t) => (t || '').replace(/\s+/g, ' ').trim();
-const shown = (el) => {
-  if (!el || !el.isConnected || el.getClientRects().length === 0) return false;
-  const s = getComputedStyle(el);
-  return s.visibility !== 'hidden' && s.display !== 'none' && Number(s.opacity || '1') > 0;
-};
-const skipTag = /^(SCRIPT|STYLE|TEMPLATE|NOSCRIPT|HEAD|TITLE|META|LINK)$/;
-const containing = (pool, needle) => {
-  const n = norm(needle).toLowerCase();
-  return pool.filter((el) => !skipTag.test(el.tagName)
-    && norm(el.textContent).toLowerCase().includes(n)
-    && norm(el.innerText).toLowerCase().includes(n)
-    && shown(el));
-};
-const innermost = (els) => els.filter((el) => !els.some((o) => o !== el && el.contains(o)));
-const query = (cand) => {
-  let c = cand.trim();
-  if (c.startsWith('text=')) {
-    const all = document.body ? Array.from(document.body.querySelectorAll('*')) : [];
-    return innermost(containing(all, c.slice(5)));
-  }
-  if (c.startsWith('xpath=')) {
-    const r = document.evaluate(c.slice(6), document, null, XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
-    const out = [];
-    for (let i = 0; i < r.snapshotLength; i++) {
-      const n = r.snapshotItem(i);
-      if (n.nodeType === 1 && shown(n)) out.push(n);
-    }
-    return out;
-  }
-  const k = c.indexOf('>> text=');
-  if (k >= 0) {
-    return innermost(containing(Array.from(document.querySelectorAll(c.slice(0, k).trim())), c.slice(k + 8)));
-  }
-  if (c.startsWith('css=')) c = c.slice(4);
-  return Array.from(document.querySelectorAll(c)).filter(shown);
-};
 const marked = (mark, key) => Array.from(document.querySelectorAll('[' + mark + '="' + key + '"]'))
   .sort((a, b) => Number(a.getAttribute(mark + '-i')) - Number(b.getAttribute(mark + '-i')));
 "#;
 
-const PROBE: &str = r#"
-const enabled = (el) => {
-  const ctl = el.closest('button, input, [role="button"]') || el;
-  return !ctl.disabled && ctl.getAttribute('aria-disabled') !== 'true';
-};
-const found = {};
-const invalid = [];
-const run = (cand) => {
-  try { return query(cand); } catch (e) { invalid.push(cand); return null; }
-};
-const mark = (key, els) => {
-  for (const old of marked(spec.mark, key)) {
-    if (!els.includes(old)) { old.removeAttribute(spec.mark); old.removeAttribute(spec.mark + '-i'); }
-  }
-  els.forEach((el, i) => {
-    if (el.getAttribute(spec.mark) !== key) el.setAttribute(spec.mark, key);
-    if (el.getAttribute(spec.mark + '-i') !== String(i)) el.setAttribute(spec.mark + '-i', String(i));
-  });
-};
-for (const t of spec.targets) {
-  for (let i = 0; i < t.candidates.length; i++) {
-    let els = run(t.candidates[i]);
-    if (!els || els.length === 0) continue;
-    if (t.want === 'input') {
-      els = els.filter((el) => !el.disabled && !el.readOnly);
-      if (t.count === 1 && els.length >= 1) els = [els[0]];
-      if (els.length !== t.count) continue;
-      found[t.key] = { candidate: i, enabled: true };
-      mark(t.key, els);
-    } else if (t.want === 'button') {
-      const ok = els.filter(enabled);
-      found[t.key] = { candidate: i, enabled: ok.length > 0 };
-      mark(t.key, ok.length > 0 ? [ok[0]] : []);
-    } else {
-      found[t.key] = { candidate: i, enabled: true };
-    }
-    break;
-  }
-}
-let error = null;
-for (const sel of spec.errors) {
-  const els = run(sel);
-  const hit = (els || []).find((el) => norm(el.innerText).length > 0);
-  if (hit) { error = { message: norm(hit.innerText).slice(0, 300), via: sel }; break; }
-}
-const body = document.body ? norm(document.body.innerText).toLowerCase() : '';
-if (!error) {
-  for (const text of spec.error_texts.concat(spec.expired_texts)) {
-    if (body.includes(norm(text).toLowerCase())) {
-      const els = run('text=' + text) || [];
-      error = { message: (els.length ? norm(els[0].innerText) : text).slice(0, 300), via: 'text=' + text };
-      break;
-    }
-  }
-}
-if (error) error.expired = spec.expired_texts.some((t) => body.includes(norm(t).toLowerCase()));
-return { error, found, invalid };
-"#;
-
 fn script(body: &str, args: &str) -> String {
     format!("(() => {{ {args}\n{HELPERS}\n{body} }})()")
-}
-
-/// Evaluates every target's candidates in order and looks for on-page errors.
-pub(crate) async fn probe(
-    page: &Page,
-    targets: &[Target<'_>],
-    errors: ErrorWatch<'_>,
-) -> Result<Probe, EvalError> {
-    let spec = Spec {
-        mark: MARK,
-        targets,
-        errors: errors.selectors,
-        error_texts: errors.texts,
-        expired_texts: errors.expired,
-    };
-    let json = serde_json::to_string(&spec).map_err(|e| EvalError::Shape(e.to_string()))?;
-    eval(page, script(PROBE, &format!("const spec = {json};"))).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,6 +117,71 @@ pub(crate) async fn press_digit(page: &Page, digit: char) -> Result<(), EvalErro
     Ok(())
 }
 
+/// Presses Enter in whatever has the focus (a code screen without a button).
+pub(crate) async fn press_enter(page: &Page) -> Result<(), EvalError> {
+    let event = |kind: DispatchKeyEventType| {
+        let mut e = DispatchKeyEventParams::new(kind);
+        e.key = Some("Enter".into());
+        e.code = Some("Enter".into());
+        e.windows_virtual_key_code = Some(13);
+        e.native_virtual_key_code = Some(13);
+        e
+    };
+    let mut down = event(DispatchKeyEventType::KeyDown);
+    down.text = Some("\r".into());
+    down.unmodified_text = Some("\r".into());
+    page.execute(down).await?;
+    page.execute(event(DispatchKeyEventType::KeyUp)).await?;
+    Ok(())
+}
+
+/// Tags the inputs tagged `key` as filled with `code`: until the page replaces or
+/// clears them, the classifier takes them for the screen already answered.
+pub(crate) async fn mark_filled(page: &Page, key: &str, code: &str) -> Result<(), EvalError> {
+    let args = format!(
+        "const mark = {}; const key = {}; const code = {};",
+        serde_json::json!(MARK),
+        serde_json::json!(key),
+        serde_json::json!(code)
+    );
+    let body = r#"
+const els = marked(mark, key);
+els.forEach((el) => el.setAttribute(mark + '-filled', code));
+return els.length;
+"#;
+    let _: usize = eval(page, script(body, &args)).await?;
+    Ok(())
+}
+
+/// Counts, in every document the page loads, the requests the page itself starts to
+/// send something (form submits, fetch and XHR writes). The driver reads the count in
+/// the same look as the screen, so a page that submits on its own is never clicked
+/// after it did.
+pub(crate) const SUBMIT_WATCH: &str = r#"
+(() => {
+  if (window.__dhanLoginWatch) return;
+  const w = { submits: 0 };
+  Object.defineProperty(window, '__dhanLoginWatch', { value: w, enumerable: false });
+  const writes = (m) => !/^(GET|HEAD|OPTIONS)$/i.test(m || 'GET');
+  document.addEventListener('submit', () => { w.submits += 1; }, true);
+  const fetch0 = window.fetch;
+  if (fetch0) {
+    window.fetch = function (input, init) {
+      const m = (init && init.method) || (input && typeof input === 'object' && input.method) || 'GET';
+      if (writes(m)) w.submits += 1;
+      return fetch0.apply(this, arguments);
+    };
+  }
+  const open0 = XMLHttpRequest.prototype.open;
+  const send0 = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.open = function (m) { this.__dhanLoginMethod = m; return open0.apply(this, arguments); };
+  XMLHttpRequest.prototype.send = function () {
+    if (writes(this.__dhanLoginMethod)) w.submits += 1;
+    return send0.apply(this, arguments);
+  };
+})();
+"#;
+
 /// Clicks the element tagged `key` with real mouse events at its centre.
 pub(crate) async fn click(page: &Page, key: &str) -> Result<(), EvalError> {
     let el = page.find_element(format!("[{MARK}=\"{key}\"]")).await?;
@@ -369,9 +216,10 @@ copy.querySelectorAll('input, textarea').forEach((el) => {
   if (el.hasAttribute('value')) el.setAttribute('value', '');
   if (el.tagName === 'TEXTAREA') el.textContent = '';
 });
-copy.querySelectorAll('[' + mark + ']').forEach((el) => {
+copy.querySelectorAll('[' + mark + '], [' + mark + '-filled]').forEach((el) => {
   el.removeAttribute(mark);
   el.removeAttribute(mark + '-i');
+  el.removeAttribute(mark + '-filled');
 });
 return '<!doctype html>\n' + copy.outerHTML;
 "#;

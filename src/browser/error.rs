@@ -13,6 +13,8 @@ pub enum Step {
     Open,
     Mobile,
     Totp,
+    /// A code sent by SMS or e-mail, on accounts without TOTP.
+    Otp,
     Pin,
     Capture,
     Close,
@@ -25,6 +27,7 @@ impl Step {
             Step::Open => "open",
             Step::Mobile => "mobile",
             Step::Totp => "totp",
+            Step::Otp => "otp",
             Step::Pin => "pin",
             Step::Capture => "capture",
             Step::Close => "close",
@@ -124,18 +127,33 @@ pub enum BrowserError {
         artifacts: Artifacts,
     },
 
+    /// No screen the driver knows came before the deadline.
     #[error(
-        "step `{step}`: {what} did not appear within {limit} (selector candidates tried: {}){artifacts}",
-        quoted(tried)
+        "step `{step}`: no screen the driver knows appeared within {limit} (last look: {seen}){artifacts}"
     )]
-    ElementMissing {
+    ScreenUnknown {
         step: Step,
-        /// The selector profile field that was waited for.
-        what: String,
-        tried: Vec<String>,
+        /// The classifier's verdict and its reasons at the last look. Scrubbed.
+        seen: String,
         limit: Limit,
         artifacts: Artifacts,
     },
+
+    /// The page shows something the driver cannot place safely (a masked and an
+    /// unmasked code group at once, a group of the wrong size, words of two codes):
+    /// nothing was typed into it.
+    #[error("step `{step}`: nothing was typed: the page shows {seen}{artifacts}")]
+    Doubtful {
+        step: Step,
+        seen: String,
+        artifacts: Artifacts,
+    },
+
+    /// The page asks for a code sent by SMS or e-mail and no way to get one is set up.
+    #[error(
+        "step `{step}`: the login page asks for a code sent by SMS or e-mail (no TOTP screen); set `otp_command` (e.g. a script that reads your SMS forwarder) or run in a terminal to type it{artifacts}"
+    )]
+    NeedsOtp { step: Step, artifacts: Artifacts },
 
     #[error("step `{step}`: {limit} ran out{artifacts}")]
     Timeout {
@@ -160,27 +178,19 @@ pub enum BrowserError {
     },
 }
 
-fn quoted(list: &[String]) -> String {
-    if list.is_empty() {
-        return "none".into();
-    }
-    list.iter()
-        .map(|c| format!("`{c}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl BrowserError {
     pub fn class(&self) -> ErrorClass {
         match self {
             BrowserError::NotInstalled { .. }
             | BrowserError::Input { .. }
-            | BrowserError::Selectors { .. } => ErrorClass::Config,
+            | BrowserError::Selectors { .. }
+            | BrowserError::NeedsOtp { .. } => ErrorClass::Config,
             BrowserError::Rejected { .. } => ErrorClass::CredentialRejected,
             BrowserError::Timeout { .. } | BrowserError::Navigation { .. } => ErrorClass::Transient,
             BrowserError::ConsentExpired { .. }
             | BrowserError::Launch { .. }
-            | BrowserError::ElementMissing { .. }
+            | BrowserError::ScreenUnknown { .. }
+            | BrowserError::Doubtful { .. }
             | BrowserError::Driver { .. } => ErrorClass::Other,
         }
     }
@@ -203,7 +213,9 @@ impl BrowserError {
             BrowserError::Launch { .. } => Some(Step::Launch),
             BrowserError::Rejected { step, .. }
             | BrowserError::ConsentExpired { step, .. }
-            | BrowserError::ElementMissing { step, .. }
+            | BrowserError::ScreenUnknown { step, .. }
+            | BrowserError::Doubtful { step, .. }
+            | BrowserError::NeedsOtp { step, .. }
             | BrowserError::Timeout { step, .. }
             | BrowserError::Navigation { step, .. }
             | BrowserError::Driver { step, .. } => Some(*step),
@@ -222,7 +234,9 @@ impl BrowserError {
         match self {
             BrowserError::Rejected { artifacts, .. }
             | BrowserError::ConsentExpired { artifacts, .. }
-            | BrowserError::ElementMissing { artifacts, .. }
+            | BrowserError::ScreenUnknown { artifacts, .. }
+            | BrowserError::Doubtful { artifacts, .. }
+            | BrowserError::NeedsOtp { artifacts, .. }
             | BrowserError::Timeout { artifacts, .. }
             | BrowserError::Navigation { artifacts, .. }
             | BrowserError::Driver { artifacts, .. } => Some(artifacts),
@@ -234,7 +248,9 @@ impl BrowserError {
         match self {
             BrowserError::Rejected { artifacts, .. }
             | BrowserError::ConsentExpired { artifacts, .. }
-            | BrowserError::ElementMissing { artifacts, .. }
+            | BrowserError::ScreenUnknown { artifacts, .. }
+            | BrowserError::Doubtful { artifacts, .. }
+            | BrowserError::NeedsOtp { artifacts, .. }
             | BrowserError::Timeout { artifacts, .. }
             | BrowserError::Navigation { artifacts, .. }
             | BrowserError::Driver { artifacts, .. } => *artifacts = value,
@@ -256,17 +272,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_element_names_step_candidates_and_folder() {
-        let e = BrowserError::ElementMissing {
+    fn unknown_screen_names_step_what_was_seen_and_folder() {
+        let e = BrowserError::ScreenUnknown {
             step: Step::Pin,
-            what: "pin_boxes".into(),
-            tried: vec!["input[type=\"password\"]".into(), "text=PIN".into()],
+            seen: "unknown (no mobile field and no group of digit inputs)".into(),
             limit: Limit::Step(Duration::from_secs(3)),
             artifacts: Artifacts::Saved(PathBuf::from("/tmp/a/b")),
         };
         let s = e.to_string();
         assert!(s.contains("step `pin`"), "{s}");
-        assert!(s.contains("`input[type=\"password\"]`, `text=PIN`"), "{s}");
+        assert!(s.contains("no group of digit inputs"), "{s}");
         assert!(s.contains("/tmp/a/b"), "{s}");
         assert!(s.contains("3.0s"), "{s}");
         assert!(!e.is_fatal());

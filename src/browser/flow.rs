@@ -1,9 +1,9 @@
-//! The consent login, screen by screen.
+//! The consent login: launch, open the page, then one loop — look at the page, name the
+//! screen shown, act on it — until the tokenId is captured or the deadline passes.
 //!
-//! Each step acts, then waits for what only the next screen has or for the error the
-//! page may show instead; nothing sleeps for a fixed time. The page is probed at a short
-//! interval (one script evaluates all candidates and error watches per round trip), so
-//! server-rendered and script-rendered variants are handled alike.
+//! Screens never wait on their own; the loop does, on the page's own changes (each look
+//! resolves as soon as a DOM mutation changes the verdict), never on a fixed timer. The
+//! page chooses the order of its screens; `screens::decide` chooses the action.
 
 use std::collections::HashSet;
 use std::fmt::Display;
@@ -11,55 +11,39 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::page::NavigateParams;
+use chromiumoxide::cdp::browser_protocol::page::{
+    AddScriptToEvaluateOnNewDocumentParams, NavigateParams,
+};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
 use super::artifacts::{Recorder, StepLog, save_failure};
 use super::capture::{self, Slot};
 use super::dialogs::{self, Dialogs};
-use super::dom::{self, ErrorWatch, PageError, Probe, Target};
+use super::dom;
 use super::error::{Artifacts, BrowserError, Limit, Step};
 use super::launch;
 use super::quiet::Muffler;
+use super::screens::{self, Action, Code, History, Patience, Screen, Snapshot, Stop, Timing};
 use super::selectors::SelectorProfile;
 use super::session::Session;
 use super::traffic::{self, Traffic};
-use super::{ConsentLogin, SharedScrubber, scrub_with};
+use super::{ConsentLogin, OtpSource, SharedScrubber, scrub_with};
 use crate::config::BrowserSettings;
 
-/// Dhan's TOTP and PIN both have six digits, one box each.
-const TOTP_DIGITS: usize = 6;
+/// Dhan's PIN has six digits.
 const PIN_DIGITS: usize = 6;
+
+/// How long a doubtful screen must stay the same before the login gives up on it.
+const SETTLE: Duration = Duration::from_millis(1200);
+
+/// After a look fails (the document was being replaced), the next one comes this soon.
+const RELOOK: Duration = Duration::from_millis(15);
 
 #[derive(Debug, Clone, Copy)]
 struct Deadline {
     at: Instant,
     limit: Limit,
-}
-
-/// One look at the page.
-enum Probed {
-    Page(Probe),
-    /// The page could not answer this time (often: it was navigating). Scrubbed.
-    Failed(String),
-    /// The deadline passed while waiting for the answer.
-    OutOfTime,
-}
-
-/// What the error names when a wait runs out.
-struct Missing {
-    what: &'static str,
-    tried: Vec<String>,
-}
-
-impl Missing {
-    fn of(what: &'static str, lists: &[&[String]]) -> Self {
-        Missing {
-            what,
-            tried: lists.iter().flat_map(|l| l.iter().cloned()).collect(),
-        }
-    }
 }
 
 pub(super) async fn run(
@@ -126,10 +110,13 @@ pub(super) async fn run(
             consent_url: login.consent_url,
             redirect_url: login.redirect_url.cloned(),
             totp: login.totp,
+            otp: login.otp,
             progress,
         },
         warned: HashSet::new(),
         step: Step::Open,
+        acted: Step::Open,
+        step_at: None,
     };
     let result = driver.steps(&mut session).await;
 
@@ -203,6 +190,7 @@ struct LoginRefs<'a> {
     consent_url: url::Url,
     redirect_url: Option<url::Url>,
     totp: &'a crate::totp::TotpGenerator,
+    otp: Option<&'a dyn OtpSource>,
     progress: &'a dyn crate::progress::Progress,
 }
 
@@ -222,40 +210,46 @@ struct Driver<'a> {
     login: LoginRefs<'a>,
     /// Invalid candidates already warned about.
     warned: HashSet<String>,
-    /// The step in progress, for errors raised outside a step's own code.
+    /// The step in progress (for progress reports and timeouts).
     step: Step,
+    /// The last step that typed or clicked: the page's errors answer that one.
+    acted: Step,
+    /// The deadline of the step in progress.
+    step_at: Option<Deadline>,
 }
 
 impl Driver<'_> {
     async fn steps(&mut self, session: &mut Session) -> Result<SecretString, BrowserError> {
-        self.run_step(Step::Open, session).await?;
-        self.run_step(Step::Mobile, session).await?;
-        self.run_step(Step::Totp, session).await?;
-        self.run_step(Step::Pin, session).await?;
-        self.run_step(Step::Capture, session).await?;
-        self.slot
-            .get()
-            .ok_or_else(|| BrowserError::driver(Step::Capture, "the tokenId went missing"))
-    }
-
-    async fn run_step(&mut self, step: Step, session: &mut Session) -> Result<(), BrowserError> {
-        self.step = step;
-        self.login.progress.step_started(step.as_str());
-        self.log.start(step);
-        let result = match step {
-            Step::Open => self.open(session).await,
-            Step::Mobile => self.mobile().await,
-            Step::Totp => self.totp().await,
-            Step::Pin => self.pin().await,
-            Step::Capture => self.capture().await,
-            Step::Launch | Step::Close => Ok(()),
+        self.enter(Step::Open);
+        let result = match self.open(session).await {
+            Ok(()) => self.answer_screens().await,
+            Err(e) => Err(e),
         };
         let took = self.log.finish(match &result {
             Ok(()) => Ok(()),
             Err(e) => Err(self.scrub(&e.to_string())),
         });
-        self.login.progress.step_finished(step.as_str(), took);
-        result
+        self.login.progress.step_finished(self.step.as_str(), took);
+        result?;
+        self.log.note("tokenId captured from the redirect");
+        self.slot
+            .get()
+            .ok_or_else(|| BrowserError::driver(Step::Capture, "the tokenId went missing"))
+    }
+
+    /// Ends the step in progress and starts `step` with a fresh budget.
+    fn enter(&mut self, step: Step) {
+        if self.step_at.is_some() {
+            if self.step == step {
+                return;
+            }
+            let took = self.log.finish(Ok(()));
+            self.login.progress.step_finished(self.step.as_str(), took);
+        }
+        self.step = step;
+        self.login.progress.step_started(step.as_str());
+        self.log.start(step);
+        self.step_at = Some(self.deadline());
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -278,18 +272,22 @@ impl Driver<'_> {
         }
     }
 
+    fn current_deadline(&self) -> Deadline {
+        self.step_at.unwrap_or_else(|| self.deadline())
+    }
+
     fn page(&self) -> Result<Page, BrowserError> {
         self.page
             .clone()
             .ok_or_else(|| BrowserError::driver(self.step, "no page is open"))
     }
 
-    /// Runs `fut` before `dl`; its error becomes a driver error of the current step.
+    /// Runs `fut` before the step's deadline; its error becomes a driver error.
     async fn within<T, E: Display>(
         &self,
-        dl: Deadline,
         fut: impl Future<Output = Result<T, E>>,
     ) -> Result<T, BrowserError> {
+        let dl = self.current_deadline();
         match tokio::time::timeout_at(dl.at, fut).await {
             Err(_) => Err(BrowserError::Timeout {
                 step: self.step,
@@ -301,231 +299,420 @@ impl Driver<'_> {
         }
     }
 
-    /// The page's own message, scrubbed, as a fatal error of `step`.
-    fn page_error(&self, step: Step, e: PageError) -> BrowserError {
-        let message = self.scrub(&e.message);
-        tracing::info!(step = %step, via = %e.via, "the login page shows an error");
-        if e.expired {
-            BrowserError::ConsentExpired {
-                step,
-                message,
+    async fn open(&mut self, session: &mut Session) -> Result<(), BrowserError> {
+        let browser = session
+            .browser()
+            .ok_or_else(|| BrowserError::driver(Step::Open, "the browser is gone"))?;
+        let page = self.within(browser.new_page("about:blank")).await?;
+        self.page = Some(page.clone());
+        let main_frame = self
+            .within(page.mainframe())
+            .await?
+            .ok_or_else(|| BrowserError::driver(Step::Open, "the new tab has no main frame"))?;
+        let (traffic, task) = self
+            .within(traffic::watch(&page, main_frame.clone()))
+            .await?;
+        session.own_task(task);
+        self.traffic = traffic;
+        let task = self
+            .within(capture::arm(
+                &page,
+                capture::Capture {
+                    redirect: self.login.redirect_url.clone(),
+                    main_frame,
+                    block_resources: self.settings.block_resources,
+                },
+                self.scrubber.clone(),
+                self.slot.clone(),
+            ))
+            .await?;
+        session.own_task(task);
+        let (dialogs, task) = self.within(dialogs::dismiss_all(&page)).await?;
+        session.own_task(task);
+        self.dialogs = dialogs;
+        self.within(page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
+            dom::SUBMIT_WATCH,
+        )))
+        .await?;
+
+        let nav = self
+            .within(page.execute(NavigateParams::new(self.login.consent_url.as_str())))
+            .await?;
+        if let Some(err) = nav.result.error_text.as_deref().filter(|e| !e.is_empty()) {
+            return Err(BrowserError::Navigation {
+                step: Step::Open,
+                message: self.scrub(err),
                 artifacts: Artifacts::None,
-            }
-        } else {
-            BrowserError::Rejected {
-                step,
-                message,
-                artifacts: Artifacts::None,
-            }
+            });
         }
+        Ok(())
     }
 
-    /// Probes once, folding in the texts of dialogs dismissed since the last probe.
-    async fn probe_once(&mut self, page: &Page, targets: &[Target<'_>], dl: Deadline) -> Probed {
-        let errors = ErrorWatch {
-            selectors: &self.profile.error,
-            texts: &self.profile.error_texts,
-            expired: &self.profile.expired_texts,
-        };
-        let answer = match tokio::time::timeout_at(dl.at, dom::probe(page, targets, errors)).await {
-            Err(_) => return Probed::OutOfTime,
-            Ok(a) => a,
-        };
-        match answer {
-            Ok(mut p) => {
-                for text in self.dialogs.take() {
-                    let lower = text.to_lowercase();
-                    let matches =
-                        |list: &[String]| list.iter().any(|t| lower.contains(&t.to_lowercase()));
-                    let expired = matches(&self.profile.expired_texts);
-                    let error = expired || matches(&self.profile.error_texts);
-                    let shown = self.scrub(&text);
-                    self.log
-                        .note(format!("dismissed a page dialog: \"{shown}\""));
-                    if error && p.error.is_none() {
-                        p.error = Some(PageError {
-                            message: text,
-                            via: "a JavaScript dialog".into(),
-                            expired,
-                        });
-                    }
-                }
-                for bad in &p.invalid {
-                    if self.warned.insert(bad.clone()) {
-                        tracing::warn!(candidate = %bad, "the browser rejects this selector candidate; fix the selector profile");
-                        self.log.note(format!("invalid candidate skipped: `{bad}`"));
-                    }
-                }
-                Probed::Page(p)
-            }
-            Err(e) => {
-                let msg = self.scrub(&e.to_string());
-                tracing::trace!(error = %msg, "probe failed; retrying");
-                Probed::Failed(msg)
-            }
-        }
-    }
-
-    fn note_matches(&mut self, targets: &[Target<'_>], probe: &Probe) {
-        for t in targets {
-            if let Some(f) = probe.found.get(t.key)
-                && let Some(c) = t.candidates.get(f.candidate)
-            {
-                self.log.matched(t.key, c);
-            }
-        }
-    }
-
-    /// Waits for `done` to accept a probe, failing fast on an on-page error (blamed on
-    /// `blame`, the step whose input the page is answering).
-    async fn wait<T>(
-        &mut self,
-        blame: Step,
-        targets: &[Target<'_>],
-        dl: Deadline,
-        missing: Missing,
-        wake_on_capture: bool,
-        mut done: impl FnMut(&Probe) -> Option<T>,
-    ) -> Result<T, BrowserError> {
+    /// The loop: look, decide, act, until the tokenId is captured.
+    async fn answer_screens(&mut self) -> Result<(), BrowserError> {
         let page = self.page()?;
-        let poll = self.profile.poll_interval();
-        let mut last_failure: Option<String> = None;
+        let patience = Patience {
+            proceed_retry: self.profile.proceed_retry(),
+            settle: SETTLE,
+        };
+        let mut history = History::default();
+        let mut last: Option<Snapshot> = None;
+        let mut same_since = Instant::now();
+        // When the mobile screen was submitted, with the request counts at that moment.
+        let mut mobile_sent: Option<(Instant, u64, u64)> = None;
         loop {
-            match self.probe_once(&page, targets, dl).await {
-                Probed::OutOfTime => break,
-                Probed::Failed(msg) => last_failure = Some(msg),
-                Probed::Page(p) => {
-                    last_failure = None;
-                    if let Some(e) = p.error {
-                        return Err(self.page_error(blame, e));
-                    }
-                    if let Some(v) = done(&p) {
-                        self.note_matches(targets, &p);
-                        return Ok(v);
+            let snap = match self.look(&page, last.as_ref()).await? {
+                Looked::Captured => return Ok(()),
+                Looked::Failed => {
+                    self.pause(RELOOK).await;
+                    continue;
+                }
+                Looked::Page(s) => s,
+            };
+            if last.as_ref().map(|l| &l.signature) != Some(&snap.signature) {
+                same_since = Instant::now();
+                let seen = self.scrub(&snap.describe());
+                tracing::debug!(screen = %seen, "looked at the page");
+                self.log.matched("screen", &seen);
+            }
+            let timing = Timing {
+                stable_for: same_since.elapsed(),
+                since_mobile_submit: mobile_sent.map(|(at, traffic, page)| {
+                    let sent = self.traffic.count() > traffic || snap.submits > page;
+                    (at.elapsed(), sent)
+                }),
+            };
+            let action =
+                screens::decide(&snap, &history, timing, patience, self.login.otp.is_some());
+            match action {
+                Action::Wait => {}
+                Action::TypeMobile => {
+                    self.enter(Step::Mobile);
+                    self.acted = Step::Mobile;
+                    self.record("mobile").await;
+                    let before = (self.traffic.count(), snap.submits);
+                    self.type_mobile(&page).await?;
+                    self.submit(&page, &snap).await?;
+                    history.mobile_submitted = true;
+                    mobile_sent = Some((Instant::now(), before.0, before.1));
+                }
+                Action::RetryProceed => {
+                    self.log
+                        .note("the mobile screen did not move and the page sent nothing: pressing its button once more");
+                    history.mobile_retried = true;
+                    self.submit(&page, &snap).await?;
+                }
+                Action::Type(code) => {
+                    self.enter(code.step());
+                    self.acted = code.step();
+                    self.record(code.as_str()).await;
+                    let secret = self.code_for(code).await?;
+                    let before = (self.traffic.count(), snap.submits);
+                    // From here on the code counts as given, whatever happens next: it
+                    // is never typed a second time.
+                    history.typed.push(code);
+                    self.type_code(&page, &snap, &secret).await?;
+                    self.within(dom::mark_filled(&page, "code", code.as_str()))
+                        .await?;
+                    self.after_code(&page, code, before).await?;
+                    if code == Code::Pin {
+                        self.enter(Step::Capture);
                     }
                 }
+                Action::Stop(stop) => return Err(self.stopped(stop, &history)),
             }
-            if Instant::now() >= dl.at {
-                break;
+            last = Some(snap);
+            if !matches!(action, Action::Wait) {
+                // What was just done changes the page: look again at once.
+                last = None;
             }
-            self.pause(poll, dl, wake_on_capture).await;
-        }
-        Err(self.ran_out(dl, missing, last_failure))
-    }
-
-    async fn pause(&self, poll: Duration, dl: Deadline, wake_on_capture: bool) {
-        let until = (Instant::now() + poll).min(dl.at);
-        if wake_on_capture {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => {}
-                _ = self.slot.wait() => {}
-            }
-        } else {
-            tokio::time::sleep_until(until).await;
         }
     }
 
-    fn ran_out(
-        &mut self,
-        dl: Deadline,
-        missing: Missing,
-        last_failure: Option<String>,
-    ) -> BrowserError {
-        if let Some(msg) = last_failure {
-            return BrowserError::driver(
-                self.step,
-                format!(
-                    "the page stopped answering while waiting for {} ({msg})",
-                    missing.what
-                ),
-            );
+    /// One look, waiting up to the look interval for the page to differ from `last`;
+    /// a captured tokenId ends it early.
+    async fn look(&mut self, page: &Page, last: Option<&Snapshot>) -> Result<Looked, BrowserError> {
+        if self.slot.get().is_some() {
+            return Ok(Looked::Captured);
         }
+        let dl = self.current_deadline();
+        if Instant::now() >= dl.at {
+            return Err(self.ran_out(dl, last));
+        }
+        let wait = self.profile.look_interval();
+        let signature = last.map(|s| s.signature.as_str());
+        let answer = tokio::select! {
+            a = tokio::time::timeout_at(dl.at, screens::look(page, &self.profile, signature, wait)) => a,
+            _ = self.slot.wait() => return Ok(Looked::Captured),
+        };
+        let mut snap = match answer {
+            Err(_) => return Err(self.ran_out(dl, last)),
+            Ok(Err(e)) => {
+                tracing::trace!(error = %self.scrub(&e.to_string()), "look failed (navigating?)");
+                return Ok(Looked::Failed);
+            }
+            Ok(Ok(s)) => s,
+        };
+        self.fold_dialogs(&mut snap);
+        for bad in &snap.invalid {
+            if self.warned.insert(bad.clone()) {
+                tracing::warn!(candidate = %bad, "the browser rejects this candidate; fix the page profile");
+                self.log.note(format!("invalid candidate skipped: `{bad}`"));
+            }
+        }
+        Ok(Looked::Page(snap))
+    }
+
+    /// Dialogs dismissed since the last look: one saying an error text is the page's
+    /// answer.
+    fn fold_dialogs(&mut self, snap: &mut Snapshot) {
+        for text in self.dialogs.take() {
+            let lower = text.to_lowercase();
+            let matches = |list: &[String]| list.iter().any(|t| lower.contains(&t.to_lowercase()));
+            let expired = matches(&self.profile.expired_texts);
+            let error = expired || matches(&self.profile.error_texts);
+            let shown = self.scrub(&text);
+            self.log
+                .note(format!("dismissed a page dialog: \"{shown}\""));
+            if error && snap.error.is_none() {
+                snap.screen = if expired {
+                    Screen::Expired
+                } else {
+                    Screen::Error
+                };
+                snap.reasons.push("a JavaScript dialog".into());
+                snap.error = Some(screens::PageError {
+                    message: text,
+                    known: true,
+                });
+            }
+        }
+    }
+
+    async fn pause(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.slot.wait() => {}
+        }
+    }
+
+    fn ran_out(&mut self, dl: Deadline, last: Option<&Snapshot>) -> BrowserError {
+        let seen = last
+            .map(|s| self.scrub(&s.describe()))
+            .unwrap_or_else(|| "the page never answered".to_string());
         self.log
-            .note(format!("waited for {} until {}", missing.what, dl.limit));
-        BrowserError::ElementMissing {
+            .note(format!("waited until {}; last look: {seen}", dl.limit));
+        if self.step == Step::Capture && last.is_some_and(|s| s.screen == Screen::Unknown) {
+            // The PIN screen is gone and nothing else came: the redirect simply did not.
+            return BrowserError::Timeout {
+                step: Step::Capture,
+                limit: dl.limit,
+                artifacts: Artifacts::None,
+            };
+        }
+        BrowserError::ScreenUnknown {
             step: self.step,
-            what: missing.what.to_string(),
-            tried: missing.tried,
+            seen,
             limit: dl.limit,
             artifacts: Artifacts::None,
         }
     }
 
-    /// After the last key: lets a self-submitting page go first, clicks `submit` (once,
-    /// never after the page sent a request of its own), and waits for `done`.
-    #[allow(clippy::too_many_arguments)]
-    async fn submit<T>(
+    /// The error for a stop of the decision table.
+    fn stopped(&mut self, stop: Stop, history: &History) -> BrowserError {
+        let step = self.acted;
+        match stop {
+            Stop::Rejected { message, known } if known || history.mobile_submitted => {
+                tracing::info!(step = %step, "the login page shows an error");
+                BrowserError::Rejected {
+                    step,
+                    message: self.scrub(&message),
+                    artifacts: Artifacts::None,
+                }
+            }
+            // Nothing was sent yet and the message is no known refusal: an alert-like
+            // banner is no reason to hold the credentials.
+            Stop::Rejected { message, .. } => BrowserError::Doubtful {
+                step,
+                seen: format!(
+                    "a message before anything was typed: \"{}\"",
+                    self.scrub(&message)
+                ),
+                artifacts: Artifacts::None,
+            },
+            Stop::Expired(message) => BrowserError::ConsentExpired {
+                step,
+                message: self.scrub(&message),
+                artifacts: Artifacts::None,
+            },
+            Stop::CameBack(code) => BrowserError::Rejected {
+                step: code.step(),
+                message: format!(
+                    "the {} screen was shown again after the code was submitted, without a message; not typing it again",
+                    code.as_str().to_uppercase()
+                ),
+                artifacts: Artifacts::None,
+            },
+            Stop::Doubt(seen) => {
+                let seen = self.scrub(&seen);
+                self.log.note(format!("nothing typed: {seen}"));
+                BrowserError::Doubtful {
+                    step: self.step,
+                    seen,
+                    artifacts: Artifacts::None,
+                }
+            }
+            Stop::NeedsOtp => BrowserError::NeedsOtp {
+                step: Step::Otp,
+                artifacts: Artifacts::None,
+            },
+        }
+    }
+
+    async fn code_for(&mut self, code: Code) -> Result<SecretString, BrowserError> {
+        let secret = match code {
+            Code::Pin => self.login_pin.clone(),
+            Code::Totp => {
+                // Only now: the code must be as fresh as possible when it is typed.
+                let totp = self.login.totp;
+                let overall = Deadline {
+                    at: self.overall_at,
+                    limit: Limit::Overall(self.settings.overall_timeout),
+                };
+                let code = tokio::time::timeout_at(overall.at, totp.next_code())
+                    .await
+                    .map_err(|_| BrowserError::Timeout {
+                        step: Step::Totp,
+                        limit: overall.limit,
+                        artifacts: Artifacts::None,
+                    })?;
+                // The generator may have waited for a fresh step: the budget starts again.
+                self.step_at = Some(self.deadline());
+                code
+            }
+            Code::Otp => {
+                let Some(source) = self.login.otp else {
+                    return Err(BrowserError::NeedsOtp {
+                        step: Step::Otp,
+                        artifacts: Artifacts::None,
+                    });
+                };
+                let got = self.within(source.code()).await?;
+                let got = digits("otp", &got, Some(6))?;
+                self.step_at = Some(self.deadline());
+                got
+            }
+        };
+        if let Ok(mut s) = self.scrubber.lock() {
+            s.add(secret.expose_secret());
+        }
+        Ok(secret)
+    }
+
+    async fn type_mobile(&mut self, page: &Page) -> Result<(), BrowserError> {
+        let mobile = self.login_mobile.clone();
+        self.type_field("mobile", &mobile).await?;
+        let want = mobile.expose_secret().len();
+        let landed = self.within(dom::value_len(page, "mobile")).await?;
+        if landed != Some(want) {
+            return Err(BrowserError::driver(
+                Step::Mobile,
+                format!(
+                    "the mobile number did not land in its field ({} of {want} digits): the page did not take the key events",
+                    landed.unwrap_or(0)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn type_code(
         &mut self,
-        submit_key: &'static str,
-        targets: &[Target<'_>],
-        traffic_before: u64,
-        grace: Duration,
-        dl: Deadline,
-        after: Missing,
-        wake_on_capture: bool,
-        mut done: impl FnMut(&Probe, bool) -> Option<T>,
-    ) -> Result<T, BrowserError> {
-        let page = self.page()?;
-        let poll = self.profile.poll_interval();
-        let typed_at = Instant::now();
-        let mut clicked = false;
-        let mut last_failure: Option<String> = None;
-        let step = self.step;
-        loop {
-            match self.probe_once(&page, targets, dl).await {
-                Probed::OutOfTime => break,
-                Probed::Failed(msg) => last_failure = Some(msg),
-                Probed::Page(p) => {
-                    last_failure = None;
-                    if let Some(e) = p.error {
-                        return Err(self.page_error(step, e));
-                    }
-                    let by_page = self.traffic.count() > traffic_before;
-                    if let Some(v) = done(&p, clicked || by_page) {
-                        self.note_matches(targets, &p);
-                        if by_page && !clicked {
-                            self.log.note("the page submitted by itself");
-                        }
-                        return Ok(v);
-                    }
-                    if !clicked && !by_page && typed_at.elapsed() >= grace && p.ready(submit_key) {
-                        self.note_matches(targets, &p);
-                        // Once only, even if the click reports an error: a second
-                        // submission of the same code may count as a wrong attempt.
-                        clicked = true;
-                        match self.within(dl, dom::click(&page, submit_key)).await {
-                            Ok(()) => self.log.note(format!("clicked {submit_key}")),
-                            Err(e) => {
-                                let msg = self.scrub(&e.to_string());
-                                tracing::debug!(error = %msg, "clicking {submit_key} failed");
-                                self.log
-                                    .note(format!("clicking {submit_key} failed: {msg}"));
-                            }
-                        }
-                        continue;
+        _page: &Page,
+        snap: &Snapshot,
+        secret: &SecretString,
+    ) -> Result<(), BrowserError> {
+        let boxes = snap.group.as_ref().is_some_and(|g| g.count > 1);
+        if boxes {
+            self.type_boxes("code", secret).await
+        } else {
+            self.type_field("code", secret).await
+        }
+    }
+
+    /// Presses the screen's own button, or Enter where it has none.
+    async fn submit(&mut self, page: &Page, snap: &Snapshot) -> Result<(), BrowserError> {
+        match &snap.submit {
+            Some(b) if b.enabled => {
+                let via = self.scrub(&b.via);
+                match self.within(dom::click(page, "submit")).await {
+                    Ok(()) => self
+                        .log
+                        .note(format!("clicked the screen's button ({via})")),
+                    // Once only, even if the click reports an error: a second submission
+                    // of the same code may count as a wrong attempt.
+                    Err(e) => {
+                        let msg = self.scrub(&e.to_string());
+                        self.log.note(format!("clicking the button failed: {msg}"));
                     }
                 }
             }
-            if Instant::now() >= dl.at {
-                break;
+            Some(_) => self
+                .log
+                .note("the screen's button is disabled: waiting for the page"),
+            None => {
+                self.within(dom::press_enter(page)).await?;
+                self.log.note("no button on this screen: pressed Enter");
             }
-            self.pause(poll, dl, wake_on_capture).await;
         }
-        let submitted = clicked || self.traffic.count() > traffic_before;
-        let missing = if submitted {
-            after
-        } else {
-            let candidates = targets
-                .iter()
-                .find(|t| t.key == submit_key)
-                .map(|t| t.candidates.to_vec())
-                .unwrap_or_default();
-            Missing {
-                what: submit_key,
-                tried: candidates,
+        Ok(())
+    }
+
+    /// After the last digit: lets a page that submits by itself go first; presses the
+    /// screen's button (once) only when the page sent nothing within the grace.
+    async fn after_code(
+        &mut self,
+        page: &Page,
+        code: Code,
+        (traffic_before, page_before): (u64, u64),
+    ) -> Result<(), BrowserError> {
+        let grace_until = Instant::now() + self.profile.submit_grace();
+        let mut last: Option<Snapshot> = None;
+        loop {
+            if self.traffic.count() > traffic_before {
+                self.log.note("the page submitted by itself");
+                return Ok(());
             }
-        };
-        Err(self.ran_out(dl, missing, last_failure))
+            let snap = match self.look(page, last.as_ref()).await? {
+                Looked::Captured => return Ok(()),
+                Looked::Failed => {
+                    // The document is being replaced: the page has submitted.
+                    self.log.note("the page submitted by itself (navigating)");
+                    return Ok(());
+                }
+                Looked::Page(s) => s,
+            };
+            if snap.submits > page_before || self.traffic.count() > traffic_before {
+                self.log.note("the page submitted by itself");
+                return Ok(());
+            }
+            match snap.screen {
+                Screen::Error | Screen::Expired => return Ok(()),
+                // Our filled group, untouched so far.
+                Screen::Pending => {}
+                _ => {
+                    self.log.note(format!(
+                        "the page moved on from the {} screen by itself",
+                        code.as_str()
+                    ));
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= grace_until {
+                return self.submit(page, &snap).await;
+            }
+            last = Some(snap);
+        }
     }
 
     /// Types `secret` into one field, focused first, key by key.
@@ -533,18 +720,17 @@ impl Driver<'_> {
         &mut self,
         key: &'static str,
         secret: &SecretString,
-        dl: Deadline,
     ) -> Result<(), BrowserError> {
         let page = self.page()?;
-        let focused = self.within(dl, dom::focus(&page, key, 0)).await?;
+        let focused = self.within(dom::focus(&page, key, 0)).await?;
         if !focused.ok {
             return Err(BrowserError::driver(
                 self.step,
-                format!("could not focus {key}"),
+                format!("could not focus the {key} field"),
             ));
         }
         for c in secret.expose_secret().chars() {
-            self.within(dl, dom::press_digit(&page, c)).await?;
+            self.within(dom::press_digit(&page, c)).await?;
         }
         Ok(())
     }
@@ -556,32 +742,31 @@ impl Driver<'_> {
         &mut self,
         key: &'static str,
         secret: &SecretString,
-        dl: Deadline,
     ) -> Result<(), BrowserError> {
         let page = self.page()?;
         for (i, c) in secret.expose_secret().chars().enumerate() {
-            let focused = self.within(dl, dom::focus(&page, key, i)).await?;
+            let focused = self.within(dom::focus(&page, key, i)).await?;
             if !focused.ok {
                 return Err(BrowserError::driver(
                     self.step,
-                    format!("could not focus box {} of {key}", i + 1),
+                    format!("could not focus box {} of the {key} group", i + 1),
                 ));
             }
             if focused.filled_before != i {
                 return Err(BrowserError::driver(
                     self.step,
                     format!(
-                        "only {} of the first {i} boxes of {key} hold a digit: the page did not take the key events",
+                        "only {} of the first {i} boxes of the {key} group hold a digit: the page did not take the key events",
                         focused.filled_before
                     ),
                 ));
             }
-            self.within(dl, dom::press_digit(&page, c)).await?;
+            self.within(dom::press_digit(&page, c)).await?;
         }
         Ok(())
     }
 
-    /// Saves the screen just reached, with the candidates that led to it.
+    /// Saves the screen just reached (`dhan-login record`).
     async fn record(&mut self, screen: &str) {
         let Some(page) = self.page.clone() else {
             return;
@@ -591,263 +776,15 @@ impl Driver<'_> {
             rec.screen(&page, screen, &matched, &self.scrubber).await;
         }
     }
-
-    async fn open(&mut self, session: &mut Session) -> Result<(), BrowserError> {
-        let dl = self.deadline();
-        let browser = session
-            .browser()
-            .ok_or_else(|| BrowserError::driver(Step::Open, "the browser is gone"))?;
-        let page = self.within(dl, browser.new_page("about:blank")).await?;
-        self.page = Some(page.clone());
-        let (traffic, task) = self.within(dl, traffic::watch(&page)).await?;
-        session.own_task(task);
-        self.traffic = traffic;
-        let task = self
-            .within(
-                dl,
-                capture::arm(
-                    &page,
-                    self.login.redirect_url.clone(),
-                    self.settings.block_resources,
-                    self.scrubber.clone(),
-                    self.slot.clone(),
-                ),
-            )
-            .await?;
-        session.own_task(task);
-        let (dialogs, task) = self.within(dl, dialogs::dismiss_all(&page)).await?;
-        session.own_task(task);
-        self.dialogs = dialogs;
-
-        let nav = self
-            .within(
-                dl,
-                page.execute(NavigateParams::new(self.login.consent_url.as_str())),
-            )
-            .await?;
-        if let Some(err) = nav.result.error_text.as_deref().filter(|e| !e.is_empty()) {
-            return Err(BrowserError::Navigation {
-                step: Step::Open,
-                message: self.scrub(err),
-                artifacts: Artifacts::None,
-            });
-        }
-        let profile = self.profile.clone();
-        let targets = [Target::inputs("mobile_input", &profile.mobile_input, 1)];
-        self.wait(
-            Step::Open,
-            &targets,
-            dl,
-            Missing::of("mobile_input", &[&profile.mobile_input]),
-            false,
-            |p| p.has("mobile_input").then_some(()),
-        )
-        .await?;
-        self.record("mobile").await;
-        Ok(())
-    }
-
-    async fn mobile(&mut self) -> Result<(), BrowserError> {
-        let dl = self.deadline();
-        let page = self.page()?;
-        let mobile = self.login_mobile.clone();
-        let before = self.traffic.count();
-        self.type_field("mobile_input", &mobile, dl).await?;
-        let want = mobile.expose_secret().len();
-        let landed = self
-            .within(dl, dom::value_len(&page, "mobile_input"))
-            .await?;
-        if landed != Some(want) {
-            return Err(BrowserError::driver(
-                Step::Mobile,
-                format!(
-                    "the mobile number did not land in mobile_input ({} of {want} digits): the page did not take the key events",
-                    landed.unwrap_or(0)
-                ),
-            ));
-        }
-        let profile = self.profile.clone();
-        let targets = [
-            Target::button("mobile_submit", &profile.mobile_submit),
-            Target::inputs("totp_boxes", &profile.totp_boxes, TOTP_DIGITS),
-            Target::inputs("totp_single", &profile.totp_single, 1),
-            Target::present("totp_screen", &profile.totp_screen),
-            Target::inputs("mobile_input", &profile.mobile_input, 1),
-        ];
-        // Typing a mobile number twice harms nobody: no grace before the click.
-        self.submit(
-            "mobile_submit",
-            &targets,
-            before,
-            Duration::ZERO,
-            dl,
-            Missing::of(
-                "totp_screen",
-                &[
-                    &profile.totp_screen,
-                    &profile.totp_boxes,
-                    &profile.totp_single,
-                ],
-            ),
-            false,
-            |p, _| totp_reached(p).then_some(()),
-        )
-        .await?;
-        self.record("totp").await;
-        Ok(())
-    }
-
-    async fn totp(&mut self) -> Result<(), BrowserError> {
-        let profile = self.profile.clone();
-        let boxes = self
-            .digit_inputs(
-                Step::Totp,
-                ("totp_boxes", &profile.totp_boxes, TOTP_DIGITS),
-                ("totp_single", &profile.totp_single),
-            )
-            .await?;
-
-        // Only now: the code must be as fresh as possible when it is typed.
-        let overall = Deadline {
-            at: self.overall_at,
-            limit: Limit::Overall(self.settings.overall_timeout),
-        };
-        let code = self
-            .within(overall, async {
-                Ok::<_, String>(self.login.totp.next_code().await)
-            })
-            .await?;
-        if let Ok(mut s) = self.scrubber.lock() {
-            s.add(code.expose_secret());
-        }
-        // The generator may have waited for a fresh step: the budget starts again here.
-        let dl = self.deadline();
-        let before = self.traffic.count();
-        if boxes {
-            self.type_boxes("totp_boxes", &code, dl).await?;
-        } else {
-            self.type_field("totp_single", &code, dl).await?;
-        }
-        let targets = [
-            Target::button("totp_submit", &profile.totp_submit),
-            Target::inputs("pin_boxes", &profile.pin_boxes, PIN_DIGITS),
-            Target::inputs("pin_single", &profile.pin_single, 1),
-            Target::present("pin_screen", &profile.pin_screen),
-            Target::inputs("totp_boxes", &profile.totp_boxes, TOTP_DIGITS),
-            Target::inputs("totp_single", &profile.totp_single, 1),
-        ];
-        self.submit(
-            "totp_submit",
-            &targets,
-            before,
-            profile.submit_grace(),
-            dl,
-            Missing::of(
-                "pin_screen",
-                &[&profile.pin_screen, &profile.pin_boxes, &profile.pin_single],
-            ),
-            false,
-            |p, _| pin_reached(p).then_some(()),
-        )
-        .await?;
-        self.record("pin").await;
-        Ok(())
-    }
-
-    /// Waits for a step's code inputs: true for one-digit boxes, false for one field.
-    async fn digit_inputs(
-        &mut self,
-        step: Step,
-        (boxes, box_candidates, digits): (&'static str, &[String], usize),
-        (single, single_candidates): (&'static str, &[String]),
-    ) -> Result<bool, BrowserError> {
-        let dl = self.deadline();
-        let inputs = [
-            Target::inputs(boxes, box_candidates, digits),
-            Target::inputs(single, single_candidates, 1),
-        ];
-        let missing = Missing::of(boxes, &[box_candidates, single_candidates]);
-        self.wait(step, &inputs, dl, missing, false, |p| {
-            if p.has(boxes) {
-                Some(true)
-            } else {
-                p.has(single).then_some(false)
-            }
-        })
-        .await
-    }
-
-    async fn pin(&mut self) -> Result<(), BrowserError> {
-        let dl = self.deadline();
-        let profile = self.profile.clone();
-        let boxes = self
-            .digit_inputs(
-                Step::Pin,
-                ("pin_boxes", &profile.pin_boxes, PIN_DIGITS),
-                ("pin_single", &profile.pin_single),
-            )
-            .await?;
-        let pin = self.login_pin.clone();
-        let before = self.traffic.count();
-        if boxes {
-            self.type_boxes("pin_boxes", &pin, dl).await?;
-        } else {
-            self.type_field("pin_single", &pin, dl).await?;
-        }
-        let targets = [Target::button("pin_submit", &profile.pin_submit)];
-        let slot = self.slot.clone();
-        self.submit(
-            "pin_submit",
-            &targets,
-            before,
-            profile.submit_grace(),
-            dl,
-            Missing::of("the redirect with a tokenId", &[]),
-            true,
-            |_, submitted| (submitted || slot.get().is_some()).then_some(()),
-        )
-        .await
-    }
-
-    async fn capture(&mut self) -> Result<(), BrowserError> {
-        let dl = self.deadline();
-        let slot = self.slot.clone();
-        let got = self
-            .wait(
-                Step::Pin,
-                &[],
-                dl,
-                Missing::of("the redirect with a tokenId", &[]),
-                true,
-                |_| slot.get().map(|_| ()),
-            )
-            .await;
-        match got {
-            Ok(()) => {
-                self.log.note("tokenId captured from the redirect");
-                Ok(())
-            }
-            // Nothing on the page to name: the redirect simply did not come.
-            Err(BrowserError::ElementMissing { limit, .. }) => Err(BrowserError::Timeout {
-                step: Step::Capture,
-                limit,
-                artifacts: Artifacts::None,
-            }),
-            Err(e) => Err(e),
-        }
-    }
 }
 
-/// The TOTP screen is up: its inputs are there, or its heading is and the mobile field
-/// is gone (a heading alone could be text on the mobile screen).
-fn totp_reached(p: &Probe) -> bool {
-    p.has("totp_boxes") || p.has("totp_single") || (p.has("totp_screen") && !p.has("mobile_input"))
-}
-
-fn pin_reached(p: &Probe) -> bool {
-    p.has("pin_boxes")
-        || p.has("pin_single")
-        || (p.has("pin_screen") && !p.has("totp_boxes") && !p.has("totp_single"))
+/// The outcome of one look.
+enum Looked {
+    Page(Snapshot),
+    /// The page could not answer (often: it was navigating).
+    Failed,
+    /// The tokenId arrived.
+    Captured,
 }
 
 #[cfg(test)]

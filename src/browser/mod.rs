@@ -1,18 +1,20 @@
 //! Headless Chromium on Dhan's consent login page.
 //!
-//! Fills the mobile number, the TOTP and the PIN the way a person would (focus, real key
-//! events, mouse clicks), watches every screen for the element it needs or the error it
-//! fears, and captures the tokenId from the final redirect without loading it. Nothing
-//! of the browser survives the call: not on success, not on failure, not when the future
-//! is dropped halfway.
+//! Recognises the screen shown (mobile, TOTP, SMS/e-mail OTP, PIN, error, expired) from
+//! the whole page at every look, answers it the way a person would (focus, real key
+//! events, mouse clicks) in whatever order the page chooses, types each code at most
+//! once and nothing into a page it cannot place, and captures the tokenId from the top
+//! frame's final redirect without loading it. Nothing of the browser survives the call:
+//! not on success, not on failure, not when the future is dropped halfway.
 //!
 //! Layout: `launch` finds and starts Chromium, `session` owns it and guarantees cleanup
-//! (with `reap` for the process tree), `selectors` is the overridable selector profile,
-//! `dom` probes and acts on the page, `traffic` sees whether the page submitted by
-//! itself, `dialogs` dismisses alerts (keeping their text), `capture` intercepts the
-//! redirect, `flow` runs the steps, `artifacts` keeps what a human needs after a
-//! failure, and `quiet` keeps the CDP transport's logging (which quotes page content)
-//! away from the application's logs.
+//! (with `reap` for the process tree), `selectors` is the overridable page profile,
+//! `screens` classifies the page (`screens.js`) and decides what to do, `dom` acts on
+//! the page, `traffic` sees whether the page submitted by itself, `dialogs` dismisses
+//! alerts (keeping their text), `capture` intercepts the redirect and blocks trackers,
+//! `flow` runs the loop, `artifacts` keeps what a human needs after a failure, and
+//! `quiet` keeps the CDP transport's logging (which quotes page content) away from the
+//! application's logs.
 
 mod artifacts;
 mod capture;
@@ -24,12 +26,15 @@ mod launch;
 mod profile;
 mod quiet;
 mod reap;
+mod screens;
 mod selectors;
 mod session;
 mod spawn;
 mod traffic;
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
@@ -49,6 +54,13 @@ use crate::progress::Progress;
 use crate::redact::Scrubber;
 use crate::totp::TotpGenerator;
 
+/// Where a code sent by SMS or e-mail comes from, for accounts whose login page asks for
+/// one instead of a TOTP. Asked only once that screen is on display.
+pub trait OtpSource: Send + Sync {
+    /// The six digits, or why they could not be had (no secret in the text).
+    fn code(&self) -> Pin<Box<dyn Future<Output = Result<SecretString, String>> + Send + '_>>;
+}
+
 /// One consent login to drive.
 pub struct ConsentLogin<'a> {
     /// `{auth}/login/consentApp-login?consentAppId=...`
@@ -60,6 +72,9 @@ pub struct ConsentLogin<'a> {
     pub pin: &'a SecretString,
     /// Asked for a code only once the TOTP screen is on display.
     pub totp: &'a TotpGenerator,
+    /// For a page that asks for an SMS/e-mail OTP; without one, such a page fails the
+    /// login (no TOTP is ever typed there).
+    pub otp: Option<&'a dyn OtpSource>,
     /// Masks the secrets known to the caller; the TOTP codes and the tokenId are added
     /// to it here (and the mobile, PIN and consentAppId, in case they were not).
     pub scrubber: Scrubber,
@@ -71,7 +86,8 @@ pub struct ConsentLogin<'a> {
 
 /// Runs the consent login in a fresh headless Chromium and returns the tokenId.
 ///
-/// Progress steps: launch, open, mobile, totp, pin, capture, close. On any failure after
+/// Progress steps: launch, open, mobile, totp (or otp, or none on a trusted device), pin,
+/// capture, close. On any failure after
 /// launch, a screenshot, the page's HTML and a step log are saved under
 /// `settings.artifacts_dir` and named in the error. Errors for which
 /// [`BrowserError::is_fatal`] holds must not be retried.
@@ -116,6 +132,7 @@ mod tests {
             mobile: &mobile,
             pin: &pin,
             totp: &totp,
+            otp: None,
             scrubber: Scrubber::new(),
             progress: &crate::progress::NoProgress,
             record_dir: None,

@@ -1,5 +1,6 @@
-//! The selector profile: every selector and error text the driver relies on, in one
-//! place that a user can override from a TOML file when Dhan changes its page.
+//! The page profile: the words, hints and selector candidates the screen classifier
+//! uses, in one place that a user can override from a TOML file when Dhan changes its
+//! page.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,50 +11,35 @@ use super::error::BrowserError;
 
 const BUILT_IN: &str = include_str!("default_selectors.toml");
 
-/// Candidates for each element of the consent login, tried in order.
+/// What the classifier looks for on the consent login page (see the built-in file,
+/// [`SelectorProfile::built_in_toml`], for what each field means).
 ///
 /// A candidate is a CSS selector (optionally `css=`-prefixed), `text=Needle` (innermost
 /// visible element containing Needle, case-insensitive), `CSS >> text=Needle`, or
-/// `xpath=EXPR`.
+/// `xpath=EXPR`. A word field holds words or phrases matched as whole words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectorProfile {
     pub mobile_input: Vec<String>,
+    pub totp_words: Vec<String>,
+    pub otp_words: Vec<String>,
+    pub pin_words: Vec<String>,
+    pub code_words: Vec<String>,
+    pub masked: Vec<String>,
+    pub totp_inputs: Vec<String>,
+    pub otp_inputs: Vec<String>,
+    pub pin_inputs: Vec<String>,
+    pub submit_words: Vec<String>,
+    pub not_submit_words: Vec<String>,
     pub mobile_submit: Vec<String>,
-    pub totp_screen: Vec<String>,
-    pub totp_boxes: Vec<String>,
-    pub totp_single: Vec<String>,
-    pub totp_submit: Vec<String>,
-    pub pin_screen: Vec<String>,
-    pub pin_boxes: Vec<String>,
-    pub pin_single: Vec<String>,
-    pub pin_submit: Vec<String>,
+    pub code_submit: Vec<String>,
     pub error: Vec<String>,
+    pub not_error: Vec<String>,
     pub error_texts: Vec<String>,
     pub expired_texts: Vec<String>,
     pub submit_grace_ms: u64,
-    pub poll_interval_ms: u64,
-}
-
-/// A user file: any subset of the fields, each replacing the built-in value whole.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Overrides {
-    mobile_input: Option<Vec<String>>,
-    mobile_submit: Option<Vec<String>>,
-    totp_screen: Option<Vec<String>>,
-    totp_boxes: Option<Vec<String>>,
-    totp_single: Option<Vec<String>>,
-    totp_submit: Option<Vec<String>>,
-    pin_screen: Option<Vec<String>>,
-    pin_boxes: Option<Vec<String>>,
-    pin_single: Option<Vec<String>>,
-    pin_submit: Option<Vec<String>>,
-    error: Option<Vec<String>>,
-    error_texts: Option<Vec<String>>,
-    expired_texts: Option<Vec<String>>,
-    submit_grace_ms: Option<u64>,
-    poll_interval_ms: Option<u64>,
+    pub proceed_retry_ms: u64,
+    pub look_interval_ms: u64,
 }
 
 impl SelectorProfile {
@@ -63,25 +49,14 @@ impl SelectorProfile {
     }
 
     pub fn built_in() -> Result<Self, BrowserError> {
-        let profile: SelectorProfile =
-            toml::from_str(BUILT_IN).map_err(|e| BrowserError::Selectors {
-                path: PathBuf::from("<built-in>"),
-                message: e.to_string(),
-            })?;
-        profile
-            .validate()
-            .map_err(|message| BrowserError::Selectors {
-                path: PathBuf::from("<built-in>"),
-                message,
-            })?;
-        Ok(profile)
+        Self::parse(BUILT_IN.parse::<toml::Table>(), Path::new("<built-in>"))
     }
 
-    /// The built-in profile with the fields of `user` (a TOML file) laid over it.
+    /// The built-in profile with the fields of `user` (a TOML file) laid over it, each
+    /// field replacing the built-in value whole.
     pub fn load(user: Option<&Path>) -> Result<Self, BrowserError> {
-        let mut profile = Self::built_in()?;
         let Some(path) = user else {
-            return Ok(profile);
+            return Self::built_in();
         };
         let bad = |message: String| BrowserError::Selectors {
             path: path.to_path_buf(),
@@ -89,86 +64,98 @@ impl SelectorProfile {
         };
         let text =
             std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-        let o: Overrides = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        let set = |field: &mut Vec<String>, value: Option<Vec<String>>| {
-            if let Some(v) = value {
-                *field = v;
+        let overrides: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            // toml's message quotes the offending line; the span is enough to find it.
+            bad(format!("not valid TOML ({})", e.message()))
+        })?;
+        let mut table: toml::Table =
+            BUILT_IN
+                .parse()
+                .map_err(|e: toml::de::Error| BrowserError::Selectors {
+                    path: PathBuf::from("<built-in>"),
+                    message: e.to_string(),
+                })?;
+        for (key, value) in overrides {
+            if !table.contains_key(&key) {
+                let mut known: Vec<&str> = table.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                return Err(bad(format!(
+                    "unknown field `{key}` (known: {})",
+                    known.join(", ")
+                )));
             }
+            table.insert(key, value);
+        }
+        Self::parse(Ok(table), path)
+    }
+
+    fn parse(
+        table: Result<toml::Table, toml::de::Error>,
+        path: &Path,
+    ) -> Result<Self, BrowserError> {
+        let bad = |message: String| BrowserError::Selectors {
+            path: path.to_path_buf(),
+            message,
         };
-        set(&mut profile.mobile_input, o.mobile_input);
-        set(&mut profile.mobile_submit, o.mobile_submit);
-        set(&mut profile.totp_screen, o.totp_screen);
-        set(&mut profile.totp_boxes, o.totp_boxes);
-        set(&mut profile.totp_single, o.totp_single);
-        set(&mut profile.totp_submit, o.totp_submit);
-        set(&mut profile.pin_screen, o.pin_screen);
-        set(&mut profile.pin_boxes, o.pin_boxes);
-        set(&mut profile.pin_single, o.pin_single);
-        set(&mut profile.pin_submit, o.pin_submit);
-        set(&mut profile.error, o.error);
-        set(&mut profile.error_texts, o.error_texts);
-        set(&mut profile.expired_texts, o.expired_texts);
-        if let Some(v) = o.submit_grace_ms {
-            profile.submit_grace_ms = v;
-        }
-        if let Some(v) = o.poll_interval_ms {
-            profile.poll_interval_ms = v;
-        }
+        let table = table.map_err(|e| bad(e.message().to_string()))?;
+        let profile: SelectorProfile = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
         profile.validate().map_err(bad)?;
         Ok(profile)
     }
 
     /// Catches what would otherwise only show up as a timeout on the live page.
     fn validate(&self) -> Result<(), String> {
-        let required = [
+        let element_fields = [
             ("mobile_input", &self.mobile_input),
+            ("masked", &self.masked),
+            ("totp_inputs", &self.totp_inputs),
+            ("otp_inputs", &self.otp_inputs),
+            ("pin_inputs", &self.pin_inputs),
             ("mobile_submit", &self.mobile_submit),
-            ("pin_screen", &self.pin_screen),
-        ];
-        for (name, list) in required {
-            if list.is_empty() {
-                return Err(format!("`{name}` needs at least one candidate"));
-            }
-        }
-        if self.totp_boxes.is_empty() && self.totp_single.is_empty() {
-            return Err("`totp_boxes` and `totp_single` are both empty".into());
-        }
-        if self.pin_boxes.is_empty() && self.pin_single.is_empty() {
-            return Err("`pin_boxes` and `pin_single` are both empty".into());
-        }
-        let selector_fields = [
-            ("mobile_input", &self.mobile_input),
-            ("mobile_submit", &self.mobile_submit),
-            ("totp_screen", &self.totp_screen),
-            ("totp_boxes", &self.totp_boxes),
-            ("totp_single", &self.totp_single),
-            ("totp_submit", &self.totp_submit),
-            ("pin_screen", &self.pin_screen),
-            ("pin_boxes", &self.pin_boxes),
-            ("pin_single", &self.pin_single),
-            ("pin_submit", &self.pin_submit),
+            ("code_submit", &self.code_submit),
             ("error", &self.error),
+            ("not_error", &self.not_error),
         ];
-        for (name, list) in selector_fields {
+        for (name, list) in element_fields {
             for c in list {
                 check_candidate(c).map_err(|why| format!("`{name}`: candidate `{c}` {why}"))?;
             }
         }
-        for (name, list) in [
+        let word_fields = [
+            ("totp_words", &self.totp_words),
+            ("otp_words", &self.otp_words),
+            ("pin_words", &self.pin_words),
+            ("code_words", &self.code_words),
+            ("submit_words", &self.submit_words),
+            ("not_submit_words", &self.not_submit_words),
             ("error_texts", &self.error_texts),
             ("expired_texts", &self.expired_texts),
-        ] {
+        ];
+        for (name, list) in word_fields {
             if list.iter().any(|t| t.trim().is_empty()) {
                 return Err(format!(
                     "`{name}` holds an empty text, which would match every page"
                 ));
             }
         }
-        if !(5..=1000).contains(&self.poll_interval_ms) {
-            return Err("`poll_interval_ms` must be between 5 and 1000".into());
+        for (name, list) in [
+            ("pin_words", &self.pin_words),
+            ("submit_words", &self.submit_words),
+        ] {
+            if list.is_empty() {
+                return Err(format!("`{name}` needs at least one word"));
+            }
+        }
+        if !(10..=2000).contains(&self.look_interval_ms) {
+            return Err("`look_interval_ms` must be between 10 and 2000".into());
         }
         if self.submit_grace_ms > 10_000 {
             return Err("`submit_grace_ms` must be at most 10000".into());
+        }
+        if !(500..=30_000).contains(&self.proceed_retry_ms) {
+            return Err("`proceed_retry_ms` must be between 500 and 30000".into());
         }
         Ok(())
     }
@@ -177,8 +164,12 @@ impl SelectorProfile {
         Duration::from_millis(self.submit_grace_ms)
     }
 
-    pub(crate) fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.poll_interval_ms)
+    pub(crate) fn proceed_retry(&self) -> Duration {
+        Duration::from_millis(self.proceed_retry_ms)
+    }
+
+    pub(crate) fn look_interval(&self) -> Duration {
+        Duration::from_millis(self.look_interval_ms)
     }
 }
 
@@ -215,29 +206,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn built_in_profile_parses_and_covers_the_stand_in() {
+    fn built_in_profile_parses_and_does_not_lean_on_type_or_maxlength() {
         let p = SelectorProfile::built_in().unwrap();
-        assert_eq!(
-            p.mobile_input[0],
-            r#"input[type="tel"][formcontrolname="mobileNumber"]"#
-        );
-        assert!(p.totp_screen.iter().any(|c| c == "text=Verify with TOTP"));
-        assert!(p.pin_screen.iter().any(|c| c == "text=Enter PIN"));
-        assert!(p.error.iter().any(|c| c == ".error-message"));
-        for text in ["Invalid TOTP", "Incorrect PIN", "is not registered"] {
-            assert!(p.error_texts.iter().any(|t| t == text), "{text}");
+        for c in p.mobile_input.iter().chain(&p.masked) {
+            assert!(!c.contains("maxlength"), "{c}");
+            assert!(!c.contains("type=\"tel\""), "{c}");
         }
+        assert!(p.masked.iter().any(|c| c == ".code-hidden"));
+        assert!(p.error.iter().any(|c| c == ".toast-error"));
+        assert!(p.submit_words.iter().any(|w| w == "continue"));
         assert!(p.expired_texts.iter().any(|t| t == "Session expired"));
+        assert!(p.totp_inputs.is_empty() && p.pin_inputs.is_empty());
     }
 
     #[test]
     fn user_file_replaces_only_its_fields() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sel.toml");
-        std::fs::write(&path, "pin_boxes = ['input.pin']\nsubmit_grace_ms = 0\n").unwrap();
+        std::fs::write(&path, "pin_inputs = ['input.pin']\nsubmit_grace_ms = 0\n").unwrap();
         let p = SelectorProfile::load(Some(&path)).unwrap();
         let base = SelectorProfile::built_in().unwrap();
-        assert_eq!(p.pin_boxes, vec!["input.pin".to_string()]);
+        assert_eq!(p.pin_inputs, vec!["input.pin".to_string()]);
         assert_eq!(p.submit_grace_ms, 0);
         assert_eq!(p.mobile_input, base.mobile_input);
     }
@@ -248,12 +237,24 @@ mod tests {
         let path = dir.path().join("sel.toml");
         std::fs::write(&path, "pin_box = ['x']\n").unwrap();
         let e = SelectorProfile::load(Some(&path)).unwrap_err().to_string();
-        assert!(e.contains("pin_box"), "{e}");
+        assert!(e.contains("pin_box") && e.contains("pin_inputs"), "{e}");
         std::fs::write(&path, "mobile_submit = ['text=  ']\n").unwrap();
         let e = SelectorProfile::load(Some(&path)).unwrap_err().to_string();
         assert!(e.contains("mobile_submit"), "{e}");
         std::fs::write(&path, "error_texts = ['']\n").unwrap();
         assert!(SelectorProfile::load(Some(&path)).is_err());
+        std::fs::write(&path, "pin_words = 3\n").unwrap();
+        let e = SelectorProfile::load(Some(&path)).unwrap_err().to_string();
+        assert!(e.contains("sel.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_secret_pasted_into_the_file_is_not_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sel.toml");
+        std::fs::write(&path, "pin_words = [\"135790\"\n").unwrap();
+        let e = SelectorProfile::load(Some(&path)).unwrap_err().to_string();
+        assert!(!e.contains("135790"), "{e}");
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! Clicking after a page already submitted would send the same TOTP or PIN twice, and a
 //! second submission of a spent code counts as a wrong attempt. So the driver clicks only
 //! when no submitting request (a document load, or an XHR/fetch that is not a plain read)
-//! has left the page since it started typing.
+//! has left the page since it started typing. Only the top frame counts: a tracker's
+//! iframe that navigates is not the login page submitting.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::network::{EventRequestWillBeSent, ResourceType};
+use chromiumoxide::cdp::browser_protocol::page::FrameId;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
@@ -40,13 +42,15 @@ fn submits(kind: Option<&ResourceType>, method: &str) -> bool {
 
 pub(crate) async fn watch(
     page: &Page,
+    main_frame: FrameId,
 ) -> Result<(Traffic, JoinHandle<()>), chromiumoxide::error::CdpError> {
     let mut events = page.event_listener::<EventRequestWillBeSent>().await?;
     let traffic = Traffic::default();
     let counter = traffic.submits.clone();
     let listen = async move {
         while let Some(ev) = events.next().await {
-            if submits(ev.r#type.as_ref(), &ev.request.method) {
+            let top = ev.frame_id.as_ref() == Some(&main_frame);
+            if top && submits(ev.r#type.as_ref(), &ev.request.method) {
                 counter.fetch_add(1, Ordering::SeqCst);
             }
         }

@@ -93,6 +93,7 @@ async fn fill_page(cx: &Context<'_>, consent_id: &str) -> Result<SecretString, E
             mobile,
             pin,
             totp,
+            otp: None,
             scrubber,
             progress: cx.progress,
             record_dir: cx.record_dir.as_deref(),

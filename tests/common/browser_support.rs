@@ -231,6 +231,7 @@ impl Case {
             mobile: &mobile,
             pin: &pin,
             totp: &totp,
+            otp: with.otp,
             scrubber,
             progress: with.progress.unwrap_or(&no_progress),
             record_dir: with.record_dir,
@@ -340,6 +341,7 @@ pub struct Login<'a> {
     pub redirect: Option<&'a Url>,
     pub record_dir: Option<&'a Path>,
     pub progress: Option<&'a dyn Progress>,
+    pub otp: Option<&'a dyn dhan_login::OtpSource>,
 }
 
 async fn generate_consent(server: &MockServer) -> String {
