@@ -139,6 +139,9 @@ struct ProfileFile {
     api_secret_file: Option<PathBuf>,
     api_secret_command: Option<String>,
     redirect_url: Option<String>,
+    /// Prints the code Dhan sent by SMS or e-mail, for accounts whose login page asks for
+    /// one (no TOTP); run only when that screen is shown.
+    otp_command: Option<String>,
     auth_base_url: Option<String>,
     api_base_url: Option<String>,
     /// A cached token is used while it has more than this left.
@@ -300,6 +303,8 @@ pub struct Profile {
     pub api_key: Option<SecretRef>,
     pub api_secret: Option<SecretRef>,
     pub redirect_url: Option<Url>,
+    /// A command printing the SMS/e-mail OTP, for a login page that asks for one.
+    pub otp_command: Option<String>,
     pub auth_base_url: Url,
     pub api_base_url: Url,
     pub margin: chrono::Duration,
@@ -752,6 +757,9 @@ fn merge(
         api_key,
         api_secret,
         redirect_url,
+        otp_command: var("DHAN_OTP_COMMAND")
+            .or(pf.otp_command)
+            .filter(|c| !c.trim().is_empty()),
         auth_base_url,
         api_base_url,
         margin,

@@ -189,7 +189,7 @@ fn digits(
 struct LoginRefs<'a> {
     consent_url: url::Url,
     redirect_url: Option<url::Url>,
-    totp: &'a crate::totp::TotpGenerator,
+    totp: Option<&'a crate::totp::TotpGenerator>,
     otp: Option<&'a dyn OtpSource>,
     progress: &'a dyn crate::progress::Progress,
 }
@@ -574,7 +574,12 @@ impl Driver<'_> {
             Code::Pin => self.login_pin.clone(),
             Code::Totp => {
                 // Only now: the code must be as fresh as possible when it is typed.
-                let totp = self.login.totp;
+                let Some(totp) = self.login.totp else {
+                    return Err(BrowserError::Input {
+                        field: "totp_secret",
+                        message: "the login page asks for a TOTP and none is configured (set totp_secret)".into(),
+                    });
+                };
                 let overall = Deadline {
                     at: self.overall_at,
                     limit: Limit::Overall(self.settings.overall_timeout),

@@ -70,8 +70,9 @@ pub struct ConsentLogin<'a> {
     pub redirect_url: Option<&'a Url>,
     pub mobile: &'a SecretString,
     pub pin: &'a SecretString,
-    /// Asked for a code only once the TOTP screen is on display.
-    pub totp: &'a TotpGenerator,
+    /// Asked for a code only once the TOTP screen is on display; without one, a TOTP
+    /// screen fails the login (configuration error).
+    pub totp: Option<&'a TotpGenerator>,
     /// For a page that asks for an SMS/e-mail OTP; without one, such a page fails the
     /// login (no TOTP is ever typed there).
     pub otp: Option<&'a dyn OtpSource>,
@@ -131,7 +132,7 @@ mod tests {
             redirect_url: None,
             mobile: &mobile,
             pin: &pin,
-            totp: &totp,
+            totp: Some(&totp),
             otp: None,
             scrubber: Scrubber::new(),
             progress: &crate::progress::NoProgress,

@@ -2,8 +2,9 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::otp::{CommandOtp, TerminalOtp};
 use super::{BoxFuture, Context, Outcome, TokenSource, consent, outcome_of};
-use crate::browser::{BrowserError, ConsentLogin, capture_token_id};
+use crate::browser::{BrowserError, ConsentLogin, OtpSource, capture_token_id};
 use crate::config::Profile;
 use crate::error::Error;
 use crate::redact::Scrubber;
@@ -24,10 +25,10 @@ impl TokenSource for BrowserSource {
                 && p.api_secret.is_some()
                 && p.mobile.is_some()
                 && p.pin.is_some()
-                && p.totp_secret.is_some();
+                && (p.totp_secret.is_some() || p.otp_command.is_some());
             if !configured {
                 return Outcome::NotApplicable(
-                    "needs client_id, api_key, api_secret, mobile, pin and totp_secret".into(),
+                    "needs client_id, api_key, api_secret, mobile, pin and totp_secret (or otp_command for an account without TOTP)".into(),
                 );
             }
             match login(cx).await {
@@ -77,7 +78,18 @@ async fn fill_page(cx: &Context<'_>, consent_id: &str) -> Result<SecretString, E
     let p = cx.profile;
     let mobile = Profile::require(&p.mobile, "mobile", "DHAN_MOBILE")?;
     let pin = Profile::require(&p.pin, "pin", "DHAN_PIN")?;
-    let totp = cx.totp().await?;
+    // Without a TOTP secret the page must not show a TOTP screen; if it does, the login
+    // stops there with a configuration error.
+    let totp = match p.totp_secret {
+        Some(_) => Some(cx.totp().await?),
+        None => None,
+    };
+    let command_otp = p.otp_command.clone().map(|command| CommandOtp { command });
+    let otp: Option<&dyn OtpSource> = match &command_otp {
+        Some(c) => Some(c),
+        None if cx.interactive => Some(&TerminalOtp),
+        None => None,
+    };
     let mut scrubber = Scrubber::new()
         .with(mobile.expose_secret())
         .with(pin.expose_secret())
@@ -93,7 +105,7 @@ async fn fill_page(cx: &Context<'_>, consent_id: &str) -> Result<SecretString, E
             mobile,
             pin,
             totp,
-            otp: None,
+            otp,
             scrubber,
             progress: cx.progress,
             record_dir: cx.record_dir.as_deref(),

@@ -8,6 +8,8 @@
 mod browser;
 mod consent;
 mod manual;
+#[cfg(feature = "browser")]
+mod otp;
 mod renew;
 mod totp;
 

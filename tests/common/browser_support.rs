@@ -230,7 +230,7 @@ impl Case {
             redirect_url: with.redirect,
             mobile: &mobile,
             pin: &pin,
-            totp: &totp,
+            totp: Some(&totp),
             otp: with.otp,
             scrubber,
             progress: with.progress.unwrap_or(&no_progress),
