@@ -41,6 +41,8 @@ pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 // browser re-exports
 #[cfg(feature = "browser")]
 pub use browser::{
-    Artifacts, BrowserError, ConsentLogin, Limit, OtpSource, SelectorProfile, Step,
-    capture_token_id, find_browser,
+    Artifacts, BrowserError, ConsentLogin, Limit, OtpSource, PageReport, SelectorProfile, Step,
+    capture_token_id, find_browser, inspect_consent_page,
 };
+#[cfg(feature = "browser")]
+pub use source::Inspection;

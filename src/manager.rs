@@ -192,6 +192,19 @@ impl TokenManager {
         }
     }
 
+    /// `dhan-login doctor`: checks the API key (a pending consent is reused, so at most
+    /// one is spent), opens the consent page and reports its screen. Types nothing.
+    #[cfg(feature = "browser")]
+    pub async fn doctor(
+        &self,
+        progress: &dyn Progress,
+    ) -> Result<crate::source::Inspection, Error> {
+        // The ledger's read-modify-write must not race a login of another process.
+        let _lock = self.lock().await?;
+        let cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
+        crate::source::inspect(&cx).await
+    }
+
     /// The profile's cross-process lock, waited for up to `lock_wait`.
     async fn lock(&self) -> Result<ProfileLock, Error> {
         // Before the name becomes a lock file's name: `../x` stays inside the state folder.

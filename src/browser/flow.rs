@@ -28,7 +28,7 @@ use super::screens::{self, Action, Code, History, Patience, Screen, Snapshot, St
 use super::selectors::SelectorProfile;
 use super::session::Session;
 use super::traffic::{self, Traffic};
-use super::{ConsentLogin, OtpSource, SharedScrubber, scrub_with};
+use super::{ConsentLogin, OtpSource, PageReport, SharedScrubber, scrub_with};
 use crate::config::BrowserSettings;
 
 /// Dhan's PIN has six digits.
@@ -46,14 +46,34 @@ struct Deadline {
     limit: Limit,
 }
 
+/// What a run of the browser is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Job {
+    /// Log in and capture the tokenId.
+    Login,
+    /// Open the page, say which screen it shows, type nothing (`dhan-login doctor`).
+    Inspect,
+}
+
+pub(super) enum Outcome {
+    TokenId(SecretString),
+    Report(PageReport),
+}
+
 pub(super) async fn run(
     settings: &BrowserSettings,
     login: ConsentLogin<'_>,
     muffler: Muffler,
-) -> Result<SecretString, BrowserError> {
+    job: Job,
+) -> Result<Outcome, BrowserError> {
     let started = Instant::now();
-    let mobile = digits("mobile", login.mobile, None)?;
-    let pin = digits("pin", login.pin, Some(PIN_DIGITS))?;
+    let (mobile, pin) = match job {
+        Job::Login => (
+            digits("mobile", login.mobile, None)?,
+            digits("pin", login.pin, Some(PIN_DIGITS))?,
+        ),
+        Job::Inspect => (SecretString::from(""), SecretString::from("")),
+    };
     let profile = Arc::new(SelectorProfile::load(settings.selectors.as_deref())?);
     let found = launch::find_executable(settings, &|k| std::env::var_os(k))?;
     let recorder = match login.record_dir {
@@ -65,8 +85,11 @@ pub(super) async fn run(
     };
 
     let mut scrubber = login.scrubber;
-    scrubber.add(mobile.expose_secret());
-    scrubber.add(pin.expose_secret());
+    for secret in [&mobile, &pin] {
+        if !secret.expose_secret().is_empty() {
+            scrubber.add(secret.expose_secret());
+        }
+    }
     if let Some((_, id)) = login
         .consent_url
         .query_pairs()
@@ -117,10 +140,27 @@ pub(super) async fn run(
         step: Step::Open,
         acted: Step::Open,
         step_at: None,
+        job,
     };
     let result = driver.steps(&mut session).await;
 
     let result = match result {
+        Ok(Outcome::Report(mut report)) => {
+            if report.screen != Screen::Mobile.as_str() {
+                // What a person needs to see why: the same files a failed login leaves.
+                let text = format!("doctor: the consent page shows `{}`", report.screen);
+                report.artifacts = save_failure(
+                    &settings.artifacts_dir,
+                    driver.page.as_ref(),
+                    Step::Open,
+                    &driver.log,
+                    &text,
+                    &scrubber,
+                )
+                .await;
+            }
+            Ok(Outcome::Report(report))
+        }
         Ok(token) => Ok(token),
         Err(mut e) => {
             let text = scrub_with(&scrubber, &e.to_string());
@@ -150,7 +190,8 @@ pub(super) async fn run(
     progress.step_finished(Step::Close.as_str(), took);
     if let Some(rec) = &driver.recorder {
         let outcome = match &result {
-            Ok(_) => "tokenId captured".to_string(),
+            Ok(Outcome::TokenId(_)) => "tokenId captured".to_string(),
+            Ok(Outcome::Report(r)) => format!("the page shows `{}`", r.screen),
             Err(e) => scrub_with(&scrubber, &e.to_string()),
         };
         rec.finish(&driver.log, &outcome, &scrubber);
@@ -216,25 +257,90 @@ struct Driver<'a> {
     acted: Step,
     /// The deadline of the step in progress.
     step_at: Option<Deadline>,
+    job: Job,
 }
 
 impl Driver<'_> {
-    async fn steps(&mut self, session: &mut Session) -> Result<SecretString, BrowserError> {
+    async fn steps(&mut self, session: &mut Session) -> Result<Outcome, BrowserError> {
         self.enter(Step::Open);
         let result = match self.open(session).await {
-            Ok(()) => self.answer_screens().await,
+            Ok(()) => match self.job {
+                Job::Login => self.answer_screens().await.map(|()| None),
+                Job::Inspect => self.first_screen().await.map(Some),
+            },
             Err(e) => Err(e),
         };
         let took = self.log.finish(match &result {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(e) => Err(self.scrub(&e.to_string())),
         });
         self.login.progress.step_finished(self.step.as_str(), took);
-        result?;
+        if let Some(report) = result? {
+            return Ok(Outcome::Report(report));
+        }
         self.log.note("tokenId captured from the redirect");
         self.slot
             .get()
+            .map(Outcome::TokenId)
             .ok_or_else(|| BrowserError::driver(Step::Capture, "the tokenId went missing"))
+    }
+
+    /// Looks until the page settles on a screen, types nothing, and says what it saw.
+    async fn first_screen(&mut self) -> Result<PageReport, BrowserError> {
+        let page = self.page()?;
+        let mut last: Option<Snapshot> = None;
+        let mut same_since = Instant::now();
+        loop {
+            let snap = match self.look(&page, last.as_ref()).await {
+                Ok(Looked::Page(s)) => s,
+                Ok(Looked::Failed) | Ok(Looked::Captured) => {
+                    self.pause(RELOOK).await;
+                    continue;
+                }
+                // Out of time: the last verdict is the answer.
+                Err(e) => {
+                    return match last {
+                        Some(s) => Ok(self.report(&s)),
+                        None => Err(e),
+                    };
+                }
+            };
+            if last.as_ref().map(|l| &l.signature) != Some(&snap.signature) {
+                same_since = Instant::now();
+                self.log.matched("screen", &self.scrub(&snap.describe()));
+            }
+            let settled = match snap.screen {
+                Screen::Navigating => false,
+                // A script-drawn page may still be drawing: give it the settle time.
+                Screen::Unknown | Screen::Unplaced | Screen::Ambiguous | Screen::Pending => {
+                    same_since.elapsed() >= SETTLE
+                }
+                _ => true,
+            };
+            if settled {
+                return Ok(self.report(&snap));
+            }
+            last = Some(snap);
+        }
+    }
+
+    fn report(&self, s: &Snapshot) -> PageReport {
+        let mut reasons: Vec<String> = s.reasons.iter().map(|r| self.scrub(r)).collect();
+        if let Some(e) = &s.error {
+            reasons.insert(0, format!("message: \"{}\"", self.scrub(&e.message)));
+        }
+        if let Some(b) = &s.submit {
+            reasons.push(format!(
+                "button: {}{}",
+                self.scrub(&b.via),
+                if b.enabled { "" } else { " (disabled)" }
+            ));
+        }
+        PageReport {
+            screen: s.screen.as_str().to_string(),
+            reasons,
+            artifacts: Artifacts::None,
+        }
     }
 
     /// Ends the step in progress and starts `step` with a fresh budget.

@@ -98,9 +98,57 @@ pub async fn capture_token_id(
 ) -> Result<SecretString, BrowserError> {
     let muffler = quiet::Muffler::new();
     let dispatch = muffler.dispatch.clone();
-    flow::run(settings, login, muffler)
+    match flow::run(settings, login, muffler, flow::Job::Login)
         .with_subscriber(dispatch)
-        .await
+        .await?
+    {
+        flow::Outcome::TokenId(id) => Ok(id),
+        flow::Outcome::Report(_) => Err(BrowserError::driver(Step::Capture, "no tokenId")),
+    }
+}
+
+/// What `dhan-login doctor` saw on the consent page.
+#[derive(Debug, Clone)]
+pub struct PageReport {
+    /// The classifier's verdict: `mobile` on a page the login can start on; also
+    /// `totp`, `otp`, `pin`, `error`, `expired`, `unknown`, `unplaced`, `ambiguous`,
+    /// `navigating`, `pending`.
+    pub screen: String,
+    /// The signals behind it (scrubbed).
+    pub reasons: Vec<String>,
+    /// Screenshot, page and step log when the screen is not the mobile screen.
+    pub artifacts: Artifacts,
+}
+
+/// Opens the consent page, says which screen it shows, and types nothing: the consent
+/// stays unused. Progress steps: launch, open, close.
+pub async fn inspect_consent_page(
+    settings: &BrowserSettings,
+    consent_url: Url,
+    scrubber: Scrubber,
+    progress: &dyn Progress,
+) -> Result<PageReport, BrowserError> {
+    let muffler = quiet::Muffler::new();
+    let dispatch = muffler.dispatch.clone();
+    let empty = SecretString::from(String::new());
+    let login = ConsentLogin {
+        consent_url,
+        redirect_url: None,
+        mobile: &empty,
+        pin: &empty,
+        totp: None,
+        otp: None,
+        scrubber,
+        progress,
+        record_dir: None,
+    };
+    match flow::run(settings, login, muffler, flow::Job::Inspect)
+        .with_subscriber(dispatch)
+        .await?
+    {
+        flow::Outcome::Report(r) => Ok(r),
+        flow::Outcome::TokenId(_) => Err(BrowserError::driver(Step::Open, "unexpected tokenId")),
+    }
 }
 
 /// The scrubber is shared with the capture task, which adds the tokenId to it.

@@ -4,7 +4,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::otp::{CommandOtp, TerminalOtp};
 use super::{BoxFuture, Context, Outcome, TokenSource, consent, outcome_of};
-use crate::browser::{BrowserError, ConsentLogin, OtpSource, capture_token_id};
+use crate::browser::{
+    BrowserError, ConsentLogin, OtpSource, PageReport, capture_token_id, inspect_consent_page,
+};
 use crate::config::Profile;
 use crate::error::Error;
 use crate::redact::Scrubber;
@@ -112,4 +114,42 @@ async fn fill_page(cx: &Context<'_>, consent_id: &str) -> Result<SecretString, E
         },
     )
     .await?)
+}
+
+/// What `dhan-login doctor` found: the API key works (a consent was had) and which
+/// screen the consent page shows.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The consent was the pending one of an earlier attempt (none was spent).
+    pub consent_reused: bool,
+    pub report: PageReport,
+}
+
+/// Checks the API key with generate-consent (reusing a pending consentAppId), opens the
+/// consent page and types nothing: at most one consent, no credential sent. The consent
+/// stays pending for the next login.
+pub async fn inspect(cx: &Context<'_>) -> Result<Inspection, Error> {
+    let p = cx.profile;
+    let client_id = p.require_client_id()?;
+    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY")?;
+    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET")?;
+    let consent = consent::obtain(cx, client_id, api_key, api_secret).await?;
+    let scrubber = Scrubber::new()
+        .with(&consent.id)
+        .with(api_secret.expose_secret());
+    let report = inspect_consent_page(
+        &p.browser,
+        cx.api.consent_login_url(&consent.id),
+        scrubber,
+        cx.progress,
+    )
+    .await?;
+    if report.screen == "expired" {
+        // Dhan says this consent is spent: the next login must not reuse it.
+        consent::spent(cx, client_id, &consent.id);
+    }
+    Ok(Inspection {
+        consent_reused: consent.reused,
+        report,
+    })
 }

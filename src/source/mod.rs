@@ -6,6 +6,8 @@
 
 #[cfg(feature = "browser")]
 mod browser;
+#[cfg(feature = "browser")]
+pub use browser::{Inspection, inspect};
 mod consent;
 mod manual;
 #[cfg(feature = "browser")]

@@ -71,6 +71,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
             eprintln!("screens recorded in {}", out.display());
             Ok(0)
         }
+        Command::Doctor { json } => {
+            let m = manager(&cli.profile, cli.config.as_deref())?;
+            doctor(&m, json, quiet).await
+        }
         Command::Status { json } => status(&manager(&cli.profile, cli.config.as_deref())?, json),
         Command::Import => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
@@ -388,6 +392,58 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
             Ok(crate::exit::CONFIG)
         }
     }
+}
+
+#[cfg(not(feature = "browser"))]
+async fn doctor(_: &TokenManager, _: bool, _: bool) -> Result<u8> {
+    bail!("this dhan-login was built without the `browser` feature: there is no browser to inspect the page with")
+}
+
+#[cfg(feature = "browser")]
+async fn doctor(m: &TokenManager, json: bool, quiet: bool) -> Result<u8> {
+    let progress = StepPrinter::for_terminal(quiet);
+    let found = interruptible(m.doctor(progress.as_ref())).await??;
+    let report = &found.report;
+    let ok = report.screen == "mobile";
+    let artifacts = match &report.artifacts {
+        dhan_login::Artifacts::Saved(dir) => Some(dir.display().to_string()),
+        _ => None,
+    };
+    if json {
+        let out = serde_json::json!({
+            "ok": ok,
+            "consent": if found.consent_reused { "reused" } else { "generated" },
+            "screen": report.screen,
+            "reasons": report.reasons,
+            "artifacts": artifacts,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "API key: accepted ({} consent)",
+            if found.consent_reused {
+                "reused the pending"
+            } else {
+                "generated one"
+            }
+        );
+        println!("consent page: shows the `{}` screen", report.screen);
+        for r in &report.reasons {
+            println!("  - {r}");
+        }
+        if let Some(dir) = &artifacts {
+            println!("screenshot, page and step log: {dir}");
+        }
+        println!(
+            "nothing was typed; the consent stays pending and the next login reuses it{}",
+            if ok {
+                ""
+            } else {
+                ". The page is not the mobile screen a login starts on: see README, \"When Dhan changes its page\""
+            }
+        );
+    }
+    Ok(if ok { 0 } else { crate::exit::OTHER })
 }
 
 /// Reads one line of stdin without echo when it is a terminal.
