@@ -154,15 +154,13 @@ pub enum Command {
     },
 
     /// Check the browser path without logging in: the API key, and which screen the consent page shows.
-    #[command(
-        after_help = "Example:\n  dhan-login doctor\n\n\
+    #[command(after_help = "Example:\n  dhan-login doctor\n\n\
             Gets a consent with generate-consent (reusing the pending one of an earlier attempt,\n\
             so at most one of the day's 25 is spent), opens the consent page in headless\n\
             Chromium and reports the screen the classifier sees and why. It types nothing: no\n\
             mobile number, code or PIN reaches Dhan, and the consent stays pending for the next\n\
             login. Exit 0 when the page shows the mobile screen a login starts on; 1 otherwise,\n\
-            with a screenshot, the page and a step log saved for a bug report (secrets masked)."
-    )]
+            with a screenshot, the page and a step log saved for a bug report (secrets masked).")]
     Doctor {
         /// Print the report as one JSON object.
         #[arg(long)]

@@ -396,7 +396,9 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
 
 #[cfg(not(feature = "browser"))]
 async fn doctor(_: &TokenManager, _: bool, _: bool) -> Result<u8> {
-    bail!("this dhan-login was built without the `browser` feature: there is no browser to inspect the page with")
+    bail!(
+        "this dhan-login was built without the `browser` feature: there is no browser to inspect the page with"
+    )
 }
 
 #[cfg(feature = "browser")]
