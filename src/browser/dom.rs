@@ -153,17 +153,16 @@ return els.length;
     Ok(())
 }
 
-/// Counts, in every document the page loads, the requests the page itself starts to
-/// send something (form submits, fetch and XHR writes). The driver reads the count in
-/// the same look as the screen, so a page that submits on its own is never clicked
-/// after it did.
+/// Counts, in every document the page loads, the fetch and XHR writes the page itself
+/// starts. The driver reads the count in the same look as the screen, so a page that
+/// submits on its own is never clicked after it did. (A `submit` event is no evidence:
+/// a page may swallow it and send nothing; a real form post shows as a document load.)
 pub(crate) const SUBMIT_WATCH: &str = r#"
 (() => {
   if (window.__dhanLoginWatch) return;
   const w = { submits: 0 };
   Object.defineProperty(window, '__dhanLoginWatch', { value: w, enumerable: false });
   const writes = (m) => !/^(GET|HEAD|OPTIONS)$/i.test(m || 'GET');
-  document.addEventListener('submit', () => { w.submits += 1; }, true);
   const fetch0 = window.fetch;
   if (fetch0) {
     window.fetch = function (input, init) {

@@ -126,7 +126,7 @@ pub(crate) struct Snapshot {
     pub mobile: bool,
     pub submit: Option<Button>,
     pub group: Option<Group>,
-    /// Requests the page itself started (form submits, fetch/XHR writes) since it loaded.
+    /// Fetch/XHR writes the page itself started since it loaded.
     pub submits: u64,
     /// Candidates of the page profile the browser refused to parse.
     pub invalid: Vec<String>,
