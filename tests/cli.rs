@@ -847,10 +847,10 @@ async fn record_saves_every_screen_scrubbed() {
         }
         assert!(!text.contains("eyJ"), "{name} holds something JWT-shaped");
     }
-    // The selectors that matched are recorded for each screen.
+    // The classifier's verdict and its reasons are recorded for each screen.
     let totp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("02-totp.json")).unwrap()).unwrap();
-    assert!(totp.to_string().contains("maxlength"), "{totp}");
+    assert!(totp.to_string().contains("totp (six digit boxes"), "{totp}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

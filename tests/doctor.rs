@@ -89,3 +89,15 @@ async fn doctor_with_a_wrong_api_secret_says_so_before_any_browser() {
     assert_eq!(stand.server.calls(Endpoint::ConsentLoginPage), 0, "{out}");
     assert!(!out.stderr.contains("not-the-secret"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_page_profile_is_a_valid_override_file() {
+    let stand = Stand::start().await;
+    let out = run(stand.cli(["config", "page-profile"]), None).await;
+    out.assert_ok();
+    let file = stand.sandbox.path().join("selectors.toml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let loaded = dhan_login::SelectorProfile::load(Some(&file)).expect("loads as a user file");
+    assert_eq!(loaded, dhan_login::SelectorProfile::built_in().unwrap());
+    assert!(out.stdout.contains("pin_words"), "{out}");
+}

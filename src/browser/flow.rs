@@ -494,6 +494,7 @@ impl Driver<'_> {
                 Action::Wait => {}
                 Action::TypeMobile => {
                     self.enter(Step::Mobile);
+                    self.log.matched("screen", &self.scrub(&snap.describe()));
                     self.acted = Step::Mobile;
                     self.record("mobile").await;
                     let before = (self.traffic.count(), snap.submits);
@@ -510,6 +511,8 @@ impl Driver<'_> {
                 }
                 Action::Type(code) => {
                     self.enter(code.step());
+                    // The verdict that led here belongs to this step's record.
+                    self.log.matched("screen", &self.scrub(&snap.describe()));
                     self.acted = code.step();
                     self.record(code.as_str()).await;
                     let secret = self.code_for(code).await?;

@@ -224,7 +224,7 @@ impl Default for MockOptions {
             port: 0,
             token_lifetime: Duration::from_secs(24 * 60 * 60),
             consent_cap: 25,
-            page_variant: PageVariant::classic(),
+            page_variant: PageVariant::default(),
             spa_render_delay: Duration::from_millis(300),
         }
     }

@@ -228,6 +228,14 @@ pub enum ConfigAction {
     /// Print where the config file and the state live.
     #[command(after_help = "Example:\n  dhan-login config path")]
     Path,
+    /// Print the built-in page profile (words and hints the browser login reads the page with).
+    #[command(
+        after_help = "Example:\n  dhan-login config page-profile > ~/.config/dhan-login/selectors.toml\n\n\
+            Edit the copy where Dhan's page says things differently, keep only the fields you\n\
+            change, and set `browser.selectors` to its path. `dhan-login doctor` shows what the\n\
+            page looks like to the driver with it."
+    )]
+    PageProfile,
 }
 
 #[derive(Debug, Args)]

@@ -362,8 +362,12 @@ fn lockout_summary(l: &Lockouts) -> Option<(chrono::DateTime<chrono::Utc>, Vec<S
 }
 
 fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> Result<u8> {
+    if matches!(action, ConfigAction::PageProfile) {
+        return page_profile();
+    }
     let paths = paths(file)?;
     match action {
+        ConfigAction::PageProfile => page_profile(),
         ConfigAction::Path => {
             println!("config: {}", paths.config_file.display());
             println!("state:  {}", paths.state_dir.display());
@@ -392,6 +396,17 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
             Ok(crate::exit::CONFIG)
         }
     }
+}
+
+#[cfg(feature = "browser")]
+fn page_profile() -> Result<u8> {
+    print!("{}", dhan_login::SelectorProfile::built_in_toml());
+    Ok(0)
+}
+
+#[cfg(not(feature = "browser"))]
+fn page_profile() -> Result<u8> {
+    bail!("this dhan-login was built without the `browser` feature: it has no page profile")
 }
 
 #[cfg(not(feature = "browser"))]
