@@ -371,6 +371,11 @@ fn hidden_value(html: &str, name: &str) -> Option<String> {
 /// one-time tokenId. The stand-in must allow TOTP reuse if the test logs in with the same
 /// code elsewhere in this 30 s step.
 pub async fn complete_consent_login(server: &MockServer, consent_url: &str) -> String {
+    // A person's browser, reduced to form posts: the server-rendered screens.
+    server.set_page_variant(dhan_login::mock::PageVariant {
+        spa: false,
+        ..dhan_login::mock::PageVariant::default()
+    });
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -1,0 +1,57 @@
+//! An account without TOTP: the consent page asks for a code sent by SMS or e-mail, and
+//! `otp_command` (DHAN_OTP_COMMAND) supplies it. Real Chromium against the stand-in.
+#![cfg(feature = "browser")]
+
+mod common;
+
+use common::{Stand, browser_tests_skipped, run};
+use dhan_login::mock::{EntryKind, MockOptions, PageVariant, SecondFactor};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otp_command_answers_the_sms_otp_screen_without_any_totp_secret() {
+    if browser_tests_skipped("otp_command") {
+        return;
+    }
+    let stand = Stand::start_with(MockOptions {
+        page_variant: PageVariant {
+            second_factor: SecondFactor::SmsOtp,
+            ..PageVariant::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let otp = stand.server.sms_otp();
+    let mut cmd = stand.cli(["login", "--via", "browser", "-vv"]);
+    cmd.env_remove("DHAN_TOTP_SECRET");
+    cmd.env("DHAN_OTP_COMMAND", format!("printf '%s\\n' {otp}"));
+    let out = run(cmd, None).await;
+    out.assert_ok();
+    assert_eq!(stand.server.entries(EntryKind::SmsOtp), 1, "{out}");
+    assert_eq!(stand.server.entries(EntryKind::Totp), 0, "{out}");
+    assert_eq!(stand.server.entries(EntryKind::Pin), 1, "{out}");
+    assert!(
+        !out.stderr.contains(&otp),
+        "the OTP reached the logs:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_otp_source_the_sms_screen_is_a_config_error_and_nothing_is_typed() {
+    if browser_tests_skipped("otp_missing") {
+        return;
+    }
+    let stand = Stand::start_with(MockOptions {
+        page_variant: PageVariant {
+            second_factor: SecondFactor::SmsOtp,
+            ..PageVariant::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    // A TOTP secret is configured, but the page asks for an SMS OTP: never the TOTP.
+    let out = run(stand.cli(["login", "--via", "browser"]), None).await;
+    out.assert_code(2);
+    assert!(out.stderr.contains("otp_command"), "{out}");
+    assert_eq!(stand.server.entries(EntryKind::SmsOtp), 0, "{out}");
+    assert_eq!(stand.server.entries(EntryKind::Totp), 0, "{out}");
+}
