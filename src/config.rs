@@ -162,6 +162,7 @@ struct BrowserFile {
     step_timeout_secs: Option<f64>,
     overall_timeout_secs: Option<f64>,
     block_resources: Option<bool>,
+    block_trackers: Option<bool>,
     selectors: Option<PathBuf>,
     artifacts_dir: Option<PathBuf>,
     #[serde(default)]
@@ -190,6 +191,8 @@ pub struct BrowserSettings {
     pub overall_timeout: Duration,
     /// Block images, fonts and media: the login needs none of them.
     pub block_resources: bool,
+    /// Block ad, analytics and tag-manager hosts (their frames copy the page's URLs).
+    pub block_trackers: bool,
     /// A TOML selector profile overriding the built-in one.
     pub selectors: Option<PathBuf>,
     /// Where failure artifacts go (one sub-folder per failed run).
@@ -206,6 +209,7 @@ impl BrowserSettings {
             step_timeout: Duration::from_secs(15),
             overall_timeout: Duration::from_secs(60),
             block_resources: true,
+            block_trackers: true,
             selectors: None,
             artifacts_dir: state_dir.join("artifacts"),
             extra_args: Vec::new(),
@@ -617,6 +621,7 @@ fn merge(
         .or(bf.executable);
     browser.headed = bf.headed.unwrap_or(false);
     browser.block_resources = bf.block_resources.unwrap_or(true);
+    browser.block_trackers = bf.block_trackers.unwrap_or(true);
     browser.selectors = bf.selectors.map(|p| expand_home(&p));
     if let Some(dir) = bf.artifacts_dir {
         browser.artifacts_dir = expand_home(&dir);

@@ -381,3 +381,75 @@ async fn a_wrong_totp_on_the_code_input_page_is_fatal_and_sent_once() {
         case.assert_clean();
     }
 }
+
+/// Counts TCP connections to a loopback port until dropped.
+struct Tally {
+    port: u16,
+    hits: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Tally {
+    fn start() -> Tally {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (h, s) = (hits.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok(_) => {
+                        h.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Tally { port, hits, stop }
+    }
+
+    fn hits(&self) -> u32 {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracker_hosts_are_never_contacted() {
+    if skipped("trackers") {
+        return;
+    }
+    // The page loads a tag-manager script; Chromium is told that host lives on a local
+    // port that counts connections. Without blocking it is contacted, with it never.
+    for block in [false, true] {
+        let tally = Tally::start();
+        let mut case = Case::start(MockOptions::default()).await;
+        case.settings.block_trackers = block;
+        case.settings.extra_args.push(format!(
+            "host-resolver-rules=MAP www.googletagmanager.com 127.0.0.1:{}",
+            tally.port
+        ));
+        let token = case
+            .login(Login::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", case.logs.text()));
+        case.consume(&token).await;
+        if block {
+            assert_eq!(tally.hits(), 0, "a tracker host was contacted");
+        } else {
+            assert!(
+                tally.hits() > 0,
+                "the control run never reached the tracker: the test proves nothing"
+            );
+        }
+        case.assert_clean();
+    }
+}

@@ -16,8 +16,13 @@ use totp_rs::{Builder, Secret};
 
 const BLOCKED: &str = "Your account is temporarily blocked";
 
+/// A stand-in whose screens are server-rendered forms, which these tests post to.
 async fn server() -> MockServer {
-    server_with(MockOptions::default()).await
+    server_with(MockOptions {
+        page_variant: PageVariant::classic(),
+        ..MockOptions::default()
+    })
+    .await
 }
 
 async fn server_with(opts: MockOptions) -> MockServer {
@@ -564,6 +569,7 @@ async fn redirect_keeps_the_registered_query() {
     };
     let s = server_with(MockOptions {
         account,
+        page_variant: PageVariant::classic(),
         ..MockOptions::default()
     })
     .await;

@@ -187,8 +187,10 @@ pub(crate) struct Capture {
     pub redirect: Option<Url>,
     /// The tab's top frame: only its document requests can carry the answer.
     pub main_frame: FrameId,
-    /// Also block images, fonts and media (trackers are always blocked).
+    /// Also block images, fonts and media.
     pub block_resources: bool,
+    /// Block ad, analytics and tag-manager hosts.
+    pub block_trackers: bool,
 }
 
 /// Starts intercepting on `page`. The listener exists before `Fetch.enable`, so no
@@ -203,6 +205,7 @@ pub(crate) async fn arm(
         redirect,
         main_frame,
         block_resources,
+        block_trackers,
     } = capture;
     let mut events = page.event_listener::<EventRequestPaused>().await?;
     let mut patterns = vec![
@@ -229,10 +232,11 @@ pub(crate) async fn arm(
             let id = ev.request_id.clone();
             let top_document =
                 ev.resource_type == ResourceType::Document && ev.frame_id == main_frame;
-            let tracker = Url::parse(&ev.request.url)
-                .ok()
-                .and_then(|u| u.host_str().map(is_tracker))
-                .unwrap_or(false);
+            let tracker = block_trackers
+                && Url::parse(&ev.request.url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(is_tracker))
+                    .unwrap_or(false);
             let answered = match token_of(&ev.request.url, redirect.as_ref(), top_document) {
                 Some(token) => {
                     if let Ok(mut s) = scrubber.lock() {
@@ -269,17 +273,23 @@ pub(crate) async fn arm(
         handle_auth_requests: None,
     })
     .await?;
-    let mut blocked = tracker_url_patterns();
+    let mut blocked = if block_trackers {
+        tracker_url_patterns()
+    } else {
+        Vec::new()
+    };
     if block_resources {
         blocked.extend(blocked_url_patterns());
     }
-    let list = SetBlockedUrLsParams {
-        url_patterns: Some(blocked),
-    };
-    // Blocks without a round trip; Fetch still fails a tracker request that reaches it
-    // (paused for another reason) and the resource types by type.
-    if let Err(e) = page.execute(list).await {
-        tracing::debug!(error = %e, "Network.setBlockedURLs refused; Fetch blocks alone");
+    if !blocked.is_empty() {
+        let list = SetBlockedUrLsParams {
+            url_patterns: Some(blocked),
+        };
+        // Blocks without a round trip; Fetch still fails a tracker request that reaches
+        // it (paused for another reason) and the resource types by type.
+        if let Err(e) = page.execute(list).await {
+            tracing::debug!(error = %e, "Network.setBlockedURLs refused; Fetch blocks alone");
+        }
     }
     Ok(task)
 }

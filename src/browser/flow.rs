@@ -427,6 +427,7 @@ impl Driver<'_> {
                     redirect: self.login.redirect_url.clone(),
                     main_frame,
                     block_resources: self.settings.block_resources,
+                    block_trackers: self.settings.block_trackers,
                 },
                 self.scrubber.clone(),
                 self.slot.clone(),
