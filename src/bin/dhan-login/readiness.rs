@@ -38,6 +38,11 @@ pub fn assess(
     let mobile = ("mobile", profile.mobile.is_some());
     let pin = ("pin", profile.pin.is_some());
     let totp = ("totp_secret", profile.totp_secret.is_some());
+    // The browser path answers an SMS/e-mail OTP screen instead when otp_command is set.
+    let second_factor = (
+        "totp_secret (or otp_command)",
+        profile.totp_secret.is_some() || profile.otp_command.is_some(),
+    );
     let api_key = ("api_key", profile.api_key.is_some());
     let api_secret = ("api_secret", profile.api_secret.is_some());
     // A lockout holds while the rejected values stay configured; telling whether they
@@ -115,7 +120,7 @@ pub fn assess(
     );
     let browser_path = {
         let (ready, detail) = needs(
-            &[client_id, mobile, pin, totp, api_key, api_secret],
+            &[client_id, mobile, pin, second_factor, api_key, api_secret],
             "",
             SourceKind::Browser,
         );
