@@ -219,3 +219,72 @@ async fn a_non_utf8_env_value_is_an_error_naming_the_variable() {
         "no default state folder was made"
     );
 }
+
+/// A server that answers every request with a body that never ends (HEAD excepted).
+async fn endless_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = vec![0u8; 8192];
+                let n = stream.read(&mut head).await.unwrap_or(0);
+                if head[..n].starts_with(b"HEAD") {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"message\":\"")
+                    .await;
+                let chunk = vec![b'a'; 64 * 1024];
+                while stream.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    addr
+}
+
+/// An endless answer is cut at 1 MiB: the login ends at once with a bounded read
+/// instead of eating memory until the request times out.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_answer_is_cut_at_one_mebibyte() {
+    let stand = Stand::start().await;
+    let addr = endless_server().await;
+    let mut cmd = stand.cli(["login", "--via", "totp"]);
+    cmd.env("DHAN_AUTH_BASE_URL", format!("http://{addr}"));
+    let r = run(cmd, None).await;
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(r.stderr.contains("larger than 1024 KiB"), "{r}");
+    assert!(
+        r.elapsed < std::time::Duration::from_secs(15),
+        "not read until the 30 s timeout: {r}"
+    );
+}
+
+/// `token` asking a "daemon" that streams forever on `[serve] listen` stops at 1 MiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_daemon_answer_is_cut_at_one_mebibyte() {
+    let stand = Stand::start().await;
+    let addr = endless_server().await;
+    let key = stand.sandbox.path().join("serve.key");
+    std::fs::write(&key, "k3y-for-the-test").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = stand.sandbox.write_config(&format!(
+        "[serve]\nlisten = \"{addr}\"\nkey_file = \"{}\"\n",
+        key.display()
+    ));
+    let mut cmd = stand.cli(["token"]);
+    cmd.env("DHAN_LOGIN_CONFIG", &config);
+    let r = run(cmd, None).await;
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(r.stderr.contains("larger than 1024 KiB"), "{r}");
+    assert!(r.elapsed < std::time::Duration::from_secs(15), "{r}");
+}
