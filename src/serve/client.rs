@@ -83,15 +83,29 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
                     format!("the daemon at {addr} answered an unreadable token ({e})"),
                 )
             })?;
-            tracing::debug!(profile, "token from the daemon at {addr}");
-            Ok(Some(Token {
+            let token = Token {
                 access_token: AccessToken::new(b.access_token),
                 client_id: b.client_id,
                 expires_at: b.expires_at,
                 kind: b.kind,
                 source: b.source,
                 obtained_at: Utc::now(),
-            }))
+            };
+            // Whatever listens on that port answered: take only a token-shaped token.
+            token.check().map_err(|e| {
+                refused(
+                    ErrorClass::UnexpectedBody,
+                    format!("the daemon at {addr} answered something that is not a token: {e}"),
+                )
+            })?;
+            if !token.is_live(Utc::now()) {
+                return Err(refused(
+                    ErrorClass::UnexpectedBody,
+                    format!("the daemon at {addr} answered an expired token"),
+                ));
+            }
+            tracing::debug!(profile, "token from the daemon at {addr}");
+            Ok(Some(token))
         }
         404 => Ok(None),
         401 => Err(refused(
