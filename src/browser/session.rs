@@ -262,3 +262,70 @@ async fn drive_handler(mut handler: Handler, scrubber: SharedScrubber) {
 fn scrub(scrubber: &SharedScrubber, text: &str) -> String {
     super::scrub_with(scrubber, text)
 }
+
+/// A browser started before the login it serves is known, so that its start overlaps
+/// with the caller's own requests (generate-consent). Dropping it kills it.
+pub(crate) struct Started {
+    pub(crate) session: Result<Session, BrowserError>,
+    pub(crate) took: Duration,
+    /// Shared with the session's handler task; the login fills it with its secrets.
+    pub(crate) scrubber: SharedScrubber,
+    pub(crate) dispatch: tracing::Dispatch,
+}
+
+impl Started {
+    pub(crate) async fn start(settings: &BrowserSettings) -> Started {
+        let muffler = Muffler::new();
+        let dispatch = muffler.dispatch.clone();
+        let scrubber: SharedScrubber = Default::default();
+        let started = std::time::Instant::now();
+        let session = async {
+            let found = launch::find_executable(settings, &|k| std::env::var_os(k))?;
+            Session::launch(
+                settings,
+                &found,
+                settings.step_timeout,
+                muffler,
+                scrubber.clone(),
+            )
+            .await
+        }
+        .with_subscriber(dispatch.clone())
+        .await;
+        Started {
+            session,
+            took: started.elapsed(),
+            scrubber,
+            dispatch,
+        }
+    }
+}
+
+/// Chromium being ended on a blocking thread, while the caller goes on (consume-consent).
+/// The end completes even if this is dropped unawaited.
+pub(crate) struct Ending {
+    task: JoinHandle<()>,
+    started: std::time::Instant,
+}
+
+impl Session {
+    /// Kills and reaps the tree and removes the profile on a blocking thread.
+    pub(crate) fn end_in_background(self) -> Ending {
+        let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+        let started = std::time::Instant::now();
+        let task = tokio::task::spawn_blocking(move || {
+            tracing::dispatcher::with_default(&dispatch, move || drop(self));
+        });
+        Ending { task, started }
+    }
+}
+
+impl Ending {
+    /// Waits until nothing of the browser is left; returns how long ending it took.
+    pub(crate) async fn wait(self) -> Duration {
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "ending Chromium failed");
+        }
+        self.started.elapsed()
+    }
+}
