@@ -3,8 +3,10 @@
 Playwright user would: auto-waiting locators, press_sequentially where the page listens to
 key events, page.route to catch the redirect. Used by scripts/bench as the baseline.
 
-Reads the stand-in's description (the first line of `dhan-login mock-server`) as JSON from
-argv[1]; prints one line of JSON with the timings and the token's length (never the token).
+    bench_playwright.py '<stand-in description JSON>' [BROWSER_PATH [shell|full]]
+
+The description is the first line of `dhan-login mock-server`. Prints one line of JSON
+with the timings and the token's length (never the token).
 """
 import base64
 import hashlib
@@ -49,7 +51,8 @@ def main() -> None:
     consent = call("POST", f"{auth}/app/generate-consent?client_id={d['client_id']}", creds)
     url = f"{auth}/login/consentApp-login?consentAppId={consent['consentAppId']}"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+        executable = sys.argv[2] if len(sys.argv) > 2 else "/usr/lib/chromium/chromium-headless-shell"
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=ARGS)
         t_launch = time.perf_counter()
         page = browser.new_page()
         # Answer the redirect locally: the redirect host is never contacted.

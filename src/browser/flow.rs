@@ -626,10 +626,7 @@ impl Driver<'_> {
 
     async fn open(&mut self, session: &mut Session) -> Result<(), BrowserError> {
         let dl = self.deadline();
-        let browser = session
-            .browser()
-            .ok_or_else(|| BrowserError::driver(Step::Open, "the browser is gone"))?;
-        let page = self.within(dl, browser.new_page("about:blank")).await?;
+        let page = self.within(dl, session.blank_page()).await?;
         self.page = Some(page.clone());
         let (traffic, task) = self.within(dl, traffic::watch(&page)).await?;
         session.own_task(task);
