@@ -62,13 +62,17 @@ def main() -> None:
         page.goto(url)
         page.get_by_placeholder("Enter mobile number").fill(d["mobile"])
         page.get_by_role("button", name="Proceed").click()
+        # The code boxes (an Angular code-input; plain one-digit boxes on the stand-in's
+        # classic page) move focus themselves: type the code into the first one.
         page.get_by_text("Enter TOTP").wait_for()
-        # The boxes move focus themselves: type the code as a person would.
-        page.locator('input[maxlength="1"]').first.press_sequentially(totp(d["totp_secret"], time.time()))
+        page.locator('code-input input, input[maxlength="1"]').first.press_sequentially(
+            totp(d["totp_secret"], time.time()))
         page.get_by_role("button", name="Proceed").click()
         page.get_by_text("Enter PIN").wait_for()
-        page.locator('input[type="password"]').first.press_sequentially(d["pin"])
-        with page.expect_request(lambda r: "tokenId=" in r.url) as redirected:
+        page.locator('code-input input, input[type="password"]').first.press_sequentially(d["pin"])
+        # Only the top frame's redirect carries the real tokenId (an analytics iframe
+        # sends a decoy to the same URL).
+        with page.expect_request(lambda r: r.frame == page.main_frame and "tokenId=" in r.url) as redirected:
             page.get_by_role("button", name="Continue").click()
         q = urllib.parse.parse_qs(urllib.parse.urlparse(redirected.value.url).query)
         token_id = q["tokenId"][0]

@@ -69,7 +69,11 @@ async function main() {
     await page.setRequestInterception(true);
     page.on("request", (req) => {
       if (req.url().startsWith(prefix)) {
-        redirected(new URL(req.url()).searchParams.get("tokenId"));
+        // Only the top frame's redirect carries the real tokenId (an analytics iframe
+        // sends a decoy to the same URL).
+        if (req.frame() === page.mainFrame()) {
+          redirected(new URL(req.url()).searchParams.get("tokenId"));
+        }
         req.respond({ status: 200, contentType: "text/plain", body: "ok" });
       } else {
         req.continue();
@@ -78,14 +82,16 @@ async function main() {
     await page.goto(url);
     await page.locator('input[placeholder="Enter mobile number"]').fill(d.mobile);
     await page.locator("button::-p-text(Proceed)").click();
-    // The boxes move focus themselves: type the code as a person would.
-    await page.locator("::-p-text(Verify with TOTP)").wait();
-    await page.locator('input[maxlength="1"]').click();
+    // The code boxes (an Angular code-input; plain one-digit boxes on the stand-in's
+    // classic page) move focus themselves: type the code into the first one.
+    await page.locator("::-p-text(Enter TOTP)").wait();
+    await page.locator('code-input input, input[maxlength="1"]').click();
     await page.keyboard.type(totp(d.totp_secret, Date.now() / 1000));
     await page.locator("button::-p-text(Proceed)").click();
     await page.locator("::-p-text(Enter PIN)").wait();
-    await page.locator('input[type="password"]').click();
+    await page.locator('code-input input, input[type="password"]').click();
     await page.keyboard.type(d.pin);
+    await page.locator("button::-p-text(Continue)").click();
     tokenId = await captured;
     tTokenId = performance.now();
   } finally {
