@@ -3,8 +3,10 @@
 Playwright user would: auto-waiting locators, press_sequentially where the page listens to
 key events, page.route to catch the redirect. Used by scripts/bench as the baseline.
 
-Reads the stand-in's description (the first line of `dhan-login mock-server`) as JSON from
-argv[1]; prints one line of JSON with the timings and the token's length (never the token).
+    bench_playwright.py '<stand-in description JSON>' [BROWSER_PATH [shell|full]]
+
+The description is the first line of `dhan-login mock-server`. Prints one line of JSON
+with the timings and the token's length (never the token).
 """
 import base64
 import hashlib
@@ -49,7 +51,8 @@ def main() -> None:
     consent = call("POST", f"{auth}/app/generate-consent?client_id={d['client_id']}", creds)
     url = f"{auth}/login/consentApp-login?consentAppId={consent['consentAppId']}"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+        executable = sys.argv[2] if len(sys.argv) > 2 else "/usr/lib/chromium/chromium-headless-shell"
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=ARGS)
         t_launch = time.perf_counter()
         page = browser.new_page()
         # Answer the redirect locally: the redirect host is never contacted.
@@ -59,13 +62,17 @@ def main() -> None:
         page.goto(url)
         page.get_by_placeholder("Enter mobile number").fill(d["mobile"])
         page.get_by_role("button", name="Proceed").click()
+        # The code boxes (an Angular code-input; plain one-digit boxes on the stand-in's
+        # classic page) move focus themselves: type the code into the first one.
         page.get_by_text("Enter TOTP").wait_for()
-        # The boxes move focus themselves: type the code as a person would.
-        page.locator('input[maxlength="1"]').first.press_sequentially(totp(d["totp_secret"], time.time()))
+        page.locator('code-input input, input[maxlength="1"]').first.press_sequentially(
+            totp(d["totp_secret"], time.time()))
         page.get_by_role("button", name="Proceed").click()
         page.get_by_text("Enter PIN").wait_for()
-        page.locator('input[type="password"]').first.press_sequentially(d["pin"])
-        with page.expect_request(lambda r: "tokenId=" in r.url) as redirected:
+        page.locator('code-input input, input[type="password"]').first.press_sequentially(d["pin"])
+        # Only the top frame's redirect carries the real tokenId (an analytics iframe
+        # sends a decoy to the same URL).
+        with page.expect_request(lambda r: r.frame == page.main_frame and "tokenId=" in r.url) as redirected:
             page.get_by_role("button", name="Continue").click()
         q = urllib.parse.parse_qs(urllib.parse.urlparse(redirected.value.url).query)
         token_id = q["tokenId"][0]

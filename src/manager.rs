@@ -91,6 +91,7 @@ impl TokenManager {
     }
 
     /// The stored state. A corrupt file has been moved aside; say so and start empty.
+    /// A stored token that is not token-shaped is left out.
     pub fn state(&self) -> Result<ProfileState, Error> {
         match self.store.load(&self.profile.name) {
             Err(e @ StoreError::Corrupt { .. }) => {
@@ -104,7 +105,16 @@ impl TokenManager {
                     ..Default::default()
                 })
             }
-            other => Ok(other?),
+            other => {
+                let mut state = other?;
+                // A value that is not token-shaped (an edited or damaged file) is never
+                // handed out, renewed or printed: as if there were none.
+                if let Some(Err(e)) = state.token.as_ref().map(Token::check) {
+                    tracing::warn!("the stored token is not used: {e}");
+                    state.token = None;
+                }
+                Ok(state)
+            }
         }
     }
 

@@ -123,6 +123,40 @@ pub enum TokenError {
     NoExpiry,
     #[error("the token names no client id and none is configured")]
     NoClientId,
+    /// The value is not `header.payload.signature` in base64url: it could carry a
+    /// newline into an env file, or be an error page taken for a token.
+    #[error("the access token is not JWT-shaped (three base64url parts; the value is not shown)")]
+    NotJwt,
+    #[error("the client id is not all digits (the value is not shown)")]
+    BadClientId,
+    #[error("the token expired at {0} before it was received: is the clock right?")]
+    Expired(String),
+}
+
+/// Longer than any JWT Dhan issues (about 400 bytes), short enough for any env var.
+const MAX_TOKEN_LEN: usize = 8192;
+
+/// Checks an access token's shape: three non-empty base64url parts joined by dots, so no
+/// control character, space or `=`-line can ride along into `--env`, `.env` or `exec`.
+pub fn check_token_value(value: &str) -> Result<(), TokenError> {
+    let b64 = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='))
+    };
+    let parts: Vec<&str> = value.split('.').collect();
+    if value.len() > MAX_TOKEN_LEN || parts.len() != 3 || !parts.iter().all(|p| b64(p)) {
+        return Err(TokenError::NotJwt);
+    }
+    Ok(())
+}
+
+/// Checks a client id: Dhan's are all digits.
+pub fn check_client_id(id: &str) -> Result<(), TokenError> {
+    if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TokenError::BadClientId);
+    }
+    Ok(())
 }
 
 impl Token {
@@ -135,16 +169,24 @@ impl Token {
         source: SourceKind,
         now: DateTime<Utc>,
     ) -> Result<Token, TokenError> {
+        check_token_value(value)?;
         let claims = Claims::peek(value).unwrap_or_default();
-        let expires_at = expiry_time
-            .and_then(parse_ist)
-            .or_else(|| claims.exp.and_then(|s| Utc.timestamp_opt(s, 0).single()))
-            .ok_or(TokenError::NoExpiry)?;
+        let stated = expiry_time.and_then(parse_ist);
+        let claimed = claims.exp.and_then(|s| Utc.timestamp_opt(s, 0).single());
+        // Whichever ends first: Dhan rejects the token at its `exp` whatever the body said.
+        let expires_at = match (stated, claimed) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).ok_or(TokenError::NoExpiry)?,
+        };
+        if expires_at <= now {
+            return Err(TokenError::Expired(expires_at.to_rfc3339()));
+        }
         let client_id = client_id
             .filter(|c| !c.is_empty())
             .map(str::to_owned)
             .or(claims.client_id)
             .ok_or(TokenError::NoClientId)?;
+        check_client_id(&client_id)?;
         Ok(Token {
             access_token: AccessToken::new(value),
             client_id,
@@ -153,6 +195,13 @@ impl Token {
             source,
             obtained_at: now,
         })
+    }
+
+    /// Checks what will be printed or handed over: a token read back from a file or a
+    /// daemon was not necessarily built by `from_grant`.
+    pub fn check(&self) -> Result<(), TokenError> {
+        check_token_value(self.access_token.secret())?;
+        check_client_id(&self.client_id)
     }
 
     /// True while the token stays valid for more than `margin` from `now`.
@@ -246,19 +295,82 @@ mod tests {
     #[test]
     fn expiry_falls_back_to_exp_claim_and_kind_comes_from_claims() {
         let t = jwt(
-            serde_json::json!({"dhanClientId":"1000000001","exp":1767225600,"tokenConsumerType":"SELF"}),
+            serde_json::json!({"dhanClientId":"1000000001","exp":4_102_444_800_i64,"tokenConsumerType":"SELF"}),
         );
         let tok =
             Token::from_grant(&t, None, Some("garbage"), SourceKind::Import, Utc::now()).unwrap();
-        assert_eq!(tok.expires_at.timestamp(), 1767225600);
+        assert_eq!(tok.expires_at.timestamp(), 4_102_444_800_i64);
         assert_eq!(tok.kind, TokenKind::SelfWeb);
         assert_eq!(tok.client_id, "1000000001");
     }
 
     #[test]
+    fn the_earlier_of_expiry_time_and_exp_wins_and_expired_is_refused() {
+        let exp = 1767225600; // 2026-01-01T00:00:00Z
+        let t = jwt(serde_json::json!({"dhanClientId":"1","exp":exp}));
+        let before = Utc.timestamp_opt(exp - 3600, 0).unwrap();
+        let tok = Token::from_grant(
+            &t,
+            None,
+            Some("2099-01-01T00:00:00"),
+            SourceKind::Totp,
+            before,
+        )
+        .unwrap();
+        assert_eq!(tok.expires_at.timestamp(), exp);
+        let after = Utc.timestamp_opt(exp + 1, 0).unwrap();
+        let e = Token::from_grant(&t, None, None, SourceKind::Totp, after);
+        assert!(matches!(e, Err(TokenError::Expired(_))), "{e:?}");
+    }
+
+    #[test]
     fn no_expiry_anywhere_is_an_error() {
-        let err = Token::from_grant("opaque", Some("1"), None, SourceKind::Totp, Utc::now());
+        let err = Token::from_grant(
+            "eyJh.eyJw.c2ln",
+            Some("1"),
+            None,
+            SourceKind::Totp,
+            Utc::now(),
+        );
         assert_eq!(err, Err(TokenError::NoExpiry));
+    }
+
+    #[test]
+    fn only_jwt_shaped_tokens_and_numeric_client_ids_are_taken() {
+        let exp = Some("2030-01-01T00:00:00");
+        let now = Utc::now();
+        for bad in [
+            "opaque",
+            "a.b",
+            "a..c",
+            "eyJh.eyJw.sig\nLD_PRELOAD=/tmp/x.so",
+            "eyJh.eyJw.sig\r",
+            "eyJh.eyJw.s ig",
+            "eyJh.eyJw.sig.more",
+        ] {
+            let e = Token::from_grant(bad, Some("1"), exp, SourceKind::Totp, now);
+            assert_eq!(e, Err(TokenError::NotJwt), "{bad:?}");
+        }
+        for bad in ["", "12a4", "1\n2", "1 2"] {
+            let e = Token::from_grant("eyJh.eyJw.c2ln", Some(bad), exp, SourceKind::Totp, now);
+            let want = if bad.is_empty() {
+                // An empty configured id defers to the claims, which name none here.
+                TokenError::NoClientId
+            } else {
+                TokenError::BadClientId
+            };
+            assert_eq!(e, Err(want), "{bad:?}");
+        }
+        assert!(
+            Token::from_grant(
+                "eyJh.eyJw.c2ln",
+                Some("1100000042"),
+                exp,
+                SourceKind::Totp,
+                now
+            )
+            .is_ok()
+        );
     }
 
     #[test]

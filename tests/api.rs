@@ -132,7 +132,7 @@ async fn consume_reads_expiry_with_and_without_milliseconds() {
         ("2025-09-23T12:37:23", "2025-09-23T07:07:23+00:00"),
     ] {
         let body = format!(
-            r#"{{"dhanClientId":"{}","dhanClientName":"X","dhanClientUcc":"U","givenPowerOfAttorney":true,"accessToken":"opaque-token","expiryTime":"{expiry}"}}"#,
+            r#"{{"dhanClientId":"{}","dhanClientName":"X","dhanClientUcc":"U","givenPowerOfAttorney":true,"accessToken":"opaque.fake.token","expiryTime":"{expiry}"}}"#,
             a.client_id
         );
         s.set_fault(Endpoint::ConsumeConsent, respond(200, &body));
@@ -144,8 +144,12 @@ async fn consume_reads_expiry_with_and_without_milliseconds() {
             )
             .await
             .unwrap();
+        // Received before both expiries: an expired grant is refused.
+        let received = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let token = grant
-            .into_token(&a.client_id, SourceKind::Browser, Utc::now())
+            .into_token(&a.client_id, SourceKind::Browser, received)
             .unwrap();
         assert_eq!(token.expires_at.to_rfc3339(), want);
     }

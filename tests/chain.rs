@@ -61,7 +61,7 @@ impl TokenSource for Scripted {
 
 fn fake_token() -> Token {
     Token::from_grant(
-        "opaque",
+        "opaque.fake.token",
         Some("1"),
         Some("2030-01-01T00:00:00"),
         SourceKind::Totp,

@@ -1118,3 +1118,38 @@ async fn kill_9_takes_chromium_down_and_the_next_run_removes_its_profile() {
         "the profile of the killed run (its Session file holds the mobile number) is still there"
     );
 }
+
+#[cfg(all(feature = "browser", target_os = "linux"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_starts_while_generate_consent_is_in_flight() {
+    if common::browser_tests_skipped("chromium_starts_while_generate_consent_is_in_flight") {
+        return;
+    }
+    let s = Stand::start().await;
+    let held = Duration::from_secs(10);
+    s.server
+        .set_fault_once(Endpoint::GenerateConsent, Fault::Delay(held));
+    let child = tokio::process::Command::from(s.cli(["login", "--via", "browser"]))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start dhan-login");
+    let me = child.id().expect("a pid");
+    let started = std::time::Instant::now();
+    while !browser_sessions().iter().any(|(_, ppid, _)| *ppid == me) {
+        assert!(
+            started.elapsed() < held - Duration::from_secs(1),
+            "no Chromium while generate-consent was held: it waits for the answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = child.wait_with_output().await.expect("dhan-login ends");
+    assert!(out.status.success(), "the login failed after the wait");
+    assert_eq!(s.server.calls(Endpoint::GenerateConsent), 1);
+    assert!(
+        started.elapsed() >= held,
+        "the generate-consent answer was not held: the test proves nothing"
+    );
+}

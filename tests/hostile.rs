@@ -219,3 +219,194 @@ async fn a_non_utf8_env_value_is_an_error_naming_the_variable() {
         "no default state folder was made"
     );
 }
+
+/// A server that answers every request with a body that never ends (HEAD excepted).
+async fn endless_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = vec![0u8; 8192];
+                let n = stream.read(&mut head).await.unwrap_or(0);
+                if head[..n].starts_with(b"HEAD") {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"message\":\"")
+                    .await;
+                let chunk = vec![b'a'; 64 * 1024];
+                while stream.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    addr
+}
+
+/// An endless answer is cut at 1 MiB: the login ends at once with a bounded read
+/// instead of eating memory until the request times out.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_answer_is_cut_at_one_mebibyte() {
+    let stand = Stand::start().await;
+    let addr = endless_server().await;
+    let mut cmd = stand.cli(["login", "--via", "totp"]);
+    cmd.env("DHAN_AUTH_BASE_URL", format!("http://{addr}"));
+    let r = run(cmd, None).await;
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(r.stderr.contains("larger than 1024 KiB"), "{r}");
+    assert!(
+        r.elapsed < std::time::Duration::from_secs(15),
+        "not read until the 30 s timeout: {r}"
+    );
+}
+
+/// `token` asking a "daemon" that streams forever on `[serve] listen` stops at 1 MiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_daemon_answer_is_cut_at_one_mebibyte() {
+    let stand = Stand::start().await;
+    let addr = endless_server().await;
+    let key = stand.sandbox.path().join("serve.key");
+    std::fs::write(&key, "k3y-for-the-test").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = stand.sandbox.write_config(&format!(
+        "[serve]\nlisten = \"{addr}\"\nkey_file = \"{}\"\n",
+        key.display()
+    ));
+    let mut cmd = stand.cli(["token"]);
+    cmd.env("DHAN_LOGIN_CONFIG", &config);
+    let r = run(cmd, None).await;
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(r.stderr.contains("larger than 1024 KiB"), "{r}");
+    assert!(r.elapsed < std::time::Duration::from_secs(15), "{r}");
+}
+
+/// A JWT-shaped value with these claims (unsigned: nobody here checks the signature).
+fn jwt(claims: serde_json::Value) -> String {
+    use base64::Engine;
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.c2ln",
+        e.encode(br#"{"alg":"HS512","typ":"JWT"}"#),
+        e.encode(claims.to_string())
+    )
+}
+
+fn grant_body(token: &str, client_id: &str, expiry: &str) -> String {
+    serde_json::json!({
+        "dhanClientId": client_id, "dhanClientName": "X", "dhanClientUcc": "U",
+        "givenPowerOfAttorney": true, "accessToken": token, "expiryTime": expiry,
+    })
+    .to_string()
+}
+
+/// A token or client id carrying a newline never becomes a second line of `--env`: the
+/// grant is refused (exit 1), nothing is printed and nothing stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_with_a_newline_is_never_printed_nor_stored() {
+    let stand = Stand::start().await;
+    let id = stand.server.account().client_id.clone();
+    let exp = common::unix_now() + 3600;
+    let good = jwt(serde_json::json!({"dhanClientId": id, "exp": exp}));
+    for (token, client) in [
+        (format!("{good}\nLD_PRELOAD=/tmp/evil.so"), id.clone()),
+        (good.clone(), format!("{id}\nLD_PRELOAD=/tmp/evil.so")),
+    ] {
+        stand.server.set_fault_once(
+            Endpoint::GenerateAccessToken,
+            respond(
+                200,
+                &grant_body(&token, &client, "2099-01-01T00:00:00"),
+                "application/json",
+            ),
+        );
+        let r = stand.run(["login", "--via", "totp", "--env"]).await;
+        assert_eq!(r.code, Some(1), "{r}");
+        assert!(r.stdout.is_empty(), "{r}");
+        assert!(!r.stderr.contains("LD_PRELOAD"), "{r}");
+        assert!(
+            !stand.sandbox.token_file("default").exists() || {
+                let state = std::fs::read_to_string(stand.sandbox.token_file("default")).unwrap();
+                !state.contains("LD_PRELOAD")
+            }
+        );
+        // The next login must not reuse this run's TOTP step: start from a fresh one.
+        stand.server.set_totp_reuse_allowed(true);
+    }
+}
+
+/// A state file edited to hold a token with a newline is not handed out: `token --env`
+/// logs in anew and prints exactly two lines.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_stored_token_is_not_printed() {
+    let stand = Stand::start().await;
+    stand.run(["token"]).await.assert_ok();
+    let path = stand.sandbox.token_file("default");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let good = state["token"]["access_token"].as_str().unwrap().to_owned();
+    state["token"]["access_token"] = format!("{good}\nLD_PRELOAD=/tmp/evil.so").into();
+    std::fs::write(&path, state.to_string()).unwrap();
+    let r = common::run_within(
+        stand.cli(["token", "--env"]),
+        None,
+        std::time::Duration::from_secs(70),
+    )
+    .await;
+    r.assert_ok();
+    assert_eq!(r.stdout.lines().count(), 2, "{r}");
+    assert!(!r.stdout.contains("LD_PRELOAD"), "{r}");
+}
+
+/// An expired grant is refused (not stored, not printed), and an `expiryTime` later than
+/// the JWT's `exp` does not win.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_grants_are_refused_and_the_earlier_expiry_wins() {
+    let stand = Stand::start().await;
+    stand.server.set_totp_reuse_allowed(true);
+    let id = stand.server.account().client_id.clone();
+    let past = jwt(serde_json::json!({"dhanClientId": id, "exp": common::unix_now() - 60}));
+    stand.server.set_fault_once(
+        Endpoint::GenerateAccessToken,
+        respond(
+            200,
+            &grant_body(&past, &id, "2020-01-01T00:00:00"),
+            "application/json",
+        ),
+    );
+    let r = stand.run(["login", "--via", "totp"]).await;
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(r.stdout.is_empty(), "{r}");
+    assert!(r.stderr.contains("expired"), "{r}");
+    let status = stand.run(["status", "--json"]).await;
+    assert!(status.json()["token"].is_null(), "{status}");
+
+    let exp = common::unix_now() + 3600;
+    let soon = jwt(serde_json::json!({"dhanClientId": id, "exp": exp}));
+    stand.server.set_fault_once(
+        Endpoint::GenerateAccessToken,
+        respond(
+            200,
+            &grant_body(&soon, &id, "2099-01-01T00:00:00"),
+            "application/json",
+        ),
+    );
+    let r = common::run_within(
+        stand.cli(["login", "--via", "totp", "--json"]),
+        None,
+        std::time::Duration::from_secs(70),
+    )
+    .await;
+    r.assert_ok();
+    let at =
+        chrono::DateTime::parse_from_rfc3339(r.json()["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(at.timestamp() as u64, exp, "{r}");
+}

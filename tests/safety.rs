@@ -177,7 +177,7 @@ async fn crash_writer_child() {
             dhan_login::ProfileLock::acquire(&dir.join("locks"), "p", Duration::from_secs(5))
                 .await
                 .unwrap();
-        let value = "t".repeat(1 + i % 300);
+        let value = format!("h.p.{}", "t".repeat(1 + i % 300));
         let token = Token::from_grant(
             &value,
             Some("1"),

@@ -27,7 +27,7 @@ fn state_with(value: &str) -> ProfileState {
 fn saved_state_is_private_and_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let store = TokenStore::new(dir.path());
-    let state = state_with("token-one");
+    let state = state_with("token.one.1");
     store.save("default", &state).unwrap();
     let path = store.path("default").unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -53,7 +53,7 @@ fn a_missing_file_is_an_empty_renewable_state() {
 fn replacement_is_atomic_for_a_concurrent_reader() {
     let dir = tempfile::tempdir().unwrap();
     let store = TokenStore::new(dir.path());
-    store.save("p", &state_with("a")).unwrap();
+    store.save("p", &state_with("a.a.a")).unwrap();
     let path = store.path("p").unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
@@ -72,7 +72,7 @@ fn replacement_is_atomic_for_a_concurrent_reader() {
     for i in 0..300 {
         // Values of different lengths, so a torn write would show.
         store
-            .save("p", &state_with(&"x".repeat(1 + i % 97)))
+            .save("p", &state_with(&format!("x.x.{}", "x".repeat(1 + i % 97))))
             .unwrap();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -91,7 +91,7 @@ fn replacement_is_atomic_for_a_concurrent_reader() {
 fn a_corrupt_file_is_moved_aside_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = TokenStore::new(dir.path());
-    store.save("default", &state_with("a")).unwrap();
+    store.save("default", &state_with("a.a.a")).unwrap();
     let path = store.path("default").unwrap();
     std::fs::write(&path, b"{\"token\": {\"access_token\": \"half").unwrap();
     let err = store.load("default").err().unwrap();

@@ -1,5 +1,6 @@
 //! The Dhan HTTP client: the five calls of DHAN_AUTH.md, base URLs injectable.
 
+mod body;
 mod error;
 mod wire;
 
@@ -11,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+pub(crate) use body::{BodyError, MAX_BODY, read_capped};
 pub use error::ApiError;
 use error::{Kind, classify};
 
@@ -260,12 +262,30 @@ impl DhanApi {
         scrub: &Scrubber,
     ) -> Result<T, ApiError> {
         let sent = Utc::now();
+        let deadline = tokio::time::Instant::now() + self.timeout;
         // Never log the URL: generateAccessToken carries the PIN in its query.
         tracing::debug!(endpoint, "calling Dhan");
         let resp = req.send().await.map_err(|e| transport(endpoint, e))?;
         self.note_date(&resp, sent);
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| transport(endpoint, e))?;
+        let text = match read_capped(resp, MAX_BODY, deadline).await {
+            Ok(text) => text,
+            Err(BodyError::Transport(e)) => return Err(transport(endpoint, e)),
+            Err(e @ BodyError::Deadline(_)) => {
+                return Err(ApiError::Transient {
+                    endpoint,
+                    detail: e.to_string(),
+                });
+            }
+            Err(e @ BodyError::TooLarge(_)) => {
+                return Err(ApiError::UnexpectedBody {
+                    endpoint,
+                    status: status.as_u16(),
+                    detail: e.to_string(),
+                    body: String::new(),
+                });
+            }
+        };
         let body = scrub.scrub(&text);
         tracing::debug!(endpoint, status = status.as_u16(), "Dhan answered");
         if status != StatusCode::OK {

@@ -26,7 +26,7 @@ use super::launch;
 use super::quiet::Muffler;
 use super::screens::{self, Action, Code, History, Patience, Screen, Snapshot, Stop, Timing};
 use super::selectors::SelectorProfile;
-use super::session::Session;
+use super::session::{Ending, Session, Started};
 use super::traffic::{self, Traffic};
 use super::{ConsentLogin, OtpSource, PageReport, SharedScrubber, scrub_with};
 use crate::config::BrowserSettings;
@@ -60,12 +60,15 @@ pub(super) enum Outcome {
     Report(PageReport),
 }
 
+/// Logs in, in the browser `started_ahead` or else one launched here. On success the
+/// browser is still being ended when this returns: the caller awaits the `Ending`.
 pub(super) async fn run(
     settings: &BrowserSettings,
     login: ConsentLogin<'_>,
     muffler: Muffler,
     job: Job,
-) -> Result<Outcome, BrowserError> {
+    started_ahead: Option<Started>,
+) -> Result<(Outcome, Ending), BrowserError> {
     let started = Instant::now();
     let (mobile, pin) = match job {
         Job::Login => (
@@ -75,7 +78,6 @@ pub(super) async fn run(
         Job::Inspect => (SecretString::from(""), SecretString::from("")),
     };
     let profile = Arc::new(SelectorProfile::load(settings.selectors.as_deref())?);
-    let found = launch::find_executable(settings, &|k| std::env::var_os(k))?;
     let recorder = match login.record_dir {
         Some(dir) => Some(Recorder::new(dir).map_err(|e| BrowserError::Input {
             field: "record_dir",
@@ -97,7 +99,13 @@ pub(super) async fn run(
     {
         scrubber.add(&id);
     }
-    let scrubber: SharedScrubber = Arc::new(Mutex::new(scrubber));
+    let scrubber: SharedScrubber = match &started_ahead {
+        Some(ahead) => {
+            *ahead.scrubber.lock().unwrap_or_else(|p| p.into_inner()) = scrubber;
+            ahead.scrubber.clone()
+        }
+        None => Arc::new(Mutex::new(scrubber)),
+    };
 
     let mut log = StepLog::new();
     let progress = login.progress;
@@ -107,13 +115,24 @@ pub(super) async fn run(
     let launch_timeout = settings
         .step_timeout
         .min(overall_at.saturating_duration_since(Instant::now()));
-    let launched =
-        Session::launch(settings, &found, launch_timeout, muffler, scrubber.clone()).await;
+    let (launched, ahead_took) = match started_ahead {
+        Some(ahead) => (ahead.session, Some(ahead.took)),
+        None => match launch::find_executable(settings, &|k| std::env::var_os(k)) {
+            Ok(found) => (
+                Session::launch(settings, &found, launch_timeout, muffler, scrubber.clone()).await,
+                None,
+            ),
+            Err(e) => (Err(e), None),
+        },
+    };
+    if let Some(took) = ahead_took {
+        log.note(format!("started ahead in {} ms", took.as_millis()));
+    }
     let took = log.finish(match &launched {
         Ok(_) => Ok(()),
         Err(e) => Err(e.to_string()),
     });
-    progress.step_finished(Step::Launch.as_str(), took);
+    progress.step_finished(Step::Launch.as_str(), ahead_took.unwrap_or(took));
     let mut session = launched?;
 
     let mut driver = Driver {
@@ -182,16 +201,29 @@ pub(super) async fn run(
         }
     };
 
-    progress.step_started(Step::Close.as_str());
-    driver.log.start(Step::Close);
     driver.page = None;
-    session.close().await;
-    let took = driver.log.finish(Ok(()));
-    progress.step_finished(Step::Close.as_str(), took);
+    // A failure ends the browser before returning; success hands the end to the caller,
+    // who has its own request to make meanwhile (consume-consent).
+    let result = match result {
+        Ok(token) => {
+            driver
+                .log
+                .note("Chromium is being ended while the caller goes on");
+            Ok((token, session.end_in_background()))
+        }
+        Err(e) => {
+            progress.step_started(Step::Close.as_str());
+            driver.log.start(Step::Close);
+            session.close().await;
+            let took = driver.log.finish(Ok(()));
+            progress.step_finished(Step::Close.as_str(), took);
+            Err(e)
+        }
+    };
     if let Some(rec) = &driver.recorder {
         let outcome = match &result {
-            Ok(Outcome::TokenId(_)) => "tokenId captured".to_string(),
-            Ok(Outcome::Report(r)) => format!("the page shows `{}`", r.screen),
+            Ok((Outcome::TokenId(_), _)) => "tokenId captured".to_string(),
+            Ok((Outcome::Report(r), _)) => format!("the page shows `{}`", r.screen),
             Err(e) => scrub_with(&scrubber, &e.to_string()),
         };
         rec.finish(&driver.log, &outcome, &scrubber);
@@ -406,10 +438,7 @@ impl Driver<'_> {
     }
 
     async fn open(&mut self, session: &mut Session) -> Result<(), BrowserError> {
-        let browser = session
-            .browser()
-            .ok_or_else(|| BrowserError::driver(Step::Open, "the browser is gone"))?;
-        let page = self.within(browser.new_page("about:blank")).await?;
+        let page = self.within(session.blank_page()).await?;
         self.page = Some(page.clone());
         let main_frame = self
             .within(page.mainframe())

@@ -91,17 +91,25 @@ pub struct ConsentLogin<'a> {
 /// capture, close. On any failure after
 /// launch, a screenshot, the page's HTML and a step log are saved under
 /// `settings.artifacts_dir` and named in the error. Errors for which
-/// [`BrowserError::is_fatal`] holds must not be retried.
+/// [`BrowserError::is_fatal`] holds must not be retried. Nothing of the browser is left
+/// when this returns; [`start_browser`] and [`capture_token_id_in`] are the same login
+/// cut in two, for callers with requests of their own to overlap with it.
 pub async fn capture_token_id(
     settings: &BrowserSettings,
     login: ConsentLogin<'_>,
 ) -> Result<SecretString, BrowserError> {
+    let progress = login.progress;
     let muffler = quiet::Muffler::new();
     let dispatch = muffler.dispatch.clone();
-    match flow::run(settings, login, muffler, flow::Job::Login)
-        .with_subscriber(dispatch)
-        .await?
-    {
+    let (outcome, ending) = flow::run(settings, login, muffler, flow::Job::Login, None)
+        .with_subscriber(dispatch.clone())
+        .await?;
+    BrowserEnd { ending, dispatch }.gone(progress).await;
+    token_id_of(outcome)
+}
+
+fn token_id_of(outcome: flow::Outcome) -> Result<SecretString, BrowserError> {
+    match outcome {
         flow::Outcome::TokenId(id) => Ok(id),
         flow::Outcome::Report(_) => Err(BrowserError::driver(Step::Capture, "no tokenId")),
     }
@@ -142,12 +150,65 @@ pub async fn inspect_consent_page(
         progress,
         record_dir: None,
     };
-    match flow::run(settings, login, muffler, flow::Job::Inspect)
-        .with_subscriber(dispatch)
-        .await?
-    {
+    let (outcome, ending) = flow::run(settings, login, muffler, flow::Job::Inspect, None)
+        .with_subscriber(dispatch.clone())
+        .await?;
+    BrowserEnd { ending, dispatch }.gone(progress).await;
+    match outcome {
         flow::Outcome::Report(r) => Ok(r),
         flow::Outcome::TokenId(_) => Err(BrowserError::driver(Step::Open, "unexpected tokenId")),
+    }
+}
+
+/// A Chromium started before its login is known (the consent URL needs generate-consent
+/// first): start both at once and hand this to [`capture_token_id_in`]. Dropping it kills
+/// the browser and removes its profile. A failed start is reported by the login.
+pub struct StartedBrowser(session::Started);
+
+/// Starts Chromium for one login; see [`StartedBrowser`].
+pub async fn start_browser(settings: &BrowserSettings) -> StartedBrowser {
+    StartedBrowser(session::Started::start(settings).await)
+}
+
+/// [`capture_token_id`] in a browser already started. Returns as soon as the tokenId is
+/// captured: the browser is still being ended then, so that the caller's next request
+/// (consume-consent) runs meanwhile; [`BrowserEnd::gone`] waits for the end.
+pub async fn capture_token_id_in(
+    browser: StartedBrowser,
+    settings: &BrowserSettings,
+    login: ConsentLogin<'_>,
+) -> Result<Captured, BrowserError> {
+    let dispatch = browser.0.dispatch.clone();
+    let muffler = quiet::Muffler::new();
+    let (outcome, ending) = flow::run(settings, login, muffler, flow::Job::Login, Some(browser.0))
+        .with_subscriber(dispatch.clone())
+        .await?;
+    Ok(Captured {
+        token_id: token_id_of(outcome)?,
+        end: BrowserEnd { ending, dispatch },
+    })
+}
+
+/// The tokenId of a finished login, its browser still being ended.
+pub struct Captured {
+    pub token_id: SecretString,
+    pub end: BrowserEnd,
+}
+
+/// A browser being ended (killed, reaped, its profile removed) on a thread of its own.
+/// The end completes even if this is dropped.
+pub struct BrowserEnd {
+    ending: session::Ending,
+    dispatch: tracing::Dispatch,
+}
+
+impl BrowserEnd {
+    /// Waits until no process and no profile of the browser is left (progress step
+    /// `close`).
+    pub async fn gone(self, progress: &dyn Progress) {
+        progress.step_started(error::Step::Close.as_str());
+        let took = self.ending.wait().with_subscriber(self.dispatch).await;
+        progress.step_finished(error::Step::Close.as_str(), took);
     }
 }
 

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
+use chromiumoxide::error::CdpError;
 use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::handler::viewport::Viewport;
-use chromiumoxide::{Browser, Handler};
+use chromiumoxide::{Browser, Handler, Page};
 use futures_util::StreamExt;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -32,6 +33,8 @@ const ORPHAN_LIMIT: Duration = Duration::from_secs(2);
 
 pub(crate) struct Session {
     browser: Option<Browser>,
+    /// A blank tab opened ahead (see `prepare_page`).
+    spare: Option<Page>,
     /// The browser process, spawned (and reaped) by us.
     child: Option<Child>,
     pid: Option<u32>,
@@ -61,6 +64,7 @@ impl Session {
             .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?;
         let mut session = Session {
             browser: None,
+            spare: None,
             child: None,
             pid: None,
             marker: Marker::new(profile.path(), &session_id),
@@ -142,8 +146,27 @@ impl Session {
         Ok(session)
     }
 
-    pub(crate) fn browser(&self) -> Option<&Browser> {
-        self.browser.as_ref()
+    /// Opens the blank tab the login will use, so that its renderer starts while the
+    /// caller's own requests are still in flight. A failure here is retried by
+    /// `blank_page`, which reports it.
+    async fn prepare_page(&mut self) {
+        if let Some(browser) = &self.browser {
+            match browser.new_page("about:blank").await {
+                Ok(page) => self.spare = Some(page),
+                Err(e) => tracing::debug!(error = %e, "could not open a tab ahead"),
+            }
+        }
+    }
+
+    /// The tab opened ahead, or a new one.
+    pub(crate) async fn blank_page(&mut self) -> Result<Page, CdpError> {
+        if let Some(page) = self.spare.take() {
+            return Ok(page);
+        }
+        match &self.browser {
+            Some(browser) => browser.new_page("about:blank").await,
+            None => Err(CdpError::NotFound),
+        }
     }
 
     /// A task that must not outlive the session (event listeners of the page).
@@ -209,6 +232,7 @@ impl Session {
         if !left.is_empty() {
             tracing::warn!(pids = ?left, "some Chromium processes could not be reaped");
         }
+        self.spare = None;
         self.browser = None;
         if let Some(mut child) = self.child.take()
             && matches!(child.try_wait(), Ok(None))
@@ -261,4 +285,73 @@ async fn drive_handler(mut handler: Handler, scrubber: SharedScrubber) {
 
 fn scrub(scrubber: &SharedScrubber, text: &str) -> String {
     super::scrub_with(scrubber, text)
+}
+
+/// A browser started before the login it serves is known, so that its start overlaps
+/// with the caller's own requests (generate-consent). Dropping it kills it.
+pub(crate) struct Started {
+    pub(crate) session: Result<Session, BrowserError>,
+    pub(crate) took: Duration,
+    /// Shared with the session's handler task; the login fills it with its secrets.
+    pub(crate) scrubber: SharedScrubber,
+    pub(crate) dispatch: tracing::Dispatch,
+}
+
+impl Started {
+    pub(crate) async fn start(settings: &BrowserSettings) -> Started {
+        let muffler = Muffler::new();
+        let dispatch = muffler.dispatch.clone();
+        let scrubber: SharedScrubber = Default::default();
+        let started = std::time::Instant::now();
+        let session = async {
+            let found = launch::find_executable(settings, &|k| std::env::var_os(k))?;
+            let mut session = Session::launch(
+                settings,
+                &found,
+                settings.step_timeout,
+                muffler,
+                scrubber.clone(),
+            )
+            .await?;
+            session.prepare_page().await;
+            Ok(session)
+        }
+        .with_subscriber(dispatch.clone())
+        .await;
+        Started {
+            session,
+            took: started.elapsed(),
+            scrubber,
+            dispatch,
+        }
+    }
+}
+
+/// Chromium being ended on a blocking thread, while the caller goes on (consume-consent).
+/// The end completes even if this is dropped unawaited.
+pub(crate) struct Ending {
+    task: JoinHandle<()>,
+    started: std::time::Instant,
+}
+
+impl Session {
+    /// Kills and reaps the tree and removes the profile on a blocking thread.
+    pub(crate) fn end_in_background(self) -> Ending {
+        let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+        let started = std::time::Instant::now();
+        let task = tokio::task::spawn_blocking(move || {
+            tracing::dispatcher::with_default(&dispatch, move || drop(self));
+        });
+        Ending { task, started }
+    }
+}
+
+impl Ending {
+    /// Waits until nothing of the browser is left; returns how long ending it took.
+    pub(crate) async fn wait(self) -> Duration {
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "ending Chromium failed");
+        }
+        self.started.elapsed()
+    }
 }

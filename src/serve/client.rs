@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::settings::ServeSettings;
+use crate::api::{BodyError, MAX_BODY, read_capped};
 use crate::error::{Error, ErrorClass};
 use crate::token::{AccessToken, SourceKind, Token, TokenKind};
 
@@ -52,6 +53,7 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
         .build()
         .map_err(|e| refused(ErrorClass::Other, format!("HTTP client: {e}")))?;
     let url = format!("http://{addr}/v1/profiles/{profile}/token");
+    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
     let resp = match http.get(&url).bearer_auth(&key).send().await {
         Ok(r) => r,
         Err(e) if e.is_connect() => {
@@ -66,11 +68,12 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
         }
     };
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| {
-        refused(
-            ErrorClass::Transient,
-            format!("the daemon at {addr} broke off its answer: {e}"),
-        )
+    let text = read_capped(resp, MAX_BODY, deadline).await.map_err(|e| {
+        let class = match e {
+            BodyError::TooLarge(_) => ErrorClass::UnexpectedBody,
+            _ => ErrorClass::Transient,
+        };
+        refused(class, format!("the daemon at {addr}: {e}"))
     })?;
     match status.as_u16() {
         200 => {
@@ -80,15 +83,29 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
                     format!("the daemon at {addr} answered an unreadable token ({e})"),
                 )
             })?;
-            tracing::debug!(profile, "token from the daemon at {addr}");
-            Ok(Some(Token {
+            let token = Token {
                 access_token: AccessToken::new(b.access_token),
                 client_id: b.client_id,
                 expires_at: b.expires_at,
                 kind: b.kind,
                 source: b.source,
                 obtained_at: Utc::now(),
-            }))
+            };
+            // Whatever listens on that port answered: take only a token-shaped token.
+            token.check().map_err(|e| {
+                refused(
+                    ErrorClass::UnexpectedBody,
+                    format!("the daemon at {addr} answered something that is not a token: {e}"),
+                )
+            })?;
+            if !token.is_live(Utc::now()) {
+                return Err(refused(
+                    ErrorClass::UnexpectedBody,
+                    format!("the daemon at {addr} answered an expired token"),
+                ));
+            }
+            tracing::debug!(profile, "token from the daemon at {addr}");
+            Ok(Some(token))
         }
         404 => Ok(None),
         401 => Err(refused(

@@ -31,6 +31,8 @@ impl Handoff {
     /// Writes both files unless they already hold `token`. The first call after start
     /// always writes: the files may be missing or hold a token from another run.
     pub(crate) fn publish(&mut self, token: &Token) -> std::io::Result<bool> {
+        // The env file holds exactly two lines: a value with a newline would add a third.
+        token.check().map_err(std::io::Error::other)?;
         let value = token.access_token.secret();
         let mut h = Sha256::new();
         h.update(value.as_bytes());
@@ -65,16 +67,16 @@ mod tests {
         let mut h = Handoff::new(dir.path().join("a/t"), dir.path().join("a/e"));
         let exp = Some("2099-01-01T00:00:00");
         let now = chrono::Utc::now();
-        let t = Token::from_grant("tok-1", Some("42"), exp, SourceKind::Totp, now).unwrap();
+        let t = Token::from_grant("tok.one.1", Some("42"), exp, SourceKind::Totp, now).unwrap();
         assert!(h.publish(&t).unwrap());
         assert!(!h.publish(&t).unwrap());
         assert_eq!(
             std::fs::read_to_string(dir.path().join("a/t")).unwrap(),
-            "tok-1"
+            "tok.one.1"
         );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("a/e")).unwrap(),
-            "DHAN_ACCESS_TOKEN=tok-1\nDHAN_CLIENT_ID=42\n"
+            "DHAN_ACCESS_TOKEN=tok.one.1\nDHAN_CLIENT_ID=42\n"
         );
         for f in ["a/t", "a/e"] {
             let mode = std::fs::metadata(dir.path().join(f))
@@ -83,7 +85,7 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
-        let t2 = Token::from_grant("tok-2", Some("42"), exp, SourceKind::Renew, now).unwrap();
+        let t2 = Token::from_grant("tok.two.2", Some("42"), exp, SourceKind::Renew, now).unwrap();
         assert!(h.publish(&t2).unwrap());
     }
 }

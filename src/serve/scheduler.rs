@@ -486,7 +486,7 @@ mod tests {
 
     fn token(obtained: DateTime<Utc>, life_secs: i64) -> Token {
         let mut t = Token::from_grant(
-            "t",
+            "t.t.t",
             Some("1"),
             Some("2099-01-01T00:00:00"),
             SourceKind::Totp,

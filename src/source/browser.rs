@@ -1,11 +1,12 @@
 //! The consent flow with headless Chromium filling the login page.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use super::otp::{CommandOtp, TerminalOtp};
 use super::{BoxFuture, Context, Outcome, TokenSource, consent, outcome_of};
 use crate::browser::{
-    BrowserError, ConsentLogin, OtpSource, PageReport, capture_token_id, inspect_consent_page,
+    BrowserError, Captured, ConsentLogin, OtpSource, PageReport, StartedBrowser,
+    capture_token_id_in, inspect_consent_page, start_browser,
 };
 use crate::config::Profile;
 use crate::error::Error;
@@ -48,15 +49,30 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
     let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY")?;
     let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET")?;
 
-    let mut consent = consent::obtain(cx, client_id, api_key, api_secret).await?;
-    let token_id = match fill_page(cx, &consent.id).await {
+    // Chromium starts while Dhan answers generate-consent (and the server-time probe for
+    // the TOTP runs): nothing waits for what it does not need. Should either request
+    // fail, dropping the started browser kills it.
+    let (browser, consent, totp) = tokio::join!(
+        start_browser(&p.browser),
+        consent::obtain(cx, client_id, api_key, api_secret),
+        async {
+            // An account without TOTP (otp_command) has no generator to prepare.
+            match p.totp_secret {
+                Some(_) => cx.totp().await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let mut consent = consent?;
+    totp?;
+    let token_id = match fill_page(cx, &consent.id, Some(browser)).await {
         // A reused consent may have expired meanwhile: that costs one fresh consent,
         // never a loop.
         Err(Error::Browser(BrowserError::ConsentExpired { .. })) if consent.reused => {
             tracing::info!("the pending consent has expired; generating a new one");
             consent::spent(cx, client_id, &consent.id);
             consent = consent::obtain(cx, client_id, api_key, api_secret).await?;
-            fill_page(cx, &consent.id).await
+            fill_page(cx, &consent.id, None).await
         }
         other => other,
     };
@@ -66,17 +82,27 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
     ) {
         consent::spent(cx, client_id, &consent.id);
     }
-    let token_id = token_id?;
+    let Captured { token_id, end } = token_id?;
 
-    let started = std::time::Instant::now();
-    cx.progress.step_started("consume consent");
-    let grant = cx.api.consume_consent(&token_id, api_key, api_secret).await;
-    cx.progress
-        .step_finished("consume consent", started.elapsed());
+    // The tokenId is spent the moment Chromium is told to end, not after it has.
+    let consume = async {
+        let started = std::time::Instant::now();
+        cx.progress.step_started("consume consent");
+        let grant = cx.api.consume_consent(&token_id, api_key, api_secret).await;
+        cx.progress
+            .step_finished("consume consent", started.elapsed());
+        grant
+    };
+    let (grant, ()) = tokio::join!(consume, end.gone(cx.progress));
     Ok(grant?.into_token(client_id, SourceKind::Browser, cx.clock.now())?)
 }
 
-async fn fill_page(cx: &Context<'_>, consent_id: &str) -> Result<SecretString, Error> {
+/// Logs in on the consent page, in `browser` if one was started ahead.
+async fn fill_page(
+    cx: &Context<'_>,
+    consent_id: &str,
+    browser: Option<StartedBrowser>,
+) -> Result<Captured, Error> {
     let p = cx.profile;
     let mobile = Profile::require(&p.mobile, "mobile", "DHAN_MOBILE")?;
     let pin = Profile::require(&p.pin, "pin", "DHAN_PIN")?;
@@ -99,7 +125,12 @@ async fn fill_page(cx: &Context<'_>, consent_id: &str) -> Result<SecretString, E
     if let Some(Ok(secret)) = p.api_secret.as_ref().map(|s| s.get()) {
         scrubber.add(secret.expose_secret());
     }
-    Ok(capture_token_id(
+    let browser = match browser {
+        Some(b) => b,
+        None => start_browser(&p.browser).await,
+    };
+    Ok(capture_token_id_in(
+        browser,
         &p.browser,
         ConsentLogin {
             consent_url: cx.api.consent_login_url(consent_id),

@@ -221,7 +221,7 @@ async fn obtain(
     } else {
         Format::Plain
     };
-    print_token(&got.token, format);
+    print_token(&got.token, format)?;
     Ok(0)
 }
 
@@ -536,6 +536,8 @@ fn exec(command: &[String], token: &dhan_login::Token) -> Result<u8> {
     let (program, args) = command
         .split_first()
         .context("exec needs a program to run")?;
+    // Exactly two variables go to the program, and each holds one value.
+    token.check().map_err(dhan_login::Error::from)?;
     let err = std::process::Command::new(program)
         .args(args)
         .env("DHAN_ACCESS_TOKEN", token.access_token.secret())

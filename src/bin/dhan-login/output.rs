@@ -50,7 +50,10 @@ pub fn token_json(token: &Token) -> serde_json::Value {
     })
 }
 
-pub fn print_token(token: &Token, format: Format) {
+/// Prints a token, after checking it has the shape of one: a value with a newline in it
+/// would be a second line of `--env` output (an `LD_PRELOAD=` for whoever evals it).
+pub fn print_token(token: &Token, format: Format) -> Result<(), dhan_login::Error> {
+    token.check()?;
     match format {
         Format::Plain => println!("{}", token.access_token.secret()),
         Format::Json => println!("{}", token_json(token)),
@@ -59,6 +62,7 @@ pub fn print_token(token: &Token, format: Format) {
             println!("DHAN_CLIENT_ID={}", token.client_id);
         }
     }
+    Ok(())
 }
 
 /// Set once from `--progress`: benchmarks and logs want step lines from a pipe too.
