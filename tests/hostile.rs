@@ -459,3 +459,60 @@ async fn a_token_that_cannot_be_saved_is_printed_once_and_the_dead_one_never() {
     next.assert_ok();
     assert_ne!(next.out(), old, "the dead token is never printed:\n{next}");
 }
+
+/// A secret pasted as a TOML key is not echoed by the parse error; a misspelt field
+/// name still is (it helps, and it is no secret).
+#[test]
+fn a_secret_pasted_as_a_toml_key_is_not_echoed() {
+    let sandbox = common::Sandbox::new();
+    for (key, shown) in [
+        ("135790", false),
+        ("MOCKDHANDEMOTOTPSECRETMOCKDHAN23", false),
+        ("pinn", true),
+    ] {
+        let config = sandbox.write_config(&format!("[profiles.default]\n{key} = \"x\"\n"));
+        let mut cmd = sandbox.command();
+        cmd.env("DHAN_LOGIN_CONFIG", &config)
+            .args(["config", "check"]);
+        let r = common::run_blocking(cmd);
+        assert_eq!(r.code, Some(2), "{key}");
+        assert!(
+            r.stderr.contains("unknown field"),
+            "{key}: {}",
+            r.stderr.len()
+        );
+        assert_eq!(
+            r.stderr.contains(key) || r.stdout.contains(key),
+            shown,
+            "{key}"
+        );
+    }
+}
+
+/// A `pin_command` that never answers is killed after 20 s (exit 2, the field named)
+/// instead of hanging the login for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_pin_command_times_out() {
+    let stand = Stand::start().await;
+    let marker = stand.sandbox.path().join("still-running");
+    let config = stand.sandbox.write_config(&format!(
+        "[profiles.default]\npin_command = \"sleep 600; touch {}\"\n",
+        marker.display()
+    ));
+    let mut cmd = stand.cli(["login", "--via", "totp"]);
+    cmd.env_remove("DHAN_PIN").env("DHAN_LOGIN_CONFIG", &config);
+    let r = run(cmd, None).await;
+    assert_eq!(r.code, Some(2), "{r}");
+    assert!(
+        r.stderr.contains("pin_command: no answer within 20 s"),
+        "{r}"
+    );
+    assert!(r.elapsed < std::time::Duration::from_secs(40), "{r}");
+    assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 0);
+    // The whole group was killed: no shell waiting to run the rest is left behind.
+    let left = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .any(|c| String::from_utf8_lossy(&c).contains(&*marker.to_string_lossy()));
+    assert!(!left, "the pin_command's shell is still running");
+}
