@@ -21,6 +21,9 @@ pub const DEFAULT_AUTH_BASE_URL: &str = "https://auth.dhan.co";
 pub const DEFAULT_API_BASE_URL: &str = "https://api.dhan.co/v2";
 pub const DEFAULT_PROFILE: &str = "default";
 
+/// How long a `*_command` may take to print its secret (a password manager unlocking).
+const SECRET_COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -267,19 +270,58 @@ impl SecretRef {
         Ok(self.value.get_or_init(|| v))
     }
 
+    /// Runs a `*_command` in a process group of its own, killed whole if it outlives
+    /// `SECRET_COMMAND_TIMEOUT`: a password manager waiting for a prompt nobody sees must
+    /// not hang a login (or a daemon) for ever.
     fn run(&self, cmd: &str) -> Result<String, ConfigError> {
-        let out = std::process::Command::new("sh")
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
             .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
-            .output()
+            .process_group(0)
+            .spawn()
             .map_err(|e| self.error(format!("cannot run {}_command: {e}", self.field)))?;
-        if !out.status.success() {
-            return Err(self.error(format!("{}_command failed ({})", self.field, out.status)));
+        let mut pipe = child.stdout.take();
+        // Read on the side, so a chatty command cannot block on a full pipe.
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(p) = pipe.as_mut() {
+                let _ = p.take(64 * 1024).read_to_end(&mut out);
+            }
+            out
+        });
+        let started = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() < SECRET_COMMAND_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => {
+                    // SAFETY: signals the command's own process group, made above.
+                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                    let _ = child.wait();
+                    let why = match other {
+                        Err(e) => format!("cannot wait for it: {e}"),
+                        _ => format!(
+                            "no answer within {} s; killed",
+                            SECRET_COMMAND_TIMEOUT.as_secs()
+                        ),
+                    };
+                    return Err(self.error(format!("{}_command: {why}", self.field)));
+                }
+            }
+        };
+        let stdout = reader.join().unwrap_or_default();
+        if !status.success() {
+            return Err(self.error(format!("{}_command failed ({status})", self.field)));
         }
         // Only the first line: password managers often print notes after it.
-        let text = String::from_utf8(out.stdout)
+        let text = String::from_utf8(stdout)
             .map_err(|_| self.error(format!("{}_command printed non-UTF-8", self.field)))?;
         Ok(text.lines().next().unwrap_or("").trim().to_owned())
     }
@@ -526,10 +568,14 @@ fn read_file(paths: &Paths) -> Result<(FileConfig, PathBuf), ConfigError> {
 /// name the place and the problem instead, with any quoted value masked.
 fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
     let mut message = e.message().trim().to_owned();
-    // "unknown field `x`, expected one of …" quotes field names, which are safe; an
+    // "unknown field `x`, expected one of …" quotes a key: worth showing when it is a
+    // misspelt field name, but a secret pasted as a key (`135790 = …`) must not be. An
     // "invalid type: integer `135790`" or "invalid value" quotes the value.
-    if !message.starts_with("unknown field") && !message.starts_with("missing field") {
+    let names_a_key = message.starts_with("unknown field") || message.starts_with("missing field");
+    if !names_a_key {
         message = mask_backticked(&message);
+    } else if !first_backticked(&message).is_some_and(looks_like_a_field_name) {
+        message = mask_first_backticked(&message);
     }
     match e.span() {
         Some(span) => {
@@ -539,6 +585,29 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
             format!("line {line}, column {column}: {message}")
         }
         None => message,
+    }
+}
+
+/// Field names are lower-case words: a key with digits or capitals may be a PIN or a
+/// base32 secret typed in the wrong place.
+fn looks_like_a_field_name(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 40
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn first_backticked(s: &str) -> Option<&str> {
+    let start = s.find('`')? + 1;
+    let len = s[start..].find('`')?;
+    Some(&s[start..start + len])
+}
+
+fn mask_first_backticked(s: &str) -> String {
+    match first_backticked(s) {
+        Some(key) => s.replacen(&format!("`{key}`"), "`****`", 1),
+        None => s.to_owned(),
     }
 }
 

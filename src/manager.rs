@@ -43,6 +43,9 @@ pub struct Obtained {
     pub token: Token,
     /// True when it came from the store without a login.
     pub cached: bool,
+    /// Set when Dhan minted this token but it could not be saved: it lives only in this
+    /// process (the replaced one was set aside), and the caller must say so loudly.
+    pub unsaved: Option<StoreError>,
 }
 
 pub struct TokenManager {
@@ -53,6 +56,8 @@ pub struct TokenManager {
     clock: Arc<dyn Clock>,
     lock_wait: Duration,
     inflight: tokio::sync::Mutex<()>,
+    /// A minted token whose save failed: this process still hands it out.
+    unsaved: std::sync::Mutex<Option<Token>>,
 }
 
 impl TokenManager {
@@ -69,6 +74,7 @@ impl TokenManager {
             clock: Arc::new(SystemClock),
             lock_wait,
             inflight: tokio::sync::Mutex::new(()),
+            unsaved: std::sync::Mutex::new(None),
         }
     }
 
@@ -107,6 +113,25 @@ impl TokenManager {
             }
             other => {
                 let mut state = other?;
+                if state.set_aside {
+                    // As for a corrupt file: the failed run may have used this step.
+                    let step = self.clock.now().timestamp().div_euclid(30);
+                    state.totp_last_step = state.totp_last_step.max(Some(step));
+                }
+                // A token this process minted but could not save beats what the disk says.
+                let unsaved = self
+                    .unsaved
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if let Some(t) = unsaved
+                    && state
+                        .token
+                        .as_ref()
+                        .is_none_or(|s| s.obtained_at < t.obtained_at)
+                {
+                    state.token = Some(t);
+                }
                 // A value that is not token-shaped (an edited or damaged file) is never
                 // handed out, renewed or printed: as if there were none.
                 if let Some(Err(e)) = state.token.as_ref().map(Token::check) {
@@ -135,6 +160,7 @@ impl TokenManager {
             return Ok(Obtained {
                 token,
                 cached: true,
+                unsaved: None,
             });
         }
         let started_at = self.clock.now();
@@ -145,6 +171,7 @@ impl TokenManager {
             return Ok(Obtained {
                 token,
                 cached: true,
+                unsaved: None,
             });
         }
 
@@ -174,10 +201,11 @@ impl TokenManager {
                     state.legacy_lockout = None;
                     self.lockouts.clear_covered(&self.profile.name, worked)?;
                 }
-                self.store.save(&self.profile.name, &state)?;
+                let unsaved = self.save_minted(&state).await.err();
                 Ok(Obtained {
                     token,
                     cached: false,
+                    unsaved,
                 })
             }
             Err(failure) => {
@@ -213,6 +241,34 @@ impl TokenManager {
         let _lock = self.lock().await?;
         let cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
         crate::source::inspect(&cx).await
+    }
+
+    /// Saves a state holding a token Dhan has just minted (which killed the stored one):
+    /// retried, since losing it costs a login; if it still fails the token is kept in
+    /// memory and the old state set aside, so nobody is handed the dead token.
+    async fn save_minted(&self, state: &ProfileState) -> Result<(), StoreError> {
+        let mut last = None;
+        for wait_ms in [0, 100, 500] {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            match self.store.save(&self.profile.name, state) {
+                Ok(()) => {
+                    *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(e) = last else { return Ok(()) };
+        tracing::error!(
+            "Dhan issued a new token but it cannot be saved ({e}): it is kept in memory for this run only"
+        );
+        if let Err(aside) = self.store.set_aside(&self.profile.name) {
+            tracing::error!(
+                "the stored token, which the new one replaced, could not be set aside either ({aside}): a later run may hand out that dead token until a login succeeds"
+            );
+        }
+        *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()) = state.token.clone();
+        Err(e)
     }
 
     /// The profile's cross-process lock, waited for up to `lock_wait`.

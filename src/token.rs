@@ -373,6 +373,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// JWT peeking takes any text, and any payload that decodes.
+        #[test]
+        fn peek_takes_anything(
+            raw in ".{0,64}",
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+        ) {
+            let _ = Claims::peek(&raw);
+            let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let _ = Claims::peek(&format!("eyJh.{}.sig", e.encode(&payload)));
+        }
+    }
+
     #[test]
     fn debug_never_shows_the_value() {
         let t = AccessToken::new("very-secret-value");

@@ -410,3 +410,109 @@ async fn expired_grants_are_refused_and_the_earlier_expiry_wins() {
         chrono::DateTime::parse_from_rfc3339(r.json()["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(at.timestamp() as u64, exp, "{r}");
 }
+
+/// The binary with writes to regular files failing (RLIMIT_FSIZE 0, as on a full disk;
+/// root is not exempt, unlike a read-only folder). Reads, renames and pipes still work.
+fn disk_full(mut cmd: std::process::Command) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Ignored, so a write past the limit fails with EFBIG instead of killing us.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let zero = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &zero) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Disk full during a login: the minted token is printed for this run with a loud
+/// failure (exit 1), and no later run prints the token it replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_that_cannot_be_saved_is_printed_once_and_the_dead_one_never() {
+    let stand = Stand::start().await;
+    let first = stand.run(["login", "--via", "totp"]).await;
+    first.assert_ok();
+    let old = first.out().to_owned();
+
+    let long = std::time::Duration::from_secs(70);
+    let cmd = disk_full(stand.cli(["login", "--via", "totp"]));
+    let r = common::run_within(cmd, None, long).await;
+    assert_eq!(r.code, Some(1), "{r}");
+    let minted = r.out().to_owned();
+    assert!(
+        common::jwt_claims(&minted).is_some(),
+        "the new token is printed:\n{r}"
+    );
+    assert_ne!(minted, old);
+    assert!(r.stderr.contains("could not be saved"), "{r}");
+    assert!(!stand.server.is_live(&old), "Dhan replaced the old token");
+
+    let next = common::run_within(stand.cli(["token"]), None, long).await;
+    next.assert_ok();
+    assert_ne!(next.out(), old, "the dead token is never printed:\n{next}");
+}
+
+/// A secret pasted as a TOML key is not echoed by the parse error; a misspelt field
+/// name still is (it helps, and it is no secret).
+#[test]
+fn a_secret_pasted_as_a_toml_key_is_not_echoed() {
+    let sandbox = common::Sandbox::new();
+    for (key, shown) in [
+        ("135790", false),
+        ("MOCKDHANDEMOTOTPSECRETMOCKDHAN23", false),
+        ("pinn", true),
+    ] {
+        let config = sandbox.write_config(&format!("[profiles.default]\n{key} = \"x\"\n"));
+        let mut cmd = sandbox.command();
+        cmd.env("DHAN_LOGIN_CONFIG", &config)
+            .args(["config", "check"]);
+        let r = common::run_blocking(cmd);
+        assert_eq!(r.code, Some(2), "{key}");
+        assert!(
+            r.stderr.contains("unknown field"),
+            "{key}: {}",
+            r.stderr.len()
+        );
+        assert_eq!(
+            r.stderr.contains(key) || r.stdout.contains(key),
+            shown,
+            "{key}"
+        );
+    }
+}
+
+/// A `pin_command` that never answers is killed after 20 s (exit 2, the field named)
+/// instead of hanging the login for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_pin_command_times_out() {
+    let stand = Stand::start().await;
+    let marker = stand.sandbox.path().join("still-running");
+    let config = stand.sandbox.write_config(&format!(
+        "[profiles.default]\npin_command = \"sleep 600; touch {}\"\n",
+        marker.display()
+    ));
+    let mut cmd = stand.cli(["login", "--via", "totp"]);
+    cmd.env_remove("DHAN_PIN").env("DHAN_LOGIN_CONFIG", &config);
+    let r = run(cmd, None).await;
+    assert_eq!(r.code, Some(2), "{r}");
+    assert!(
+        r.stderr.contains("pin_command: no answer within 20 s"),
+        "{r}"
+    );
+    assert!(r.elapsed < std::time::Duration::from_secs(40), "{r}");
+    assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 0);
+    // The whole group was killed: no shell waiting to run the rest is left behind.
+    let left = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .any(|c| String::from_utf8_lossy(&c).contains(&*marker.to_string_lossy()));
+    assert!(!left, "the pin_command's shell is still running");
+}

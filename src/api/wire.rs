@@ -51,3 +51,38 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Str
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SEEDS: &[&str] = &[
+        r#"{"dhanClientId":"1000000001","dhanClientName":"JOHN DOE","dhanClientUcc":"CEFE4265","givenPowerOfAttorney":true,"accessToken":"a.b.c","expiryTime":"2026-01-01T00:00:00.000"}"#,
+        r#"{"dhanClientId":1000000001,"token":"a.b.c"}"#,
+        r#"{"consentAppId":"940b0ca1","consentAppStatus":"GENERATED","status":"success"}"#,
+        r#"{"dhanClientId":"1100003626","tokenValidity":"30/03/2025 15:37","activeSegment":"Equity"}"#,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Dhan's bodies, cut and spliced anywhere, or any bytes: parsed or refused,
+        /// never a panic.
+        #[test]
+        fn bodies_parse_or_fail_cleanly(
+            seed in proptest::sample::select(SEEDS),
+            cut in 0usize..200,
+            splice in "[{}\\[\\]\":,0-9a-zA-Z ]{0,12}",
+            bytes in proptest::collection::vec(any::<u8>(), 0..128),
+        ) {
+            let cut = cut.min(seed.len());
+            let mangled = format!("{}{splice}{}", &seed[..cut], &seed[cut..]);
+            for text in [mangled.as_str(), &String::from_utf8_lossy(&bytes)] {
+                let _ = serde_json::from_str::<GrantBody>(text);
+                let _ = serde_json::from_str::<ConsentBody>(text);
+                let _ = serde_json::from_str::<ProfileBody>(text);
+            }
+        }
+    }
+}

@@ -332,6 +332,11 @@ const SWITCHES: &[&str] = &[
     "no-pings",
     "disable-quic",
     "disable-gpu",
+    // No GPU means software compositing anyway; these keep the GPU process from loading
+    // its software rasterizer: peak tree PSS 224 -> 209 MiB on the headless shell,
+    // time unchanged (BENCHMARKS.md).
+    "disable-gpu-compositing",
+    "disable-software-rasterizer",
     // Without it Chromium opens a startup tab: one more renderer for nothing.
     "no-startup-window",
     "disable-crash-reporter",

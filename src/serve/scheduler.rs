@@ -340,6 +340,14 @@ impl Scheduler {
                 );
                 self.streak = 0;
                 self.retry = None;
+                if let Some(e) = &got.unsaved {
+                    // Served from memory until a save works; the next refresh retries it.
+                    self.failed(
+                        now,
+                        ErrorClass::Other,
+                        format!("the new token could not be saved: {e}"),
+                    );
+                }
                 self.slot.status.send_modify(|s| {
                     s.last_success = Some(now);
                     if !got.cached {

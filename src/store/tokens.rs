@@ -55,6 +55,10 @@ pub struct ProfileState {
     /// The last TOTP step submitted, so no later run submits the same code.
     #[serde(default)]
     pub totp_last_step: Option<i64>,
+    /// Read from a state set aside after a failed save: the run that failed may have
+    /// used a later TOTP step than the one recorded.
+    #[serde(skip)]
+    pub set_aside: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -99,6 +103,10 @@ pub(super) fn profile_file(dir: &Path, profile: &str) -> Result<PathBuf, StoreEr
     Ok(dir.join(format!("{profile}.json")))
 }
 
+fn replaced(path: &Path) -> PathBuf {
+    path.with_extension("json.replaced")
+}
+
 /// Token files under `<state>/tokens/<profile>.json`, mode 0600.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
@@ -127,10 +135,7 @@ impl TokenStore {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ProfileState {
-                    renewable: true,
-                    ..Default::default()
-                });
+                return Ok(self.load_replaced(&path));
             }
             Err(source) => return Err(StoreError::Read { path, source }),
         };
@@ -159,6 +164,43 @@ impl TokenStore {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        write_atomic(&path, &bytes).map_err(|source| StoreError::Write { path, source })
+        write_atomic(&path, &bytes).map_err(|source| StoreError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        // The new state supersedes one set aside by a failed save.
+        let _ = std::fs::remove_file(replaced(&path));
+        Ok(())
+    }
+
+    /// After a new token could not be saved: moves the state file (and the token Dhan
+    /// has just replaced) out of the way, so no later run prints a dead token. A rename
+    /// needs no free space, so it works on a full disk.
+    pub fn set_aside(&self, profile: &str) -> Result<(), StoreError> {
+        let path = self.path(profile)?;
+        match std::fs::rename(&path, replaced(&path)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Write { path, source }),
+        }
+    }
+
+    /// What a set-aside state still tells (the last TOTP step, renewability), without
+    /// its token; an empty state when there is none.
+    fn load_replaced(&self, path: &Path) -> ProfileState {
+        let aside = std::fs::read(replaced(path))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ProfileState>(&b).ok());
+        match aside {
+            Some(state) => ProfileState {
+                token: None,
+                set_aside: true,
+                ..state
+            },
+            None => ProfileState {
+                renewable: true,
+                ..Default::default()
+            },
+        }
     }
 }

@@ -123,6 +123,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     interruptible(m.token(&Request::default(), progress.as_ref())).await??
                 }
             };
+            if let Some(e) = &got.unsaved {
+                eprintln!(
+                    "error: the new token could not be saved ({e}); {} gets it, but the next run logs in again",
+                    command.first().map_or("the program", String::as_str)
+                );
+            }
             exec(&command, &got.token)
         }
         Command::Config { action } => config(&cli.profile, cli.config.as_deref(), action),
@@ -222,7 +228,14 @@ async fn obtain(
         Format::Plain
     };
     print_token(&got.token, format)?;
-    Ok(0)
+    match got.unsaved {
+        // Printed, because Dhan has already killed the old token; failed, because the
+        // next run will have to log in again.
+        Some(e) => Err(anyhow::Error::new(e).context(
+            "the new token (printed above) could not be saved; the token it replaced was set aside, so the next run logs in again",
+        )),
+        None => Ok(0),
+    }
 }
 
 fn status(m: &TokenManager, json: bool) -> Result<u8> {

@@ -84,5 +84,6 @@ pub async fn daemon_token(profile: &str, config: Option<&Path>) -> Result<Option
     Ok(ask_daemon(&settings, profile).await?.map(|token| Obtained {
         token,
         cached: true,
+        unsaved: None,
     }))
 }
