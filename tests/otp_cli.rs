@@ -7,19 +7,24 @@ mod common;
 use common::{Stand, browser_tests_skipped, run};
 use dhan_login::mock::{EntryKind, MockOptions, PageVariant, SecondFactor};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otp_command_answers_the_sms_otp_screen_without_any_totp_secret() {
-    if browser_tests_skipped("otp_command") {
-        return;
-    }
-    let stand = Stand::start_with(MockOptions {
+/// A stand-in whose page asks for an SMS OTP where the TOTP screen would be.
+async fn sms_stand() -> Stand {
+    Stand::start_with(MockOptions {
         page_variant: PageVariant {
             second_factor: SecondFactor::SmsOtp,
             ..PageVariant::default()
         },
         ..Default::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otp_command_answers_the_sms_otp_screen_without_any_totp_secret() {
+    if browser_tests_skipped("otp_command") {
+        return;
+    }
+    let stand = sms_stand().await;
     let otp = stand.server.sms_otp();
     let mut cmd = stand.cli(["login", "--via", "browser", "-vv"]);
     cmd.env_remove("DHAN_TOTP_SECRET");
@@ -40,14 +45,7 @@ async fn without_an_otp_source_the_sms_screen_is_a_config_error_and_nothing_is_t
     if browser_tests_skipped("otp_missing") {
         return;
     }
-    let stand = Stand::start_with(MockOptions {
-        page_variant: PageVariant {
-            second_factor: SecondFactor::SmsOtp,
-            ..PageVariant::default()
-        },
-        ..Default::default()
-    })
-    .await;
+    let stand = sms_stand().await;
     // A TOTP secret is configured, but the page asks for an SMS OTP: never the TOTP.
     let out = run(stand.cli(["login", "--via", "browser"]), None).await;
     out.assert_code(2);

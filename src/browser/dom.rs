@@ -23,9 +23,19 @@ pub(crate) enum EvalError {
 }
 
 async fn eval<T: DeserializeOwned>(page: &Page, expression: String) -> Result<T, EvalError> {
+    evaluate(page, expression, false).await
+}
+
+/// Evaluates `expression` in the main frame's current document and reads its value;
+/// with `await_promise`, the value the promise it returns resolves to.
+pub(crate) async fn evaluate<T: DeserializeOwned>(
+    page: &Page,
+    expression: String,
+    await_promise: bool,
+) -> Result<T, EvalError> {
     let mut params = EvaluateParams::new(expression);
     params.return_by_value = Some(true);
-    params.await_promise = Some(false);
+    params.await_promise = Some(await_promise);
     // No context id: always the main frame's current document, which survives the
     // navigations between screens where a remembered context id would not.
     let resp = page.execute(params).await?;

@@ -9,10 +9,9 @@
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use serde::{Deserialize, Serialize};
 
-use super::dom::{EvalError, MARK};
+use super::dom::{self, EvalError, MARK};
 use super::error::Step;
 use super::selectors::SelectorProfile;
 
@@ -193,21 +192,7 @@ pub(crate) async fn look(
     let expression = format!(
         "(() => {{ const spec = {json};\nconst look = (spec) => {{ {SCRIPT}\n}};\n{WAITER} }})()"
     );
-    let mut params = EvaluateParams::new(expression);
-    params.return_by_value = Some(true);
-    params.await_promise = Some(true);
-    // No context id: always the main frame's current document.
-    let resp = page.execute(params).await?;
-    if resp.result.exception_details.is_some() {
-        return Err(EvalError::Thrown);
-    }
-    let value = resp
-        .result
-        .result
-        .value
-        .clone()
-        .unwrap_or(serde_json::Value::Null);
-    serde_json::from_value(value).map_err(|e| EvalError::Shape(e.to_string()))
+    dom::evaluate(page, expression, true).await
 }
 
 /// What the driver has done so far in this login.
