@@ -116,9 +116,10 @@ async fn every_page_variant_logs_in_with_one_consent_and_each_code_sent_once() {
                         spa,
                         ..PageVariant::default()
                     };
-                    // Half the cells without a redirect URL: the tracker's decoy must
+                    // Half the cells without a redirect URL (alternating with the TOTP
+                    // screen, so both renderings meet both): the tracker's decoy must
                     // still lose to the top frame's redirect.
-                    let with_redirect = cells.len() % 2 == 0;
+                    let with_redirect = (cells.len() / 2) % 2 == 0;
                     cells.push((
                         variant,
                         with_redirect,
