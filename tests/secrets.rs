@@ -411,6 +411,26 @@ async fn no_secret_reaches_logs_or_non_token_output() {
         Stdout::Token,
     );
     rec.expect_code(3);
+    // A PIN of the wrong length and a mobile with letters: refused before any request,
+    // the field named, the value not.
+    let short_pin = "24680";
+    let mut cmd = s.command_in(&c);
+    cmd.env("DHAN_PIN", short_pin);
+    rec.keep(
+        "login --via totp (5-digit PIN)",
+        run(loud(cmd, &["login", "--via", "totp"]), None).await,
+        Stdout::Token,
+    );
+    rec.expect_code(2);
+    let bad_mobile = "99999OOO42";
+    let mut cmd = s.command_in(&c);
+    cmd.env("DHAN_MOBILE", bad_mobile);
+    rec.keep(
+        "login --via browser (mobile with letters)",
+        run(loud(cmd, &["login", "--via", "browser"]), None).await,
+        Stdout::Token,
+    );
+    rec.expect_code(2);
     rec.keep(
         "status --json (after a rejection)",
         run(loud(s.command_in(&c), &["status", "--json"]), None).await,
@@ -468,6 +488,8 @@ async fn no_secret_reaches_logs_or_non_token_output() {
     let mut secrets = Secrets::default();
     secrets.add("PIN", account.pin.clone());
     secrets.add("wrong PIN", wrong_pin);
+    secrets.add("5-digit PIN", short_pin);
+    secrets.add("mobile with letters", bad_mobile);
     secrets.add("mobile number", account.mobile.clone());
     secrets.add("TOTP secret", account.totp_secret.clone());
     secrets.add("API secret", account.api_secret.clone());
