@@ -4,7 +4,10 @@
 //! a password manager). They are read only when a login needs them, so the cached-token
 //! path never runs a password manager.
 
+mod store;
 pub mod validate;
+
+pub use store::{DEFAULT_LEASE, StoreSettings};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -182,6 +185,9 @@ struct FileConfig {
     serve: crate::serve::ServeFile,
     #[serde(default)]
     notify: crate::serve::NotifyFile,
+    /// Shared state for several machines (PostgreSQL); files when absent.
+    #[serde(default)]
+    store: store::StoreFile,
 }
 
 /// How the headless browser login runs.
@@ -358,6 +364,8 @@ pub struct Profile {
     pub lock_wait: Duration,
     pub browser: BrowserSettings,
     pub state_dir: PathBuf,
+    /// Files under `state_dir`, or the database every machine shares.
+    pub store: std::sync::Arc<StoreSettings>,
 }
 
 /// A field that `config check` found wrong.
@@ -403,7 +411,10 @@ impl Profile {
                 });
             }
         };
-        let (profile, bad) = merge(name, pf, paths, env);
+        let (mut profile, mut bad) = merge(name, pf, paths, env);
+        let (store, store_bad) = StoreSettings::merge(file.store, env);
+        profile.store = std::sync::Arc::new(store);
+        bad.extend(store_bad);
         warn_if_exposed(&path, &profile);
         Ok((profile, bad))
     }
@@ -841,6 +852,7 @@ fn merge(
         lock_wait,
         browser,
         state_dir: paths.state_dir.clone(),
+        store: Default::default(),
     };
     (profile, bad)
 }

@@ -101,13 +101,22 @@ impl Error {
 
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Config(_) | Error::Totp(_) | Error::Store(StoreError::BadProfileName(_)) => {
+            Error::Config(_)
+            | Error::Totp(_)
+            | Error::Store(StoreError::BadProfileName(_) | StoreError::SchemaTooNew { .. }) => {
                 ErrorClass::Config
+            }
+            // The database is down or restarting, or another machine took the profile
+            // over: worth trying again shortly.
+            Error::Store(StoreError::Database { .. } | StoreError::Fenced { .. }) => {
+                ErrorClass::Transient
             }
             Error::Api(e) => e.class(),
             Error::Token(_) => ErrorClass::UnexpectedBody,
             // Another process is still logging in: worth trying again shortly.
-            Error::Lock(LockError::Timeout { .. }) => ErrorClass::Transient,
+            Error::Lock(LockError::Timeout { .. } | LockError::Leased { .. }) => {
+                ErrorClass::Transient
+            }
             Error::Store(_) | Error::Lock(_) | Error::Io(_) => ErrorClass::Other,
             #[cfg(feature = "browser")]
             Error::Browser(e) => e.class(),

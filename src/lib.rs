@@ -20,7 +20,8 @@ mod totp;
 
 pub use api::{ApiError, DhanApi, Grant, ProfileInfo};
 pub use config::{
-    BrowserSettings, ConfigError, Paths, Problem, Profile, SecretRef, check_env, validate,
+    BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, SecretRef, StoreSettings,
+    check_env, validate,
 };
 pub use error::{Error, ErrorClass};
 pub use manager::{Obtained, Request, TokenManager};
@@ -32,8 +33,9 @@ pub use source::{
     sends,
 };
 pub use store::{
-    ConsentLedger, LastError, LedgerDay, Lockout, LockoutStore, Lockouts, PendingConsent,
-    ProfileLock, ProfileState, StoreError, TokenStore, next_ist_midnight, write_atomic,
+    ConsentLedger, LastError, Lease, Ledger, LedgerDay, Lockout, LockoutStore, Lockouts, Ownership,
+    PendingConsent, PgBackend, ProfileLock, ProfileState, StateBackend, StoreError, TokenStore,
+    next_ist_midnight, write_atomic,
 };
 pub use token::{AccessToken, SourceKind, Token, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};

@@ -1,7 +1,8 @@
 //! The decision table: cached token → chain of sources → store.
 //!
 //! One caller per profile obtains a token at a time: an in-process mutex for concurrent
-//! callers in one daemon, a file lock for separate processes. Whoever waited re-reads the
+//! callers in one daemon, the backend's ownership (a file lock, or a lease in the shared
+//! database) for separate processes. Whoever waited re-reads the
 //! store first, so twenty processes started together cause one login, not twenty.
 
 use std::path::PathBuf;
@@ -18,8 +19,7 @@ use crate::source::{
     ALL_SECRETS, AttemptResult, Context, rejected_secrets, run_chain, sends, sources,
 };
 use crate::store::{
-    ConsentLedger, LedgerDay, Lockout, LockoutStore, Lockouts, ProfileLock, ProfileState,
-    StoreError, TokenStore, check_profile_name,
+    LedgerDay, Lockout, Lockouts, Ownership, ProfileState, StateBackend, StoreError,
 };
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, SystemClock};
@@ -51,8 +51,7 @@ pub struct Obtained {
 pub struct TokenManager {
     profile: Profile,
     api: DhanApi,
-    store: TokenStore,
-    lockouts: LockoutStore,
+    backend: StateBackend,
     clock: Arc<dyn Clock>,
     lock_wait: Duration,
     inflight: tokio::sync::Mutex<()>,
@@ -63,14 +62,12 @@ pub struct TokenManager {
 impl TokenManager {
     pub fn new(profile: Profile) -> Self {
         let api = DhanApi::new(profile.auth_base_url.clone(), profile.api_base_url.clone());
-        let store = TokenStore::new(&profile.state_dir);
-        let lockouts = LockoutStore::new(&profile.state_dir);
+        let backend = StateBackend::for_settings(&profile.state_dir, &profile.store);
         let lock_wait = profile.lock_wait;
         Self {
             profile,
             api,
-            store,
-            lockouts,
+            backend,
             clock: Arc::new(SystemClock),
             lock_wait,
             inflight: tokio::sync::Mutex::new(()),
@@ -81,6 +78,16 @@ impl TokenManager {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Uses `backend` for the state instead of the one the profile names.
+    pub fn with_backend(mut self, backend: StateBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    pub fn backend(&self) -> &StateBackend {
+        &self.backend
     }
 
     pub fn with_lock_wait(mut self, wait: Duration) -> Self {
@@ -98,8 +105,8 @@ impl TokenManager {
 
     /// The stored state. A corrupt file has been moved aside; say so and start empty.
     /// A stored token that is not token-shaped is left out.
-    pub fn state(&self) -> Result<ProfileState, Error> {
-        match self.store.load(&self.profile.name) {
+    pub async fn state(&self) -> Result<ProfileState, Error> {
+        match self.backend.load(&self.profile.name).await {
             Err(e @ StoreError::Corrupt { .. }) => {
                 tracing::warn!("{e}");
                 // The remembered TOTP step is lost with the file: assume the current one
@@ -144,10 +151,11 @@ impl TokenManager {
     }
 
     /// The stored token if it stays valid beyond the margin.
-    pub fn cached(&self) -> Result<Option<Token>, Error> {
+    pub async fn cached(&self) -> Result<Option<Token>, Error> {
         let now = self.clock.now();
         Ok(self
-            .state()?
+            .state()
+            .await?
             .token
             .filter(|t| t.is_valid_for(now, self.profile.margin)))
     }
@@ -155,7 +163,7 @@ impl TokenManager {
     /// A valid token: the cached one unless `force`, else the first source that works.
     pub async fn token(&self, req: &Request, progress: &dyn Progress) -> Result<Obtained, Error> {
         if !req.force
-            && let Some(token) = self.cached()?
+            && let Some(token) = self.cached().await?
         {
             return Ok(Obtained {
                 token,
@@ -165,9 +173,9 @@ impl TokenManager {
         }
         let started_at = self.clock.now();
         let _inflight = self.inflight.lock().await;
-        let lock = self.lock().await?;
-        let mut state = self.state()?;
-        if let Some(token) = self.reusable(&state, req, lock.waited, started_at) {
+        let owner = self.own().await?;
+        let mut state = self.state().await?;
+        if let Some(token) = self.reusable(&state, req, owner.waited(), started_at) {
             return Ok(Obtained {
                 token,
                 cached: true,
@@ -175,8 +183,9 @@ impl TokenManager {
             });
         }
 
-        let lockouts = self.lockouts(&state)?;
+        let lockouts = self.lockouts(&state).await?;
         let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
+        cx.ledger = self.backend.ledger(self.profile.consent_cap);
         cx.current = state.token.as_ref();
         cx.renewable = state.renewable;
         cx.record_dir = req.record_dir.clone();
@@ -199,9 +208,11 @@ impl TokenManager {
                 let worked = sends(token.source);
                 if !worked.is_empty() {
                     state.legacy_lockout = None;
-                    self.lockouts.clear_covered(&self.profile.name, worked)?;
+                    self.backend
+                        .clear_covered(&self.profile.name, worked)
+                        .await?;
                 }
-                let unsaved = self.save_minted(&state).await.err();
+                let unsaved = self.save_minted(&state, &owner).await.err();
                 Ok(Obtained {
                     token,
                     cached: false,
@@ -219,12 +230,14 @@ impl TokenManager {
                 }
                 for a in &failure.attempts {
                     if let AttemptResult::Fatal(e) = &a.result {
-                        self.record_rejection(a.source, e, now);
+                        self.record_rejection(a.source, e, now).await;
                     }
                 }
                 let err = Error::Chain(failure);
                 state.record_error(err.class(), err.to_string(), now);
-                self.store.save(&self.profile.name, &state)?;
+                self.backend
+                    .save(&self.profile.name, &state, Some(&owner))
+                    .await?;
                 Err(err)
             }
         }
@@ -238,23 +251,35 @@ impl TokenManager {
         progress: &dyn Progress,
     ) -> Result<crate::source::Inspection, Error> {
         // The ledger's read-modify-write must not race a login of another process.
-        let _lock = self.lock().await?;
-        let cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
+        let _owner = self.own().await?;
+        let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
+        cx.ledger = self.backend.ledger(self.profile.consent_cap);
         crate::source::inspect(&cx).await
     }
 
     /// Saves a state holding a token Dhan has just minted (which killed the stored one):
     /// retried, since losing it costs a login; if it still fails the token is kept in
     /// memory and the old state set aside, so nobody is handed the dead token.
-    async fn save_minted(&self, state: &ProfileState) -> Result<(), StoreError> {
+    async fn save_minted(
+        &self,
+        state: &ProfileState,
+        owner: &Ownership,
+    ) -> Result<(), StoreError> {
         let mut last = None;
         for wait_ms in [0, 100, 500] {
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-            match self.store.save(&self.profile.name, state) {
+            match self
+                .backend
+                .save(&self.profile.name, state, Some(owner))
+                .await
+            {
                 Ok(()) => {
                     *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     return Ok(());
                 }
+                // Another machine holds the profile now and stored its own token: that
+                // one is not dead, so nothing is set aside.
+                Err(e @ StoreError::Fenced { .. }) => return Err(e),
                 Err(e) => last = Some(e),
             }
         }
@@ -262,7 +287,7 @@ impl TokenManager {
         tracing::error!(
             "Dhan issued a new token but it cannot be saved ({e}): it is kept in memory for this run only"
         );
-        if let Err(aside) = self.store.set_aside(&self.profile.name) {
+        if let Err(aside) = self.backend.set_aside(&self.profile.name).await {
             tracing::error!(
                 "the stored token, which the new one replaced, could not be set aside either ({aside}): a later run may hand out that dead token until a login succeeds"
             );
@@ -271,18 +296,15 @@ impl TokenManager {
         Err(e)
     }
 
-    /// The profile's cross-process lock, waited for up to `lock_wait`.
-    async fn lock(&self) -> Result<ProfileLock, Error> {
-        // Before the name becomes a lock file's name: `../x` stays inside the state folder.
-        check_profile_name(&self.profile.name)?;
-        let dir = TokenStore::lock_dir(&self.profile.state_dir);
-        Ok(ProfileLock::acquire(&dir, &self.profile.name, self.lock_wait).await?)
+    /// The right to log in for this profile across processes, waited for up to `lock_wait`.
+    async fn own(&self) -> Result<Ownership, Error> {
+        self.backend.own(&self.profile.name, self.lock_wait).await
     }
 
     /// Every lockout in force for this profile, the one an older version left in the
     /// state file included (it holds every path: it cannot be matched per path).
-    pub fn lockouts(&self, state: &ProfileState) -> Result<Lockouts, Error> {
-        let recorded = self.lockouts.load(&self.profile.name)?;
+    pub async fn lockouts(&self, state: &ProfileState) -> Result<Lockouts, Error> {
+        let recorded = self.backend.lockouts(&self.profile.name).await?;
         let Some(legacy) = &state.legacy_lockout else {
             return Ok(recorded);
         };
@@ -302,7 +324,7 @@ impl TokenManager {
 
     /// Stores a credential rejection, keyed to the secrets the endpoint that said no was
     /// sent. A lockout that cannot be written is said loudly: the next run could resend.
-    fn record_rejection(&self, source: SourceKind, e: &Error, now: DateTime<Utc>) {
+    async fn record_rejection(&self, source: SourceKind, e: &Error, now: DateTime<Utc>) {
         if e.class() != ErrorClass::CredentialRejected || matches!(e, Error::Locked(_)) {
             return;
         }
@@ -316,7 +338,7 @@ impl TokenManager {
             at: now,
             message: format!("{source}: {e}"),
         };
-        if let Err(err) = self.lockouts.add(&self.profile.name, lockout) {
+        if let Err(err) = self.backend.add_lockout(&self.profile.name, lockout).await {
             tracing::error!(
                 "cannot record that Dhan rejected these credentials ({err}): the next run may send them again; fix them before retrying"
             );
@@ -325,11 +347,11 @@ impl TokenManager {
 
     /// Why the daemon must hold this profile: every login path it has configured would
     /// send credentials Dhan rejected. Reads the secrets (to see whether they changed).
-    pub fn lockout_hold(
+    pub async fn lockout_hold(
         &self,
         state: &ProfileState,
     ) -> Result<Option<(DateTime<Utc>, String)>, Error> {
-        let lockouts = self.lockouts(state)?;
+        let lockouts = self.lockouts(state).await?;
         if lockouts.is_empty() {
             return Ok(None);
         }
@@ -364,23 +386,25 @@ impl TokenManager {
 
     /// Lifts every lockout after the user checked the credentials. True if there was one.
     pub async fn unlock(&self) -> Result<bool, Error> {
-        let _lock = self.lock().await?;
-        let mut state = self.state()?;
+        let owner = self.own().await?;
+        let mut state = self.state().await?;
         let had_legacy = state.legacy_lockout.take().is_some();
         if had_legacy {
-            self.store.save(&self.profile.name, &state)?;
+            self.backend
+                .save(&self.profile.name, &state, Some(&owner))
+                .await?;
         }
-        let had_file = self.lockouts.clear(&self.profile.name)?;
+        let had_file = self.backend.clear_lockouts(&self.profile.name).await?;
         Ok(had_legacy || had_file)
     }
 
     /// Today's consent figures, when the client id is known.
-    pub fn consents_today(&self) -> Result<Option<LedgerDay>, Error> {
+    pub async fn consents_today(&self) -> Result<Option<LedgerDay>, Error> {
         let Some(client_id) = self.profile.client_id.as_deref() else {
             return Ok(None);
         };
-        let ledger = ConsentLedger::new(&self.profile.state_dir, self.profile.consent_cap);
-        Ok(Some(ledger.today(client_id, self.clock.now())?))
+        let ledger = self.backend.ledger(self.profile.consent_cap);
+        Ok(Some(ledger.today(client_id, self.clock.now()).await?))
     }
 
     /// After waiting for the lock, another process may have done our work.
@@ -418,13 +442,15 @@ impl TokenManager {
                     now,
                 )
             })?;
-        let _lock = self.lock().await?;
-        let mut state = self.state()?;
+        let owner = self.own().await?;
+        let mut state = self.state().await?;
         state.token = Some(token.clone());
         state.renewable = true;
         state.last_error = None;
         state.updated_at = Some(now);
-        self.store.save(&self.profile.name, &state)?;
+        self.backend
+            .save(&self.profile.name, &state, Some(&owner))
+            .await?;
         Ok(token)
     }
 
@@ -437,12 +463,12 @@ impl TokenManager {
     ///
     /// Only the token goes: the lockout and the last TOTP step stay, or a logout followed
     /// by a login could resubmit a spent code or a rejected PIN.
-    pub fn logout(&self) -> Result<bool, Error> {
-        let mut state = self.state()?;
+    pub async fn logout(&self) -> Result<bool, Error> {
+        let mut state = self.state().await?;
         let had = state.token.take().is_some();
         if had {
             state.updated_at = Some(self.clock.now());
-            self.store.save(&self.profile.name, &state)?;
+            self.backend.save(&self.profile.name, &state, None).await?;
         }
         Ok(had)
     }

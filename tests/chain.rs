@@ -214,7 +214,7 @@ async fn a_renew_refusal_marks_the_token_not_renewable_and_falls_back() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("renew: failed"), "{err}");
-    let state = m.state().unwrap();
+    let state = m.state().await.unwrap();
     assert!(!state.renewable);
     assert!(state.last_error.is_some());
     // Not asked again.

@@ -96,7 +96,7 @@ async fn token(
             let s = rx.borrow_and_update();
             (s.manager.clone(), s.phase.busy())
         };
-        match manager.cached() {
+        match manager.cached().await {
             Ok(Some(t)) => {
                 let mut r = axum::Json(token_json(&t)).into_response();
                 r.headers_mut()
@@ -159,7 +159,10 @@ fn unavailable(slot: &Slot) -> Response {
 
 async fn profiles(State(app): State<App>) -> Response {
     let now = Utc::now();
-    let list: Vec<Value> = app.slots.values().map(|s| view(s, now)).collect();
+    let mut list: Vec<Value> = Vec::with_capacity(app.slots.len());
+    for slot in app.slots.values() {
+        list.push(view(slot, now).await);
+    }
     axum::Json(json!({ "profiles": list })).into_response()
 }
 
@@ -168,7 +171,7 @@ async fn healthz(State(app): State<App>) -> Response {
     let mut each = serde_json::Map::new();
     for (name, slot) in app.slots.iter() {
         let s = slot.status.borrow().clone();
-        let verdict = health(&s);
+        let verdict = health(&s).await;
         ok &= verdict.is_ok();
         each.insert(
             name.clone(),
@@ -188,7 +191,7 @@ async fn healthz(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    let body = metrics::render(app.slots.values().map(|s| s.as_ref()), Utc::now());
+    let body = metrics::render(app.slots.values().map(|s| s.as_ref()), Utc::now()).await;
     (
         [(
             header::CONTENT_TYPE,

@@ -43,7 +43,10 @@ fn seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
 
-pub(crate) fn render<'a>(slots: impl Iterator<Item = &'a Slot>, now: DateTime<Utc>) -> String {
+pub(crate) async fn render<'a>(
+    slots: impl Iterator<Item = &'a Slot>,
+    now: DateTime<Utc>,
+) -> String {
     let mut expiry = Family::new(
         "dhan_login_token_expiry_timestamp_seconds",
         "gauge",
@@ -92,7 +95,7 @@ pub(crate) fn render<'a>(slots: impl Iterator<Item = &'a Slot>, now: DateTime<Ut
     for slot in slots {
         let s = slot.status.borrow().clone();
         let p = [("profile", slot.name.as_str())];
-        let token = s.manager.state().ok().and_then(|st| st.token);
+        let token = s.manager.state().await.ok().and_then(|st| st.token);
         if let Some(t) = &token {
             expiry.add(&p, seconds(t.expires_at));
         }
@@ -114,7 +117,7 @@ pub(crate) fn render<'a>(slots: impl Iterator<Item = &'a Slot>, now: DateTime<Ut
         for (source, n) in &s.obtained {
             logins.add(&[p[0], ("source", source)], *n as f64);
         }
-        if let Ok(Some(day)) = s.manager.consents_today() {
+        if let Ok(Some(day)) = s.manager.consents_today().await {
             consents.add(&p, f64::from(day.used));
         }
     }

@@ -132,7 +132,7 @@ impl Scheduler {
             if stamp(&self.paths.config_file) != self.stamp {
                 self.reload();
             }
-            let state = match self.manager.state() {
+            let state = match self.manager.state().await {
                 Ok(s) => s,
                 Err(e) => {
                     self.failed(now, e.class(), e.to_string());
@@ -148,7 +148,7 @@ impl Scheduler {
             if let Some(t) = state.token.as_ref().filter(|t| t.is_live(now)) {
                 self.publish(t);
             }
-            let (step, events) = self.decide(&state, now);
+            let (step, events) = self.decide(&state, now).await;
             for e in events {
                 tokio::select! {
                     _ = self.notifier.send(e) => {}
@@ -169,12 +169,12 @@ impl Scheduler {
     }
 
     /// What to do now, from the stored state and the wall clock.
-    fn decide(&mut self, state: &ProfileState, now: DateTime<Utc>) -> (Step, Vec<Event>) {
+    async fn decide(&mut self, state: &ProfileState, now: DateTime<Utc>) -> (Step, Vec<Event>) {
         let name = self.slot.name.clone();
         let mut events = Vec::new();
         // The manager's own guard: the profile is held while every login path it has
         // would send credentials Dhan rejected.
-        let lockout = self.manager.lockout_hold(state).unwrap_or_else(|e| {
+        let lockout = self.manager.lockout_hold(state).await.unwrap_or_else(|e| {
             tracing::warn!(profile = %name, "cannot read the lockouts: {e}");
             None
         });
@@ -361,6 +361,7 @@ impl Scheduler {
                 self.failed(now, class, e.to_string());
                 let current = manager
                     .state()
+                    .await
                     .ok()
                     .and_then(|s| s.token)
                     .map(|t| ident(&t));

@@ -131,11 +131,11 @@ impl Hold {
 }
 
 /// Whether a profile is fine for `/healthz`, and if not, why.
-pub(crate) fn health(status: &Status) -> Result<(), String> {
+pub(crate) async fn health(status: &Status) -> Result<(), String> {
     if let Phase::Held(_) = status.phase {
         return Err("held after a fatal answer; see /v1/profiles".into());
     }
-    match status.manager.cached() {
+    match status.manager.cached().await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err("no token valid beyond the margin".into()),
         Err(e) => Err(format!("cannot read the stored token: {e}")),
@@ -143,10 +143,10 @@ pub(crate) fn health(status: &Status) -> Result<(), String> {
 }
 
 /// `/v1/profiles` entry: everything but the token.
-pub(crate) fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
+pub(crate) async fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
     let s = slot.status.borrow().clone();
     let m = &s.manager;
-    let state = m.state().ok();
+    let state = m.state().await.ok();
     let token = state.as_ref().and_then(|st| st.token.as_ref()).map(|t| {
         json!({
             "client_id": t.client_id,
@@ -158,7 +158,7 @@ pub(crate) fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
             "obtained_at": t.obtained_at,
         })
     });
-    let consents = m.consents_today().ok().flatten().map(|d| {
+    let consents = m.consents_today().await.ok().flatten().map(|d| {
         json!({
             "used_today": d.used,
             "cap": m.profile().consent_cap,
@@ -173,7 +173,7 @@ pub(crate) fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
     json!({
         "name": slot.name,
         "state": s.phase.as_str(),
-        "healthy": health(&s).is_ok(),
+        "healthy": health(&s).await.is_ok(),
         "token": token,
         "next_at": s.next_at,
         "last_success_at": s.last_success,

@@ -70,7 +70,7 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
         // never a loop.
         Err(Error::Browser(BrowserError::ConsentExpired { .. })) if consent.reused => {
             tracing::info!("the pending consent has expired; generating a new one");
-            consent::spent(cx, client_id, &consent.id);
+            consent::spent(cx, client_id, &consent.id).await;
             consent = consent::obtain(cx, client_id, api_key, api_secret).await?;
             fill_page(cx, &consent.id, None).await
         }
@@ -80,7 +80,7 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
         &token_id,
         Ok(_) | Err(Error::Browser(BrowserError::ConsentExpired { .. }))
     ) {
-        consent::spent(cx, client_id, &consent.id);
+        consent::spent(cx, client_id, &consent.id).await;
     }
     let Captured { token_id, end } = token_id?;
 
@@ -177,7 +177,7 @@ pub async fn inspect(cx: &Context<'_>) -> Result<Inspection, Error> {
     .await?;
     if report.screen == "expired" {
         // Dhan says this consent is spent: the next login must not reuse it.
-        consent::spent(cx, client_id, &consent.id);
+        consent::spent(cx, client_id, &consent.id).await;
     }
     Ok(Inspection {
         consent_reused: consent.reused,

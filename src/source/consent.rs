@@ -19,7 +19,7 @@ pub async fn obtain(
     api_secret: &SecretString,
 ) -> Result<Consent, Error> {
     let now = cx.clock.now();
-    if let Some(pending) = cx.ledger.today(client_id, now)?.pending {
+    if let Some(pending) = cx.ledger.today(client_id, now).await?.pending {
         tracing::info!(
             "reusing the pending consent from an earlier attempt (no new consent spent)"
         );
@@ -28,7 +28,7 @@ pub async fn obtain(
             reused: true,
         });
     }
-    cx.ledger.reserve(client_id, now)?;
+    cx.ledger.reserve(client_id, now).await?;
     cx.progress.step_started("generate consent");
     let started = std::time::Instant::now();
     let result = cx
@@ -39,12 +39,14 @@ pub async fn obtain(
         .step_finished("generate consent", started.elapsed());
     match result {
         Ok(id) => {
-            cx.ledger.set_pending(client_id, &id, cx.clock.now())?;
+            cx.ledger
+                .set_pending(client_id, &id, cx.clock.now())
+                .await?;
             Ok(Consent { id, reused: false })
         }
         Err(e) => {
             if e.class() == ErrorClass::ConsentLimit {
-                cx.ledger.mark_exhausted(client_id, cx.clock.now())?;
+                cx.ledger.mark_exhausted(client_id, cx.clock.now()).await?;
             }
             Err(e.into())
         }
@@ -52,8 +54,8 @@ pub async fn obtain(
 }
 
 /// The consent produced a tokenId (or Dhan rejected it): it cannot be used again.
-pub fn spent(cx: &Context<'_>, client_id: &str, id: &str) {
-    if let Err(e) = cx.ledger.clear_pending(client_id, id, cx.clock.now()) {
+pub async fn spent(cx: &Context<'_>, client_id: &str, id: &str) {
+    if let Err(e) = cx.ledger.clear_pending(client_id, id, cx.clock.now()).await {
         tracing::warn!("could not update the consent ledger: {e}");
     }
 }

@@ -91,7 +91,7 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
                 WAIT.as_secs() / 60
             ))
         })??;
-    super::consent::spent(cx, client_id, &consent.id);
+    super::consent::spent(cx, client_id, &consent.id).await;
     let grant = cx
         .api
         .consume_consent(&token_id, api_key, api_secret)

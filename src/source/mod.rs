@@ -27,7 +27,7 @@ use secrecy::ExposeSecret;
 use crate::config::{ConfigError, Profile, validate};
 use crate::error::{Error, ErrorClass};
 use crate::progress::Progress;
-use crate::store::{ConsentLedger, Lockouts};
+use crate::store::{Ledger, Lockouts, StateBackend};
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
 
@@ -63,7 +63,7 @@ pub struct Context<'a> {
     /// Whether a person can answer prompts (manual login).
     pub interactive: bool,
     /// Consents used today and the pending consentAppId.
-    pub ledger: ConsentLedger,
+    pub ledger: Ledger,
     /// The credentials Dhan rejected before: a path that would send them is refused.
     pub lockouts: Lockouts,
     /// The last TOTP step an earlier run submitted.
@@ -89,7 +89,7 @@ impl<'a> Context<'a> {
             clock,
             record_dir: None,
             interactive: false,
-            ledger: ConsentLedger::new(&profile.state_dir, profile.consent_cap),
+            ledger: StateBackend::files(&profile.state_dir).ledger(profile.consent_cap),
             lockouts: Lockouts::Recorded(Vec::new()),
             totp_resume: None,
             totp: OnceLock::new(),

@@ -65,22 +65,8 @@ impl ConsentLedger {
     pub fn reserve(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
         let cap = self.cap;
         self.update(client_id, now, |d| {
-            let reset = next_ist_midnight(now);
-            if d.exhausted {
-                return Err(limit(format!(
-                    "Dhan said the daily consent limit is reached ({} used today by this machine); no generate-consent call until it resets at {} ({} UTC)",
-                    d.used,
-                    reset.with_timezone(&ist()).format("%Y-%m-%d %H:%M IST"),
-                    reset.format("%H:%M")
-                )));
-            }
-            if d.used >= cap {
-                return Err(limit(format!(
-                    "{} of {cap} consents used today (IST); the count resets at {} ({} UTC)",
-                    d.used,
-                    reset.with_timezone(&ist()).format("%Y-%m-%d %H:%M IST"),
-                    reset.format("%H:%M")
-                )));
+            if let Some(refusal) = refusal(d, cap, now) {
+                return Err(refusal);
             }
             d.used += 1;
             Ok(())
@@ -124,12 +110,7 @@ impl ConsentLedger {
     }
 
     fn path(&self, client_id: &str) -> Result<PathBuf, Error> {
-        if client_id.is_empty() || !client_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(Error::Refused {
-                class: ErrorClass::Config,
-                message: "client_id must be alphanumeric".into(),
-            });
-        }
+        check_client_id(client_id)?;
         Ok(self.dir.join(format!("{client_id}.json")))
     }
 
@@ -203,6 +184,38 @@ fn read(path: &Path, today: NaiveDate) -> Result<LedgerDay, Error> {
             })
         }
     }
+}
+
+/// Why no further consent may be generated today, if none may.
+pub(super) fn refusal(d: &LedgerDay, cap: u32, now: DateTime<Utc>) -> Option<Error> {
+    let reset = next_ist_midnight(now);
+    if d.exhausted {
+        return Some(limit(format!(
+            "Dhan said the daily consent limit is reached ({} used today); no generate-consent call until it resets at {} ({} UTC)",
+            d.used,
+            reset.with_timezone(&ist()).format("%Y-%m-%d %H:%M IST"),
+            reset.format("%H:%M")
+        )));
+    }
+    (d.used >= cap).then(|| {
+        limit(format!(
+            "{} of {cap} consents used today (IST); the count resets at {} ({} UTC)",
+            d.used,
+            reset.with_timezone(&ist()).format("%Y-%m-%d %H:%M IST"),
+            reset.format("%H:%M")
+        ))
+    })
+}
+
+/// Client ids are digits (Dhan's) or letters and digits (the stand-in's).
+pub(super) fn check_client_id(client_id: &str) -> Result<(), Error> {
+    if client_id.is_empty() || !client_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(Error::Refused {
+            class: ErrorClass::Config,
+            message: "client_id must be alphanumeric".into(),
+        });
+    }
+    Ok(())
 }
 
 fn limit(message: String) -> Error {

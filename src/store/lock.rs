@@ -17,6 +17,14 @@ pub enum LockError {
         path: PathBuf,
         waited: Duration,
     },
+    #[error(
+        "profile `{profile}` is leased to {holder} (another dhan-login, maybe on another machine) and it did not let go within {waited:?}"
+    )]
+    Leased {
+        profile: String,
+        holder: String,
+        waited: Duration,
+    },
     #[error("cannot lock {path}: {source}")]
     Io {
         path: PathBuf,

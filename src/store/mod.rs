@@ -1,13 +1,17 @@
 //! What survives between runs: one state file per profile, and a lock per profile.
 
 mod atomic;
+mod backend;
 mod ledger;
 mod lock;
 mod lockout;
+mod pg;
 mod tokens;
 
 pub use atomic::write_atomic;
+pub use backend::{Ledger, Ownership, StateBackend};
 pub use ledger::{ConsentLedger, DHAN_CONSENT_LIMIT, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
 pub use lockout::{Lockout, LockoutStore, Lockouts};
-pub use tokens::{LastError, ProfileState, StoreError, TokenStore, check_profile_name};
+pub use pg::{Lease, PgBackend};
+pub use tokens::{LastError, ProfileState, StoreError, TokenStore};

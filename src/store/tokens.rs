@@ -29,6 +29,17 @@ pub enum StoreError {
     },
     #[error("profile name `{0}` may only hold letters, digits, `-`, `_` and `.`")]
     BadProfileName(String),
+    /// The shared database could not be reached or refused a statement.
+    #[error("state database: {message}")]
+    Database { message: String },
+    #[error(
+        "profile `{profile}`: the lease this write was made under (epoch {epoch}) has passed to another holder; the write was refused so that it cannot overwrite a newer token"
+    )]
+    Fenced { profile: String, epoch: i64 },
+    #[error(
+        "the state database's schema is at version {found}, newer than the {known} this dhan-login knows: upgrade dhan-login here before pointing it at that database"
+    )]
+    SchemaTooNew { found: i32, known: i32 },
 }
 
 /// The last failure, for `status` and the daemon's health.

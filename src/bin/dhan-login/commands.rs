@@ -75,7 +75,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let m = manager(&cli.profile, cli.config.as_deref())?;
             doctor(&m, json, quiet).await
         }
-        Command::Status { json } => status(&manager(&cli.profile, cli.config.as_deref())?, json),
+        Command::Status { json } => {
+            status(&manager(&cli.profile, cli.config.as_deref())?, json).await
+        }
         Command::Import => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
             let raw = read_secret("Paste the access token from Dhan Web, then Enter: ")?;
@@ -102,7 +104,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Logout => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
-            if m.logout()? {
+            if m.logout().await? {
                 eprintln!("forgot the token of profile `{}`", cli.profile);
             } else {
                 eprintln!("profile `{}` had no stored token", cli.profile);
@@ -146,7 +148,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Serve(args) => {
             crate::serve::serve(&cli.profile, cli.config.as_deref(), args).await
         }
-        Command::Init(args) => crate::init::run(&cli.profile, cli.config.as_deref(), args),
+        Command::Init(args) => crate::init::run(&cli.profile, cli.config.as_deref(), args).await,
         Command::Man { out } => man(out.as_deref()),
     }
 }
@@ -238,11 +240,11 @@ async fn obtain(
     }
 }
 
-fn status(m: &TokenManager, json: bool) -> Result<u8> {
-    let state = m.state()?;
-    let lockouts = m.lockouts(&state)?;
+async fn status(m: &TokenManager, json: bool) -> Result<u8> {
+    let state = m.state().await?;
+    let lockouts = m.lockouts(&state).await?;
     let locked = lockout_summary(&lockouts);
-    let consents = m.consents_today()?;
+    let consents = m.consents_today().await?;
     let now = chrono::Utc::now();
     let profile = &m.profile().name;
     let paths = crate::readiness::assess(

@@ -125,7 +125,7 @@ fn config_error(field: &str, message: impl Into<String>) -> anyhow::Error {
     field_error(field, message).into()
 }
 
-pub fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result<u8> {
+pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result<u8> {
     let paths = crate::commands::paths(config)?;
     let file = paths.config_file.clone();
     let mut doc = read_document(&file)?;
@@ -246,18 +246,21 @@ pub fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result<u8> {
             format!("; {} in {}", kept_in.join(", "), keeper.describe())
         }
     );
-    report(profile, &paths)?;
+    report(profile, &paths).await?;
     Ok(0)
 }
 
 /// What the written profile can do, read back from the file alone (no variable).
-fn report(profile: &str, paths: &dhan_login::Paths) -> Result<()> {
+async fn report(profile: &str, paths: &dhan_login::Paths) -> Result<()> {
     let loaded = Profile::load(profile, paths, &|_| None)?;
     let problems = loaded.check();
     let m = TokenManager::new(loaded);
-    let state = m.state().ok();
-    let lockouts = state.as_ref().and_then(|st| m.lockouts(st).ok());
-    let consents = m.consents_today().ok().flatten();
+    let state = m.state().await.ok();
+    let lockouts = match &state {
+        Some(st) => m.lockouts(st).await.ok(),
+        None => None,
+    };
+    let consents = m.consents_today().await.ok().flatten();
     let paths = readiness::assess(
         m.profile(),
         state.as_ref(),

@@ -1,0 +1,140 @@
+//! `[store]`: where the shared state lives when several machines serve the same profiles.
+//!
+//! Without a URL every profile keeps its state in files under the state folder. With a
+//! `postgres://` URL the tokens, ledger, lockouts and leases live in that database, and the
+//! tokens are encrypted there with the key from `key_file` / `key_command`.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{ConfigError, Origin, SecretRef};
+
+/// How long a lease outlives its last renewal unless `lease_secs` says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoreFile {
+    url: Option<String>,
+    url_file: Option<PathBuf>,
+    url_command: Option<String>,
+    key_file: Option<PathBuf>,
+    key_command: Option<String>,
+    lease_secs: Option<f64>,
+}
+
+/// The `[store]` table merged with the environment.
+#[derive(Debug, Default)]
+pub struct StoreSettings {
+    /// `postgres://…`; None keeps the state in files.
+    pub url: Option<SecretRef>,
+    /// 32 bytes, base64: the key tokens are encrypted with in the database.
+    pub key: Option<SecretRef>,
+    /// A lease not renewed for this long passes to the next machine that asks.
+    pub lease: Duration,
+}
+
+impl StoreSettings {
+    pub(crate) fn merge(
+        file: StoreFile,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (StoreSettings, Vec<ConfigError>) {
+        let var = |k: &str| env(k).filter(|v| !v.is_empty());
+        let mut bad = Vec::new();
+        let one = |field: &'static str,
+                   origins: Vec<(bool, Origin)>,
+                   bad: &mut Vec<ConfigError>|
+         -> Option<SecretRef> {
+            let given: Vec<Origin> = origins
+                .into_iter()
+                .filter_map(|(set, o)| set.then_some(o))
+                .collect();
+            if given.len() > 1 {
+                bad.push(ConfigError::Field {
+                    field: format!("store.{field}"),
+                    message: format!("give only one of {field}, {field}_file, {field}_command"),
+                });
+                return None;
+            }
+            given.into_iter().next().map(|origin| SecretRef {
+                field,
+                origin,
+                value: OnceLock::new(),
+            })
+        };
+        let url = match var("DHAN_LOGIN_STORE_URL") {
+            Some(v) => Some(SecretRef::from_env("store.url", v)),
+            None => one(
+                "store.url",
+                vec![
+                    (
+                        file.url.is_some(),
+                        Origin::Inline(SecretString::from(file.url.unwrap_or_default())),
+                    ),
+                    (
+                        file.url_file.is_some(),
+                        Origin::File(file.url_file.unwrap_or_default()),
+                    ),
+                    (
+                        file.url_command.is_some(),
+                        Origin::Command(file.url_command.unwrap_or_default()),
+                    ),
+                ],
+                &mut bad,
+            ),
+        };
+        let key_file = var("DHAN_LOGIN_STORE_KEY_FILE")
+            .map(PathBuf::from)
+            .or(file.key_file);
+        let key = one(
+            "store.key",
+            vec![
+                (
+                    key_file.is_some(),
+                    Origin::File(key_file.unwrap_or_default()),
+                ),
+                (
+                    file.key_command.is_some(),
+                    Origin::Command(file.key_command.unwrap_or_default()),
+                ),
+            ],
+            &mut bad,
+        );
+        let lease_secs = match var("DHAN_LOGIN_LEASE_SECS") {
+            Some(v) => match v.parse::<f64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    bad.push(ConfigError::Field {
+                        field: "store.lease_secs".into(),
+                        message: format!("DHAN_LOGIN_LEASE_SECS=`{v}` is not a number"),
+                    });
+                    None
+                }
+            },
+            None => file.lease_secs,
+        };
+        let lease = match lease_secs {
+            // Renewal runs every third of the lease: below 3 s a busy machine loses it.
+            Some(s) if !(3.0..=3600.0).contains(&s) => {
+                bad.push(ConfigError::Field {
+                    field: "store.lease_secs".into(),
+                    message: format!("{s} is outside 3..=3600"),
+                });
+                DEFAULT_LEASE
+            }
+            Some(s) => Duration::from_secs_f64(s),
+            None => DEFAULT_LEASE,
+        };
+        if url.is_some() && key.is_none() {
+            bad.push(ConfigError::Field {
+                field: "store.key_file".into(),
+                message: "a store url needs key_file or key_command (DHAN_LOGIN_STORE_KEY_FILE): tokens are encrypted in the database".into(),
+            });
+        }
+        (StoreSettings { url, key, lease }, bad)
+    }
+}

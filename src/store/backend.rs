@@ -1,0 +1,223 @@
+//! Where a profile's shared state lives: files in the state folder (one machine, the
+//! default) or a PostgreSQL database (several machines).
+//!
+//! Everything two processes must agree on goes through here: the token and what happened
+//! last (the TOTP step included), the lockouts, the consent ledger with its pending
+//! consentAppId, and who may log in for a profile right now.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::ledger::{ConsentLedger, LedgerDay};
+use super::lock::ProfileLock;
+use super::lockout::{Lockout, LockoutStore, Lockouts};
+use super::pg::{Lease, PgBackend};
+use super::tokens::{ProfileState, StoreError, TokenStore, check_profile_name};
+use crate::config::StoreSettings;
+use crate::error::Error;
+
+#[derive(Debug, Clone)]
+pub enum StateBackend {
+    Files(FileBackend),
+    Postgres(Arc<PgBackend>),
+}
+
+/// The files under the state folder, as every version before the database kept them.
+#[derive(Debug, Clone)]
+pub struct FileBackend {
+    state_dir: PathBuf,
+    tokens: TokenStore,
+    lockouts: LockoutStore,
+}
+
+/// The right to log in for a profile, held until dropped.
+#[derive(Debug)]
+pub enum Ownership {
+    /// A file lock: the kernel drops it when the holder dies.
+    File(ProfileLock),
+    /// A lease row in the database, renewed in the background.
+    Lease(Lease),
+}
+
+impl Ownership {
+    /// True when another holder had it first (and may have stored a fresh token).
+    pub fn waited(&self) -> bool {
+        match self {
+            Ownership::File(l) => l.waited,
+            Ownership::Lease(l) => l.waited(),
+        }
+    }
+}
+
+impl StateBackend {
+    /// The backend a profile's settings name: the database when a store URL is set.
+    pub fn for_settings(state_dir: &Path, store: &Arc<StoreSettings>) -> Self {
+        if store.url.is_some() {
+            StateBackend::Postgres(PgBackend::new(store))
+        } else {
+            StateBackend::files(state_dir)
+        }
+    }
+
+    pub fn files(state_dir: &Path) -> Self {
+        StateBackend::Files(FileBackend {
+            state_dir: state_dir.to_path_buf(),
+            tokens: TokenStore::new(state_dir),
+            lockouts: LockoutStore::new(state_dir),
+        })
+    }
+
+    pub async fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
+        match self {
+            StateBackend::Files(f) => f.tokens.load(profile),
+            StateBackend::Postgres(p) => p.load(profile).await,
+        }
+    }
+
+    /// Writes the state. `owner` is the ownership the write was decided under: the
+    /// database refuses it when that lease has since passed to another holder.
+    pub async fn save(
+        &self,
+        profile: &str,
+        state: &ProfileState,
+        owner: Option<&Ownership>,
+    ) -> Result<(), StoreError> {
+        match self {
+            StateBackend::Files(f) => f.tokens.save(profile, state),
+            StateBackend::Postgres(p) => {
+                let lease = match owner {
+                    Some(Ownership::Lease(l)) => Some(l),
+                    _ => None,
+                };
+                p.save(profile, state, lease).await
+            }
+        }
+    }
+
+    /// Moves the stored state out of the way after a token that replaced it could not
+    /// be saved: the stored token is dead, and must not be handed out.
+    pub async fn set_aside(&self, profile: &str) -> Result<(), StoreError> {
+        match self {
+            StateBackend::Files(f) => f.tokens.set_aside(profile),
+            StateBackend::Postgres(p) => p.set_aside(profile).await,
+        }
+    }
+
+    /// Waits up to `wait` for the right to log in for `profile`.
+    pub async fn own(&self, profile: &str, wait: Duration) -> Result<Ownership, Error> {
+        // Before the name becomes a file's name: `../x` stays inside the state folder.
+        check_profile_name(profile)?;
+        match self {
+            StateBackend::Files(f) => {
+                let dir = TokenStore::lock_dir(&f.state_dir);
+                Ok(Ownership::File(
+                    ProfileLock::acquire(&dir, profile, wait).await?,
+                ))
+            }
+            StateBackend::Postgres(p) => Ok(Ownership::Lease(p.lease(profile, wait).await?)),
+        }
+    }
+
+    pub async fn lockouts(&self, profile: &str) -> Result<Lockouts, StoreError> {
+        match self {
+            StateBackend::Files(f) => f.lockouts.load(profile),
+            StateBackend::Postgres(p) => p.lockouts(profile).await,
+        }
+    }
+
+    pub async fn add_lockout(&self, profile: &str, lockout: Lockout) -> Result<(), StoreError> {
+        match self {
+            StateBackend::Files(f) => f.lockouts.add(profile, lockout),
+            StateBackend::Postgres(p) => p.add_lockout(profile, lockout).await,
+        }
+    }
+
+    pub async fn clear_covered(&self, profile: &str, worked: &[&str]) -> Result<(), StoreError> {
+        match self {
+            StateBackend::Files(f) => f.lockouts.clear_covered(profile, worked),
+            StateBackend::Postgres(p) => p.clear_covered(profile, worked).await,
+        }
+    }
+
+    pub async fn clear_lockouts(&self, profile: &str) -> Result<bool, StoreError> {
+        match self {
+            StateBackend::Files(f) => f.lockouts.clear(profile),
+            StateBackend::Postgres(p) => p.clear_lockouts(profile).await,
+        }
+    }
+
+    /// The consent ledger, with the profile's daily cap.
+    pub fn ledger(&self, cap: u32) -> Ledger {
+        Ledger {
+            backend: self.clone(),
+            cap: cap.min(super::ledger::DHAN_CONSENT_LIMIT),
+        }
+    }
+}
+
+/// Consents used per client id and IST day, and the pending consentAppId.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    backend: StateBackend,
+    cap: u32,
+}
+
+impl Ledger {
+    pub fn cap(&self) -> u32 {
+        self.cap
+    }
+
+    fn files(&self, f: &FileBackend) -> ConsentLedger {
+        ConsentLedger::new(&f.state_dir, self.cap)
+    }
+
+    pub async fn today(&self, client_id: &str, now: DateTime<Utc>) -> Result<LedgerDay, Error> {
+        match &self.backend {
+            StateBackend::Files(f) => self.files(f).today(client_id, now),
+            StateBackend::Postgres(p) => p.ledger_today(client_id, now).await,
+        }
+    }
+
+    /// Counts a generate-consent call before it is made, checking the cap in the same
+    /// step, so that concurrent callers can never together exceed it.
+    pub async fn reserve(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        match &self.backend {
+            StateBackend::Files(f) => self.files(f).reserve(client_id, now),
+            StateBackend::Postgres(p) => p.reserve(client_id, now, self.cap).await,
+        }
+    }
+
+    pub async fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        match &self.backend {
+            StateBackend::Files(f) => self.files(f).mark_exhausted(client_id, now),
+            StateBackend::Postgres(p) => p.mark_exhausted(client_id, now).await,
+        }
+    }
+
+    pub async fn set_pending(
+        &self,
+        client_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        match &self.backend {
+            StateBackend::Files(f) => self.files(f).set_pending(client_id, id, now),
+            StateBackend::Postgres(p) => p.set_pending(client_id, id, now).await,
+        }
+    }
+
+    pub async fn clear_pending(
+        &self,
+        client_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        match &self.backend {
+            StateBackend::Files(f) => self.files(f).clear_pending(client_id, id, now),
+            StateBackend::Postgres(p) => p.clear_pending(client_id, id).await,
+        }
+    }
+}

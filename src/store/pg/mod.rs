@@ -1,0 +1,485 @@
+//! The shared state in PostgreSQL, for several machines serving the same profiles.
+//!
+//! One pool per database and key in a process, made on first use: connecting, checking
+//! the key and migrating happen when a profile first needs its state, so a cached-token
+//! path that fails here fails with a message naming the database, never at start-up of an
+//! unrelated command.
+
+mod cipher;
+mod lease;
+pub mod migrations;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+
+pub use cipher::Cipher;
+pub use lease::Lease;
+
+use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
+use super::lockout::{Lockout, Lockouts};
+use super::tokens::{ProfileState, StoreError};
+use crate::config::StoreSettings;
+use crate::error::Error;
+use crate::token::{Token, ist};
+
+/// A database error as the store reports it (tokio-postgres never prints parameters).
+pub(crate) fn db(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database {
+        message: e.to_string(),
+    }
+}
+
+/// A connected, migrated database and the key its tokens are sealed with.
+#[derive(Debug)]
+pub struct Ready {
+    pool: Pool,
+    cipher: Cipher,
+}
+
+/// The state of every profile, in the database named by `[store] url`.
+#[derive(Debug)]
+pub struct PgBackend {
+    settings: Arc<StoreSettings>,
+    ready: tokio::sync::OnceCell<Arc<Ready>>,
+}
+
+/// Pools by database and key: profiles (and config reloads) share one per process.
+fn pools() -> &'static Mutex<HashMap<String, Arc<Ready>>> {
+    static POOLS: OnceLock<Mutex<HashMap<String, Arc<Ready>>>> = OnceLock::new();
+    POOLS.get_or_init(Default::default)
+}
+
+impl PgBackend {
+    pub fn new(settings: &Arc<StoreSettings>) -> Arc<PgBackend> {
+        Arc::new(PgBackend {
+            settings: settings.clone(),
+            ready: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The pool, connecting and migrating on first use.
+    pub async fn ready(&self) -> Result<&Ready, StoreError> {
+        let ready = self
+            .ready
+            .get_or_try_init(|| async {
+                let config_error =
+                    |field: &str, e: crate::config::ConfigError| StoreError::Database {
+                        message: format!("{field}: {e}"),
+                    };
+                let url = self
+                    .settings
+                    .url
+                    .as_ref()
+                    .ok_or_else(|| db("no store url"))?
+                    .get()
+                    .map_err(|e| config_error("store.url", e))?;
+                let key = self
+                    .settings
+                    .key
+                    .as_ref()
+                    .ok_or_else(|| db("store.key_file or store.key_command is required"))?
+                    .get()
+                    .map_err(|e| config_error("store.key", e))?;
+                let id = {
+                    let mut h = Sha256::new();
+                    h.update(url.expose_secret().as_bytes());
+                    h.update([0]);
+                    h.update(key.expose_secret().as_bytes());
+                    format!("{:x}", h.finalize())
+                };
+                if let Some(r) = pools().lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+                    return Ok(r.clone());
+                }
+                let cipher = Cipher::from_key(key)?;
+                let pool = connect(url.expose_secret())?;
+                let mut client = pool.get().await.map_err(db)?;
+                migrations::apply(&mut client).await?;
+                drop(client);
+                let ready = Arc::new(Ready { pool, cipher });
+                pools()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, ready.clone());
+                Ok::<_, StoreError>(ready)
+            })
+            .await?;
+        Ok(ready)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.ready().await?.pool.get().await.map_err(db)
+    }
+
+    pub async fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
+        let ready = self.ready().await?;
+        let client = ready.pool.get().await.map_err(db)?;
+        let row = client
+            .query_opt(
+                "SELECT token, state FROM dhan_login_profiles WHERE profile = $1",
+                &[&profile],
+            )
+            .await
+            .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(ProfileState {
+                renewable: true,
+                ..Default::default()
+            });
+        };
+        let sealed: Option<Vec<u8>> = row.get(0);
+        let state: String = row.get(1);
+        let mut state: ProfileState = serde_json::from_str(&state).map_err(|e| {
+            db(format!(
+                "the stored state of profile `{profile}` does not parse ({e})"
+            ))
+        })?;
+        state.token = match sealed {
+            None => None,
+            Some(sealed) => {
+                let plain = ready.cipher.open(profile, &sealed)?;
+                Some(serde_json::from_slice::<Token>(&plain).map_err(|e| {
+                    db(format!(
+                        "the stored token of profile `{profile}` does not parse ({e})"
+                    ))
+                })?)
+            }
+        };
+        Ok(state)
+    }
+
+    /// Writes the state. Under a lease the write lands only while that lease is still
+    /// the profile's current one, and never over a write of a newer epoch.
+    pub async fn save(
+        &self,
+        profile: &str,
+        state: &ProfileState,
+        lease: Option<&Lease>,
+    ) -> Result<(), StoreError> {
+        let ready = self.ready().await?;
+        let sealed = match &state.token {
+            None => None,
+            Some(t) => {
+                let plain = serde_json::to_vec(t).map_err(db)?;
+                Some(ready.cipher.seal(profile, &plain)?)
+            }
+        };
+        let rest = ProfileState {
+            token: None,
+            ..state.clone()
+        };
+        let rest = serde_json::to_string(&rest).map_err(db)?;
+        let client = ready.pool.get().await.map_err(db)?;
+        let Some(lease) = lease else {
+            client
+                .execute(
+                    "INSERT INTO dhan_login_profiles AS p (profile, token, state)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (profile) DO UPDATE
+                     SET token = EXCLUDED.token, state = EXCLUDED.state, updated_at = now()",
+                    &[&profile, &sealed, &rest],
+                )
+                .await
+                .map_err(db)?;
+            return Ok(());
+        };
+        // FOR SHARE: a takeover committed meanwhile is seen (and refuses this write), one
+        // in progress waits until this write is done.
+        let written = client
+            .execute(
+                "WITH current AS (
+                     SELECT 1 FROM dhan_login_leases
+                     WHERE profile = $1 AND holder = $4 AND epoch = $5 FOR SHARE
+                 )
+                 INSERT INTO dhan_login_profiles AS p (profile, token, state, epoch)
+                 SELECT $1, $2, $3, $5 FROM current
+                 ON CONFLICT (profile) DO UPDATE
+                 SET token = EXCLUDED.token, state = EXCLUDED.state,
+                     epoch = EXCLUDED.epoch, updated_at = now()
+                 WHERE p.epoch <= EXCLUDED.epoch",
+                &[&profile, &sealed, &rest, &lease.holder(), &lease.epoch()],
+            )
+            .await
+            .map_err(db)?;
+        if written == 0 {
+            return Err(StoreError::Fenced {
+                profile: profile.to_owned(),
+                epoch: lease.epoch(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Drops the stored token (dead: Dhan replaced it), keeping the rest of the state.
+    pub async fn set_aside(&self, profile: &str) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE dhan_login_profiles SET token = NULL, updated_at = now()
+                 WHERE profile = $1",
+                &[&profile],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Waits up to `wait` for the profile's lease.
+    pub async fn lease(&self, profile: &str, wait: std::time::Duration) -> Result<Lease, Error> {
+        let ready = self.ready().await?;
+        Ok(Lease::acquire(ready.pool.clone(), profile, self.settings.lease, wait).await?)
+    }
+
+    pub async fn lockouts(&self, profile: &str) -> Result<Lockouts, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT lockouts FROM dhan_login_lockouts WHERE profile = $1",
+                &[&profile],
+            )
+            .await
+            .map_err(db)?;
+        Ok(parse_lockouts(profile, row.map(|r| r.get(0))))
+    }
+
+    /// Read, change and write one profile's lockouts under a row lock.
+    async fn change_lockouts(
+        &self,
+        profile: &str,
+        change: impl FnOnce(&mut Vec<Lockout>),
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute(
+            "INSERT INTO dhan_login_lockouts (profile, lockouts) VALUES ($1, '[]')
+             ON CONFLICT (profile) DO NOTHING",
+            &[&profile],
+        )
+        .await
+        .map_err(db)?;
+        let text: String = tx
+            .query_one(
+                "SELECT lockouts FROM dhan_login_lockouts WHERE profile = $1 FOR UPDATE",
+                &[&profile],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        // An unreadable row already locks every path: leave it for `unlock`.
+        let Lockouts::Recorded(mut all) = parse_lockouts(profile, Some(text)) else {
+            return Ok(false);
+        };
+        let before = all.clone();
+        change(&mut all);
+        let changed = all != before;
+        if changed {
+            let text = serde_json::to_string(&all).map_err(db)?;
+            tx.execute(
+                "UPDATE dhan_login_lockouts SET lockouts = $2 WHERE profile = $1",
+                &[&profile, &text],
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changed)
+    }
+
+    pub async fn add_lockout(&self, profile: &str, lockout: Lockout) -> Result<(), StoreError> {
+        self.change_lockouts(profile, |all| {
+            all.retain(|l| l.secrets != lockout.secrets || l.fingerprint != lockout.fingerprint);
+            all.push(lockout);
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn clear_covered(&self, profile: &str, worked: &[&str]) -> Result<(), StoreError> {
+        self.change_lockouts(profile, |all| {
+            all.retain(|l| !l.secrets.iter().all(|s| worked.contains(&s.as_str())));
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn clear_lockouts(&self, profile: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let removed = client
+            .execute(
+                "DELETE FROM dhan_login_lockouts WHERE profile = $1 AND lockouts <> '[]'",
+                &[&profile],
+            )
+            .await
+            .map_err(db)?;
+        Ok(removed > 0)
+    }
+
+    pub async fn ledger_today(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LedgerDay, Error> {
+        check_client_id(client_id)?;
+        let client = self.client().await?;
+        let today = now.with_timezone(&ist()).date_naive();
+        let day = today.to_string();
+        let counts = client
+            .query_opt(
+                "SELECT used, exhausted FROM dhan_login_consents
+                 WHERE client_id = $1 AND day = $2",
+                &[&client_id, &day],
+            )
+            .await
+            .map_err(db)?;
+        let pending = client
+            .query_opt(
+                "SELECT consent_app_id, created_at_ms FROM dhan_login_pending_consents
+                 WHERE client_id = $1",
+                &[&client_id],
+            )
+            .await
+            .map_err(db)?
+            .map(|r| PendingConsent {
+                consent_app_id: r.get(0),
+                created_at: DateTime::from_timestamp_millis(r.get(1)).unwrap_or_default(),
+            });
+        let (used, exhausted) = counts.map_or((0, false), |r| (r.get::<_, i32>(0), r.get(1)));
+        Ok(LedgerDay {
+            day: Some(today),
+            used: u32::try_from(used).unwrap_or(0),
+            exhausted,
+            pending,
+        })
+    }
+
+    /// Counts one consent in a single statement that also checks the cap: concurrent
+    /// callers on any number of machines never together pass it.
+    pub async fn reserve(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+        cap: u32,
+    ) -> Result<(), Error> {
+        check_client_id(client_id)?;
+        let day = now.with_timezone(&ist()).date_naive().to_string();
+        let cap_i = i32::try_from(cap).unwrap_or(i32::MAX);
+        if cap_i > 0 {
+            let client = self.client().await?;
+            let counted = client
+                .query_opt(
+                    "INSERT INTO dhan_login_consents AS c (client_id, day, used)
+                     VALUES ($1, $2, 1)
+                     ON CONFLICT (client_id, day) DO UPDATE SET used = c.used + 1
+                     WHERE c.used < $3 AND NOT c.exhausted
+                     RETURNING used",
+                    &[&client_id, &day, &cap_i],
+                )
+                .await
+                .map_err(db)?;
+            if counted.is_some() {
+                return Ok(());
+            }
+        }
+        let today = self.ledger_today(client_id, now).await?;
+        Err(refusal(&today, cap, now).unwrap_or_else(|| {
+            // Someone else's consent was counted between the two statements.
+            refusal(&LedgerDay { used: cap, ..today }, cap, now)
+                .unwrap_or_else(|| db("the consent ledger changed while it was read").into())
+        }))
+    }
+
+    pub async fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        check_client_id(client_id)?;
+        let day = now.with_timezone(&ist()).date_naive().to_string();
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO dhan_login_consents AS c (client_id, day, used, exhausted)
+                 VALUES ($1, $2, 0, true)
+                 ON CONFLICT (client_id, day) DO UPDATE SET exhausted = true",
+                &[&client_id, &day],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    pub async fn set_pending(
+        &self,
+        client_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        check_client_id(client_id)?;
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO dhan_login_pending_consents (client_id, consent_app_id, created_at_ms)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (client_id) DO UPDATE
+                 SET consent_app_id = EXCLUDED.consent_app_id,
+                     created_at_ms = EXCLUDED.created_at_ms",
+                &[&client_id, &id, &now.timestamp_millis()],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    pub async fn clear_pending(&self, client_id: &str, id: &str) -> Result<(), Error> {
+        check_client_id(client_id)?;
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM dhan_login_pending_consents
+                 WHERE client_id = $1 AND consent_app_id = $2",
+                &[&client_id, &id],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+/// A row that does not parse locks every path, as an unreadable lockout file does.
+fn parse_lockouts(profile: &str, text: Option<String>) -> Lockouts {
+    let Some(text) = text else {
+        return Lockouts::Recorded(Vec::new());
+    };
+    match serde_json::from_str::<Vec<Lockout>>(&text) {
+        Ok(all) => Lockouts::Recorded(all),
+        Err(e) => Lockouts::Unreadable {
+            path: PathBuf::from(format!("dhan_login_lockouts[{profile}]")),
+            reason: e.to_string(),
+            since: DateTime::UNIX_EPOCH,
+        },
+    }
+}
+
+/// A pool on `url` (plain TCP or a Unix socket; no TLS in this version).
+fn connect(url: &str) -> Result<Pool, StoreError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| db(format!("store.url is not a PostgreSQL URL: {e}")))?;
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            // A connection the server dropped (a restart) is noticed and replaced.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(8)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .wait_timeout(Some(std::time::Duration::from_secs(10)))
+        .recycle_timeout(Some(std::time::Duration::from_secs(5)))
+        .build()
+        .map_err(db)
+}
