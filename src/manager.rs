@@ -174,6 +174,21 @@ impl TokenManager {
         let started_at = self.clock.now();
         let _inflight = self.inflight.lock().await;
         let owner = self.own().await?;
+        let result = self.obtain(&owner, req, progress, started_at).await;
+        // Let go now rather than on drop: a process about to exit would leave a lease
+        // for the next machine to wait out.
+        owner.release().await;
+        result
+    }
+
+    /// The rest of `token`, while this process owns the profile.
+    async fn obtain(
+        &self,
+        owner: &Ownership,
+        req: &Request,
+        progress: &dyn Progress,
+        started_at: DateTime<Utc>,
+    ) -> Result<Obtained, Error> {
         let mut state = self.state().await?;
         if let Some(token) = self.reusable(&state, req, owner.waited(), started_at) {
             return Ok(Obtained {
@@ -212,7 +227,7 @@ impl TokenManager {
                         .clear_covered(&self.profile.name, worked)
                         .await?;
                 }
-                let unsaved = self.save_minted(&state, &owner).await.err();
+                let unsaved = self.save_minted(&state, owner).await.err();
                 Ok(Obtained {
                     token,
                     cached: false,
@@ -236,7 +251,7 @@ impl TokenManager {
                 let err = Error::Chain(failure);
                 state.record_error(err.class(), err.to_string(), now);
                 self.backend
-                    .save(&self.profile.name, &state, Some(&owner))
+                    .save(&self.profile.name, &state, Some(owner))
                     .await?;
                 Err(err)
             }
@@ -395,6 +410,7 @@ impl TokenManager {
                 .await?;
         }
         let had_file = self.backend.clear_lockouts(&self.profile.name).await?;
+        owner.release().await;
         Ok(had_legacy || had_file)
     }
 
@@ -451,6 +467,7 @@ impl TokenManager {
         self.backend
             .save(&self.profile.name, &state, Some(&owner))
             .await?;
+        owner.release().await;
         Ok(token)
     }
 

@@ -50,6 +50,15 @@ impl Ownership {
             Ownership::Lease(l) => l.waited(),
         }
     }
+
+    /// Lets go at once (a dropped lease is let go in the background, which a process
+    /// about to exit may never run).
+    pub async fn release(self) {
+        match self {
+            Ownership::File(l) => drop(l),
+            Ownership::Lease(l) => l.release().await,
+        }
+    }
 }
 
 impl StateBackend {

@@ -25,6 +25,7 @@ pub struct Lease {
     epoch: i64,
     waited: bool,
     renewal: tokio::task::JoinHandle<()>,
+    released: bool,
 }
 
 /// `host/pid/random`: names this process in `dhan_login_leases` and in messages.
@@ -78,6 +79,7 @@ impl Lease {
                         epoch,
                         waited,
                         renewal,
+                        released: false,
                     });
                 }
                 Ok(Err(current)) => {
@@ -125,35 +127,54 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// Expires the lease now, so the next holder need not wait for it to lapse.
+    pub async fn release(mut self) {
+        self.renewal.abort();
+        self.released = true;
+        let (pool, profile, holder, epoch) = (
+            self.pool.clone(),
+            self.profile.clone(),
+            self.holder.clone(),
+            self.epoch,
+        );
+        expire(pool, profile, holder, epoch).await;
+    }
+}
+
+async fn expire(pool: Pool, profile: String, holder: String, epoch: i64) {
+    let released = async {
+        pool.get()
+            .await
+            .map_err(db)?
+            .execute(
+                "UPDATE dhan_login_leases SET expires_at = now()
+                 WHERE profile = $1 AND holder = $2 AND epoch = $3",
+                &[&profile, &holder, &epoch],
+            )
+            .await
+            .map_err(db)
+    };
+    if let Err(e) = released.await {
+        tracing::debug!(profile, "lease not released, it will lapse: {e}");
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         self.renewal.abort();
-        // Let go at once so that the next process need not wait for the lease to lapse;
-        // without a runtime (process exit) it lapses on its own.
+        if self.released {
+            return;
+        }
+        // Dropped without `release` (an error or a cancelled task): let go in the
+        // background; without a runtime it lapses on its own.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let (pool, profile, holder, epoch) = (
+            rt.spawn(expire(
                 self.pool.clone(),
                 self.profile.clone(),
                 self.holder.clone(),
                 self.epoch,
-            );
-            rt.spawn(async move {
-                let released = async {
-                    pool.get()
-                        .await
-                        .map_err(db)?
-                        .execute(
-                            "UPDATE dhan_login_leases SET expires_at = now()
-                             WHERE profile = $1 AND holder = $2 AND epoch = $3",
-                            &[&profile, &holder, &epoch],
-                        )
-                        .await
-                        .map_err(db)
-                };
-                if let Err(e) = released.await {
-                    tracing::debug!(profile, "lease not released, it will lapse: {e}");
-                }
-            });
+            ));
         }
     }
 }

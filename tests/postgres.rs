@@ -1,0 +1,455 @@
+//! The PostgreSQL state backend against a real server: scripts/with-postgres starts a
+//! throwaway cluster and names it in DHAN_LOGIN_TEST_PG_URL; each test makes its own
+//! database. Without the variable these tests fail, unless DHAN_LOGIN_SKIP_PG_TESTS=1.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chrono::Utc;
+use dhan_login::mock::{MockOptions, MockServer};
+use dhan_login::{
+    DhanApi, Error, ErrorClass, Ownership, Paths, Profile, ProfileState, SourceKind, StateBackend,
+    StoreError, Token,
+};
+use secrecy::SecretString;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dhan-login");
+
+/// The server's superuser URL, or None (said loudly) when PostgreSQL tests are skipped.
+fn admin_url() -> Option<String> {
+    if let Ok(url) = std::env::var("DHAN_LOGIN_TEST_PG_URL")
+        && !url.is_empty()
+    {
+        return Some(url);
+    }
+    if std::env::var("DHAN_LOGIN_SKIP_PG_TESTS").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: PostgreSQL test (DHAN_LOGIN_SKIP_PG_TESTS=1)");
+        return None;
+    }
+    panic!(
+        "DHAN_LOGIN_TEST_PG_URL is not set: run the tests through scripts/with-postgres \
+         (scripts/test does), or set DHAN_LOGIN_SKIP_PG_TESTS=1 to skip the PostgreSQL tests"
+    );
+}
+
+/// A database of its own for one test, and a key file.
+struct Db {
+    url: String,
+    key_file: tempfile::NamedTempFile,
+    state: tempfile::TempDir,
+}
+
+async fn fresh_db() -> Option<Db> {
+    let admin = admin_url()?;
+    let name = format!("dl_test_{:016x}", rand::random::<u64>());
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test server");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    let key_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        key_file.path(),
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>()),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(state.path().join("config.toml"), "").unwrap();
+    Some(Db {
+        url: url.to_string(),
+        key_file,
+        state,
+    })
+}
+
+impl Db {
+    /// The environment of one machine: `replica` names its own connection pool.
+    fn env(&self, replica: &str, lease_secs: u32) -> Vec<(String, String)> {
+        let mut url = url::Url::parse(&self.url).unwrap();
+        url.query_pairs_mut()
+            .append_pair("application_name", &format!("dhan-login-{replica}"));
+        vec![
+            ("DHAN_LOGIN_STORE_URL".into(), url.to_string()),
+            (
+                "DHAN_LOGIN_STORE_KEY_FILE".into(),
+                self.key_file.path().to_string_lossy().into_owned(),
+            ),
+            ("DHAN_LOGIN_LEASE_SECS".into(), lease_secs.to_string()),
+            (
+                "DHAN_LOGIN_STATE_DIR".into(),
+                self.state.path().to_string_lossy().into_owned(),
+            ),
+            (
+                "DHAN_LOGIN_CONFIG".into(),
+                self.state
+                    .path()
+                    .join("config.toml")
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+        ]
+    }
+
+    fn profile(&self, replica: &str, lease_secs: u32, extra: &[(String, String)]) -> Profile {
+        let mut env = self.env(replica, lease_secs);
+        env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        env.extend_from_slice(extra);
+        let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let paths = Paths::from_env(&lookup).unwrap();
+        Profile::load("default", &paths, &lookup).unwrap()
+    }
+
+    fn backend(&self, replica: &str, lease_secs: u32) -> StateBackend {
+        let p = self.profile(replica, lease_secs, &[]);
+        StateBackend::for_settings(&p.state_dir, &p.store)
+    }
+
+    async fn sql(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+}
+
+fn token(value: &str) -> Token {
+    Token::from_grant(
+        value,
+        Some("1100000001"),
+        Some("2099-01-01T00:00:00"),
+        SourceKind::Totp,
+        Utc::now(),
+    )
+    .unwrap()
+}
+
+fn with_token(value: &str) -> ProfileState {
+    ProfileState {
+        token: Some(token(value)),
+        renewable: true,
+        totp_last_step: Some(42),
+        ..Default::default()
+    }
+}
+
+fn lease_epoch(o: &Ownership) -> i64 {
+    match o {
+        Ownership::Lease(l) => l.epoch(),
+        Ownership::File(_) => panic!("a store URL must give a lease, not a file lock"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_consent_cap_holds_exactly_under_40_concurrent_attempts_from_3_replicas() {
+    let Some(db) = fresh_db().await else { return };
+    // The stand-in would allow far more: only the shared ledger stops at 25.
+    let s = MockServer::start(MockOptions {
+        consent_cap: 1000,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let a = s.account().clone();
+    let ledgers: Vec<_> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|r| db.backend(r, 15).ledger(25))
+        .collect();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let ledger = ledgers[i % 3].clone();
+        let api = DhanApi::new(s.auth_base_url(), s.api_base_url());
+        let (client_id, key, secret) = (
+            a.client_id.clone(),
+            SecretString::from(a.api_key.clone()),
+            SecretString::from(a.api_secret.clone()),
+        );
+        tasks.push(tokio::spawn(async move {
+            ledger.reserve(&client_id, Utc::now()).await?;
+            api.generate_consent(&client_id, &key, &secret).await?;
+            Ok::<_, Error>(())
+        }));
+    }
+    let (mut ok, mut limited) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(e) => {
+                assert_eq!(e.class(), ErrorClass::ConsentLimit, "{e}");
+                assert!(e.to_string().contains("25 of 25"), "{e}");
+                limited += 1;
+            }
+        }
+    }
+    eprintln!("consents: {ok} reached the stand-in, {limited} refused by the ledger");
+    assert_eq!((ok, limited), (25, 15));
+    assert_eq!(s.consents_today(), 25);
+    let today = ledgers[0].today(&a.client_id, Utc::now()).await.unwrap();
+    assert_eq!(today.used, 25);
+}
+
+#[tokio::test]
+async fn a_write_under_a_stale_epoch_is_refused_and_the_newer_token_stays() {
+    let Some(db) = fresh_db().await else { return };
+    let (a, b) = (db.backend("a", 15), db.backend("b", 15));
+    let first = a.own("p", Duration::from_secs(5)).await.unwrap();
+    let old_epoch = lease_epoch(&first);
+    // The holder is paused past its lease: the database expires it.
+    db.sql()
+        .await
+        .execute(
+            "UPDATE dhan_login_leases SET expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let second = b.own("p", Duration::from_secs(5)).await.unwrap();
+    assert_eq!(lease_epoch(&second), old_epoch + 1);
+    b.save("p", &with_token("new.token.value"), Some(&second))
+        .await
+        .unwrap();
+    // The paused holder wakes up and writes what it obtained meanwhile.
+    let err = a
+        .save("p", &with_token("old.token.value"), Some(&first))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Fenced { epoch, .. } if epoch == old_epoch),
+        "{err}"
+    );
+    assert_eq!(Error::from(err).class(), ErrorClass::Transient);
+    let stored = a.load("p").await.unwrap();
+    assert_eq!(
+        stored.token.unwrap().access_token.secret(),
+        "new.token.value"
+    );
+    assert_eq!(stored.totp_last_step, Some(42));
+}
+
+#[tokio::test]
+async fn a_lease_whose_holder_died_passes_on_after_lease_secs_with_a_higher_epoch() {
+    let Some(db) = fresh_db().await else { return };
+    const LEASE: u32 = 3;
+    // The first holder runs on a runtime of its own that then disappears, renewal and
+    // all, without letting go: what kill -9 does to a daemon.
+    let dead = db.backend("dead", LEASE);
+    let epoch = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let epoch = rt.block_on(async {
+            let owner = dead.own("p", Duration::from_secs(5)).await.unwrap();
+            let e = lease_epoch(&owner);
+            std::mem::forget(owner);
+            e
+        });
+        rt.shutdown_background();
+        epoch
+    })
+    .join()
+    .unwrap();
+    let died = Instant::now();
+
+    let next = db.backend("next", LEASE);
+    // Within the lease the profile stays with its (dead) holder.
+    let early = next.own("p", Duration::from_millis(500)).await.unwrap_err();
+    assert!(early.to_string().contains("leased to"), "{early}");
+    let owner = next.own("p", Duration::from_secs(20)).await.unwrap();
+    let took = died.elapsed();
+    eprintln!(
+        "lease taken over {:.2} s after its holder died (lease_secs = {LEASE})",
+        took.as_secs_f64()
+    );
+    assert_eq!(lease_epoch(&owner), epoch + 1);
+    assert!(owner.waited());
+    assert!(took >= Duration::from_secs(2), "taken after {took:?}");
+    assert!(took < Duration::from_secs(10), "taken after {took:?}");
+}
+
+#[tokio::test]
+async fn a_held_lease_is_renewed_and_let_go_when_dropped() {
+    let Some(db) = fresh_db().await else { return };
+    let (a, b) = (db.backend("a", 3), db.backend("b", 3));
+    let owner = a.own("p", Duration::from_secs(5)).await.unwrap();
+    // Twice the lease: only renewal keeps it.
+    let refused = b.own("p", Duration::from_secs(6)).await.unwrap_err();
+    assert_eq!(refused.class(), ErrorClass::Transient);
+    let epoch = lease_epoch(&owner);
+    drop(owner);
+    let started = Instant::now();
+    let next = b.own("p", Duration::from_secs(5)).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(lease_epoch(&next), epoch + 1);
+}
+
+#[tokio::test]
+async fn tokens_are_sealed_in_the_database() {
+    let Some(db) = fresh_db().await else { return };
+    let backend = db.backend("a", 15);
+    let owner = backend.own("p", Duration::from_secs(5)).await.unwrap();
+    let secret = "eyJhbGciOiJIUzUxMiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJlLXNlY3JldA";
+    backend
+        .save("p", &with_token(secret), Some(&owner))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend
+            .load("p")
+            .await
+            .unwrap()
+            .token
+            .unwrap()
+            .access_token
+            .secret(),
+        secret
+    );
+    // Every row of every table, as a dump would hold it.
+    let client = db.sql().await;
+    let tables = client
+        .query(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'dhan_login_%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut dump = String::new();
+    for t in tables {
+        let name: String = t.get(0);
+        for row in client
+            .query(&format!("SELECT t::text FROM {name} t"), &[])
+            .await
+            .unwrap()
+        {
+            dump.push_str(&row.get::<_, String>(0));
+        }
+    }
+    assert!(dump.contains("totp_last_step"), "{dump}");
+    for part in secret.split('.') {
+        assert!(!dump.contains(part), "a piece of the token is in the dump");
+    }
+    // Another key cannot open it, and says so without showing anything of it.
+    let other_key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        other_key.path(),
+        base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+    )
+    .unwrap();
+    let p = db.profile(
+        "other-key",
+        15,
+        &[(
+            "DHAN_LOGIN_STORE_KEY_FILE".into(),
+            other_key.path().to_string_lossy().into_owned(),
+        )],
+    );
+    let err = StateBackend::for_settings(&p.state_dir, &p.store)
+        .load("p")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not decrypt"), "{err}");
+    assert!(!err.contains(&secret[..12]), "{err}");
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_a_newer_schema_is_refused() {
+    let Some(db) = fresh_db().await else { return };
+    let (a, b) = (db.backend("a", 15), db.backend("b", 15));
+    let (x, y) = tokio::join!(a.load("p"), b.load("p"));
+    x.unwrap();
+    y.unwrap();
+    let client = db.sql().await;
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM dhan_login_schema ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+    client
+        .execute("INSERT INTO dhan_login_schema (version) VALUES (99)", &[])
+        .await
+        .unwrap();
+    let err = db.backend("newer", 15).load("p").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 99,
+                known: 1
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade dhan-login"), "{err}");
+    assert_eq!(Error::from(err).class(), ErrorClass::Config);
+}
+
+/// The CLI with a store URL: the token lands in the database (not in the state folder),
+/// the next run uses it, and no login starts while another holder has the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_shares_the_database_and_never_logs_in_under_another_lease() {
+    let Some(db) = fresh_db().await else { return };
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let a = s.account().clone();
+    let mut env = db.env("cli", 15);
+    env.extend([
+        ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
+        ("DHAN_PIN".to_owned(), a.pin.clone()),
+        ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
+        (
+            "DHAN_AUTH_BASE_URL".to_owned(),
+            s.auth_base_url().to_string(),
+        ),
+        ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
+        ("DHAN_LOGIN_LOCK_WAIT_SECS".to_owned(), "2".to_owned()),
+    ]);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, first, err) = tokio::task::block_in_place(|| run(&["token"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(s.logins(), 1);
+    assert!(
+        !db.state.path().join("tokens").exists(),
+        "the token went to the state folder"
+    );
+    let (code, again, err) = tokio::task::block_in_place(|| run(&["token"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(again, first);
+    assert_eq!(s.logins(), 1, "the second run logged in again");
+
+    // Another machine holds the profile: a login waits, then gives up (exit 5).
+    let other = db.backend("other", 15);
+    let held = other.own("default", Duration::from_secs(5)).await.unwrap();
+    let (code, out, err) = tokio::task::block_in_place(|| run(&["login"]));
+    assert_eq!(code, Some(5), "{out}\n{err}");
+    assert!(err.contains("leased to"), "{err}");
+    assert!(!err.contains(&first), "the token leaked into the error");
+    assert_eq!(s.logins(), 1, "a login ran under another holder's lease");
+    drop(held);
+    let (code, _, err) = tokio::task::block_in_place(|| run(&["status", "--json"]));
+    assert_eq!(code, Some(0), "{err}");
+}
