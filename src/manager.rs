@@ -275,11 +275,7 @@ impl TokenManager {
     /// Saves a state holding a token Dhan has just minted (which killed the stored one):
     /// retried, since losing it costs a login; if it still fails the token is kept in
     /// memory and the old state set aside, so nobody is handed the dead token.
-    async fn save_minted(
-        &self,
-        state: &ProfileState,
-        owner: &Ownership,
-    ) -> Result<(), StoreError> {
+    async fn save_minted(&self, state: &ProfileState, owner: &Ownership) -> Result<(), StoreError> {
         let mut last = None;
         for wait_ms in [0, 100, 500] {
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
