@@ -13,61 +13,24 @@ use dhan_login::{
 };
 use secrecy::SecretString;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dhan-login");
+use common::BIN;
 
-/// The server's superuser URL, or None (said loudly) when PostgreSQL tests are skipped.
-fn admin_url() -> Option<String> {
-    if let Ok(url) = std::env::var("DHAN_LOGIN_TEST_PG_URL")
-        && !url.is_empty()
-    {
-        return Some(url);
-    }
-    if std::env::var("DHAN_LOGIN_SKIP_PG_TESTS").as_deref() == Ok("1") {
-        use std::io::Write;
-        // Straight to stderr: the test harness would swallow eprintln! of a passing test.
-        let _ = writeln!(
-            std::io::stderr(),
-            "PostgreSQL test skipped because DHAN_LOGIN_SKIP_PG_TESTS=1"
-        );
-        return None;
-    }
-    panic!(
-        "DHAN_LOGIN_TEST_PG_URL is not set: run the tests through scripts/with-postgres \
-         (scripts/test does), or set DHAN_LOGIN_SKIP_PG_TESTS=1 to skip the PostgreSQL tests"
-    );
-}
+mod common;
 
 /// A database of its own for one test, and a key file.
 struct Db {
     url: String,
-    key_file: tempfile::NamedTempFile,
+    key_file: std::path::PathBuf,
     state: tempfile::TempDir,
 }
 
 async fn fresh_db() -> Option<Db> {
-    let admin = admin_url()?;
-    let name = format!("dl_test_{:016x}", rand::random::<u64>());
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test server");
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(&admin).unwrap();
-    url.set_path(&name);
-    let key_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        key_file.path(),
-        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>()),
-    )
-    .unwrap();
+    let url = common::pg::database().await?;
     let state = tempfile::tempdir().unwrap();
     std::fs::write(state.path().join("config.toml"), "").unwrap();
     Some(Db {
-        url: url.to_string(),
-        key_file,
+        url,
+        key_file: common::pg::key_file(state.path()),
         state,
     })
 }
@@ -82,7 +45,7 @@ impl Db {
             ("DHAN_LOGIN_STORE_URL".into(), url.to_string()),
             (
                 "DHAN_LOGIN_STORE_KEY_FILE".into(),
-                self.key_file.path().to_string_lossy().into_owned(),
+                self.key_file.to_string_lossy().into_owned(),
             ),
             ("DHAN_LOGIN_LEASE_SECS".into(), lease_secs.to_string()),
             (

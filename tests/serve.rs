@@ -831,3 +831,86 @@ async fn sigterm_during_a_browser_login_leaves_no_chromium() {
         "the browser profile is removed: {profiles:?}"
     );
 }
+
+/// Three daemons on three "machines" (each its own state folder and serve.key) sharing
+/// one database: one login in all, the same token from every replica, and a replica
+/// killed with SIGKILL changes nothing for the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_on_one_database_log_in_once_and_outlive_a_kill_9() {
+    let Some(db) = common::pg::database().await else {
+        return;
+    };
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key = common::pg::key_file(keys.path());
+    let config = format!(
+        "{}{}",
+        profile("acct", &server, Login::Totp),
+        serve_table(60.0)
+    );
+    let mut replicas = Vec::new();
+    let mut sandboxes = Vec::new();
+    for _ in 0..3 {
+        let sandbox = Sandbox::new();
+        sandbox.write_config(&config);
+        let mut cmd = cli(&sandbox);
+        cmd.env("DHAN_LOGIN_STORE_URL", &db)
+            .env("DHAN_LOGIN_STORE_KEY_FILE", &key);
+        sandboxes.push(sandbox);
+        replicas.push(cmd);
+    }
+    let started = Instant::now();
+    let (a, b, c) = tokio::join!(
+        Daemon::start(replicas.remove(0), &["acct"]),
+        Daemon::start(replicas.remove(0), &["acct"]),
+        Daemon::start(replicas.remove(0), &["acct"]),
+    );
+    let daemons = [a, b, c];
+    let mut tokens = Vec::new();
+    for (d, sandbox) in daemons.iter().zip(&sandboxes) {
+        let key = key_of(sandbox);
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let token = loop {
+            let (status, body) = d.get("/v1/profiles/acct/token", Some(&key)).await;
+            if status == 200 {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                break v["access_token"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a replica served no token within 40 s: {status} {body}\n{}",
+                d.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        tokens.push(token);
+    }
+    eprintln!(
+        "3 replicas: every one served the token {:.2} s after start",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(server.logins(), 1, "{}", daemons[0].log());
+    assert!(tokens.iter().all(|t| t == &tokens[0]));
+    assert!(server.is_live(&tokens[0]));
+
+    let [mut first, second, third] = daemons;
+    first.child.start_kill().unwrap();
+    first.child.wait().await.unwrap();
+    let killed = Instant::now();
+    for (d, sandbox) in [(&second, &sandboxes[1]), (&third, &sandboxes[2])] {
+        let (status, body) = d
+            .get("/v1/profiles/acct/token", Some(&key_of(sandbox)))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(&tokens[0]));
+    }
+    eprintln!(
+        "after kill -9 of a replica the others answered within {:.3} s",
+        killed.elapsed().as_secs_f64()
+    );
+    assert_eq!(server.logins(), 1, "a replica logged in again");
+    for d in [second, third] {
+        let (code, log) = d.terminate().await;
+        assert_eq!(code, Some(0), "{log}");
+    }
+}
