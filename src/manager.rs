@@ -266,10 +266,13 @@ impl TokenManager {
         progress: &dyn Progress,
     ) -> Result<crate::source::Inspection, Error> {
         // The ledger's read-modify-write must not race a login of another process.
-        let _owner = self.own().await?;
+        let owner = self.own().await?;
         let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
         cx.ledger = self.backend.ledger(self.profile.consent_cap);
-        crate::source::inspect(&cx).await
+        let inspection = crate::source::inspect(&cx).await;
+        drop(cx);
+        owner.release().await;
+        inspection
     }
 
     /// Saves a state holding a token Dhan has just minted (which killed the stored one):
