@@ -914,3 +914,55 @@ async fn three_replicas_on_one_database_log_in_once_and_outlive_a_kill_9() {
         assert_eq!(code, Some(0), "{log}");
     }
 }
+
+/// Connections that never send a request (a port scanner, a stuck client, a flood) neither
+/// stall `/healthz` nor stay open: the daemon closes them after its header timeout (10 s).
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_neither_stall_healthz_nor_stay_open() {
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&format!(
+        "{}{}",
+        serve_table(3600.0),
+        profile("main", &server, Login::Totp)
+    ));
+    let d = Daemon::start(cli(&sandbox), &["main"]).await;
+    eventually(Duration::from_secs(40), "a first token", || async {
+        d.health().await == 200
+    })
+    .await;
+
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(
+            tokio::net::TcpStream::connect(&d.addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    let asked = Instant::now();
+    let health = tokio::time::timeout(Duration::from_secs(20), d.health())
+        .await
+        .unwrap_or_else(|_| panic!("/healthz stalled behind 2000 idle connections"));
+    assert_eq!(health, 200, "{}", d.log());
+    assert!(asked.elapsed() < Duration::from_secs(20));
+
+    // Each idle connection sees the daemon close it (EOF or reset), well after 10 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for mut conn in idle {
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {}
+            Ok(Ok(n)) => {
+                // hyper may answer 408 before closing; the close must still follow.
+                let rest =
+                    tokio::time::timeout_at(deadline, conn.read_to_end(&mut Vec::new())).await;
+                assert!(rest.is_ok(), "answered {n} bytes but stayed open");
+            }
+            Err(_) => panic!("an idle connection was still open 60 s later"),
+        }
+    }
+    assert_eq!(d.health().await, 200);
+    let (code, log) = d.terminate().await;
+    assert_eq!(code, Some(0), "{log}");
+}

@@ -24,7 +24,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 pub use client::ask_daemon;
@@ -172,17 +174,69 @@ impl Daemon {
     }
 }
 
-async fn serve_on<L>(listener: L, app: axum::Router, mut stop: watch::Receiver<bool>)
+/// A connection that has not sent a request's headers within this time is closed (hyper
+/// answers 408). This also ends idle keep-alive connections, so a flood of silent
+/// connections frees its slots on its own.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most connections served at once: the file-descriptor limit less a reserve for the
+/// daemon's own files and outgoing requests, and never more than 4096. Connections beyond
+/// it wait in the kernel's backlog instead of taking descriptors from the daemon.
+fn connection_cap() -> usize {
+    const RESERVE: u64 = 128;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) only writes into the struct we pass.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    };
+    soft.saturating_sub(RESERVE).clamp(16, 4096) as usize
+}
+
+/// HTTP/1 on `listener` with a header timeout and a connection cap (a bare `axum::serve`
+/// has neither). On stop, no new connection is taken, open ones finish the request they
+/// are answering, and this returns once all are closed.
+async fn serve_on<L>(mut listener: L, app: axum::Router, mut stop: watch::Receiver<bool>)
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
 {
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stopped(&mut stop).await })
-        .await;
-    if let Err(e) = served {
-        tracing::error!("the HTTP endpoint stopped: {e}");
+    let cap = connection_cap();
+    let slots = Arc::new(Semaphore::new(cap));
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let (io, _) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(&mut stop) => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let _slot = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let conn = builder.serve_connection(TokioIo::new(io), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
     }
+    // Every slot back means every connection is closed.
+    let _ = slots.acquire_many(cap as u32).await;
 }
 
 /// A socket file left by a daemon that died is replaced. The socket is made owner-only
