@@ -227,7 +227,13 @@ impl TokenManager {
                         .clear_covered(&self.profile.name, worked)
                         .await?;
                 }
-                let unsaved = self.save_minted(&state, owner).await.err();
+                let unsaved = match self.save_minted(&state, owner).await {
+                    Ok(()) => None,
+                    // Another holder took the profile over meanwhile and stored its own
+                    // token: that one is the profile's now, ours is not to be handed out.
+                    Err(e @ StoreError::Fenced { .. }) => return Err(e.into()),
+                    Err(e) => Some(e),
+                };
                 Ok(Obtained {
                     token,
                     cached: false,

@@ -966,3 +966,92 @@ async fn idle_connections_neither_stall_healthz_nor_stay_open() {
     let (code, log) = d.terminate().await;
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// A replica frozen (SIGSTOP) mid-login past its lease wakes up (SIGCONT) after another
+/// replica took the profile over and stored a newer token: its write is refused (fencing),
+/// the newer token stays, and nobody logs in a third time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_frozen_past_its_lease_cannot_overwrite_its_successors_token() {
+    let Some(db) = common::pg::database().await else {
+        return;
+    };
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key = common::pg::key_file(keys.path());
+    let config = format!(
+        "{}{}",
+        profile("acct", &server, Login::Totp),
+        serve_table(60.0)
+    );
+    let machine = || {
+        let sandbox = Sandbox::new();
+        sandbox.write_config(&config);
+        let mut cmd = cli(&sandbox);
+        cmd.env("DHAN_LOGIN_STORE_URL", &db)
+            .env("DHAN_LOGIN_STORE_KEY_FILE", &key)
+            .env("DHAN_LOGIN_LEASE_SECS", "3");
+        (sandbox, cmd)
+    };
+    // A's login answer is held back for a second, long enough to freeze A under it.
+    server.set_fault_once(
+        Endpoint::GenerateAccessToken,
+        Fault::Delay(Duration::from_secs(1)),
+    );
+    let (sandbox_a, cmd_a) = machine();
+    let a = Daemon::start(cmd_a, &["acct"]).await;
+    eventually(Duration::from_secs(30), "A asks for a token", || async {
+        server.calls(Endpoint::GenerateAccessToken) >= 1
+    })
+    .await;
+    let pid_a = a.child.id().expect("A runs") as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(pid_a, libc::SIGSTOP);
+    }
+    // Past A's lease (3 s): B may take the profile over.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (sandbox_b, cmd_b) = machine();
+    let b = Daemon::start(cmd_b, &["acct"]).await;
+    let key_b = key_of(&sandbox_b);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let newer = loop {
+        let (status, body) = b.get("/v1/profiles/acct/token", Some(&key_b)).await;
+        if status == 200 {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            break v["access_token"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "B served no token: {}", b.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(server.logins(), 2, "{}", b.log());
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(pid_a, libc::SIGCONT);
+    }
+    eventually(
+        Duration::from_secs(20),
+        "A's stale write is refused",
+        || async { a.log().contains("has passed to another holder") },
+    )
+    .await;
+    // A settles on B's token, from the database; nobody logs in again.
+    let key_a = key_of(&sandbox_a);
+    eventually(
+        Duration::from_secs(20),
+        "A serves the newer token",
+        || async {
+            let (status, body) = a.get("/v1/profiles/acct/token", Some(&key_a)).await;
+            status == 200 && body.contains(&newer)
+        },
+    )
+    .await;
+    let (_, body) = b.get("/v1/profiles/acct/token", Some(&key_b)).await;
+    assert!(body.contains(&newer), "{body}");
+    assert!(server.is_live(&newer));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.logins(), 2, "a third login:\n{}", a.log());
+    for d in [a, b] {
+        let (code, log) = d.terminate().await;
+        assert_eq!(code, Some(0), "{log}");
+    }
+}
