@@ -197,6 +197,12 @@ impl TokenManager {
                 unsaved: None,
             });
         }
+        if owner.took_over() {
+            // The holder before us vanished mid-login and may have submitted the current
+            // TOTP code without recording it: Dhan would refuse it as used.
+            let step = self.clock.now().timestamp().div_euclid(30);
+            state.totp_last_step = state.totp_last_step.max(Some(step));
+        }
 
         let lockouts = self.lockouts(&state).await?;
         let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());

@@ -233,6 +233,7 @@ async fn a_lease_whose_holder_died_passes_on_after_lease_secs_with_a_higher_epoc
     );
     assert_eq!(lease_epoch(&owner), epoch + 1);
     assert!(owner.waited());
+    assert!(owner.took_over(), "a lapsed lease is a takeover");
     assert!(took >= Duration::from_secs(2), "taken after {took:?}");
     assert!(took < Duration::from_secs(10), "taken after {took:?}");
 }
@@ -255,6 +256,7 @@ async fn a_held_lease_is_renewed_and_let_go_when_dropped() {
         started.elapsed()
     );
     assert_eq!(lease_epoch(&next), epoch + 1);
+    assert!(!next.took_over(), "a released lease is not a takeover");
 }
 
 #[tokio::test]

@@ -51,6 +51,15 @@ impl Ownership {
         }
     }
 
+    /// True when the previous holder vanished mid-login instead of letting go.
+    pub fn took_over(&self) -> bool {
+        match self {
+            // The kernel drops a dead holder's file lock: nothing tells it apart.
+            Ownership::File(_) => false,
+            Ownership::Lease(l) => l.took_over(),
+        }
+    }
+
     /// Lets go at once (a dropped lease is let go in the background, which a process
     /// about to exit may never run).
     pub async fn release(self) {

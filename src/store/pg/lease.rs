@@ -24,6 +24,7 @@ pub struct Lease {
     holder: String,
     epoch: i64,
     waited: bool,
+    took_over: bool,
     renewal: tokio::task::JoinHandle<()>,
     released: bool,
 }
@@ -63,7 +64,7 @@ impl Lease {
         let mut waited = false;
         loop {
             match try_take(&pool, profile, &holder, lease).await {
-                Ok(Ok(epoch)) => {
+                Ok(Ok((epoch, took_over))) => {
                     tracing::debug!(profile, epoch, "lease taken");
                     let renewal = tokio::spawn(renew(
                         pool.clone(),
@@ -78,6 +79,7 @@ impl Lease {
                         holder,
                         epoch,
                         waited,
+                        took_over,
                         renewal,
                         released: false,
                     });
@@ -125,6 +127,12 @@ impl Lease {
     pub fn waited(&self) -> bool {
         self.waited
     }
+
+    /// True when the previous holder's lease lapsed instead of being let go: it died or
+    /// froze mid-login, maybe after submitting a TOTP code it never recorded.
+    pub fn took_over(&self) -> bool {
+        self.took_over
+    }
 }
 
 impl Lease {
@@ -148,7 +156,7 @@ async fn expire(pool: Pool, profile: String, holder: String, epoch: i64) {
             .await
             .map_err(db)?
             .execute(
-                "UPDATE dhan_login_leases SET expires_at = now()
+                "UPDATE dhan_login_leases SET expires_at = now(), holder = ''
                  WHERE profile = $1 AND holder = $2 AND epoch = $3",
                 &[&profile, &holder, &epoch],
             )
@@ -179,28 +187,30 @@ impl Drop for Lease {
     }
 }
 
-/// The epoch of a new lease, or the current holder's name.
+/// The epoch of a new lease and whether it was taken from a holder whose lease lapsed
+/// (a released lease has no holder), or the current holder's name.
 async fn try_take(
     pool: &Pool,
     profile: &str,
     holder: &str,
     lease: Duration,
-) -> Result<Result<i64, String>, StoreError> {
+) -> Result<Result<(i64, bool), String>, StoreError> {
     let client = pool.get().await.map_err(db)?;
     let taken = client
         .query_opt(
-            "INSERT INTO dhan_login_leases AS l (profile, holder, epoch, expires_at)
+            "WITH previous AS (SELECT holder FROM dhan_login_leases WHERE profile = $1)
+             INSERT INTO dhan_login_leases AS l (profile, holder, epoch, expires_at)
              VALUES ($1, $2, 1, now() + make_interval(secs => $3))
              ON CONFLICT (profile) DO UPDATE
              SET holder = EXCLUDED.holder, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at
              WHERE l.expires_at <= now()
-             RETURNING epoch",
+             RETURNING epoch, coalesce((SELECT holder FROM previous), '') <> ''",
             &[&profile, &holder, &lease.as_secs_f64()],
         )
         .await
         .map_err(db)?;
     if let Some(row) = taken {
-        return Ok(Ok(row.get(0)));
+        return Ok(Ok((row.get(0), row.get(1))));
     }
     let current = client
         .query_opt(
