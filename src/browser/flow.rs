@@ -337,9 +337,8 @@ impl Driver<'_> {
                     };
                 }
             };
-            if last.as_ref().map(|l| &l.signature) != Some(&snap.signature) {
+            if self.verdict_changed(last.as_ref(), &snap) {
                 same_since = Instant::now();
-                self.log.matched("screen", &self.scrub(&snap.describe()));
             }
             let settled = match snap.screen {
                 Screen::Navigating => false,
@@ -505,11 +504,8 @@ impl Driver<'_> {
                 }
                 Looked::Page(s) => s,
             };
-            if last.as_ref().map(|l| &l.signature) != Some(&snap.signature) {
+            if self.verdict_changed(last.as_ref(), &snap) {
                 same_since = Instant::now();
-                let seen = self.scrub(&snap.describe());
-                tracing::debug!(screen = %seen, "looked at the page");
-                self.log.matched("screen", &seen);
             }
             let timing = Timing {
                 stable_for: same_since.elapsed(),
@@ -550,7 +546,7 @@ impl Driver<'_> {
                     // From here on the code counts as given, whatever happens next: it
                     // is never typed a second time.
                     history.typed.push(code);
-                    self.type_code(&page, &snap, &secret).await?;
+                    self.type_code(&snap, &secret).await?;
                     self.within(dom::mark_filled(&page, "code", code.as_str()))
                         .await?;
                     self.after_code(&page, code, before).await?;
@@ -600,6 +596,18 @@ impl Driver<'_> {
             }
         }
         Ok(Looked::Page(snap))
+    }
+
+    /// True when `snap`'s verdict differs from `last`'s; the new verdict and its
+    /// reasons then go to the step log.
+    fn verdict_changed(&mut self, last: Option<&Snapshot>, snap: &Snapshot) -> bool {
+        if last.map(|l| &l.signature) == Some(&snap.signature) {
+            return false;
+        }
+        let seen = self.scrub(&snap.describe());
+        tracing::debug!(screen = %seen, "looked at the page");
+        self.log.matched("screen", &seen);
+        true
     }
 
     /// Dialogs dismissed since the last look: one saying an error text is the page's
@@ -772,7 +780,6 @@ impl Driver<'_> {
 
     async fn type_code(
         &mut self,
-        _page: &Page,
         snap: &Snapshot,
         secret: &SecretString,
     ) -> Result<(), BrowserError> {

@@ -183,13 +183,17 @@ const maskedInput = (el, root) => {
 const HEADINGS = 'h1, h2, h3, h4, h5, h6, legend, label, [role="heading"], .title, .heading, header';
 // Text around a group: the nearest ancestor (up to the form or six levels) that holds a
 // heading, its headings apart from its other text, links and buttons left out.
-const contextOf = (root, els) => {
+const scopeOf = (root) => {
   let scope = root;
   for (let i = 0; i < 6 && scope.parentElement; i++) {
     if (Array.from(scope.querySelectorAll(HEADINGS)).some(shown)) break;
     if (scope.tagName === 'FORM' && i > 0) break;
     scope = scope.parentElement;
   }
+  return scope;
+};
+const contextOf = (root, els) => {
+  const scope = scopeOf(root);
   const headings = Array.from(scope.querySelectorAll(HEADINGS)).filter(shown).map((h) => h.innerText);
   headings.push(...els.map(attrText));
   const rest = [];
@@ -268,7 +272,7 @@ const findSubmit = (near, explicit) => {
     if (hit.length) return { el: hit.find(enabledBtn) || hit[0], via: cand };
   }
   const form = near.closest('form');
-  const scopes = [form, contextOf(near, [])].filter(Boolean).map((s) => s.scope || s);
+  const scopes = [form, scopeOf(near)].filter(Boolean);
   scopes.push(document.body);
   for (const scope of scopes) {
     const all = Array.from(scope.querySelectorAll(BUTTONS)).filter(shown)
