@@ -5,6 +5,7 @@
 //! project, and lets tests inject faults and count calls, so that nothing in the test
 //! suite or the demo ever talks to Dhan.
 
+mod gate;
 mod jwt;
 mod pages;
 mod routes;

@@ -11,7 +11,7 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::routes::{Gate, Shared, counted, gate, json_response, query_map};
+use super::gate::{Gate, Shared, counted, gate, json_response, query_map};
 use super::screens::{EXPIRED, escape, fill, screen, session_field};
 use super::state::{Entry, Stage, StepOutcome};
 use super::{Endpoint, PageVariant, Submission};
