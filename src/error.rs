@@ -1,57 +1,12 @@
-//! The library's error and the classes that decide fallback, retries and exit codes.
-
-use serde::{Deserialize, Serialize};
+//! The library's error, and the report of a chain that obtained no token (a list of
+//! errors, one per source tried).
 
 use crate::api::ApiError;
 use crate::config::ConfigError;
-use crate::source::{AttemptResult, ChainFailure};
+use crate::error_class::ErrorClass;
 use crate::store::{LockError, StoreError};
-use crate::token::TokenError;
+use crate::token::{SourceKind, TokenError};
 use crate::totp::TotpError;
-
-/// What kind of failure happened. The chain, the daemon and the CLI's exit code all
-/// branch on this, never on message text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// Bad or missing configuration: fix the config, nothing else helps.
-    Config,
-    /// Dhan (or its login page) said the PIN, TOTP, mobile or API secret is wrong.
-    CredentialRejected,
-    /// The daily consent limit is used up.
-    ConsentLimit,
-    /// DH-901: the access token is invalid or expired.
-    TokenInvalid,
-    /// DH-904: too many requests.
-    RateLimited,
-    /// Timeouts, connection failures, 5xx: worth another try later.
-    Transient,
-    /// Dhan answered something we cannot read.
-    UnexpectedBody,
-    /// Anything else (local I/O, browser failures, refusals we do not classify).
-    Other,
-}
-
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Config => "config",
-            ErrorClass::CredentialRejected => "credential_rejected",
-            ErrorClass::ConsentLimit => "consent_limit",
-            ErrorClass::TokenInvalid => "token_invalid",
-            ErrorClass::RateLimited => "rate_limited",
-            ErrorClass::Transient => "transient",
-            ErrorClass::UnexpectedBody => "unexpected_body",
-            ErrorClass::Other => "other",
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -64,7 +19,7 @@ pub enum Error {
     #[error("token: {0}")]
     Token(#[from] TokenError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Lock(#[from] LockError),
     #[cfg(feature = "browser")]
@@ -80,6 +35,19 @@ pub enum Error {
     /// A refusal decided locally (lockout guard, consent budget, manual login aborted).
     #[error("{message}")]
     Refused { class: ErrorClass, message: String },
+}
+
+/// The store's refusals, I/O failures and lock timeouts become the library's own
+/// variants, as callers have always matched them.
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Refused { class, message } => Error::Refused { class, message },
+            StoreError::Io(e) => Error::Io(e),
+            StoreError::Lock(e) => Error::Lock(e),
+            e => Error::Store(e),
+        }
+    }
 }
 
 impl Error {
@@ -101,28 +69,88 @@ impl Error {
 
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Config(_)
-            | Error::Totp(_)
-            | Error::Store(StoreError::BadProfileName(_) | StoreError::SchemaTooNew { .. }) => {
-                ErrorClass::Config
-            }
-            // The database is down or restarting, or another machine took the profile
-            // over: worth trying again shortly.
-            Error::Store(StoreError::Database { .. } | StoreError::Fenced { .. }) => {
-                ErrorClass::Transient
-            }
+            Error::Config(_) | Error::Totp(_) => ErrorClass::Config,
+            Error::Store(e) => e.class(),
+            Error::Lock(e) => e.class(),
             Error::Api(e) => e.class(),
             Error::Token(_) => ErrorClass::UnexpectedBody,
-            // Another process is still logging in: worth trying again shortly.
-            Error::Lock(LockError::Timeout { .. } | LockError::Leased { .. }) => {
-                ErrorClass::Transient
-            }
-            Error::Store(_) | Error::Lock(_) | Error::Io(_) => ErrorClass::Other,
+            Error::Io(_) => ErrorClass::Other,
             #[cfg(feature = "browser")]
             Error::Browser(e) => e.class(),
             Error::Chain(c) => c.class(),
             Error::Locked(_) => ErrorClass::CredentialRejected,
             Error::Refused { class, .. } => *class,
         }
+    }
+}
+
+/// One source's try, for the final report.
+#[derive(Debug)]
+pub struct Attempt {
+    pub source: SourceKind,
+    pub result: AttemptResult,
+    pub elapsed: std::time::Duration,
+}
+
+#[derive(Debug)]
+pub enum AttemptResult {
+    NotApplicable(String),
+    Failed(Error),
+    Fatal(Error),
+}
+
+impl Attempt {
+    pub fn class(&self) -> Option<ErrorClass> {
+        match &self.result {
+            AttemptResult::NotApplicable(_) => None,
+            AttemptResult::Failed(e) | AttemptResult::Fatal(e) => Some(e.class()),
+        }
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.result {
+            AttemptResult::NotApplicable(why) => write!(f, "{}: skipped ({why})", self.source),
+            AttemptResult::Failed(e) => write!(f, "{}: failed: {e}", self.source),
+            AttemptResult::Fatal(e) => write!(f, "{}: refused, chain stopped: {e}", self.source),
+        }
+    }
+}
+
+/// Every attempt of a chain that produced no token.
+#[derive(Debug)]
+pub struct ChainFailure {
+    pub attempts: Vec<Attempt>,
+}
+
+impl ChainFailure {
+    /// The class that decides the exit code: a fatal one if any, else the last failure.
+    pub fn class(&self) -> ErrorClass {
+        let fatal = self.attempts.iter().find_map(|a| match &a.result {
+            AttemptResult::Fatal(e) => Some(e.class()),
+            _ => None,
+        });
+        fatal
+            .or_else(|| self.attempts.iter().rev().find_map(Attempt::class))
+            .unwrap_or(ErrorClass::Config)
+    }
+}
+
+impl std::fmt::Display for ChainFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self
+            .attempts
+            .iter()
+            .all(|a| matches!(a.result, AttemptResult::NotApplicable(_)))
+        {
+            write!(f, "no way to obtain a token is configured:")?;
+        } else {
+            write!(f, "no token obtained:")?;
+        }
+        for a in &self.attempts {
+            write!(f, "\n  - {a}")?;
+        }
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@ mod api;
 mod browser;
 mod config;
 mod error;
+mod error_class;
 mod manager;
 pub mod mock;
 mod progress;
@@ -23,15 +24,13 @@ pub use config::{
     BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, SecretRef, StoreSettings,
     check_env, validate,
 };
-pub use error::{Error, ErrorClass};
+pub use error::{Attempt, AttemptResult, ChainFailure, Error};
+pub use error_class::ErrorClass;
 pub use manager::{Obtained, Request, TokenManager};
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
 pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
-pub use source::{
-    Attempt, AttemptResult, BoxFuture, ChainFailure, Context, Outcome, TokenSource, run_chain,
-    sends,
-};
+pub use source::{BoxFuture, Context, Outcome, TokenSource, run_chain, sends};
 pub use store::{
     ConsentLedger, LastError, Lease, Ledger, LedgerDay, Lockout, LockoutStore, Lockouts, Ownership,
     PendingConsent, PgBackend, ProfileLock, ProfileState, StateBackend, StoreError, TokenStore,

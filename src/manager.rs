@@ -13,11 +13,10 @@ use chrono::{DateTime, Utc};
 
 use crate::api::{DhanApi, ProfileInfo};
 use crate::config::Profile;
-use crate::error::{Error, ErrorClass};
+use crate::error::{AttemptResult, Error};
+use crate::error_class::ErrorClass;
 use crate::progress::Progress;
-use crate::source::{
-    ALL_SECRETS, AttemptResult, Context, rejected_secrets, run_chain, sends, sources,
-};
+use crate::source::{ALL_SECRETS, Context, rejected_secrets, run_chain, sends, sources};
 use crate::store::{
     LedgerDay, Lockout, Lockouts, Ownership, ProfileState, StateBackend, StoreError,
 };
@@ -324,7 +323,7 @@ impl TokenManager {
 
     /// The right to log in for this profile across processes, waited for up to `lock_wait`.
     async fn own(&self) -> Result<Ownership, Error> {
-        self.backend.own(&self.profile.name, self.lock_wait).await
+        Ok(self.backend.own(&self.profile.name, self.lock_wait).await?)
     }
 
     /// Every lockout in force for this profile, the one an older version left in the

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::ErrorClass;
+use crate::error_class::ErrorClass;
 
 /// Cap on the body kept in an error: enough to read, not a page of HTML.
 const BODY_KEEP: usize = 600;

@@ -19,6 +19,9 @@ use error::{Kind, classify};
 use crate::redact::Scrubber;
 use crate::token::{SourceKind, Token, TokenError};
 
+/// Dhan's documented daily limit of generate-consent calls per client id (IST day).
+pub const DHAN_CONSENT_LIMIT: u32 = 25;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::ErrorClass;
+use crate::error_class::ErrorClass;
 
 /// The named stages of a browser login, as reported to `Progress` and in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -45,7 +45,9 @@ pub use error::{Artifacts, BrowserError, Limit, Step};
 pub use selectors::SelectorProfile;
 
 /// The browser a login would run, or why there is none (`status` tells it in advance).
-pub fn find_browser(settings: &crate::BrowserSettings) -> Result<std::path::PathBuf, BrowserError> {
+pub fn find_browser(
+    settings: &crate::config::BrowserSettings,
+) -> Result<std::path::PathBuf, BrowserError> {
     launch::find_executable(settings, &|k| std::env::var_os(k)).map(|found| found.path)
 }
 

@@ -5,13 +5,13 @@
 //! tokens are encrypted there with the key from `key_file` / `key_command`.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{ConfigError, Origin, SecretRef};
+use super::ConfigError;
+use super::secrets::{Origin, SecretRef};
 
 /// How long a lease outlives its last renewal unless `lease_secs` says otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
@@ -60,11 +60,10 @@ impl StoreSettings {
                 });
                 return None;
             }
-            given.into_iter().next().map(|origin| SecretRef {
-                field,
-                origin,
-                value: OnceLock::new(),
-            })
+            given
+                .into_iter()
+                .next()
+                .map(|origin| SecretRef::new(field, origin))
         };
         let url = match var("DHAN_LOGIN_STORE_URL") {
             Some(v) => Some(SecretRef::from_env("store.url", v)),

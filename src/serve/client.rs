@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::settings::ServeSettings;
 use crate::api::{BodyError, MAX_BODY, read_capped};
-use crate::error::{Error, ErrorClass};
+use crate::error::Error;
+use crate::error_class::ErrorClass;
 use crate::token::{AccessToken, SourceKind, Token, TokenKind};
 
 /// Longer than the daemon's own wait for a refresh under way.

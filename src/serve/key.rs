@@ -8,7 +8,8 @@ use std::path::Path;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, ErrorClass};
+use crate::error::Error;
+use crate::error_class::ErrorClass;
 use crate::store::write_atomic;
 
 /// Only the key's digest is kept in memory.

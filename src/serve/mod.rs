@@ -30,11 +30,11 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 pub use client::ask_daemon;
-pub(crate) use settings::{NotifyFile, ServeFile};
 pub use settings::{NotifySettings, ServeSettings};
 
 use crate::config::{ConfigError, Paths, Profile};
-use crate::error::{Error, ErrorClass};
+use crate::error::Error;
+use crate::error_class::ErrorClass;
 use crate::manager::TokenManager;
 use scheduler::{Parts, Scheduler, Timing, stopped};
 use status::Slot;

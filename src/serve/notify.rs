@@ -8,7 +8,8 @@ use serde::Serialize;
 use url::Url;
 
 use super::settings::{NotifySettings, webhook_host};
-use crate::error::{Error, ErrorClass};
+use crate::error::Error;
+use crate::error_class::ErrorClass;
 use crate::token::ist;
 
 /// A slow receiver must not hold up the profile's refreshes for long.

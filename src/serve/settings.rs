@@ -10,13 +10,22 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{ConfigError, Paths, Profile, expand_home};
+use crate::config::{ConfigError, Paths, expand_home, read_toml};
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7787);
 
+/// The daemon's part of the config file; `config` reads the profiles and `[store]`.
+#[derive(Debug, Default, Deserialize)]
+struct Tables {
+    #[serde(default)]
+    serve: ServeFile,
+    #[serde(default)]
+    notify: NotifyFile,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ServeFile {
+struct ServeFile {
     listen: Option<String>,
     allow_remote: Option<bool>,
     socket: Option<PathBuf>,
@@ -31,7 +40,7 @@ pub(crate) struct ServeFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct NotifyFile {
+struct NotifyFile {
     webhook: Option<String>,
     warn_before_minutes: Option<f64>,
 }
@@ -87,12 +96,18 @@ pub(crate) fn webhook_host(url: &Url) -> String {
 }
 
 impl ServeSettings {
+    /// Fails when the file's `[serve]` or `[notify]` table is malformed (an unknown key,
+    /// a value of the wrong type), as a profile's tables do when the profile loads.
+    pub fn check_file(paths: &Paths) -> Result<(), ConfigError> {
+        read_toml::<Tables>(paths).map(drop)
+    }
+
     /// The file's tables with the environment on top; defaults under the state folder.
     pub fn load(
         paths: &Paths,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ServeSettings, ConfigError> {
-        let (serve, notify) = Profile::serve_tables(paths)?;
+        let Tables { serve, notify } = read_toml::<Tables>(paths)?.0;
         let get = Lookup { env };
         let listen_raw = get.text("serve", "listen", serve.listen);
         let listen = match &listen_raw {

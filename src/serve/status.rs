@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::error::ErrorClass;
+use crate::error_class::ErrorClass;
 use crate::manager::TokenManager;
 use crate::store::next_ist_midnight;
 

@@ -4,7 +4,8 @@
 use secrecy::SecretString;
 
 use super::Context;
-use crate::error::{Error, ErrorClass};
+use crate::error::Error;
+use crate::error_class::ErrorClass;
 
 /// A consent to log in with, and whether it was reused from an earlier attempt.
 pub struct Consent {

@@ -13,7 +13,8 @@ use url::Url;
 
 use super::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
 use crate::config::Profile;
-use crate::error::{Error, ErrorClass};
+use crate::error::Error;
+use crate::error_class::ErrorClass;
 use crate::token::{SourceKind, Token};
 
 /// A person may need a while to find their phone; not forever.

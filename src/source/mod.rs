@@ -25,7 +25,8 @@ use crate::api::DhanApi;
 use secrecy::ExposeSecret;
 
 use crate::config::{ConfigError, Profile, validate};
-use crate::error::{Error, ErrorClass};
+use crate::error::{Attempt, AttemptResult, ChainFailure, Error};
+use crate::error_class::ErrorClass;
 use crate::progress::Progress;
 use crate::store::{Ledger, Lockouts, StateBackend};
 use crate::token::{SourceKind, Token};
@@ -198,77 +199,6 @@ impl<'a> Context<'a> {
 pub trait TokenSource: Send + Sync {
     fn kind(&self) -> SourceKind;
     fn obtain<'a>(&'a self, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome>;
-}
-
-/// One source's try, for the final report.
-#[derive(Debug)]
-pub struct Attempt {
-    pub source: SourceKind,
-    pub result: AttemptResult,
-    pub elapsed: std::time::Duration,
-}
-
-#[derive(Debug)]
-pub enum AttemptResult {
-    NotApplicable(String),
-    Failed(Error),
-    Fatal(Error),
-}
-
-impl Attempt {
-    pub fn class(&self) -> Option<ErrorClass> {
-        match &self.result {
-            AttemptResult::NotApplicable(_) => None,
-            AttemptResult::Failed(e) | AttemptResult::Fatal(e) => Some(e.class()),
-        }
-    }
-}
-
-impl std::fmt::Display for Attempt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.result {
-            AttemptResult::NotApplicable(why) => write!(f, "{}: skipped ({why})", self.source),
-            AttemptResult::Failed(e) => write!(f, "{}: failed: {e}", self.source),
-            AttemptResult::Fatal(e) => write!(f, "{}: refused, chain stopped: {e}", self.source),
-        }
-    }
-}
-
-/// Every attempt of a chain that produced no token.
-#[derive(Debug)]
-pub struct ChainFailure {
-    pub attempts: Vec<Attempt>,
-}
-
-impl ChainFailure {
-    /// The class that decides the exit code: a fatal one if any, else the last failure.
-    pub fn class(&self) -> ErrorClass {
-        let fatal = self.attempts.iter().find_map(|a| match &a.result {
-            AttemptResult::Fatal(e) => Some(e.class()),
-            _ => None,
-        });
-        fatal
-            .or_else(|| self.attempts.iter().rev().find_map(Attempt::class))
-            .unwrap_or(ErrorClass::Config)
-    }
-}
-
-impl std::fmt::Display for ChainFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self
-            .attempts
-            .iter()
-            .all(|a| matches!(a.result, AttemptResult::NotApplicable(_)))
-        {
-            write!(f, "no way to obtain a token is configured:")?;
-        } else {
-            write!(f, "no token obtained:")?;
-        }
-        for a in &self.attempts {
-            write!(f, "\n  - {a}")?;
-        }
-        Ok(())
-    }
 }
 
 /// Tries sources in order; the first token wins, a fatal answer stops the chain.

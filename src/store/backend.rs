@@ -17,7 +17,6 @@ use super::lockout::{Lockout, LockoutStore, Lockouts};
 use super::pg::{Lease, PgBackend};
 use super::tokens::{ProfileState, StoreError, TokenStore, check_profile_name};
 use crate::config::StoreSettings;
-use crate::error::Error;
 
 #[derive(Debug, Clone)]
 pub enum StateBackend {
@@ -125,7 +124,7 @@ impl StateBackend {
     }
 
     /// Waits up to `wait` for the right to log in for `profile`.
-    pub async fn own(&self, profile: &str, wait: Duration) -> Result<Ownership, Error> {
+    pub async fn own(&self, profile: &str, wait: Duration) -> Result<Ownership, StoreError> {
         // Before the name becomes a file's name: `../x` stays inside the state folder.
         check_profile_name(profile)?;
         match self {
@@ -171,7 +170,7 @@ impl StateBackend {
     pub fn ledger(&self, cap: u32) -> Ledger {
         Ledger {
             backend: self.clone(),
-            cap: cap.min(super::ledger::DHAN_CONSENT_LIMIT),
+            cap: cap.min(crate::api::DHAN_CONSENT_LIMIT),
         }
     }
 }
@@ -192,7 +191,11 @@ impl Ledger {
         ConsentLedger::new(&f.state_dir, self.cap)
     }
 
-    pub async fn today(&self, client_id: &str, now: DateTime<Utc>) -> Result<LedgerDay, Error> {
+    pub async fn today(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LedgerDay, StoreError> {
         match &self.backend {
             StateBackend::Files(f) => self.files(f).today(client_id, now),
             StateBackend::Postgres(p) => p.ledger_today(client_id, now).await,
@@ -201,14 +204,18 @@ impl Ledger {
 
     /// Counts a generate-consent call before it is made, checking the cap in the same
     /// step, so that concurrent callers can never together exceed it.
-    pub async fn reserve(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    pub async fn reserve(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         match &self.backend {
             StateBackend::Files(f) => self.files(f).reserve(client_id, now),
             StateBackend::Postgres(p) => p.reserve(client_id, now, self.cap).await,
         }
     }
 
-    pub async fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    pub async fn mark_exhausted(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         match &self.backend {
             StateBackend::Files(f) => self.files(f).mark_exhausted(client_id, now),
             StateBackend::Postgres(p) => p.mark_exhausted(client_id, now).await,
@@ -220,7 +227,7 @@ impl Ledger {
         client_id: &str,
         id: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StoreError> {
         match &self.backend {
             StateBackend::Files(f) => self.files(f).set_pending(client_id, id, now),
             StateBackend::Postgres(p) => p.set_pending(client_id, id, now).await,
@@ -232,7 +239,7 @@ impl Ledger {
         client_id: &str,
         id: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StoreError> {
         match &self.backend {
             StateBackend::Files(f) => self.files(f).clear_pending(client_id, id, now),
             StateBackend::Postgres(p) => p.clear_pending(client_id, id).await,

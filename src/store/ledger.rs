@@ -11,11 +11,10 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::{create_private_dir, write_atomic};
-use crate::error::{Error, ErrorClass};
+use super::tokens::StoreError;
+use crate::api::DHAN_CONSENT_LIMIT;
+use crate::error_class::ErrorClass;
 use crate::token::ist;
-
-/// The documented daily limit.
-pub const DHAN_CONSENT_LIMIT: u32 = 25;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LedgerDay {
@@ -56,13 +55,13 @@ impl ConsentLedger {
 
     /// Today's figures for `client_id` (a new IST day starts from zero; a pending
     /// consent carries over, since Dhan keeps it valid).
-    pub fn today(&self, client_id: &str, now: DateTime<Utc>) -> Result<LedgerDay, Error> {
+    pub fn today(&self, client_id: &str, now: DateTime<Utc>) -> Result<LedgerDay, StoreError> {
         self.update(client_id, now, |_| Ok(()))
     }
 
     /// Counts a generate-consent call before it is made; refuses when the cap is reached
     /// or Dhan already said the day is exhausted.
-    pub fn reserve(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    pub fn reserve(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let cap = self.cap;
         self.update(client_id, now, |d| {
             if let Some(refusal) = refusal(d, cap, now) {
@@ -74,7 +73,7 @@ impl ConsentLedger {
         .map(|_| ())
     }
 
-    pub fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    pub fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.update(client_id, now, |d| {
             d.exhausted = true;
             Ok(())
@@ -82,7 +81,12 @@ impl ConsentLedger {
         .map(|_| ())
     }
 
-    pub fn set_pending(&self, client_id: &str, id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    pub fn set_pending(
+        &self,
+        client_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.update(client_id, now, |d| {
             d.pending = Some(PendingConsent {
                 consent_app_id: id.to_owned(),
@@ -99,7 +103,7 @@ impl ConsentLedger {
         client_id: &str,
         id: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StoreError> {
         self.update(client_id, now, |d| {
             if d.pending.as_ref().is_some_and(|p| p.consent_app_id == id) {
                 d.pending = None;
@@ -109,7 +113,7 @@ impl ConsentLedger {
         .map(|_| ())
     }
 
-    fn path(&self, client_id: &str) -> Result<PathBuf, Error> {
+    fn path(&self, client_id: &str) -> Result<PathBuf, StoreError> {
         check_client_id(client_id)?;
         Ok(self.dir.join(format!("{client_id}.json")))
     }
@@ -120,8 +124,8 @@ impl ConsentLedger {
         &self,
         client_id: &str,
         now: DateTime<Utc>,
-        change: impl FnOnce(&mut LedgerDay) -> Result<(), Error>,
-    ) -> Result<LedgerDay, Error> {
+        change: impl FnOnce(&mut LedgerDay) -> Result<(), StoreError>,
+    ) -> Result<LedgerDay, StoreError> {
         let path = self.path(client_id)?;
         create_private_dir(&self.dir)?;
         let _guard = lock(&path.with_extension("lock"))?;
@@ -144,7 +148,7 @@ impl ConsentLedger {
     }
 }
 
-fn lock(path: &Path) -> Result<File, Error> {
+fn lock(path: &Path) -> Result<File, StoreError> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -157,7 +161,7 @@ fn lock(path: &Path) -> Result<File, Error> {
 
 /// A ledger that does not parse is moved aside and counted as used up for the day:
 /// over-counting costs a wait, under-counting can cost the account its consents.
-fn read(path: &Path, today: NaiveDate) -> Result<LedgerDay, Error> {
+fn read(path: &Path, today: NaiveDate) -> Result<LedgerDay, StoreError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LedgerDay::default()),
@@ -187,7 +191,7 @@ fn read(path: &Path, today: NaiveDate) -> Result<LedgerDay, Error> {
 }
 
 /// Why no further consent may be generated today, if none may.
-pub(super) fn refusal(d: &LedgerDay, cap: u32, now: DateTime<Utc>) -> Option<Error> {
+pub(super) fn refusal(d: &LedgerDay, cap: u32, now: DateTime<Utc>) -> Option<StoreError> {
     let reset = next_ist_midnight(now);
     if d.exhausted {
         return Some(limit(format!(
@@ -208,9 +212,9 @@ pub(super) fn refusal(d: &LedgerDay, cap: u32, now: DateTime<Utc>) -> Option<Err
 }
 
 /// Client ids are digits (Dhan's) or letters and digits (the stand-in's).
-pub(super) fn check_client_id(client_id: &str) -> Result<(), Error> {
+pub(super) fn check_client_id(client_id: &str) -> Result<(), StoreError> {
     if client_id.is_empty() || !client_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(Error::Refused {
+        return Err(StoreError::Refused {
             class: ErrorClass::Config,
             message: "client_id must be alphanumeric".into(),
         });
@@ -218,8 +222,8 @@ pub(super) fn check_client_id(client_id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn limit(message: String) -> Error {
-    Error::Refused {
+fn limit(message: String) -> StoreError {
+    StoreError::Refused {
         class: ErrorClass::ConsentLimit,
         message,
     }

@@ -7,6 +7,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::error_class::ErrorClass;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
@@ -30,6 +32,16 @@ pub enum LockError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl LockError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            // Another process is still logging in: worth trying again shortly.
+            LockError::Timeout { .. } | LockError::Leased { .. } => ErrorClass::Transient,
+            LockError::Io { .. } => ErrorClass::Other,
+        }
+    }
 }
 
 /// Held while a profile's token is being obtained; released on drop.

@@ -10,7 +10,7 @@ mod tokens;
 
 pub use atomic::write_atomic;
 pub use backend::{Ledger, Ownership, StateBackend};
-pub use ledger::{ConsentLedger, DHAN_CONSENT_LIMIT, LedgerDay, PendingConsent, next_ist_midnight};
+pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
 pub use lockout::{Lockout, LockoutStore, Lockouts};
 pub use pg::{Lease, PgBackend};

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
-use crate::error::ErrorClass;
+use crate::error_class::ErrorClass;
 use crate::token::Token;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,33 @@ pub enum StoreError {
         "the state database's schema is at version {found}, newer than the {known} this dhan-login knows: upgrade dhan-login here before pointing it at that database"
     )]
     SchemaTooNew { found: i32, known: i32 },
+    /// The consent ledger refuses: the day's consents are spent, or the client id cannot
+    /// name a ledger file.
+    #[error("{message}")]
+    Refused { class: ErrorClass, message: String },
+    /// The consent ledger's file or its lock could not be used.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The right to log in for a profile was not obtained.
+    #[error(transparent)]
+    Lock(#[from] super::lock::LockError),
+}
+
+impl StoreError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StoreError::BadProfileName(_) | StoreError::SchemaTooNew { .. } => ErrorClass::Config,
+            // The database is down or restarting, or another machine took the profile
+            // over: worth trying again shortly.
+            StoreError::Database { .. } | StoreError::Fenced { .. } => ErrorClass::Transient,
+            StoreError::Refused { class, .. } => *class,
+            StoreError::Lock(e) => e.class(),
+            StoreError::Read { .. }
+            | StoreError::Write { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Io(_) => ErrorClass::Other,
+        }
+    }
 }
 
 /// The last failure, for `status` and the daemon's health.

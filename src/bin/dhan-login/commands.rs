@@ -6,17 +6,14 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    ErrorClass, Lockouts, Obtained, Paths, Profile, Request, SourceKind, TokenManager,
-    next_ist_midnight,
+    ErrorClass, Lockouts, Obtained, Profile, Request, SourceKind, TokenManager, next_ist_midnight,
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
+use crate::echo::EchoOff;
+use crate::interrupt::interruptible;
+use crate::load::{load_profile, manager, paths};
 use crate::output::{Format, StepPrinter, human, print_token, token_json};
-
-/// The login was stopped by SIGINT/SIGTERM; the browser guard has cleaned up.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted")]
-pub struct Interrupted;
 
 pub async fn run(cli: Cli) -> Result<u8> {
     dhan_login::check_env(std::env::vars_os())?;
@@ -159,36 +156,6 @@ fn source_kind(v: Via) -> SourceKind {
         Via::Totp => SourceKind::Totp,
         Via::Browser => SourceKind::Browser,
         Via::Manual => SourceKind::Manual,
-    }
-}
-
-pub fn paths(config: Option<&std::path::Path>) -> Result<Paths> {
-    let mut paths = Paths::from_env(&|k| std::env::var(k).ok())?;
-    if let Some(c) = config {
-        paths.config_file = c.to_path_buf();
-        paths.config_explicit = true;
-    }
-    Ok(paths)
-}
-
-pub fn load_profile(name: &str, config: Option<&std::path::Path>) -> Result<Profile> {
-    let paths = paths(config)?;
-    Ok(Profile::load(name, &paths, &|k| std::env::var(k).ok())?)
-}
-
-fn manager(name: &str, config: Option<&std::path::Path>) -> Result<TokenManager> {
-    Ok(TokenManager::new(load_profile(name, config)?))
-}
-
-/// Runs a login until it ends or SIGINT/SIGTERM arrives. Dropping the future on a
-/// signal runs the browser's guard, which kills Chromium and removes its profile dir.
-pub async fn interruptible<F: std::future::Future>(f: F) -> Result<F::Output> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch SIGTERM")?;
-    tokio::select! {
-        out = f => Ok(out),
-        _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
-        _ = term.recv() => Err(Interrupted.into()),
     }
 }
 
@@ -390,6 +357,7 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
         }
         ConfigAction::Check => {
             let (profile, bad) = Profile::load_lenient(name, &paths, &|k| std::env::var(k).ok())?;
+            dhan_login::ServeSettings::check_file(&paths)?;
             let mut problems: Vec<String> = bad.iter().map(ToString::to_string).collect();
             problems.extend(
                 profile
@@ -498,36 +466,6 @@ fn read_secret(prompt: &str) -> Result<String> {
         bail!("no token given on stdin");
     }
     Ok(value)
-}
-
-/// Turns terminal echo off until dropped.
-pub struct EchoOff(Option<libc::termios>);
-
-impl EchoOff {
-    pub fn new() -> Self {
-        // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed, then filled, termios.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return EchoOff(None);
-            }
-            let saved = t;
-            t.c_lflag &= !libc::ECHO;
-            libc::tcsetattr(0, libc::TCSANOW, &t);
-            EchoOff(Some(saved))
-        }
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        if let Some(t) = self.0 {
-            // SAFETY: restores the attributes read in new().
-            unsafe {
-                libc::tcsetattr(0, libc::TCSANOW, &t);
-            }
-        }
-    }
 }
 
 /// The man page on stdout, or every page into `out`.

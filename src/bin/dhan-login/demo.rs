@@ -7,7 +7,7 @@ use dhan_login::mock::{Markup, MockOptions, MockServer, PageVariant, SecondFacto
 use dhan_login::{NoProgress, Paths, Profile, Progress, Request, SourceKind, TokenManager};
 
 use crate::cli::{MarkupArg, MockArgs, PageArgs, SubmissionArg};
-use crate::commands::interruptible;
+use crate::interrupt::interruptible;
 use crate::output::StepPrinter;
 
 fn page_variant(page: &PageArgs) -> PageVariant {

@@ -126,7 +126,7 @@ fn config_error(field: &str, message: impl Into<String>) -> anyhow::Error {
 }
 
 pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result<u8> {
-    let paths = crate::commands::paths(config)?;
+    let paths = crate::load::paths(config)?;
     let file = paths.config_file.clone();
     let mut doc = read_document(&file)?;
     let exists = doc.get("profiles").and_then(|p| p.get(profile)).is_some();
@@ -253,6 +253,7 @@ pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result
 /// What the written profile can do, read back from the file alone (no variable).
 async fn report(profile: &str, paths: &dhan_login::Paths) -> Result<()> {
     let loaded = Profile::load(profile, paths, &|_| None)?;
+    dhan_login::ServeSettings::check_file(paths)?;
     let problems = loaded.check();
     let m = TokenManager::new(loaded);
     let state = m.state().await.ok();
@@ -458,7 +459,7 @@ impl Terminal {
 
     fn line(&mut self, prompt: &str, hidden: bool) -> Result<String> {
         // Echo goes off before the prompt shows: what is typed after it is never shown.
-        let _echo = hidden.then(crate::commands::EchoOff::new);
+        let _echo = hidden.then(crate::echo::EchoOff::new);
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
         let mut line = String::new();

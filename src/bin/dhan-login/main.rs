@@ -4,8 +4,11 @@ mod checks;
 mod cli;
 mod commands;
 mod demo;
+mod echo;
 mod init;
+mod interrupt;
 mod keepers;
+mod load;
 mod output;
 mod readiness;
 mod serve;
@@ -67,7 +70,7 @@ fn code_for(e: &anyhow::Error) -> u8 {
         Some(ErrorClass::Transient | ErrorClass::RateLimited) => exit::TRANSIENT,
         _ if e
             .chain()
-            .any(|c| c.downcast_ref::<commands::Interrupted>().is_some()) =>
+            .any(|c| c.downcast_ref::<interrupt::Interrupted>().is_some()) =>
         {
             exit::INTERRUPTED
         }

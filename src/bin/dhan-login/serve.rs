@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use dhan_login::{ConfigError, Daemon, Obtained, Profile, ServeEnv, ServeSettings, ask_daemon};
 
 use crate::cli::ServeArgs;
-use crate::commands::paths;
+use crate::load::paths;
 
 pub async fn serve(default_profile: &str, config: Option<&Path>, args: ServeArgs) -> Result<u8> {
     // Watch the signals before anyone can learn that we are up: a SIGTERM sent right

@@ -25,7 +25,6 @@ use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
 use super::lockout::{Lockout, Lockouts};
 use super::tokens::{ProfileState, StoreError};
 use crate::config::StoreSettings;
-use crate::error::Error;
 use crate::token::{Token, ist};
 
 /// A database error as the store reports it (tokio-postgres never prints parameters).
@@ -230,7 +229,11 @@ impl PgBackend {
     }
 
     /// Waits up to `wait` for the profile's lease.
-    pub async fn lease(&self, profile: &str, wait: std::time::Duration) -> Result<Lease, Error> {
+    pub async fn lease(
+        &self,
+        profile: &str,
+        wait: std::time::Duration,
+    ) -> Result<Lease, StoreError> {
         let ready = self.ready().await?;
         Ok(Lease::acquire(ready.pool.clone(), profile, self.settings.lease, wait).await?)
     }
@@ -323,7 +326,7 @@ impl PgBackend {
         &self,
         client_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<LedgerDay, Error> {
+    ) -> Result<LedgerDay, StoreError> {
         check_client_id(client_id)?;
         let client = self.client().await?;
         let today = now.with_timezone(&ist()).date_naive();
@@ -364,7 +367,7 @@ impl PgBackend {
         client_id: &str,
         now: DateTime<Utc>,
         cap: u32,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StoreError> {
         check_client_id(client_id)?;
         let day = now.with_timezone(&ist()).date_naive().to_string();
         let cap_i = i32::try_from(cap).unwrap_or(i32::MAX);
@@ -389,11 +392,15 @@ impl PgBackend {
         Err(refusal(&today, cap, now).unwrap_or_else(|| {
             // Someone else's consent was counted between the two statements.
             refusal(&LedgerDay { used: cap, ..today }, cap, now)
-                .unwrap_or_else(|| db("the consent ledger changed while it was read").into())
+                .unwrap_or_else(|| db("the consent ledger changed while it was read"))
         }))
     }
 
-    pub async fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    pub async fn mark_exhausted(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         check_client_id(client_id)?;
         let day = now.with_timezone(&ist()).date_naive().to_string();
         self.client()
@@ -414,7 +421,7 @@ impl PgBackend {
         client_id: &str,
         id: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StoreError> {
         check_client_id(client_id)?;
         self.client()
             .await?
@@ -431,7 +438,7 @@ impl PgBackend {
         Ok(())
     }
 
-    pub async fn clear_pending(&self, client_id: &str, id: &str) -> Result<(), Error> {
+    pub async fn clear_pending(&self, client_id: &str, id: &str) -> Result<(), StoreError> {
         check_client_id(client_id)?;
         self.client()
             .await?

@@ -1,0 +1,130 @@
+//! What `config check` reports: every bad field at once, and warnings about how the
+//! configuration is kept.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use secrecy::ExposeSecret;
+
+use super::{ConfigError, Profile, validate};
+
+/// Fails, naming each, when a `DHAN_*` variable holds bytes that are not UTF-8. Such a
+/// value used to read as unset: a bad `DHAN_AUTH_BASE_URL` fell back to the real
+/// auth.dhan.co, a bad `DHAN_LOGIN_STATE_DIR` to the default folder.
+pub fn check_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result<(), ConfigError> {
+    let mut bad: Vec<ConfigError> = vars
+        .into_iter()
+        .filter(|(k, _)| k.as_bytes().starts_with(b"DHAN_"))
+        .filter(|(k, v)| k.to_str().is_none() || v.to_str().is_none())
+        .map(|(k, _)| ConfigError::Field {
+            field: k.to_string_lossy().into_owned(),
+            message: "the environment variable's value is not valid UTF-8 (the value is not shown)"
+                .into(),
+        })
+        .collect();
+    match bad.len() {
+        0 => Ok(()),
+        1 => Err(bad.remove(0)),
+        _ => Err(ConfigError::Several(bad)),
+    }
+}
+
+/// A field that `config check` found wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl Profile {
+    /// Validates every field, reading each secret once, and lists what is wrong.
+    pub fn check(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &str, message: String| {
+            problems.push(Problem {
+                field: field.to_owned(),
+                message,
+            })
+        };
+        match self.client_id.as_deref().map(validate::client_id) {
+            None => bad("client_id", "missing (DHAN_CLIENT_ID)".into()),
+            Some(Err(e)) => bad("client_id", e.problem.to_string()),
+            Some(Ok(())) => {}
+        }
+        let secrets = [
+            (&self.mobile, "mobile"),
+            (&self.pin, "pin"),
+            (&self.totp_secret, "totp_secret"),
+            (&self.api_key, "api_key"),
+            (&self.api_secret, "api_secret"),
+        ];
+        for (secret, field) in secrets {
+            let Some(secret) = secret else { continue };
+            match secret.get() {
+                Err(e) => bad(field, e.to_string()),
+                Ok(v) => {
+                    if let Err(e) = validate::field(field, v.expose_secret()) {
+                        bad(field, e.problem.to_string());
+                    }
+                }
+            }
+        }
+        let has_totp = self.pin.is_some() && self.totp_secret.is_some();
+        let has_consent = self.api_key.is_some() && self.api_secret.is_some();
+        if !has_totp && !has_consent {
+            bad(
+                "login",
+                "no way to log in: set pin + totp_secret (PIN+TOTP login) or api_key + api_secret (+ mobile, pin, totp_secret for the browser login)".into(),
+            );
+        }
+        if self.api_key.is_some() != self.api_secret.is_some() {
+            let missing = if self.api_key.is_none() {
+                "api_key"
+            } else {
+                "api_secret"
+            };
+            bad(missing, "api_key and api_secret go together".into());
+        }
+        if let Some(path) = &self.browser.executable
+            && !path.exists()
+        {
+            bad(
+                "browser.executable",
+                format!("{} does not exist", path.display()),
+            );
+        }
+        if let Some(path) = &self.browser.selectors
+            && !path.exists()
+        {
+            bad(
+                "browser.selectors",
+                format!("{} does not exist", path.display()),
+            );
+        }
+        problems
+    }
+}
+
+/// Inline secrets in a file others can read are one `cat` away from leaking.
+pub(super) fn warn_if_exposed(path: &Path, profile: &Profile) {
+    use std::os::unix::fs::PermissionsExt;
+    let inline = [
+        &profile.pin,
+        &profile.totp_secret,
+        &profile.api_secret,
+        &profile.api_key,
+    ]
+    .iter()
+    .any(|s| s.as_ref().is_some_and(|s| s.is_inline()));
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if inline && meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(
+            "{} holds inline secrets and is readable by group/others: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! One profile's file fields merged with the environment into a `Profile`. Every bad
+//! field is collected instead of failing at the first, so that `config check` names
+//! them all at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::paths::expand_home;
+use super::schema::{BrowserFile, ProfileFile};
+use super::secrets::{Origin, SecretRef};
+use super::{
+    BrowserSettings, ConfigError, DEFAULT_API_BASE_URL, DEFAULT_AUTH_BASE_URL, Paths, Profile,
+};
+use crate::api::DHAN_CONSENT_LIMIT;
+
+/// The secrets, each with the variable that overrides it.
+const SECRETS: [(&str, &str); 5] = [
+    ("mobile", "DHAN_MOBILE"),
+    ("pin", "DHAN_PIN"),
+    ("totp_secret", "DHAN_TOTP_SECRET"),
+    ("api_key", "DHAN_API_KEY"),
+    ("api_secret", "DHAN_API_SECRET"),
+];
+
+/// The environment as the merge reads it: an empty variable counts as unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    /// A number from `env_name`, else the file's. An override that is not a number is
+    /// reported, never silently replaced by the file's value.
+    fn number(
+        &self,
+        field: &str,
+        env_name: &str,
+        file: Option<f64>,
+        bad: &mut Vec<ConfigError>,
+    ) -> Option<f64> {
+        let Some(v) = self.var(env_name) else {
+            return file;
+        };
+        keep(
+            bad,
+            v.parse::<f64>().map_err(|_| ConfigError::Field {
+                field: field.into(),
+                message: format!("{env_name}=`{v}` is not a number"),
+            }),
+        )
+    }
+
+    /// The secret `field`: the variable wins, else at most one of the file's origins.
+    fn secret(
+        &self,
+        field: &'static str,
+        env_name: &str,
+        (inline, file, command): (Option<String>, Option<PathBuf>, Option<String>),
+    ) -> Result<Option<SecretRef>, ConfigError> {
+        if let Some(v) = self.var(env_name) {
+            return Ok(Some(SecretRef::from_env(field, v)));
+        }
+        let origins = [inline.is_some(), file.is_some(), command.is_some()];
+        if origins.iter().filter(|b| **b).count() > 1 {
+            return Err(ConfigError::Field {
+                field: field.into(),
+                message: format!("give only one of {field}, {field}_file, {field}_command"),
+            });
+        }
+        let origin = match (inline, file, command) {
+            (Some(v), _, _) => Origin::Inline(SecretString::from(v)),
+            (_, Some(p), _) => Origin::File(p),
+            (_, _, Some(c)) => Origin::Command(c),
+            _ => return Ok(None),
+        };
+        Ok(Some(SecretRef::new(field, origin)))
+    }
+
+    /// An http(s) URL from `env_name`, else the file's.
+    fn url(
+        &self,
+        field: &str,
+        env_name: &str,
+        file: Option<String>,
+    ) -> Result<Option<Url>, ConfigError> {
+        let Some(raw) = self.var(env_name).or(file) else {
+            return Ok(None);
+        };
+        let parsed = Url::parse(raw.trim()).map_err(|e| ConfigError::Field {
+            field: field.into(),
+            message: format!("`{raw}` is not a URL: {e}"),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ConfigError::Field {
+                field: field.into(),
+                message: format!("`{raw}` must be an http(s) URL"),
+            });
+        }
+        Ok(Some(parsed))
+    }
+}
+
+pub(super) fn merge(
+    name: &str,
+    mut pf: ProfileFile,
+    paths: &Paths,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Profile, Vec<ConfigError>) {
+    let env = Env(env);
+    let mut bad: Vec<ConfigError> = Vec::new();
+    let browser = browser(std::mem::take(&mut pf.browser), paths, &env, &mut bad);
+
+    let margin_minutes = env.number(
+        "margin_minutes",
+        "DHAN_LOGIN_MARGIN_MINUTES",
+        pf.margin_minutes,
+        &mut bad,
+    );
+    let margin = match margin_minutes {
+        Some(m) if !(0.0..=24.0 * 60.0).contains(&m) => {
+            bad.push(ConfigError::Field {
+                field: "margin_minutes".into(),
+                message: format!("{m} is outside 0..=1440"),
+            });
+            chrono::Duration::minutes(30)
+        }
+        Some(m) => chrono::Duration::milliseconds((m * 60_000.0) as i64),
+        None => chrono::Duration::minutes(30),
+    };
+    let limit = DHAN_CONSENT_LIMIT;
+    let consent_cap = match pf.consent_cap {
+        Some(n) if !(1..=limit).contains(&n) => {
+            bad.push(ConfigError::Field {
+                field: "consent_cap".into(),
+                message: format!("{n} is outside 1..={limit} (Dhan's daily limit)"),
+            });
+            limit
+        }
+        Some(n) => n,
+        None => limit,
+    };
+    let lock_wait = env
+        .number(
+            "lock_wait_secs",
+            "DHAN_LOGIN_LOCK_WAIT_SECS",
+            pf.lock_wait_secs,
+            &mut bad,
+        )
+        .and_then(|s| keep(&mut bad, seconds("lock_wait_secs", s)))
+        .unwrap_or(Duration::from_secs(120));
+
+    let [mobile, pin, totp_secret, api_key, api_secret] = SECRETS.map(|(field, env_name)| {
+        let origins = pf.take_secret(field);
+        keep(&mut bad, env.secret(field, env_name, origins)).flatten()
+    });
+    let redirect_url = keep(
+        &mut bad,
+        env.url("redirect_url", "DHAN_REDIRECT_URL", pf.redirect_url),
+    )
+    .flatten();
+    let auth_base_url = keep(
+        &mut bad,
+        env.url("auth_base_url", "DHAN_AUTH_BASE_URL", pf.auth_base_url),
+    )
+    .flatten()
+    .unwrap_or_else(|| default_url(DEFAULT_AUTH_BASE_URL));
+    let api_base_url = keep(
+        &mut bad,
+        env.url("api_base_url", "DHAN_API_BASE_URL", pf.api_base_url),
+    )
+    .flatten()
+    .unwrap_or_else(|| default_url(DEFAULT_API_BASE_URL));
+    let profile = Profile {
+        name: name.to_owned(),
+        client_id: env
+            .var("DHAN_CLIENT_ID")
+            .or(pf.client_id)
+            .map(|s| s.trim().to_owned()),
+        mobile,
+        pin,
+        totp_secret,
+        api_key,
+        api_secret,
+        redirect_url,
+        otp_command: env
+            .var("DHAN_OTP_COMMAND")
+            .or(pf.otp_command)
+            .filter(|c| !c.trim().is_empty()),
+        auth_base_url,
+        api_base_url,
+        margin,
+        consent_cap,
+        lock_wait,
+        browser,
+        state_dir: paths.state_dir.clone(),
+        store: Default::default(),
+    };
+    (profile, bad)
+}
+
+fn browser(
+    bf: BrowserFile,
+    paths: &Paths,
+    env: &Env<'_>,
+    bad: &mut Vec<ConfigError>,
+) -> BrowserSettings {
+    let mut browser = BrowserSettings::with_defaults(&paths.state_dir);
+    browser.executable = env
+        .var("DHAN_LOGIN_CHROME")
+        .map(PathBuf::from)
+        .or(bf.executable);
+    browser.headed = bf.headed.unwrap_or(false);
+    browser.block_resources = bf.block_resources.unwrap_or(true);
+    browser.block_trackers = bf.block_trackers.unwrap_or(true);
+    browser.selectors = bf.selectors.map(|p| expand_home(&p));
+    if let Some(dir) = bf.artifacts_dir {
+        browser.artifacts_dir = expand_home(&dir);
+    }
+    browser.extra_args = bf.extra_args;
+    if let Some(d) = bf
+        .step_timeout_secs
+        .and_then(|s| keep(bad, seconds("browser.step_timeout_secs", s)))
+    {
+        browser.step_timeout = d;
+    }
+    if let Some(d) = bf
+        .overall_timeout_secs
+        .and_then(|s| keep(bad, seconds("browser.overall_timeout_secs", s)))
+    {
+        browser.overall_timeout = d;
+    }
+    browser
+}
+
+fn default_url(s: &str) -> Url {
+    Url::parse(s).unwrap_or_else(|_| unreachable!("constant URL"))
+}
+
+/// The value of `r`, or None with its error noted.
+fn keep<T>(bad: &mut Vec<ConfigError>, r: Result<T, ConfigError>) -> Option<T> {
+    r.map_err(|e| bad.push(e)).ok()
+}
+
+fn seconds(field: &str, s: f64) -> Result<Duration, ConfigError> {
+    if !(s > 0.0 && s < 3600.0) {
+        return Err(ConfigError::Field {
+            field: field.into(),
+            message: format!("{s} must be between 0 and 3600 seconds"),
+        });
+    }
+    Ok(Duration::from_secs_f64(s))
+}

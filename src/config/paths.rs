@@ -1,0 +1,50 @@
+//! Where the config file and the state folder are.
+
+use std::path::{Path, PathBuf};
+
+use super::ConfigError;
+
+/// Where the config file and the state come from.
+pub struct Paths {
+    pub config_file: PathBuf,
+    /// True when the user named the file: then it must exist.
+    pub config_explicit: bool,
+    pub state_dir: PathBuf,
+}
+
+impl Paths {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Paths, ConfigError> {
+        let dirs = directories::ProjectDirs::from("", "", "dhan-login");
+        let (config_file, config_explicit) = match env("DHAN_LOGIN_CONFIG") {
+            Some(p) if !p.is_empty() => (PathBuf::from(p), true),
+            _ => (
+                dirs.as_ref()
+                    .ok_or(ConfigError::NoHome)?
+                    .config_dir()
+                    .join("config.toml"),
+                false,
+            ),
+        };
+        let state_dir = match env("DHAN_LOGIN_STATE_DIR") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => {
+                let d = dirs.as_ref().ok_or(ConfigError::NoHome)?;
+                d.state_dir()
+                    .unwrap_or_else(|| d.data_local_dir())
+                    .to_path_buf()
+            }
+        };
+        Ok(Paths {
+            config_file,
+            config_explicit,
+            state_dir,
+        })
+    }
+}
+
+pub(crate) fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}

@@ -1,0 +1,48 @@
+//! The classes every error falls into. They decide fallback, retries and exit codes, and
+//! every layer's error type maps onto them, so this module imports nothing of the crate.
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of failure happened. The chain, the daemon and the CLI's exit code all
+/// branch on this, never on message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Bad or missing configuration: fix the config, nothing else helps.
+    Config,
+    /// Dhan (or its login page) said the PIN, TOTP, mobile or API secret is wrong.
+    CredentialRejected,
+    /// The daily consent limit is used up.
+    ConsentLimit,
+    /// DH-901: the access token is invalid or expired.
+    TokenInvalid,
+    /// DH-904: too many requests.
+    RateLimited,
+    /// Timeouts, connection failures, 5xx: worth another try later.
+    Transient,
+    /// Dhan answered something we cannot read.
+    UnexpectedBody,
+    /// Anything else (local I/O, browser failures, refusals we do not classify).
+    Other,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Config => "config",
+            ErrorClass::CredentialRejected => "credential_rejected",
+            ErrorClass::ConsentLimit => "consent_limit",
+            ErrorClass::TokenInvalid => "token_invalid",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Transient => "transient",
+            ErrorClass::UnexpectedBody => "unexpected_body",
+            ErrorClass::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
