@@ -1,0 +1,427 @@
+//! The import graph of `src/` follows the layers of ARCHITECTURE.md: a top-level module
+//! of the library names (`crate::<module>`) only modules on a lower layer, no two
+//! top-level modules depend on each other, and no two files of one module (or of the
+//! binary) use each other.
+//!
+//! The check reads the source text: it strips comments and string literals, then takes
+//! every `crate::<module>` path, `use crate::{a, b}` group and `super::` path that
+//! leaves a file's own module.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The library's top-level modules, bottom layer first. A module may use the modules
+/// of the layers below its own, never its own layer or one above.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "leaves: plain data and helpers",
+        &["error_class", "progress", "redact", "token", "totp"],
+    ),
+    (
+        "Dhan: its HTTP API, and the stand-in of it",
+        &["api", "mock"],
+    ),
+    ("configuration", &["config"]),
+    ("state and the headless browser", &["browser", "store"]),
+    ("the library's error, wrapping each layer's", &["error"]),
+    ("the ways to obtain a token, and the chain", &["source"]),
+    ("the decision: cached, chain, store", &["manager"]),
+    ("the daemon", &["serve"]),
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The module path of a file below `root`: `store/pg/mod.rs` is `["store", "pg"]`.
+fn module_path(root: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(root).unwrap().with_extension("");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// The code without comments, string literals or character literals: what is left
+/// names only items.
+fn code_only(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 0;
+                while i < b.len() {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                out.push(' ');
+            }
+            b'r' if (b.get(i + 1) == Some(&b'"') || b.get(i + 1) == Some(&b'#'))
+                && (i == 0 || !is_ident(b[i - 1])) =>
+            {
+                // A raw string: r"…", r#"…"#.
+                let mut j = i + 1;
+                let mut hashes = 0;
+                while b.get(j) == Some(&b'#') {
+                    hashes += 1;
+                    j += 1;
+                }
+                if b.get(j) != Some(&b'"') {
+                    out.push('r');
+                    i += 1;
+                    continue;
+                }
+                j += 1;
+                let close: Vec<u8> = std::iter::once(b'"')
+                    .chain(std::iter::repeat_n(b'#', hashes))
+                    .collect();
+                while j < b.len() && !b[j..].starts_with(&close) {
+                    j += 1;
+                }
+                i = j + close.len();
+                out.push_str("\"\"");
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                out.push_str("\"\"");
+            }
+            b'\'' => {
+                // '\n', 'x' and '"' are literals; 'a in `&'a str` is a lifetime.
+                if b.get(i + 1) == Some(&b'\\') {
+                    i += 2;
+                    while i < b.len() && b[i] != b'\'' {
+                        i += 1;
+                    }
+                    i += 1;
+                } else if b.get(i + 2) == Some(&b'\'') {
+                    i += 3;
+                } else {
+                    out.push('\'');
+                    i += 1;
+                }
+            }
+            c => {
+                out.push(c as char);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+fn ident_at(s: &str, at: usize) -> &str {
+    let rest = &s[at..];
+    let end = rest
+        .bytes()
+        .position(|c| !is_ident(c))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The first name of each path that follows `prefix` (`crate::`, `super::`) in `code`,
+/// with the number of `super::` before it: `crate::{a::X, b}` gives a and b.
+fn paths_after(code: &str, prefix: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = code[from..].find(prefix) {
+        let start = from + pos;
+        from = start + prefix.len();
+        if start > 0 && (is_ident(code.as_bytes()[start - 1]) || code[..start].ends_with("::")) {
+            continue;
+        }
+        let mut at = from;
+        let mut supers = 1;
+        while code[at..].starts_with(prefix) {
+            at += prefix.len();
+            supers += 1;
+        }
+        from = at;
+        let rest = code[at..].trim_start();
+        let at = code.len() - rest.len();
+        if rest.starts_with('{') {
+            let mut depth = 0;
+            let mut item_start = true;
+            for (k, c) in rest.char_indices() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        item_start = depth == 1;
+                    }
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    ',' if depth == 1 => item_start = true,
+                    c if item_start && (c.is_ascii_alphabetic() || c == '_') => {
+                        found.push((supers, ident_at(code, at + k).to_owned()));
+                        item_start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let name = ident_at(code, at);
+            if !name.is_empty() {
+                found.push((supers, name.to_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// A cycle in `graph`, as the path that closes it, if there is one.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == node) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
+}
+
+/// Which top-level modules each top-level module of the library uses, with the file
+/// that does.
+fn library_graph() -> BTreeMap<String, BTreeMap<String, String>> {
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let modules: BTreeSet<String> = files
+        .iter()
+        .filter_map(|f| module_path(&root, f).first().cloned())
+        .filter(|m| m != "lib" && m != "bin")
+        .collect();
+    let mut graph: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for file in &files {
+        let module = module_path(&root, file);
+        let Some(top) = module.first() else { continue };
+        if top == "lib" || top == "bin" {
+            continue;
+        }
+        let code = code_only(&std::fs::read_to_string(file).unwrap());
+        let shown = file.strip_prefix(&root).unwrap().display().to_string();
+        let uses = graph.entry(top.clone()).or_default();
+        for (_, name) in paths_after(&code, "crate::") {
+            assert!(
+                modules.contains(&name),
+                "{shown} names `crate::{name}`: name the module the item lives in \
+                 (crate::<module>::…), not the root's re-export, so that the layers can \
+                 be checked"
+            );
+            if &name != top {
+                uses.entry(name).or_insert_with(|| shown.clone());
+            }
+        }
+        // `super::` as many times as the file is deep reaches the crate root.
+        for (supers, name) in paths_after(&code, "super::") {
+            if supers >= module.len() && modules.contains(&name) && &name != top {
+                uses.entry(name).or_insert_with(|| shown.clone());
+            }
+        }
+    }
+    graph
+}
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, ms)| ms.contains(&module))
+}
+
+#[test]
+fn every_module_uses_only_lower_layers() {
+    let graph = library_graph();
+    let mut wrong = Vec::new();
+    for (module, uses) in &graph {
+        let Some(own) = layer_of(module) else {
+            wrong.push(format!(
+                "src/{module} is in no layer: add it to LAYERS here and to ARCHITECTURE.md"
+            ));
+            continue;
+        };
+        for (used, file) in uses {
+            let theirs = layer_of(used).unwrap_or(usize::MAX);
+            if theirs >= own {
+                wrong.push(format!(
+                    "{file}: `{module}` ({}) uses `{used}` ({})",
+                    LAYERS[own].0,
+                    LAYERS.get(theirs).map_or("no layer", |l| l.0)
+                ));
+            }
+        }
+    }
+    for (_, modules) in LAYERS {
+        for m in *modules {
+            assert!(
+                graph.contains_key(*m),
+                "LAYERS names `{m}`, which is not a module of src/"
+            );
+        }
+    }
+    assert!(wrong.is_empty(), "layer violations:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn no_cycle_between_top_level_modules() {
+    let graph: BTreeMap<String, BTreeSet<String>> = library_graph()
+        .into_iter()
+        .map(|(m, uses)| (m, uses.into_keys().collect()))
+        .collect();
+    if let Some(cycle) = find_cycle(&graph) {
+        panic!("import cycle: {}", cycle.join(" -> "));
+    }
+}
+
+/// The files of one module (or of the binary) use each other one way only: a helper
+/// both need goes in a file of its own.
+#[test]
+fn no_cycle_between_the_files_of_a_module() {
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    // Siblings by parent: `mock/pages.rs` and `mock/routes.rs` under `mock`.
+    let mut families: BTreeMap<Vec<String>, BTreeMap<String, String>> = BTreeMap::new();
+    for file in &files {
+        let mut module = module_path(&root, file);
+        // The binary is a crate of its own: its files sit under its main.rs.
+        if module.first().is_some_and(|m| m == "bin") {
+            module.drain(..2);
+            if module == ["main"] {
+                continue;
+            }
+            module.insert(0, "bin".into());
+        }
+        if module == ["lib"] || module.len() < 2 || file.ends_with("mod.rs") {
+            continue;
+        }
+        let name = module.pop().unwrap();
+        let code = code_only(&std::fs::read_to_string(file).unwrap());
+        families.entry(module).or_default().insert(name, code);
+    }
+    for (parent, members) in &families {
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (name, code) in members {
+            let mut uses = BTreeSet::new();
+            for (supers, used) in paths_after(code, "super::") {
+                if supers == 1 {
+                    uses.insert(used);
+                }
+            }
+            // `crate::mock::state` from `mock/pages.rs` is a sibling too; in the
+            // binary, `crate::` starts at its files.
+            if parent[0] == "bin" {
+                uses.extend(paths_after(code, "crate::").into_iter().map(|(_, u)| u));
+            } else {
+                let own = format!("crate::{}::", parent.join("::"));
+                let mut from = 0;
+                while let Some(pos) = code[from..].find(&own) {
+                    from += pos + own.len();
+                    uses.insert(ident_at(code, from).to_owned());
+                }
+            }
+            uses.retain(|u| u != name && members.contains_key(u));
+            graph.insert(name.clone(), uses);
+        }
+        if let Some(cycle) = find_cycle(&graph) {
+            panic!(
+                "the files of {} use each other: {}",
+                parent.join("/"),
+                cycle.join(" -> ")
+            );
+        }
+    }
+}
+
+#[test]
+fn the_reader_finds_grouped_and_nested_paths() {
+    let code = code_only(
+        "use crate::{api::X, config::{A, B}};\n// crate::serve in a comment\n\
+         let s = \"crate::manager\"; let c = '\"'; use super::super::store::Y;\n\
+         fn f<'a>(x: &'a crate::token::Token) {}",
+    );
+    let crate_paths: Vec<String> = paths_after(&code, "crate::")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(crate_paths, ["api", "config", "token"]);
+    assert_eq!(paths_after(&code, "super::"), [(2, "store".to_owned())]);
+}
+
+#[test]
+fn a_cycle_is_found() {
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        ("a", vec!["b"]),
+        ("b", vec!["c"]),
+        ("c", vec!["a"]),
+        ("d", vec![]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+    .collect();
+    assert_eq!(find_cycle(&graph).unwrap(), ["a", "b", "c", "a"]);
+}
