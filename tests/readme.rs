@@ -113,6 +113,8 @@ fn readme_snippets_are_cut_from_the_examples() {
         "examples/java/DhanToken.java",
         "examples/python/dhan_token.py",
         "examples/node/dhan_token.mjs",
+        "examples/token.rs",
+        "examples/serve_client.rs",
     ] {
         for name in regions(file).keys() {
             assert!(
