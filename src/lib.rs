@@ -43,7 +43,7 @@ pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 #[cfg(feature = "browser")]
 pub use browser::{
     Artifacts, BrowserError, ConsentLogin, Limit, OtpSource, PageReport, SelectorProfile, Step,
-    capture_token_id, find_browser, inspect_consent_page,
+    become_subreaper, capture_token_id, find_browser, inspect_consent_page,
 };
 #[cfg(feature = "browser")]
 pub use source::Inspection;

@@ -42,6 +42,7 @@ use tracing::instrument::WithSubscriber;
 use url::Url;
 
 pub use error::{Artifacts, BrowserError, Limit, Step};
+pub use reap::become_subreaper;
 pub use selectors::SelectorProfile;
 
 /// The browser a login would run, or why there is none (`status` tells it in advance).

@@ -45,10 +45,16 @@ mod imp {
     use super::*;
     use std::collections::{HashMap, HashSet};
 
-    /// Orphans of the session (the crash handler, zygotes outliving the browser) are then
-    /// re-parented to this process instead of PID 1, so they can be reaped here. Without
-    /// it, a tool running as PID 1 in a container collects zombies forever.
-    pub(crate) fn become_subreaper() {
+    /// Makes this process the reaper of its orphaned descendants (Linux
+    /// `PR_SET_CHILD_SUBREAPER`): the Chromium processes that outlive their browser (the
+    /// crash handler, zygotes) are then re-parented here instead of to PID 1, and a login
+    /// reaps them as it ends. Without it they go to PID 1, which in a container may be a
+    /// program that never reaps: zombies pile up for the container's life.
+    ///
+    /// It changes the whole process for good, so the library never does it by itself: a
+    /// program that runs browser logins calls it once at start (the `dhan-login` binary
+    /// does). Elsewhere than on Linux it does nothing.
+    pub fn become_subreaper() {
         // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag on this process.
         let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         if rc != 0 {
@@ -191,7 +197,8 @@ mod imp {
     //! is killed and waited for by the caller, the rest is left to the OS.
     use super::*;
 
-    pub(crate) fn become_subreaper() {}
+    /// Linux only: nothing to do here.
+    pub fn become_subreaper() {}
 
     pub(crate) fn session_processes(root: Option<u32>, _marker: &Marker) -> Vec<u32> {
         root.into_iter().collect()
@@ -204,7 +211,8 @@ mod imp {
     }
 }
 
-pub(crate) use imp::{become_subreaper, kill, reap, session_processes};
+pub use imp::become_subreaper;
+pub(crate) use imp::{kill, reap, session_processes};
 
 /// Reaps `pids` until none is left or `limit` passes; returns the stragglers.
 pub(crate) fn reap_until_gone(pids: &[u32], skip: Option<u32>, limit: Duration) -> Vec<u32> {

@@ -58,7 +58,6 @@ impl Session {
             executable: executable.to_path_buf(),
             message,
         };
-        reap::become_subreaper();
         let session_id = format!("{:016x}", rand::random::<u64>());
         let profile = profile::create(&session_id)
             .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?;

@@ -183,6 +183,8 @@ fn bridge_log_records() {
 impl Case {
     pub async fn start(opts: MockOptions) -> Case {
         bridge_log_records();
+        // As the binary does: orphans of each Chromium are then ours to reap.
+        dhan_login::become_subreaper();
         let slot = browser_slots()
             .acquire()
             .await

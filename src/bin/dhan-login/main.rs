@@ -32,6 +32,10 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any thread or child exists: Chromium's orphans are then ours to reap. The
+    // library leaves this process-wide choice to the program.
+    #[cfg(feature = "browser")]
+    dhan_login::become_subreaper();
     output::init_logging(cli.verbose, cli.quiet);
     output::FORCE_PROGRESS.store(cli.progress, std::sync::atomic::Ordering::Relaxed);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
