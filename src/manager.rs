@@ -489,14 +489,20 @@ impl TokenManager {
     /// Forgets the stored token. Dhan keeps it alive until it expires.
     ///
     /// Only the token goes: the lockout and the last TOTP step stay, or a logout followed
-    /// by a login could resubmit a spent code or a rejected PIN.
+    /// by a login could resubmit a spent code or a rejected PIN. Done while owning the
+    /// profile, like every other write: a login finishing meanwhile would otherwise have
+    /// its new token or its spent TOTP step overwritten by the state read before it.
     pub async fn logout(&self) -> Result<bool, Error> {
+        let owner = self.own().await?;
         let mut state = self.state().await?;
         let had = state.token.take().is_some();
         if had {
             state.updated_at = Some(self.clock.now());
-            self.backend.save(&self.profile.name, &state, None).await?;
+            self.backend
+                .save(&self.profile.name, &state, Some(&owner))
+                .await?;
         }
+        owner.release().await;
         Ok(had)
     }
 }

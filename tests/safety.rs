@@ -302,3 +302,34 @@ async fn a_browser_retry_reuses_the_pending_consent() {
         "consumed, so dropped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_waits_for_whoever_holds_the_profile() {
+    // A logout writing under a login in progress would put back the state it read before
+    // that login saved its token and spent TOTP step.
+    let stand = Stand::start().await;
+    let r = stand.run(["token"]).await;
+    r.assert_ok();
+    let token = r.out().to_owned();
+    let stored = || std::fs::read_to_string(stand.sandbox.token_file("default")).unwrap();
+    let lock = dhan_login::ProfileLock::acquire(
+        &stand.sandbox.state_dir().join("locks"),
+        "default",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the profile is free");
+
+    let mut cmd = stand.cli(["logout"]);
+    cmd.env("DHAN_LOGIN_LOCK_WAIT_SECS", "1");
+    let r = run(cmd, None).await;
+    assert!(
+        !r.success(),
+        "logout wrote the state while another process held the profile:\n{r}"
+    );
+    assert!(stored().contains(&token), "the token was forgotten anyway");
+
+    drop(lock);
+    stand.run(["logout"]).await.assert_ok();
+    assert!(!stored().contains(&token), "the token is still stored");
+}
