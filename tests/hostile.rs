@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use common::{Stand, run};
 use dhan_login::mock::{Endpoint, Fault};
 
@@ -287,6 +290,136 @@ async fn an_endless_daemon_answer_is_cut_at_one_mebibyte() {
     assert_eq!(r.code, Some(1), "{r}");
     assert!(r.stderr.contains("larger than 1024 KiB"), "{r}");
     assert!(r.elapsed < std::time::Duration::from_secs(15), "{r}");
+}
+
+/// A listener that records every byte it receives and answers each request with `answer`.
+async fn squatter(answer: String) -> (std::net::SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (log, answer) = (log.clone(), answer.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                // Everything the client sends within a moment, whatever its framing.
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await
+                {
+                    if n == 0 {
+                        break;
+                    }
+                    log.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn http_answer(status: &str, extra: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// `token` and `exec` on a `[serve] listen` port held by something else: the key, its
+/// digest (the HMAC key) and any request MAC that could be replayed never reach it; only
+/// a random nonce does. The client stops with exit 2 naming the key file, and does not
+/// log in itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_squatter_on_the_serve_port_gets_neither_the_key_nor_a_mac() {
+    use base64::Engine;
+    use sha2::Digest;
+    let stand = Stand::start().await;
+    let key_text = "b1e55edb1e55edb1e55edb1e55edb1e55edb1e55edb1e55edb1e55edb1e55ed0";
+    let key = stand.sandbox.path().join("serve.key");
+    std::fs::write(&key, format!("{key_text}\n")).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let digest = sha2::Sha256::digest(key_text.as_bytes());
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let forbidden = [
+        key_text.to_owned(),
+        b64.encode(key_text),
+        b64.encode(digest),
+        base64::engine::general_purpose::STANDARD.encode(digest),
+        digest.iter().map(|b| format!("{b:02x}")).collect(),
+    ];
+    let token = jwt(serde_json::json!({"exp": 4102444800u64, "dhanClientId": "1100000001"}));
+    let answers = [
+        // What a Bearer-only server says.
+        http_answer(
+            "401 Unauthorized",
+            "www-authenticate: Bearer realm=\"dhan-login\"\r\n",
+            r#"{"error":"send the key"}"#,
+        ),
+        // A forged proof.
+        http_answer(
+            "200 OK",
+            "",
+            &format!(
+                r#"{{"daemon_nonce":"{}","proof":"{}"}}"#,
+                b64.encode([1u8; 32]),
+                b64.encode([2u8; 32])
+            ),
+        ),
+        // A server that answers everything with a token.
+        http_answer(
+            "200 OK",
+            "",
+            &format!(
+                r#"{{"access_token":"{token}","client_id":"1100000001","expires_at":"2099-12-31T00:00:00Z","kind":"SELF","source":"renew"}}"#
+            ),
+        ),
+    ];
+    for (i, answer) in answers.into_iter().enumerate() {
+        let (addr, seen) = squatter(answer).await;
+        let config = stand.sandbox.write_config(&format!(
+            "[serve]\nlisten = \"{addr}\"\nkey_file = \"{}\"\n",
+            key.display()
+        ));
+        let args: &[&str] = if i == 0 {
+            &["exec", "--", "true"]
+        } else {
+            &["token"]
+        };
+        let mut cmd = stand.cli(args);
+        cmd.env("DHAN_LOGIN_CONFIG", &config);
+        let r = run(cmd, None).await;
+        let seen = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+        for f in &forbidden {
+            assert!(!seen.contains(f.as_str()), "answer {i}: the key reached it");
+        }
+        assert!(
+            seen.starts_with("POST /v1/challenge "),
+            "answer {i}: {seen}"
+        );
+        assert_eq!(
+            seen.matches("HTTP/1.1\r\n").count(),
+            1,
+            "one request: {seen}"
+        );
+        let lower = seen.to_ascii_lowercase();
+        assert!(
+            !lower.contains("authorization") && !lower.contains("bearer"),
+            "answer {i}: {seen}"
+        );
+        assert_eq!(r.code, Some(2), "answer {i}: {r}");
+        assert!(
+            r.stderr.contains("did not prove it holds the key")
+                && r.stderr.contains(&*key.to_string_lossy()),
+            "answer {i}: {r}"
+        );
+        assert!(!r.stdout.contains(&token), "answer {i}: {r}");
+    }
+    assert_eq!(stand.server.logins(), 0, "no login of its own");
 }
 
 /// A JWT-shaped value with these claims (unsigned: nobody here checks the signature).

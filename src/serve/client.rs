@@ -6,6 +6,11 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Deserialize;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::challenge;
+use super::key::ApiKey;
 use super::settings::ServeSettings;
 use crate::api::{BodyError, MAX_BODY, read_capped};
 use crate::error::Error;
@@ -14,6 +19,19 @@ use crate::token::{AccessToken, SourceKind, Token, TokenKind};
 
 /// Longer than the daemon's own wait for a refresh under way.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The daemon answers the challenge at once.
+const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize)]
+struct Challenge {
+    daemon_nonce: String,
+    proof: String,
+}
+
+#[derive(Deserialize)]
+struct Sealed {
+    sealed: String,
+}
 
 #[derive(Deserialize)]
 struct TokenBody {
@@ -34,51 +52,88 @@ struct Refusal {
 /// The profile's token from the daemon of `settings`. `None` when no daemon is configured
 /// (`serve.listen` unset), none answers, or it does not serve this profile: then the
 /// caller logs in itself, under the same file lock the daemon uses.
+///
+/// The key never leaves this process: whatever answers must first prove it holds the key
+/// (`challenge.rs`); one that cannot is refused as a configuration error (exit 2), and
+/// the client does not log in itself either, since a daemon with another key may be
+/// running.
 pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Option<Token>, Error> {
     if !settings.listen_configured {
         return Ok(None);
     }
     let addr = settings.client_addr();
     let key = match super::key::read(&settings.key_file) {
-        Ok(k) => k,
+        Ok(k) => ApiKey::from_text(&k),
         Err(e) => {
             tracing::debug!("not asking the daemon at {addr}: {e}");
             return Ok(None);
         }
     };
     let http = reqwest::Client::builder()
-        // A loopback endpoint: an HTTP(S)_PROXY of the environment must not get the key.
+        // A loopback endpoint: nothing of it is for an HTTP(S)_PROXY of the environment.
         .no_proxy()
         .connect_timeout(Duration::from_secs(2))
-        .timeout(ANSWER_TIMEOUT)
         .build()
         .map_err(|e| refused(ErrorClass::Other, format!("HTTP client: {e}")))?;
-    let url = format!("http://{addr}/v1/profiles/{profile}/token");
-    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
-    let resp = match http.get(&url).bearer_auth(&key).send().await {
-        Ok(r) => r,
-        Err(e) if e.is_connect() => {
-            tracing::debug!("no daemon answers at {addr}; obtaining the token here");
-            return Ok(None);
-        }
-        Err(e) => {
-            return Err(refused(
-                ErrorClass::Transient,
-                format!("the daemon at {addr} did not answer: {e}"),
-            ));
-        }
+
+    let client = challenge::fresh_nonce();
+    let hello = http
+        .post(format!("http://{addr}/v1/challenge"))
+        .json(&serde_json::json!({ "client_nonce": challenge::encode(&client) }))
+        .timeout(CHALLENGE_TIMEOUT);
+    let Some((status, text)) = exchange(hello, CHALLENGE_TIMEOUT, addr).await? else {
+        tracing::debug!("no daemon answers at {addr}; obtaining the token here");
+        return Ok(None);
     };
-    let status = resp.status();
-    let text = read_capped(resp, MAX_BODY, deadline).await.map_err(|e| {
-        let class = match e {
-            BodyError::TooLarge(_) => ErrorClass::UnexpectedBody,
-            _ => ErrorClass::Transient,
-        };
-        refused(class, format!("the daemon at {addr}: {e}"))
-    })?;
-    match status.as_u16() {
+    let daemon = (status == 200)
+        .then(|| serde_json::from_str::<Challenge>(&text).ok())
+        .flatten()
+        .and_then(|c| {
+            let daemon = challenge::decode_nonce(&c.daemon_nonce)?;
+            let proof = URL_SAFE_NO_PAD.decode(c.proof).ok()?;
+            challenge::proof_holds(&key, &client, &daemon, &proof).then_some(daemon)
+        });
+    let Some(daemon) = daemon else {
+        return Err(refused(
+            ErrorClass::Config,
+            format!(
+                "what answers at {addr} did not prove it holds the key in {} (HTTP {status}): \
+                 not dhan-login's daemon, one older than this client (restart it), or one with \
+                 another key (set serve.key_file); nothing derived from the key was sent",
+                settings.key_file.display()
+            ),
+        ));
+    };
+
+    let line = format!("GET /v1/profiles/{profile}/token");
+    let mac = challenge::request_mac(&key, &client, &daemon, &line);
+    let ask = http
+        .get(format!("http://{addr}/v1/profiles/{profile}/token"))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            challenge::authorization(&daemon, &mac),
+        )
+        .timeout(ANSWER_TIMEOUT);
+    let Some((status, text)) = exchange(ask, ANSWER_TIMEOUT, addr).await? else {
+        return Err(refused(
+            ErrorClass::Transient,
+            format!("the daemon at {addr} went away between two requests"),
+        ));
+    };
+    match status {
         200 => {
-            let b: TokenBody = serde_json::from_str(&text).map_err(|e| {
+            let b = serde_json::from_str::<Sealed>(&text)
+                .ok()
+                .and_then(|s| challenge::open(&key, &client, &daemon, &line, &s.sealed))
+                .ok_or_else(|| {
+                    refused(
+                        ErrorClass::UnexpectedBody,
+                        format!(
+                            "the daemon at {addr} answered a token not sealed for this request"
+                        ),
+                    )
+                })?;
+            let b: TokenBody = serde_json::from_slice(&b).map_err(|e| {
                 refused(
                     ErrorClass::UnexpectedBody,
                     format!("the daemon at {addr} answered an unreadable token ({e})"),
@@ -92,7 +147,7 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
                 source: b.source,
                 obtained_at: Utc::now(),
             };
-            // Whatever listens on that port answered: take only a token-shaped token.
+            // Sealed by the key holder, yet still only a token-shaped, live token is taken.
             token.check().map_err(|e| {
                 refused(
                     ErrorClass::UnexpectedBody,
@@ -112,7 +167,7 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
         401 => Err(refused(
             ErrorClass::Config,
             format!(
-                "the daemon at {addr} does not accept the key in {} (another state folder? set serve.key_file)",
+                "the daemon at {addr} refused the request signed with the key in {} after proving it holds it (its clock or a restart between two requests?)",
                 settings.key_file.display()
             ),
         )),
@@ -134,6 +189,35 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
             Err(refused(class, format!("the daemon at {addr}: {why}")))
         }
     }
+}
+
+/// Sends `req` and reads its answer within `limit` and 1 MiB: `None` when nothing
+/// listens at `addr`.
+async fn exchange(
+    req: reqwest::RequestBuilder,
+    limit: Duration,
+    addr: std::net::SocketAddr,
+) -> Result<Option<(u16, String)>, Error> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_connect() => return Ok(None),
+        Err(e) => {
+            return Err(refused(
+                ErrorClass::Transient,
+                format!("the daemon at {addr} did not answer: {e}"),
+            ));
+        }
+    };
+    let status = resp.status().as_u16();
+    let text = read_capped(resp, MAX_BODY, deadline).await.map_err(|e| {
+        let class = match e {
+            BodyError::TooLarge(_) => ErrorClass::UnexpectedBody,
+            _ => ErrorClass::Transient,
+        };
+        refused(class, format!("the daemon at {addr}: {e}"))
+    })?;
+    Ok(Some((status, text)))
 }
 
 fn refused(class: ErrorClass, message: String) -> Error {

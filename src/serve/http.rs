@@ -8,11 +8,12 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::challenge::{self, Challenges, RawNonce};
 use super::key::ApiKey;
 use super::metrics;
 use super::scheduler::stopped;
@@ -27,11 +28,13 @@ const TOKEN_WAIT: Duration = Duration::from_secs(40);
 pub(crate) struct App {
     pub(crate) slots: Arc<BTreeMap<String, Arc<Slot>>>,
     pub(crate) key: Arc<ApiKey>,
+    pub(crate) challenges: Arc<Challenges>,
     pub(crate) stop: watch::Receiver<bool>,
 }
 
 pub(crate) fn router(app: App) -> Router {
     Router::new()
+        .route("/v1/challenge", post(challenge))
         .route("/v1/profiles/{name}/token", get(token))
         .route("/v1/profiles", get(profiles))
         .route("/healthz", get(healthz))
@@ -50,17 +53,56 @@ pub(crate) fn token_json(token: &Token) -> Value {
     })
 }
 
-fn authorized(key: &ApiKey, headers: &HeaderMap) -> bool {
-    let Some(value) = headers
+/// Who asked: a plain client with the key itself, or our own client through the
+/// challenge, whose answer is sealed for that exchange.
+enum Caller {
+    Bearer,
+    Challenged {
+        client: RawNonce,
+        daemon: RawNonce,
+        line: String,
+    },
+}
+
+fn caller(app: &App, name: &str, headers: &HeaderMap) -> Option<Caller> {
+    let value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
+        .and_then(|v| v.to_str().ok())?;
+    if let Some((daemon, mac)) = challenge::parse_authorization(value) {
+        let line = format!("GET /v1/profiles/{name}/token");
+        let client = app.challenges.redeem(&app.key, &daemon, &mac, &line)?;
+        return Some(Caller::Challenged {
+            client,
+            daemon,
+            line,
+        });
+    }
+    let (scheme, presented) = value.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && app.key.matches(presented.trim()))
+        .then_some(Caller::Bearer)
+}
+
+/// Step 1 of the challenge: the daemon proves it holds the key before the client shows
+/// anything derived from it.
+async fn challenge(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let client = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| challenge::decode_nonce(v.get("client_nonce")?.as_str()?));
+    let Some(client) = client else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("send {{\"client_nonce\": \"<{} random bytes, base64url>\"}}", challenge::NONCE_LEN)}),
+        );
     };
-    let Some((scheme, presented)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer") && key.matches(presented.trim())
+    let (daemon, proof) = app.challenges.issue(&app.key, client);
+    let mut r = axum::Json(json!({
+        "daemon_nonce": challenge::encode(&daemon),
+        "proof": challenge::encode(&proof),
+    }))
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 fn error(status: StatusCode, body: Value) -> Response {
@@ -72,7 +114,7 @@ async fn token(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&app.key, &headers) {
+    let Some(caller) = caller(&app, &name, &headers) else {
         let mut r = error(
             StatusCode::UNAUTHORIZED,
             json!({"error": "send the key of the daemon's key file as `Authorization: Bearer <key>`"}),
@@ -82,7 +124,7 @@ async fn token(
             HeaderValue::from_static("Bearer realm=\"dhan-login\""),
         );
         return r;
-    }
+    };
     let Some(slot) = app.slots.get(&name).cloned() else {
         return error(
             StatusCode::NOT_FOUND,
@@ -98,7 +140,26 @@ async fn token(
         };
         match manager.cached().await {
             Ok(Some(t)) => {
-                let mut r = axum::Json(token_json(&t)).into_response();
+                let body = match &caller {
+                    Caller::Bearer => token_json(&t),
+                    Caller::Challenged {
+                        client,
+                        daemon,
+                        line,
+                    } => {
+                        let plain = token_json(&t).to_string();
+                        match challenge::seal(&app.key, client, daemon, line, plain.as_bytes()) {
+                            Some(sealed) => json!({ "sealed": sealed }),
+                            None => {
+                                return error(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    json!({"error": "cannot seal the answer"}),
+                                );
+                            }
+                        }
+                    }
+                };
+                let mut r = axum::Json(body).into_response();
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 return r;

@@ -1,5 +1,5 @@
-//! The bearer key of the token routes: made on first run, mode 0600, compared in
-//! constant time.
+//! The key of the token route: made on first run, mode 0600, compared in constant time
+//! as a bearer key or used for the HMACs of the challenge (`challenge.rs`).
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -23,9 +23,20 @@ impl ApiKey {
         if !path.exists() {
             create(path)?;
         }
-        Ok(ApiKey {
-            digest: digest(read(path)?.as_bytes()),
-        })
+        Ok(ApiKey::from_text(&read(path)?))
+    }
+
+    /// The key a client read from the key file.
+    pub(crate) fn from_text(key: &str) -> ApiKey {
+        ApiKey {
+            digest: digest(key.trim().as_bytes()),
+        }
+    }
+
+    /// The key of the challenge's HMACs: the digest, so that neither side needs more
+    /// than what the daemon keeps.
+    pub(crate) fn hmac_key(&self) -> aws_lc_rs::hmac::Key {
+        aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.digest)
     }
 
     /// Whether `presented` is the key. Both sides are hashed first, so that neither the

@@ -7,6 +7,7 @@
 //! `notify` posts failure events, `clock` notices suspend/resume, and `client` is the
 //! side `token` and `exec` use to ask a running daemon.
 
+mod challenge;
 mod client;
 mod clock;
 mod handoff;
@@ -132,6 +133,7 @@ impl Daemon {
         let app = http::router(http::App {
             slots: Arc::new(slots),
             key,
+            challenges: Default::default(),
             stop: stop_rx.clone(),
         });
         tasks.push(tokio::spawn(serve_on(
