@@ -54,9 +54,23 @@ impl ConsentLedger {
     }
 
     /// Today's figures for `client_id` (a new IST day starts from zero; a pending
-    /// consent carries over, since Dhan keeps it valid).
+    /// consent carries over, since Dhan keeps it valid). Only reads: `status` and
+    /// `/metrics` must work on a state folder they cannot write. A corrupt file counts as
+    /// used up here too, and is moved aside by the next write.
     pub fn today(&self, client_id: &str, now: DateTime<Utc>) -> Result<LedgerDay, StoreError> {
-        self.update(client_id, now, |_| Ok(()))
+        let path = self.path(client_id)?;
+        let today = now.with_timezone(&ist()).date_naive();
+        let day = match parse(&path)? {
+            Parsed::Day(d) => d,
+            Parsed::Corrupt(e) => {
+                tracing::warn!(
+                    "consent ledger {} is corrupt ({e}); counting today's consents as used up",
+                    path.display()
+                );
+                used_up(today)
+            }
+        };
+        Ok(roll_to(day, today))
     }
 
     /// Counts a generate-consent call before it is made; refuses when the cap is reached
@@ -130,14 +144,7 @@ impl ConsentLedger {
         create_private_dir(&self.dir)?;
         let _guard = lock(&path.with_extension("lock"))?;
         let today = now.with_timezone(&ist()).date_naive();
-        let mut day = read(&path, today)?;
-        if day.day != Some(today) {
-            day = LedgerDay {
-                day: Some(today),
-                pending: day.pending,
-                ..Default::default()
-            };
-        }
+        let mut day = roll_to(read(&path, today)?, today);
         let before = day.clone();
         change(&mut day)?;
         if day != before || !path.exists() {
@@ -159,17 +166,53 @@ fn lock(path: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
-/// A ledger that does not parse is moved aside and counted as used up for the day:
-/// over-counting costs a wait, under-counting can cost the account its consents.
-fn read(path: &Path, today: NaiveDate) -> Result<LedgerDay, StoreError> {
+/// A new IST day starts from zero, keeping the pending consent.
+fn roll_to(day: LedgerDay, today: NaiveDate) -> LedgerDay {
+    if day.day == Some(today) {
+        return day;
+    }
+    LedgerDay {
+        day: Some(today),
+        pending: day.pending,
+        ..Default::default()
+    }
+}
+
+/// Over-counting costs a wait, under-counting can cost the account its consents.
+fn used_up(today: NaiveDate) -> LedgerDay {
+    LedgerDay {
+        day: Some(today),
+        used: DHAN_CONSENT_LIMIT,
+        exhausted: false,
+        pending: None,
+    }
+}
+
+enum Parsed {
+    Day(LedgerDay),
+    Corrupt(serde_json::Error),
+}
+
+/// The file as it is; an absent one is an unused day.
+fn parse(path: &Path) -> Result<Parsed, StoreError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LedgerDay::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Parsed::Day(LedgerDay::default()));
+        }
         Err(e) => return Err(e.into()),
     };
-    match serde_json::from_slice(&bytes) {
-        Ok(d) => Ok(d),
-        Err(e) => {
+    Ok(match serde_json::from_slice(&bytes) {
+        Ok(d) => Parsed::Day(d),
+        Err(e) => Parsed::Corrupt(e),
+    })
+}
+
+/// A ledger that does not parse is moved aside and counted as used up for the day.
+fn read(path: &Path, today: NaiveDate) -> Result<LedgerDay, StoreError> {
+    match parse(path)? {
+        Parsed::Day(d) => Ok(d),
+        Parsed::Corrupt(e) => {
             let aside = path.with_extension(format!(
                 "json.corrupt-{}",
                 Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
@@ -180,12 +223,7 @@ fn read(path: &Path, today: NaiveDate) -> Result<LedgerDay, StoreError> {
                 path.display(),
                 aside.display()
             );
-            Ok(LedgerDay {
-                day: Some(today),
-                used: DHAN_CONSENT_LIMIT,
-                exhausted: false,
-                pending: None,
-            })
+            Ok(used_up(today))
         }
     }
 }

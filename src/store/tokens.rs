@@ -27,6 +27,13 @@ pub enum StoreError {
         moved_to: PathBuf,
         reason: String,
     },
+    /// Corrupt, on a folder where it cannot be moved (a read-only `status`, say).
+    #[error("{path} is corrupt ({reason}) and was left in place: {source}")]
+    CorruptKept {
+        path: PathBuf,
+        reason: String,
+        source: std::io::Error,
+    },
     #[error("profile name `{0}` may only hold letters, digits, `-`, `_` and `.`")]
     BadProfileName(String),
     /// The shared database could not be reached or refused a statement.
@@ -64,6 +71,7 @@ impl StoreError {
             StoreError::Read { .. }
             | StoreError::Write { .. }
             | StoreError::Corrupt { .. }
+            | StoreError::CorruptKept { .. }
             | StoreError::Io(_) => ErrorClass::Other,
         }
     }
@@ -167,7 +175,8 @@ impl TokenStore {
     }
 
     /// The stored state; an absent file is an empty state. A file that does not parse is
-    /// moved aside (kept for inspection) and reported as `Corrupt`.
+    /// moved aside (kept for inspection) and reported as `Corrupt`, or `CorruptKept`
+    /// where it cannot be moved.
     pub fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
         let path = self.path(profile)?;
         let bytes = match std::fs::read(&path) {
@@ -182,14 +191,17 @@ impl TokenStore {
             Err(e) => {
                 let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
                 let moved_to = path.with_extension(format!("json.corrupt-{stamp}"));
-                std::fs::rename(&path, &moved_to).map_err(|source| StoreError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
+                // serde_json's message names line and column, never the content.
+                if let Err(source) = std::fs::rename(&path, &moved_to) {
+                    return Err(StoreError::CorruptKept {
+                        path,
+                        reason: e.to_string(),
+                        source,
+                    });
+                }
                 Err(StoreError::Corrupt {
                     path,
                     moved_to,
-                    // serde_json's message names line and column, never the content.
                     reason: e.to_string(),
                 })
             }

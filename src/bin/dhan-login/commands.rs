@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    ErrorClass, Lockouts, Obtained, Profile, Request, SourceKind, TokenManager, next_ist_midnight,
+    ErrorClass, Lockouts, Obtained, Profile, ProfileState, Request, SourceKind, StoreError,
+    TokenManager, next_ist_midnight,
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
@@ -208,7 +209,15 @@ async fn obtain(
 }
 
 async fn status(m: &TokenManager, json: bool) -> Result<u8> {
-    let state = m.state().await?;
+    let state = match m.state().await {
+        // A report on a folder it may not write: what a login would do after moving the
+        // file aside (no token), said instead of failing the whole report.
+        Err(dhan_login::Error::Store(e @ StoreError::CorruptKept { .. })) => {
+            tracing::warn!("{e}");
+            ProfileState::default()
+        }
+        other => other?,
+    };
     let lockouts = m.lockouts(&state).await?;
     let locked = lockout_summary(&lockouts);
     let consents = m.consents_today().await?;
