@@ -8,8 +8,9 @@
 //! ```
 //!
 //! The daemon is found as the command line finds it: `[serve] listen` of the config file
-//! or `DHAN_LOGIN_SERVE_LISTEN`, and the bearer key in `serve.key` of the state folder
-//! (`DHAN_LOGIN_STATE_DIR`). PROFILE defaults to `DHAN_LOGIN_PROFILE`, then `default`.
+//! or `DHAN_LOGIN_SERVE_LISTEN`, and the key in `serve.key` of the state folder
+//! (`DHAN_LOGIN_STATE_DIR`), which never crosses the wire (README, "serve"). PROFILE
+//! defaults to `DHAN_LOGIN_PROFILE`, then `default`.
 
 use dhan_login::{Paths, ServeSettings, ask_daemon};
 
