@@ -16,10 +16,13 @@
 //! `quiet` keeps the CDP transport's logging (which quotes page content) away from the
 //! application's logs.
 
+mod answer;
 mod artifacts;
 mod capture;
 mod dialogs;
 mod dom;
+mod driver;
+mod engine;
 mod error;
 mod flow;
 mod launch;
@@ -31,6 +34,7 @@ mod selectors;
 mod session;
 mod spawn;
 mod traffic;
+mod typing;
 
 use std::future::Future;
 use std::path::Path;
@@ -104,7 +108,7 @@ pub async fn capture_token_id(
     let progress = login.progress;
     let muffler = quiet::Muffler::new();
     let dispatch = muffler.dispatch.clone();
-    let (outcome, ending) = flow::run(settings, login, muffler, flow::Job::Login, None)
+    let (outcome, ending) = flow::run(settings, login, muffler, driver::Job::Login, None)
         .with_subscriber(dispatch.clone())
         .await?;
     BrowserEnd { ending, dispatch }.gone(progress).await;
@@ -153,7 +157,7 @@ pub async fn inspect_consent_page(
         progress,
         record_dir: None,
     };
-    let (outcome, ending) = flow::run(settings, login, muffler, flow::Job::Inspect, None)
+    let (outcome, ending) = flow::run(settings, login, muffler, driver::Job::Inspect, None)
         .with_subscriber(dispatch.clone())
         .await?;
     BrowserEnd { ending, dispatch }.gone(progress).await;
@@ -183,9 +187,15 @@ pub async fn capture_token_id_in(
 ) -> Result<Captured, BrowserError> {
     let dispatch = browser.0.dispatch.clone();
     let muffler = quiet::Muffler::new();
-    let (outcome, ending) = flow::run(settings, login, muffler, flow::Job::Login, Some(browser.0))
-        .with_subscriber(dispatch.clone())
-        .await?;
+    let (outcome, ending) = flow::run(
+        settings,
+        login,
+        muffler,
+        driver::Job::Login,
+        Some(browser.0),
+    )
+    .with_subscriber(dispatch.clone())
+    .await?;
     Ok(Captured {
         token_id: token_id_of(outcome)?,
         end: BrowserEnd { ending, dispatch },

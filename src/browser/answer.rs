@@ -1,0 +1,192 @@
+//! Answering the consent page's screens: the page chooses their order,
+//! `screens::decide` the action, and this acts on it.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::PageReport;
+use super::dom;
+use super::driver::Driver;
+use super::engine::{View, Watch};
+use super::error::{Artifacts, BrowserError, Step};
+use super::screens::{self, Action, Code, History, Patience, Screen, Snapshot, Stop, Timing};
+
+/// How long a doubtful screen must stay the same before the login gives up on it.
+const SETTLE: Duration = Duration::from_millis(1200);
+
+impl Driver<'_> {
+    /// Looks until the page settles on a screen, types nothing, and says what it saw.
+    pub(super) async fn first_screen(&mut self) -> Result<PageReport, BrowserError> {
+        let page = self.page()?;
+        let mut watch = Watch::new();
+        let settled = |me: &Self, view: View<'_>| {
+            let View::Page(snap, stable_for) = view else {
+                return None;
+            };
+            let settled = match snap.screen {
+                Screen::Navigating => false,
+                // A script-drawn page may still be drawing: give it the settle time.
+                Screen::Unknown | Screen::Unplaced | Screen::Ambiguous | Screen::Pending => {
+                    stable_for >= SETTLE
+                }
+                _ => true,
+            };
+            settled.then(|| me.report(snap))
+        };
+        match self.wait_for(&page, &mut watch, settled).await {
+            Ok((report, _)) => Ok(report),
+            // Out of time: the last verdict is the answer.
+            Err(e) => match watch.last() {
+                Some(s) => Ok(self.report(s)),
+                None => Err(e),
+            },
+        }
+    }
+
+    fn report(&self, s: &Snapshot) -> PageReport {
+        let mut reasons: Vec<String> = s.reasons.iter().map(|r| self.scrub(r)).collect();
+        if let Some(e) = &s.error {
+            reasons.insert(0, format!("message: \"{}\"", self.scrub(&e.message)));
+        }
+        if let Some(b) = &s.submit {
+            reasons.push(format!(
+                "button: {}{}",
+                self.scrub(&b.via),
+                if b.enabled { "" } else { " (disabled)" }
+            ));
+        }
+        PageReport {
+            screen: s.screen.as_str().to_string(),
+            reasons,
+            artifacts: Artifacts::None,
+        }
+    }
+
+    /// Look, decide, act, until the tokenId is captured.
+    pub(super) async fn answer_screens(&mut self) -> Result<(), BrowserError> {
+        let page = self.page()?;
+        let patience = Patience {
+            proceed_retry: self.profile.proceed_retry(),
+            settle: SETTLE,
+        };
+        let mut history = History::default();
+        let mut watch = Watch::new();
+        // When the mobile screen was submitted, with the request counts at that moment.
+        let mut mobile_sent: Option<(Instant, u64, u64)> = None;
+        loop {
+            let decide = |me: &Self, view: View<'_>| match view {
+                View::Captured => Some(None),
+                View::Navigating => None,
+                View::Page(snap, stable_for) => {
+                    let timing = Timing {
+                        stable_for,
+                        since_mobile_submit: mobile_sent.map(|(at, traffic, page)| {
+                            let sent = me.traffic.count() > traffic || snap.submits > page;
+                            (at.elapsed(), sent)
+                        }),
+                    };
+                    let action =
+                        screens::decide(snap, &history, timing, patience, me.login.otp.is_some());
+                    (!matches!(action, Action::Wait)).then_some(Some(action))
+                }
+            };
+            let (Some(action), Some(snap)) = self.wait_for(&page, &mut watch, decide).await? else {
+                return Ok(());
+            };
+            match action {
+                Action::Wait => {}
+                Action::TypeMobile => {
+                    self.enter(Step::Mobile);
+                    self.log.matched("screen", &self.scrub(&snap.describe()));
+                    self.acted = Step::Mobile;
+                    self.record("mobile").await;
+                    let before = (self.traffic.count(), snap.submits);
+                    self.type_mobile(&page).await?;
+                    self.submit(&page, &snap).await?;
+                    history.mobile_submitted = true;
+                    mobile_sent = Some((Instant::now(), before.0, before.1));
+                }
+                Action::RetryProceed => {
+                    self.log
+                        .note("the mobile screen did not move and the page sent nothing: pressing its button once more");
+                    history.mobile_retried = true;
+                    self.submit(&page, &snap).await?;
+                }
+                Action::Type(code) => {
+                    self.enter(code.step());
+                    // The verdict that led here belongs to this step's record.
+                    self.log.matched("screen", &self.scrub(&snap.describe()));
+                    self.acted = code.step();
+                    self.record(code.as_str()).await;
+                    let secret = self.code_for(code).await?;
+                    let before = (self.traffic.count(), snap.submits);
+                    // From here on the code counts as given, whatever happens next: it
+                    // is never typed a second time.
+                    history.typed.push(code);
+                    self.type_code(&snap, &secret).await?;
+                    self.within(dom::mark_filled(&page, "code", code.as_str()))
+                        .await?;
+                    self.after_code(&page, code, before).await?;
+                    if code == Code::Pin {
+                        self.enter(Step::Capture);
+                    }
+                }
+                Action::Stop(stop) => return Err(self.stopped(stop, &history)),
+            }
+            // What was just done changes the page: look again at once.
+            watch.forget();
+        }
+    }
+
+    /// The error for a stop of the decision table.
+    fn stopped(&mut self, stop: Stop, history: &History) -> BrowserError {
+        let step = self.acted;
+        match stop {
+            Stop::Rejected { message, known } if known || history.mobile_submitted => {
+                tracing::info!(step = %step, "the login page shows an error");
+                BrowserError::Rejected {
+                    step,
+                    message: self.scrub(&message),
+                    artifacts: Artifacts::None,
+                }
+            }
+            // Nothing was sent yet and the message is no known refusal: an alert-like
+            // banner is no reason to hold the credentials.
+            Stop::Rejected { message, .. } => BrowserError::Doubtful {
+                step,
+                seen: format!(
+                    "a message before anything was typed: \"{}\"",
+                    self.scrub(&message)
+                ),
+                artifacts: Artifacts::None,
+            },
+            Stop::Expired(message) => BrowserError::ConsentExpired {
+                step,
+                message: self.scrub(&message),
+                artifacts: Artifacts::None,
+            },
+            Stop::CameBack(code) => BrowserError::Rejected {
+                step: code.step(),
+                message: format!(
+                    "the {} screen was shown again after the code was submitted, without a message; not typing it again",
+                    code.as_str().to_uppercase()
+                ),
+                artifacts: Artifacts::None,
+            },
+            Stop::Doubt(seen) => {
+                let seen = self.scrub(&seen);
+                self.log.note(format!("nothing typed: {seen}"));
+                BrowserError::Doubtful {
+                    step: self.step,
+                    seen,
+                    artifacts: Artifacts::None,
+                }
+            }
+            Stop::NeedsOtp => BrowserError::NeedsOtp {
+                step: Step::Otp,
+                artifacts: Artifacts::None,
+            },
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Typing into the consent page: the mobile number, the PIN and the codes (fetched only
+//! when typed), key by key, and the screen's button.
+
+use chromiumoxide::Page;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
+
+use super::dom;
+use super::driver::{Deadline, Driver};
+use super::engine::{View, Watch};
+use super::error::{Artifacts, BrowserError, Limit, Step};
+use super::screens::{Code, Screen, Snapshot};
+
+/// The digits of a secret, or an error that names the field but not the value.
+pub(super) fn digits(
+    field: &'static str,
+    secret: &SecretString,
+    len: Option<usize>,
+) -> Result<SecretString, BrowserError> {
+    let cleaned: String = secret
+        .expose_secret()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    let bad = |message: String| BrowserError::Input { field, message };
+    if cleaned.is_empty() || !cleaned.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad("must be digits only (the value is not shown)".into()));
+    }
+    if let Some(n) = len
+        && cleaned.chars().count() != n
+    {
+        return Err(bad(format!("must be {n} digits (the value is not shown)")));
+    }
+    Ok(SecretString::from(cleaned))
+}
+
+impl Driver<'_> {
+    pub(super) async fn code_for(&mut self, code: Code) -> Result<SecretString, BrowserError> {
+        let secret = match code {
+            Code::Pin => self.login_pin.clone(),
+            Code::Totp => {
+                // Only now: the code must be as fresh as possible when it is typed.
+                let Some(totp) = self.login.totp else {
+                    return Err(BrowserError::Input {
+                        field: "totp_secret",
+                        message: "the login page asks for a TOTP and none is configured (set totp_secret)".into(),
+                    });
+                };
+                let overall = Deadline {
+                    at: self.overall_at,
+                    limit: Limit::Overall(self.settings.overall_timeout),
+                };
+                let code = tokio::time::timeout_at(overall.at, totp.next_code())
+                    .await
+                    .map_err(|_| BrowserError::Timeout {
+                        step: Step::Totp,
+                        limit: overall.limit,
+                        artifacts: Artifacts::None,
+                    })?;
+                // The generator may have waited for a fresh step: the budget starts again.
+                self.step_at = Some(self.deadline());
+                code
+            }
+            Code::Otp => {
+                let Some(source) = self.login.otp else {
+                    return Err(BrowserError::NeedsOtp {
+                        step: Step::Otp,
+                        artifacts: Artifacts::None,
+                    });
+                };
+                let got = self.within(source.code()).await?;
+                let got = digits("otp", &got, Some(6))?;
+                self.step_at = Some(self.deadline());
+                got
+            }
+        };
+        if let Ok(mut s) = self.scrubber.lock() {
+            s.add(secret.expose_secret());
+        }
+        Ok(secret)
+    }
+
+    pub(super) async fn type_mobile(&mut self, page: &Page) -> Result<(), BrowserError> {
+        let mobile = self.login_mobile.clone();
+        self.type_field("mobile", &mobile).await?;
+        let want = mobile.expose_secret().len();
+        let landed = self.within(dom::value_len(page, "mobile")).await?;
+        if landed != Some(want) {
+            return Err(BrowserError::driver(
+                Step::Mobile,
+                format!(
+                    "the mobile number did not land in its field ({} of {want} digits): the page did not take the key events",
+                    landed.unwrap_or(0)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn type_code(
+        &mut self,
+        snap: &Snapshot,
+        secret: &SecretString,
+    ) -> Result<(), BrowserError> {
+        let boxes = snap.group.as_ref().is_some_and(|g| g.count > 1);
+        if boxes {
+            self.type_boxes("code", secret).await
+        } else {
+            self.type_field("code", secret).await
+        }
+    }
+
+    /// Presses the screen's own button, or Enter where it has none.
+    pub(super) async fn submit(
+        &mut self,
+        page: &Page,
+        snap: &Snapshot,
+    ) -> Result<(), BrowserError> {
+        match &snap.submit {
+            Some(b) if b.enabled => {
+                let via = self.scrub(&b.via);
+                match self.within(dom::click(page, "submit")).await {
+                    Ok(()) => self
+                        .log
+                        .note(format!("clicked the screen's button ({via})")),
+                    // Once only, even if the click reports an error: a second submission
+                    // of the same code may count as a wrong attempt.
+                    Err(e) => {
+                        let msg = self.scrub(&e.to_string());
+                        self.log.note(format!("clicking the button failed: {msg}"));
+                    }
+                }
+            }
+            Some(_) => self
+                .log
+                .note("the screen's button is disabled: waiting for the page"),
+            None => {
+                self.within(dom::press_enter(page)).await?;
+                self.log.note("no button on this screen: pressed Enter");
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last digit: lets a page that submits by itself go first; presses the
+    /// screen's button (once) only when the page sent nothing within the grace.
+    pub(super) async fn after_code(
+        &mut self,
+        page: &Page,
+        code: Code,
+        (traffic_before, page_before): (u64, u64),
+    ) -> Result<(), BrowserError> {
+        const BY_ITSELF: &str = "the page submitted by itself";
+        if self.traffic.count() > traffic_before {
+            self.log.note(BY_ITSELF);
+            return Ok(());
+        }
+        let grace_until = Instant::now() + self.profile.submit_grace();
+        let rule = |me: &Self, view: View<'_>| match view {
+            View::Captured => Some(AfterCode::Done(None)),
+            // The document is being replaced: the page has submitted.
+            View::Navigating => Some(AfterCode::Done(Some(
+                "the page submitted by itself (navigating)",
+            ))),
+            View::Page(snap, _) => {
+                if snap.submits > page_before || me.traffic.count() > traffic_before {
+                    return Some(AfterCode::Done(Some(BY_ITSELF)));
+                }
+                match snap.screen {
+                    Screen::Error | Screen::Expired => Some(AfterCode::Done(None)),
+                    // Our filled group, untouched so far.
+                    Screen::Pending => (Instant::now() >= grace_until).then_some(AfterCode::Press),
+                    _ => Some(AfterCode::MovedOn),
+                }
+            }
+        };
+        match self.wait_for(page, &mut Watch::quiet(), rule).await? {
+            (AfterCode::Done(note), _) => {
+                if let Some(note) = note {
+                    self.log.note(note);
+                }
+                Ok(())
+            }
+            (AfterCode::MovedOn, _) => {
+                self.log.note(format!(
+                    "the page moved on from the {} screen by itself",
+                    code.as_str()
+                ));
+                Ok(())
+            }
+            (AfterCode::Press, Some(snap)) => self.submit(page, &snap).await,
+            (AfterCode::Press, None) => Ok(()),
+        }
+    }
+
+    /// Types `secret` into one field, focused first, key by key.
+    async fn type_field(
+        &mut self,
+        key: &'static str,
+        secret: &SecretString,
+    ) -> Result<(), BrowserError> {
+        let page = self.page()?;
+        let focused = self.within(dom::focus(&page, key, 0)).await?;
+        if !focused.ok {
+            return Err(BrowserError::driver(
+                self.step,
+                format!("could not focus the {key} field"),
+            ));
+        }
+        for c in secret.expose_secret().chars() {
+            self.within(dom::press_digit(&page, c)).await?;
+        }
+        Ok(())
+    }
+
+    /// Types one digit per box, focusing each box first and checking that the previous
+    /// digits landed (pages that ignore synthetic keys are caught here, not by a
+    /// timeout three screens later).
+    async fn type_boxes(
+        &mut self,
+        key: &'static str,
+        secret: &SecretString,
+    ) -> Result<(), BrowserError> {
+        let page = self.page()?;
+        for (i, c) in secret.expose_secret().chars().enumerate() {
+            let focused = self.within(dom::focus(&page, key, i)).await?;
+            if !focused.ok {
+                return Err(BrowserError::driver(
+                    self.step,
+                    format!("could not focus box {} of the {key} group", i + 1),
+                ));
+            }
+            if focused.filled_before != i {
+                return Err(BrowserError::driver(
+                    self.step,
+                    format!(
+                        "only {} of the first {i} boxes of the {key} group hold a digit: the page did not take the key events",
+                        focused.filled_before
+                    ),
+                ));
+            }
+            self.within(dom::press_digit(&page, c)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// How the wait after a typed code ended.
+enum AfterCode {
+    /// The page went on by itself (with a note for the step log, if any is due).
+    Done(Option<&'static str>),
+    /// The page left the code's screen for another.
+    MovedOn,
+    /// The grace passed with the code's screen unchanged: press its button.
+    Press,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(super) fn digits_are_checked_without_showing_them() {
+        let s = |v: &str| SecretString::from(v.to_string());
+        assert!(digits("pin", &s("135790"), Some(6)).is_ok());
+        assert_eq!(
+            digits("mobile", &s("99999 00042"), None)
+                .unwrap()
+                .expose_secret(),
+            "9999900042"
+        );
+        let e = digits("pin", &s("13579x"), Some(6))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("pin:") && !e.contains("13579"), "{e}");
+        let e = digits("pin", &s("1357"), Some(6)).unwrap_err().to_string();
+        assert!(!e.contains("1357"), "{e}");
+    }
+}
