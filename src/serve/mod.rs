@@ -15,6 +15,7 @@ mod http;
 mod key;
 mod metrics;
 mod notify;
+mod plan;
 mod scheduler;
 mod settings;
 mod status;
@@ -37,7 +38,8 @@ use crate::config::{ConfigError, Paths, Profile};
 use crate::error::Error;
 use crate::error_class::ErrorClass;
 use crate::manager::TokenManager;
-use scheduler::{Parts, Scheduler, Timing, stopped};
+use plan::Timing;
+use scheduler::{Parts, Scheduler, stopped};
 use status::Slot;
 
 /// How the daemon reads the environment (again on every profile reload).
