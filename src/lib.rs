@@ -36,7 +36,7 @@ pub use store::{
     PendingConsent, PgBackend, ProfileLock, ProfileState, StateBackend, StoreError, TokenStore,
     next_ist_midnight, write_atomic,
 };
-pub use token::{AccessToken, SourceKind, Token, TokenKind, parse_ist};
+pub use token::{AccessToken, SourceKind, Token, TokenJson, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 
 // browser re-exports

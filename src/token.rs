@@ -116,6 +116,50 @@ pub struct Token {
     pub obtained_at: DateTime<Utc>,
 }
 
+/// A token as it leaves the process: `dhan-login token --json` prints it, the daemon
+/// serves it on `GET /token/{profile}` and `ask_daemon` reads it back. One type for the
+/// three, so that they cannot drift apart; README documents the keys.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenJson {
+    pub access_token: AccessToken,
+    pub client_id: String,
+    /// RFC 3339, UTC, whole seconds.
+    #[serde(serialize_with = "whole_seconds")]
+    pub expires_at: DateTime<Utc>,
+    pub kind: TokenKind,
+    pub source: SourceKind,
+}
+
+impl From<&Token> for TokenJson {
+    fn from(t: &Token) -> Self {
+        TokenJson {
+            access_token: t.access_token.clone(),
+            client_id: t.client_id.clone(),
+            expires_at: t.expires_at,
+            kind: t.kind,
+            source: t.source,
+        }
+    }
+}
+
+impl TokenJson {
+    /// The token, as received at `now`.
+    pub fn into_token(self, now: DateTime<Utc>) -> Token {
+        Token {
+            access_token: self.access_token,
+            client_id: self.client_id,
+            expires_at: self.expires_at,
+            kind: self.kind,
+            source: self.source,
+            obtained_at: now,
+        }
+    }
+}
+
+fn whole_seconds<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
 /// Why a token value could not be turned into a `Token`.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TokenError {

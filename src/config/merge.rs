@@ -8,6 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use super::env::{Overrides, minutes, seconds};
 use super::paths::expand_home;
 use super::schema::{BrowserFile, ProfileFile};
 use super::secrets::{Origin, SecretRef};
@@ -25,16 +26,15 @@ const SECRETS: [(&str, &str); 5] = [
     ("api_secret", "DHAN_API_SECRET"),
 ];
 
-/// The environment as the merge reads it: an empty variable counts as unset.
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+/// The merge's reading of the environment: the shared overrides, plus secrets and URLs.
+struct Env<'a>(Overrides<'a>);
 
 impl Env<'_> {
     fn var(&self, name: &str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.is_empty())
+        self.0.var(name)
     }
 
-    /// A number from `env_name`, else the file's. An override that is not a number is
-    /// reported, never silently replaced by the file's value.
+    /// A number from `env_name`, else the file's; a bad override is noted.
     fn number(
         &self,
         field: &str,
@@ -42,16 +42,7 @@ impl Env<'_> {
         file: Option<f64>,
         bad: &mut Vec<ConfigError>,
     ) -> Option<f64> {
-        let Some(v) = self.var(env_name) else {
-            return file;
-        };
-        keep(
-            bad,
-            v.parse::<f64>().map_err(|_| ConfigError::Field {
-                field: field.into(),
-                message: format!("{env_name}=`{v}` is not a number"),
-            }),
-        )
+        keep(bad, self.0.parsed(field, env_name, file)).flatten()
     }
 
     /// The secret `field`: the variable wins, else at most one of the file's origins.
@@ -110,7 +101,7 @@ pub(super) fn merge(
     paths: &Paths,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> (Profile, Vec<ConfigError>) {
-    let env = Env(env);
+    let env = Env(Overrides(env));
     let mut bad: Vec<ConfigError> = Vec::new();
     let browser = browser(std::mem::take(&mut pf.browser), paths, &env, &mut bad);
 
@@ -120,17 +111,10 @@ pub(super) fn merge(
         pf.margin_minutes,
         &mut bad,
     );
-    let margin = match margin_minutes {
-        Some(m) if !(0.0..=24.0 * 60.0).contains(&m) => {
-            bad.push(ConfigError::Field {
-                field: "margin_minutes".into(),
-                message: format!("{m} is outside 0..=1440"),
-            });
-            chrono::Duration::minutes(30)
-        }
-        Some(m) => chrono::Duration::milliseconds((m * 60_000.0) as i64),
-        None => chrono::Duration::minutes(30),
-    };
+    let margin = margin_minutes
+        .and_then(|m| keep(&mut bad, minutes("margin_minutes", m)))
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .unwrap_or(chrono::Duration::minutes(30));
     let limit = DHAN_CONSENT_LIMIT;
     let consent_cap = match pf.consent_cap {
         Some(n) if !(1..=limit).contains(&n) => {
@@ -243,14 +227,4 @@ fn default_url(s: &str) -> Url {
 /// The value of `r`, or None with its error noted.
 fn keep<T>(bad: &mut Vec<ConfigError>, r: Result<T, ConfigError>) -> Option<T> {
     r.map_err(|e| bad.push(e)).ok()
-}
-
-fn seconds(field: &str, s: f64) -> Result<Duration, ConfigError> {
-    if !(s > 0.0 && s < 3600.0) {
-        return Err(ConfigError::Field {
-            field: field.into(),
-            message: format!("{s} must be between 0 and 3600 seconds"),
-        });
-    }
-    Ok(Duration::from_secs_f64(s))
 }

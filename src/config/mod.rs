@@ -5,6 +5,7 @@
 //! path never runs a password manager.
 
 mod check;
+mod env;
 mod merge;
 mod paths;
 mod profile;
@@ -16,6 +17,7 @@ pub mod validate;
 use std::path::PathBuf;
 
 pub use check::{Problem, check_env};
+pub(crate) use env::{Overrides, Setting, minutes, seconds};
 pub use paths::Paths;
 pub(crate) use paths::expand_home;
 pub use profile::{BrowserSettings, Profile};

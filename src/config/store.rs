@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::env::Overrides;
 use super::secrets::{Origin, SecretRef};
 
 /// How long a lease outlives its last renewal unless `lease_secs` says otherwise.
@@ -103,19 +104,12 @@ impl StoreSettings {
             ],
             &mut bad,
         );
-        let lease_secs = match var("DHAN_LOGIN_LEASE_SECS") {
-            Some(v) => match v.parse::<f64>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    bad.push(ConfigError::Field {
-                        field: "store.lease_secs".into(),
-                        message: format!("DHAN_LOGIN_LEASE_SECS=`{v}` is not a number"),
-                    });
-                    None
-                }
-            },
-            None => file.lease_secs,
-        };
+        let lease_secs = Overrides(env)
+            .parsed("store.lease_secs", "DHAN_LOGIN_LEASE_SECS", file.lease_secs)
+            .unwrap_or_else(|e| {
+                bad.push(e);
+                None
+            });
         let lease = match lease_secs {
             // Renewal runs every third of the lease: below 3 s a busy machine loses it.
             Some(s) if !(3.0..=3600.0).contains(&s) => {

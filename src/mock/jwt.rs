@@ -2,15 +2,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use rand::RngCore;
 
 use super::TokenKind;
 
-/// Dhan states times in IST without saying so.
-pub(crate) fn ist() -> FixedOffset {
-    FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("+05:30 is a valid offset")
-}
+/// Dhan states times in IST without saying so: the client's own offset, one definition.
+pub(crate) use crate::token::ist;
 
 /// `expiryTime` as Dhan writes it: IST wall-clock time, milliseconds, no offset.
 pub(crate) fn expiry_time(at: DateTime<Utc>) -> String {

@@ -15,7 +15,7 @@ use super::settings::ServeSettings;
 use crate::api::{BodyError, MAX_BODY, read_capped};
 use crate::error::Error;
 use crate::error_class::ErrorClass;
-use crate::token::{AccessToken, SourceKind, Token, TokenKind};
+use crate::token::{Token, TokenJson};
 
 /// Longer than the daemon's own wait for a refresh under way.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,15 +31,6 @@ struct Challenge {
 #[derive(Deserialize)]
 struct Sealed {
     sealed: String,
-}
-
-#[derive(Deserialize)]
-struct TokenBody {
-    access_token: String,
-    client_id: String,
-    expires_at: chrono::DateTime<Utc>,
-    kind: TokenKind,
-    source: SourceKind,
 }
 
 #[derive(Deserialize)]
@@ -133,20 +124,13 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
                         ),
                     )
                 })?;
-            let b: TokenBody = serde_json::from_slice(&b).map_err(|e| {
+            let b: TokenJson = serde_json::from_slice(&b).map_err(|e| {
                 refused(
                     ErrorClass::UnexpectedBody,
                     format!("the daemon at {addr} answered an unreadable token ({e})"),
                 )
             })?;
-            let token = Token {
-                access_token: AccessToken::new(b.access_token),
-                client_id: b.client_id,
-                expires_at: b.expires_at,
-                kind: b.kind,
-                source: b.source,
-                obtained_at: Utc::now(),
-            };
+            let token = b.into_token(Utc::now());
             // Sealed by the key holder, yet still only a token-shaped, live token is taken.
             token.check().map_err(|e| {
                 refused(

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -18,7 +18,7 @@ use super::key::ApiKey;
 use super::metrics;
 use super::scheduler::stopped;
 use super::status::{Phase, Slot, health, view};
-use crate::token::Token;
+use crate::token::TokenJson;
 
 /// How long a token request waits for a refresh under way (the first login after start
 /// included) before answering 503. A TOTP login may wait up to 30 s for a fresh code.
@@ -40,17 +40,6 @@ pub(crate) fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(app)
-}
-
-/// The body of `dhan-login token --json`.
-pub(crate) fn token_json(token: &Token) -> Value {
-    json!({
-        "access_token": token.access_token.secret(),
-        "client_id": token.client_id,
-        "expires_at": token.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "kind": token.kind.as_str(),
-        "source": token.source.as_str(),
-    })
 }
 
 /// Who asked: a plain client with the key itself, or our own client through the
@@ -140,14 +129,16 @@ async fn token(
         };
         match manager.cached().await {
             Ok(Some(t)) => {
+                // Strings and enums only: serialising cannot fail.
+                let plain = json!(TokenJson::from(&t));
                 let body = match &caller {
-                    Caller::Bearer => token_json(&t),
+                    Caller::Bearer => plain,
                     Caller::Challenged {
                         client,
                         daemon,
                         line,
                     } => {
-                        let plain = token_json(&t).to_string();
+                        let plain = plain.to_string();
                         match challenge::seal(&app.key, client, daemon, line, plain.as_bytes()) {
                             Some(sealed) => json!({ "sealed": sealed }),
                             None => {

@@ -4,13 +4,14 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{ConfigError, Paths, expand_home, read_toml};
+use crate::config::{
+    ConfigError, Overrides, Paths, Setting, expand_home, minutes, read_toml, seconds,
+};
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7787);
 
@@ -108,7 +109,9 @@ impl ServeSettings {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ServeSettings, ConfigError> {
         let Tables { serve, notify } = read_toml::<Tables>(paths)?.0;
-        let get = Lookup { env };
+        let get = Lookup {
+            env: Overrides(env),
+        };
         let listen_raw = get.text("serve", "listen", serve.listen);
         let listen = match &listen_raw {
             Some(raw) => parse_listen("serve.listen", raw)?,
@@ -117,12 +120,12 @@ impl ServeSettings {
         let state = |file: &str| paths.state_dir.join(file).to_string_lossy().into_owned();
         let retry_min = get
             .parsed::<f64>("serve", "retry_min_secs", serve.retry_min_secs)?
-            .map(|s| secs("serve.retry_min_secs", s))
+            .map(|s| seconds("serve.retry_min_secs", s))
             .transpose()?
             .unwrap_or(Duration::from_secs(30));
         let retry_max = get
             .parsed::<f64>("serve", "retry_max_secs", serve.retry_max_secs)?
-            .map(|s| secs("serve.retry_max_secs", s))
+            .map(|s| seconds("serve.retry_max_secs", s))
             .transpose()?
             .unwrap_or(Duration::from_secs(15 * 60));
         if retry_max < retry_min {
@@ -225,9 +228,9 @@ impl ServeSettings {
     }
 }
 
-/// The environment first, then the file; empty variables count as unset.
+/// The environment first, then the file: `DHAN_LOGIN_<TABLE>_<KEY>` overrides `key`.
 struct Lookup<'a> {
-    env: &'a dyn Fn(&str) -> Option<String>,
+    env: Overrides<'a>,
 }
 
 impl Lookup<'_> {
@@ -240,27 +243,17 @@ impl Lookup<'_> {
     }
 
     fn text(&self, table: &str, key: &str, file: Option<String>) -> Option<String> {
-        (self.env)(&Self::var(table, key))
-            .filter(|v| !v.is_empty())
-            .or(file)
+        self.env.var(&Self::var(table, key)).or(file)
     }
 
-    fn parsed<T: FromStr>(
+    fn parsed<T: Setting>(
         &self,
         table: &str,
         key: &str,
         file: Option<T>,
     ) -> Result<Option<T>, ConfigError> {
-        let var = Self::var(table, key);
-        match (self.env)(&var).filter(|v| !v.is_empty()) {
-            Some(v) => v.trim().parse().map(Some).map_err(|_| {
-                field(
-                    &format!("{table}.{key}"),
-                    format!("{var}=`{v}` is not valid"),
-                )
-            }),
-            None => Ok(file),
-        }
+        self.env
+            .parsed(&format!("{table}.{key}"), &Self::var(table, key), file)
     }
 }
 
@@ -299,23 +292,6 @@ fn parse_webhook(raw: &str) -> Result<Url, ConfigError> {
         return Err(field("notify.webhook", "must be an http(s) URL".into()));
     }
     Ok(url)
-}
-
-fn minutes(name: &str, m: f64) -> Result<Duration, ConfigError> {
-    if !(0.0..=24.0 * 60.0).contains(&m) {
-        return Err(field(name, format!("{m} is outside 0..=1440")));
-    }
-    Ok(Duration::from_secs_f64(m * 60.0))
-}
-
-fn secs(name: &str, s: f64) -> Result<Duration, ConfigError> {
-    if !(s > 0.0 && s <= 86_400.0) {
-        return Err(field(
-            name,
-            format!("{s} must be above 0 and at most 86400"),
-        ));
-    }
-    Ok(Duration::from_secs_f64(s))
 }
 
 #[cfg(test)]

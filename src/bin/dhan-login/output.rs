@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dhan_login::{Progress, Token};
+use dhan_login::{Progress, Token, TokenJson};
 use tracing_subscriber::EnvFilter;
 
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -41,13 +41,8 @@ pub enum Format {
 }
 
 pub fn token_json(token: &Token) -> serde_json::Value {
-    serde_json::json!({
-        "access_token": token.access_token.secret(),
-        "client_id": token.client_id,
-        "expires_at": token.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "kind": token.kind.as_str(),
-        "source": token.source.as_str(),
-    })
+    // Strings and enums only: serialising cannot fail.
+    serde_json::json!(TokenJson::from(token))
 }
 
 /// Prints a token, after checking it has the shape of one: a value with a newline in it
