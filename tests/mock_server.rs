@@ -1714,3 +1714,140 @@ async fn single_page_steps_honour_faults_and_spend_each_totp_once() {
     // Page load, mobile and TOTP calls for both sessions: every one counted.
     assert_eq!(s.calls(Endpoint::ConsentLoginPage), 2 + 2 + 3);
 }
+
+/// `dhan-login mock-server --accounts 3`: its first line lists three accounts, each with
+/// its own client id, mobile, PIN and TOTP secret, and each logs in with its own
+/// credentials only (`dhan-login token` as a separate process, as scripts would).
+#[tokio::test(flavor = "multi_thread")]
+async fn mock_server_with_several_accounts_lists_them_and_each_logs_in_alone() {
+    use tokio::io::AsyncBufReadExt;
+
+    let bin = env!("CARGO_BIN_EXE_dhan-login");
+    let mut child = tokio::process::Command::new(bin)
+        .args(["mock-server", "--port", "0", "--accounts", "3"])
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start mock-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("mock-server printed nothing within 10 s")
+        .expect("read stdout")
+        .expect("mock-server closed stdout without a line");
+    let d: Value = serde_json::from_str(&first).unwrap();
+    let accounts = d["accounts"].as_array().expect("an accounts array");
+    assert_eq!(accounts.len(), 3, "{d}");
+    // The top level stays the first account's, for single-account scripts.
+    for key in [
+        "client_id",
+        "mobile",
+        "pin",
+        "totp_secret",
+        "api_key",
+        "api_secret",
+    ] {
+        assert_eq!(accounts[0][key], d[key], "{key}");
+        let distinct: std::collections::HashSet<_> =
+            accounts.iter().map(|a| a[key].as_str().unwrap()).collect();
+        assert_eq!(distinct.len(), 3, "{key} is shared between accounts: {d}");
+    }
+
+    let run = |account: &Value, pin: &Value| {
+        let state = tempfile::tempdir().unwrap();
+        std::fs::write(state.path().join("none.toml"), "").unwrap();
+        let out = std::process::Command::new(bin)
+            .args(["token", "--json"])
+            .env_clear()
+            .env("DHAN_LOGIN_STATE_DIR", state.path())
+            .env("DHAN_LOGIN_CONFIG", state.path().join("none.toml"))
+            .env("DHAN_AUTH_BASE_URL", d["auth_base_url"].as_str().unwrap())
+            .env("DHAN_API_BASE_URL", d["api_base_url"].as_str().unwrap())
+            .env("DHAN_CLIENT_ID", account["client_id"].as_str().unwrap())
+            .env("DHAN_PIN", pin.as_str().unwrap())
+            .env("DHAN_TOTP_SECRET", account["totp_secret"].as_str().unwrap())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+    let mut tokens = std::collections::HashSet::new();
+    for a in accounts {
+        let (code, out, err) = tokio::task::block_in_place(|| run(a, &a["pin"]));
+        assert_eq!(code, Some(0), "{}: {err}", a["client_id"]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["client_id"], a["client_id"], "{out}");
+        tokens.insert(v["access_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(tokens.len(), 3, "each account has its own token");
+    // Another account's PIN is a wrong PIN here: exit 3 (credentials rejected).
+    let (code, _, err) = tokio::task::block_in_place(|| run(&accounts[1], &accounts[2]["pin"]));
+    assert_eq!(code, Some(3), "{err}");
+    child.kill().await.expect("stop mock-server");
+}
+
+/// Several accounts in one stand-in keep their state apart: logins, the consent cap and
+/// the one live token are per account, and one app cannot act for another's client.
+#[tokio::test]
+async fn accounts_of_one_stand_in_keep_logins_consents_and_tokens_apart() {
+    let s = server_with(MockOptions {
+        accounts: 2,
+        consent_cap: 1,
+        ..MockOptions::default()
+    })
+    .await;
+    let [a, b] = s.accounts() else {
+        panic!("two accounts: {:?}", s.accounts())
+    };
+    assert_eq!(a, &MockAccount::demo());
+    let http = client();
+    let login = |acct: &MockAccount| {
+        let q = [
+            ("dhanClientId", acct.client_id.clone()),
+            ("pin", acct.pin.clone()),
+            ("totp", code_at(&acct.totp_secret, unix_now())),
+        ];
+        http.post(url(&s.auth_base_url(), "/app/generateAccessToken"))
+            .query(&q)
+            .send()
+    };
+    let ta: Value = login(a).await.unwrap().json().await.unwrap();
+    let tb: Value = login(b).await.unwrap().json().await.unwrap();
+    assert_eq!(tb["dhanClientId"], b.client_id.as_str(), "{tb}");
+    let (ta, tb) = (
+        ta["accessToken"].as_str().unwrap(),
+        tb["accessToken"].as_str().unwrap(),
+    );
+    // B's login did not end A's token: one live token per account, not per stand-in.
+    assert!(s.is_live(ta) && s.is_live(tb));
+    assert_eq!(
+        (s.logins_of(&a.client_id), s.logins_of(&b.client_id)),
+        (1, 1)
+    );
+    assert_eq!(s.logins(), 2);
+
+    let consent = |app: &MockAccount, client_id: &str| {
+        http.post(url(&s.auth_base_url(), "/app/generate-consent"))
+            .query(&[("client_id", client_id)])
+            .header("app_id", &app.api_key)
+            .header("app_secret", &app.api_secret)
+            .send()
+    };
+    // A's app cannot ask for B's client.
+    let r = consent(a, &b.client_id).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("INVALID_CLIENT_ID"));
+    // Each account has its own cap of 1.
+    for acct in [a, b] {
+        assert_eq!(consent(acct, &acct.client_id).await.unwrap().status(), 200);
+        let r = consent(acct, &acct.client_id).await.unwrap();
+        assert!(r.text().await.unwrap().contains("CONSENT_LIMIT_EXCEED"));
+    }
+    assert_eq!(s.consents_today_of(&b.client_id), 1);
+    assert_eq!(s.consents_today(), 2);
+}

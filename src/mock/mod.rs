@@ -23,7 +23,7 @@ use url::Url;
 
 use state::State;
 
-/// The one account the stand-in knows.
+/// An account the stand-in knows.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MockAccount {
     pub client_id: String,
@@ -55,6 +55,25 @@ impl MockAccount {
             // Port 9 (discard) has nobody listening: the driver must capture the redirect
             // without loading it, as it must with a real, unreachable redirect URL.
             redirect_url: "http://127.0.0.1:9/dhan/callback".into(),
+        }
+    }
+
+    /// The `n`th further account (n ≥ 1) of a stand-in serving several: plainly fake
+    /// ids like the demo's, a PIN and a TOTP secret drawn at random, the demo's redirect.
+    pub fn numbered(n: u32) -> Self {
+        use rand::Rng;
+        let client_id = format!("12{n:08}");
+        let secret = totp_rs::Secret::new_stack(rand::random::<[u8; 20]>()).to_base32();
+        Self {
+            client_name: format!("DEMO USER {n} (MOCK)"),
+            ucc: format!("MCK{n:05}"),
+            mobile: format!("98{n:08}"),
+            pin: format!("{:06}", rand::rng().random_range(0..1_000_000u32)),
+            totp_secret: secret,
+            api_key: format!("mock-api-key-{client_id}"),
+            api_secret: format!("mock-api-secret-{:016x}", rand::random::<u64>()),
+            client_id,
+            ..Self::demo()
         }
     }
 }
@@ -205,7 +224,10 @@ pub enum EntryKind {
 
 #[derive(Debug, Clone)]
 pub struct MockOptions {
+    /// The first account (the one [`MockServer::account`] returns).
     pub account: MockAccount,
+    /// How many accounts in all: the others are [`MockAccount::numbered`] 1, 2, …
+    pub accounts: u32,
     /// 0 picks any free port.
     pub port: u16,
     pub token_lifetime: Duration,
@@ -222,6 +244,7 @@ impl Default for MockOptions {
     fn default() -> Self {
         Self {
             account: MockAccount::demo(),
+            accounts: 1,
             port: 0,
             token_lifetime: Duration::from_secs(24 * 60 * 60),
             consent_cap: 25,
@@ -358,15 +381,39 @@ impl MockServer {
         url
     }
 
+    /// The first account.
     pub fn account(&self) -> &MockAccount {
-        &self.state.account
+        self.state.account()
+    }
+
+    /// Every account, the first one first.
+    pub fn accounts(&self) -> &[MockAccount] {
+        &self.state.accounts
     }
 
     /// Everything a client needs to log in here. Contains the (fake) secrets on purpose:
-    /// `dhan-login demo` and scripts read them from this.
+    /// `dhan-login demo` and scripts read them from this. The top-level fields are the
+    /// first account's (what single-account scripts read); a stand-in with several
+    /// accounts adds `accounts`, listing them all, the first one first.
     pub fn describe_json(&self) -> serde_json::Value {
-        let a = &self.state.account;
-        serde_json::json!({
+        let a = self.state.account();
+        let accounts: Vec<_> = self
+            .state
+            .accounts
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "client_id": a.client_id,
+                    "mobile": a.mobile,
+                    "pin": a.pin,
+                    "totp_secret": a.totp_secret,
+                    "api_key": a.api_key,
+                    "api_secret": a.api_secret,
+                    "redirect_url": a.redirect_url,
+                })
+            })
+            .collect();
+        let mut described = serde_json::json!({
             "auth_base_url": self.auth_base_url().as_str().trim_end_matches('/'),
             "api_base_url": self.api_base_url().as_str(),
             "client_id": a.client_id,
@@ -377,7 +424,11 @@ impl MockServer {
             "api_secret": a.api_secret,
             "redirect_url": a.redirect_url,
             "sms_otp": self.state.sms_otp,
-        })
+        });
+        if accounts.len() > 1 {
+            described["accounts"] = accounts.into();
+        }
+        described
     }
 
     /// Requests that reached `ep`, faulted or not.
@@ -402,9 +453,16 @@ impl MockServer {
         self.state.decoy_token_id.clone()
     }
 
-    /// Tokens minted by generateAccessToken and consumeApp-consent.
+    /// Tokens minted by generateAccessToken and consumeApp-consent, for every account.
     pub fn logins(&self) -> u32 {
         self.state.logins()
+    }
+
+    /// Tokens minted by a login for one account (0 for a client id it does not know).
+    pub fn logins_of(&self, client_id: &str) -> u32 {
+        self.state
+            .account_by_client_id(client_id)
+            .map_or(0, |a| self.state.logins_of(a))
     }
 
     /// `fault` applies to every request to `ep` until cleared.
@@ -444,10 +502,11 @@ impl MockServer {
         self.state.set_totp_reuse_allowed(allowed);
     }
 
-    /// Mints a live token as if it came from elsewhere (a Dhan Web SELF token to renew, an
-    /// about-to-expire APP token). Like every mint, it ends the account's previous tokens.
+    /// Mints a live token for the first account as if it came from elsewhere (a Dhan Web
+    /// SELF token to renew, an about-to-expire APP token). Like every mint, it ends the
+    /// account's previous tokens.
     pub fn issue_token(&self, kind: TokenKind, lifetime: Duration) -> String {
-        self.state.issue_token(kind, lifetime)
+        self.state.issue_token(0, kind, lifetime)
     }
 
     pub fn is_live(&self, token: &str) -> bool {
@@ -459,9 +518,16 @@ impl MockServer {
         self.state.consent_usable(consent_app_id)
     }
 
-    /// Consents generated today (IST) and not yet refused by the cap.
+    /// Consents generated today (IST) and not yet refused by the cap, every account's.
     pub fn consents_today(&self) -> u32 {
-        self.state.consents_today()
+        self.state.consents_today(None)
+    }
+
+    /// Consents generated today (IST) for one account (its cap is its own).
+    pub fn consents_today_of(&self, client_id: &str) -> u32 {
+        self.state
+            .account_by_client_id(client_id)
+            .map_or(0, |a| self.state.consents_today(Some(a)))
     }
 
     /// Stops accepting connections and waits (at most a few seconds) for requests in

@@ -140,7 +140,7 @@ fn form_screen(
         stage,
         variant,
         &session_field(session),
-        &state.account.mobile,
+        &state.session_account(session).mobile,
     );
     let page = json!({
         "mode": "form",
@@ -177,7 +177,7 @@ fn expired_page(state: &Shared) -> Response {
 /// The single-page variant: an empty `<app-login>` and one inert `<template>` per screen.
 fn spa_page(state: &Shared, session: &str) -> Response {
     let variant = state.page_variant();
-    let mobile = &state.account.mobile;
+    let mobile = &state.session_account(session).mobile;
     let mut templates = String::new();
     for stage in [Stage::Mobile, Stage::Totp, Stage::SmsOtp, Stage::Pin] {
         let body = screen(stage, variant, "", mobile);
@@ -279,11 +279,13 @@ async fn login_form(Extract(state): Extract<Shared>, body: Bytes) -> Response {
         Gate::Answer(r) => return r,
         Gate::Proceed { wrong_credential } => wrong_credential,
     };
+    // `finish` forgets the session: its account is looked up before.
+    let account = state.session_account(&session).clone();
     // A page switched to the single-page variant mid-login still gets documents here.
     match state.submit(&session, entry, wrong) {
         StepOutcome::Show { stage, error } => form_screen(&state, stage, &session, error, false),
         StepOutcome::Authorized => match state.finish(&session) {
-            Some(token_id) => redirect_with_token_id(&state.account.redirect_url, &token_id),
+            Some(token_id) => redirect_with_token_id(&account.redirect_url, &token_id),
             None => expired_page(&state),
         },
         StepOutcome::Expired => expired_page(&state),
@@ -388,8 +390,9 @@ async fn spa_complete(Extract(state): Extract<Shared>, RawQuery(q): RawQuery) ->
     }
     let q = query_map(q);
     let session = q.get("session").map(String::as_str).unwrap_or_default();
+    let account = state.session_account(session).clone();
     match state.finish(session) {
-        Some(token_id) => redirect_with_token_id(&state.account.redirect_url, &token_id),
+        Some(token_id) => redirect_with_token_id(&account.redirect_url, &token_id),
         None => expired_page(&state),
     }
 }
@@ -416,7 +419,7 @@ async fn analytics_frame(Extract(state): Extract<Shared>) -> Response {
 /// The collector bounces the frame on to the app's redirect URL with the decoy tokenId,
 /// the way ad trackers chain redirects.
 async fn analytics_collect(Extract(state): Extract<Shared>) -> Response {
-    redirect_with_token_id(&state.account.redirect_url, &state.decoy_token_id)
+    redirect_with_token_id(&state.account().redirect_url, &state.decoy_token_id)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::gate::{Gate, Shared, counted, gate, json_response, query_map};
 use super::jwt;
-use super::state::{Minted, RenewRefusal, State, TotpVerdict};
+use super::state::{Acct, Minted, RenewRefusal, State, TotpVerdict};
 use super::{Endpoint, TokenKind, pages};
 
 pub(crate) fn router(state: Shared) -> Router {
@@ -88,8 +88,8 @@ struct Grant<'a> {
     expiry_time: String,
 }
 
-fn grant(state: &State, minted: Minted) -> Response {
-    let a = &state.account;
+fn grant(state: &State, acct: Acct, minted: Minted) -> Response {
+    let a = &state.accounts[acct];
     (
         StatusCode::OK,
         axum::Json(Grant {
@@ -119,14 +119,15 @@ async fn generate_access_token(Extract(state): Extract<Shared>, RawQuery(q): Raw
         }
     }
     let client_id = q.get("dhanClientId").map(|s| s.trim()).unwrap_or_default();
-    if client_id != state.account.client_id {
+    let Some(acct) = state.account_by_client_id(client_id) else {
         return auth_status_error(StatusCode::UNAUTHORIZED, "Invalid dhanClientId");
-    }
-    if wrong || !state.pin_matches(q.get("pin").map(String::as_str).unwrap_or_default()) {
+    };
+    let pin = q.get("pin").map(String::as_str).unwrap_or_default();
+    if wrong || !state.pin_matches(acct, pin) {
         return auth_status_error(StatusCode::UNAUTHORIZED, "Invalid PIN");
     }
-    match state.check_totp(q.get("totp").map(String::as_str).unwrap_or_default()) {
-        TotpVerdict::Accepted => grant(&state, state.login()),
+    match state.check_totp(acct, q.get("totp").map(String::as_str).unwrap_or_default()) {
+        TotpVerdict::Accepted => grant(&state, acct, state.login(acct)),
         TotpVerdict::Invalid => auth_status_error(StatusCode::UNAUTHORIZED, "Invalid TOTP"),
         TotpVerdict::Reused => auth_status_error(
             StatusCode::UNAUTHORIZED,
@@ -135,9 +136,12 @@ async fn generate_access_token(Extract(state): Extract<Shared>, RawQuery(q): Raw
     }
 }
 
-fn app_credentials_ok(state: &State, headers: &HeaderMap) -> bool {
-    header_str(headers, "app_id") == Some(state.account.api_key.as_str())
-        && header_str(headers, "app_secret") == Some(state.account.api_secret.as_str())
+/// The account whose app sent these headers.
+fn app_account(state: &State, headers: &HeaderMap) -> Option<Acct> {
+    state.account_by_app(
+        header_str(headers, "app_id")?,
+        header_str(headers, "app_secret")?,
+    )
 }
 
 async fn generate_consent(
@@ -149,11 +153,11 @@ async fn generate_consent(
         Gate::Answer(r) => return r,
         Gate::Proceed { wrong_credential } => wrong_credential,
     };
-    if wrong || !app_credentials_ok(&state, &headers) {
+    let Some(acct) = app_account(&state, &headers).filter(|_| !wrong) else {
         return bad_app_credentials();
-    }
+    };
     let q = query_map(q);
-    if q.get("client_id").map(|s| s.trim()) != Some(state.account.client_id.as_str()) {
+    if q.get("client_id").map(|s| s.trim()) != Some(state.accounts[acct].client_id.as_str()) {
         return auth_coded_error(
             StatusCode::BAD_REQUEST,
             "Invalid_Request",
@@ -161,7 +165,7 @@ async fn generate_consent(
             "client_id does not match the app",
         );
     }
-    match state.generate_consent() {
+    match state.generate_consent(acct) {
         Some(id) => json_response(
             StatusCode::OK,
             json!({"consentAppId": id, "consentAppStatus": "GENERATED", "status": "success"}),
@@ -186,13 +190,13 @@ async fn consume_consent(
         Gate::Answer(r) => return r,
         Gate::Proceed { wrong_credential } => wrong_credential,
     };
-    if wrong || !app_credentials_ok(&state, &headers) {
+    let Some(acct) = app_account(&state, &headers).filter(|_| !wrong) else {
         return bad_app_credentials();
-    }
+    };
     let q = query_map(q);
     let token_id = q.get("tokenId").map(|s| s.trim()).unwrap_or_default();
-    match state.consume_token_id(token_id) {
-        Some(minted) => grant(&state, minted),
+    match state.consume_token_id(acct, token_id) {
+        Some(minted) => grant(&state, acct, minted),
         None => auth_coded_error(
             StatusCode::BAD_REQUEST,
             "Invalid_Request",
@@ -267,14 +271,15 @@ async fn profile(Extract(state): Extract<Shared>, headers: HeaderMap) -> Respons
     };
     // The header is optional here (DhanHQ-py sends it, curl examples do not), but a
     // client id that names someone else cannot pass.
-    if header_str(&headers, "dhanclientid").is_some_and(|id| id != live.client_id) {
+    let client_id = &state.accounts[live.acct].client_id;
+    if header_str(&headers, "dhanclientid").is_some_and(|id| id != client_id) {
         return dh901();
     }
     let data_validity = chrono::Utc::now() + chrono::TimeDelta::days(30);
     json_response(
         StatusCode::OK,
         json!({
-            "dhanClientId": live.client_id,
+            "dhanClientId": client_id,
             "tokenValidity": jwt::token_validity(live.expires),
             "activeSegment": "Equity, Derivative, Currency, Commodity",
             "ddpi": "Active",
@@ -299,7 +304,14 @@ async fn mock_issue_token(Extract(state): Extract<Shared>, RawQuery(q): RawQuery
             return auth_status_error(StatusCode::BAD_REQUEST, "lifetime_secs must be a number");
         }
     };
-    let token = state.issue_token(kind, lifetime);
+    let acct = match q.get("client_id") {
+        None => 0,
+        Some(id) => match state.account_by_client_id(id.trim()) {
+            Some(acct) => acct,
+            None => return auth_status_error(StatusCode::BAD_REQUEST, "unknown client_id"),
+        },
+    };
+    let token = state.issue_token(acct, kind, lifetime);
     let expires = state
         .live_token(&token)
         .map(|t| jwt::expiry_time(t.expires))

@@ -27,12 +27,17 @@ const WRONG_ENTRIES_BEFORE_BLOCK: u32 = 3;
 /// A login page left open longer than this is forgotten.
 const SESSION_TTL: Duration = Duration::from_secs(60 * 60);
 
+/// An account's place in [`State::accounts`]: 0 is the first (the demo account).
+pub(crate) type Acct = usize;
+
 pub(crate) struct State {
-    pub(crate) account: MockAccount,
+    /// Every account the stand-in knows; the first is the one single-account callers use.
+    pub(crate) accounts: Vec<MockAccount>,
     pub(crate) spa_render_delay: Duration,
     pub(crate) sms_otp: String,
     pub(crate) decoy_token_id: String,
-    totp: Totp,
+    /// One per account, in the same order.
+    totps: Vec<Totp>,
     token_lifetime: Duration,
     inner: Mutex<Inner>,
 }
@@ -55,13 +60,14 @@ pub(crate) enum Stage {
 
 struct LoginSession {
     consent_app_id: String,
+    acct: Acct,
     stage: Stage,
     wrong_entries: u32,
     created: Instant,
 }
 
 struct TokenRecord {
-    client_id: String,
+    acct: Acct,
     kind: TokenKind,
     expires: DateTime<Utc>,
 }
@@ -69,19 +75,21 @@ struct TokenRecord {
 struct Inner {
     calls: HashMap<Endpoint, u32>,
     entries: HashMap<EntryKind, u32>,
-    logins: u32,
+    /// Tokens minted by a login, per account.
+    logins: Vec<u32>,
     faults: HashMap<Endpoint, ArmedFault>,
     page_variant: PageVariant,
     consent_cap: u32,
     totp_reuse_allowed: bool,
-    consents_per_day: HashMap<NaiveDate, u32>,
-    /// consentAppId -> still usable (no tokenId generated from it yet).
-    consents: HashMap<String, bool>,
+    consents_per_day: HashMap<(Acct, NaiveDate), u32>,
+    /// consentAppId -> its account, and whether it is still usable (no tokenId generated
+    /// from it yet).
+    consents: HashMap<String, (Acct, bool)>,
     sessions: HashMap<String, LoginSession>,
-    /// One-time tokenIds not yet exchanged.
-    token_ids: HashSet<String>,
+    /// One-time tokenIds not yet exchanged, and whose they are.
+    token_ids: HashMap<String, Acct>,
     tokens: HashMap<String, TokenRecord>,
-    used_totp_steps: HashSet<u64>,
+    used_totp_steps: HashSet<(Acct, u64)>,
 }
 
 pub(crate) struct Minted {
@@ -90,7 +98,7 @@ pub(crate) struct Minted {
 }
 
 pub(crate) struct LiveToken {
-    pub(crate) client_id: String,
+    pub(crate) acct: Acct,
     pub(crate) expires: DateTime<Utc>,
 }
 
@@ -225,24 +233,30 @@ fn totp_for(secret: &str) -> io::Result<Totp> {
 
 impl State {
     pub(crate) fn new(opts: &MockOptions) -> io::Result<State> {
-        let totp = totp_for(&opts.account.totp_secret)?;
-        url::Url::parse(&opts.account.redirect_url).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("mock account redirect_url is not a URL: {e}"),
-            )
-        })?;
+        let mut accounts = vec![opts.account.clone()];
+        accounts.extend((1..opts.accounts.max(1)).map(MockAccount::numbered));
+        let mut totps = Vec::with_capacity(accounts.len());
+        for a in &accounts {
+            totps.push(totp_for(&a.totp_secret)?);
+            url::Url::parse(&a.redirect_url).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("mock account redirect_url is not a URL: {e}"),
+                )
+            })?;
+        }
+        let n = accounts.len();
         Ok(State {
-            account: opts.account.clone(),
+            accounts,
             spa_render_delay: opts.spa_render_delay,
             sms_otp: six_random_digits(),
             decoy_token_id: jwt::uuid_like(),
-            totp,
+            totps,
             token_lifetime: opts.token_lifetime,
             inner: Mutex::new(Inner {
                 calls: HashMap::new(),
                 entries: HashMap::new(),
-                logins: 0,
+                logins: vec![0; n],
                 faults: HashMap::new(),
                 page_variant: opts.page_variant,
                 consent_cap: opts.consent_cap,
@@ -250,7 +264,7 @@ impl State {
                 consents_per_day: HashMap::new(),
                 consents: HashMap::new(),
                 sessions: HashMap::new(),
-                token_ids: HashSet::new(),
+                token_ids: HashMap::new(),
                 tokens: HashMap::new(),
                 used_totp_steps: HashSet::new(),
             }),
@@ -295,8 +309,35 @@ impl State {
         self.lock().entries.get(&kind).copied().unwrap_or(0)
     }
 
+    /// The first account (the one single-account callers use).
+    pub(crate) fn account(&self) -> &MockAccount {
+        &self.accounts[0]
+    }
+
+    pub(crate) fn account_by_client_id(&self, client_id: &str) -> Option<Acct> {
+        self.accounts.iter().position(|a| a.client_id == client_id)
+    }
+
+    /// The account whose API key and secret these are.
+    pub(crate) fn account_by_app(&self, api_key: &str, api_secret: &str) -> Option<Acct> {
+        self.accounts
+            .iter()
+            .position(|a| a.api_key == api_key && a.api_secret == api_secret)
+    }
+
+    /// The account a login page session is for (the first when the session is unknown).
+    pub(crate) fn session_account(&self, session: &str) -> &MockAccount {
+        let acct = self.lock().sessions.get(session).map_or(0, |s| s.acct);
+        &self.accounts[acct]
+    }
+
+    /// Tokens minted by a login, all accounts together.
     pub(crate) fn logins(&self) -> u32 {
-        self.lock().logins
+        self.lock().logins.iter().sum()
+    }
+
+    pub(crate) fn logins_of(&self, acct: Acct) -> u32 {
+        self.lock().logins.get(acct).copied().unwrap_or(0)
     }
 
     pub(crate) fn set_fault(&self, ep: Endpoint, fault: Fault, times: Option<u32>) {
@@ -338,43 +379,43 @@ impl State {
         self.lock().totp_reuse_allowed = allowed;
     }
 
-    pub(crate) fn pin_matches(&self, pin: &str) -> bool {
-        pin.trim() == self.account.pin
+    pub(crate) fn pin_matches(&self, acct: Acct, pin: &str) -> bool {
+        pin.trim() == self.accounts[acct].pin
     }
 
     /// Checks a code against the current step ±1 and, when it is accepted, spends its
     /// step: RFC 6238 §5.2 wants each code to work once.
-    pub(crate) fn check_totp(&self, code: &str) -> TotpVerdict {
+    pub(crate) fn check_totp(&self, acct: Acct, code: &str) -> TotpVerdict {
         let now = unix_now();
-        let Some(step) = self.totp.check(code.trim(), now) else {
+        let totp = &self.totps[acct];
+        let Some(step) = totp.check(code.trim(), now) else {
             return TotpVerdict::Invalid;
         };
         let mut inner = self.lock();
         if inner.totp_reuse_allowed {
             return TotpVerdict::Accepted;
         }
-        let current = now / self.totp.step();
+        let current = now / totp.step();
         inner
             .used_totp_steps
-            .retain(|s| s.saturating_add(2) >= current);
-        if inner.used_totp_steps.insert(step) {
+            .retain(|(_, s)| s.saturating_add(2) >= current);
+        if inner.used_totp_steps.insert((acct, step)) {
             TotpVerdict::Accepted
         } else {
             TotpVerdict::Reused
         }
     }
 
-    fn mint(&self, inner: &mut Inner, kind: TokenKind, lifetime: Duration) -> Minted {
+    fn mint(&self, inner: &mut Inner, acct: Acct, kind: TokenKind, lifetime: Duration) -> Minted {
         let now = Utc::now();
         let expires = after(now, lifetime);
-        let token = jwt::mint(&self.account.client_id, kind, now, expires);
+        let token = jwt::mint(&self.accounts[acct].client_id, kind, now, expires);
         // Dhan keeps one live token per account: a new one silently ends the others.
-        let client_id = &self.account.client_id;
-        inner.tokens.retain(|_, r| &r.client_id != client_id);
+        inner.tokens.retain(|_, r| r.acct != acct);
         inner.tokens.insert(
             token.clone(),
             TokenRecord {
-                client_id: client_id.clone(),
+                acct,
                 kind,
                 expires,
             },
@@ -383,22 +424,22 @@ impl State {
     }
 
     /// A token handed out by one of the two login endpoints.
-    pub(crate) fn login(&self) -> Minted {
+    pub(crate) fn login(&self, acct: Acct) -> Minted {
         let mut inner = self.lock();
-        inner.logins += 1;
-        self.mint(&mut inner, TokenKind::App, self.token_lifetime)
+        inner.logins[acct] += 1;
+        self.mint(&mut inner, acct, TokenKind::App, self.token_lifetime)
     }
 
-    pub(crate) fn issue_token(&self, kind: TokenKind, lifetime: Duration) -> String {
+    pub(crate) fn issue_token(&self, acct: Acct, kind: TokenKind, lifetime: Duration) -> String {
         let mut inner = self.lock();
-        self.mint(&mut inner, kind, lifetime).token
+        self.mint(&mut inner, acct, kind, lifetime).token
     }
 
     pub(crate) fn live_token(&self, token: &str) -> Option<LiveToken> {
         let inner = self.lock();
         let record = inner.tokens.get(token)?;
-        (record.expires > Utc::now()).then(|| LiveToken {
-            client_id: record.client_id.clone(),
+        (record.expires > Utc::now()).then_some(LiveToken {
+            acct: record.acct,
             expires: record.expires,
         })
     }
@@ -410,40 +451,44 @@ impl State {
     pub(crate) fn renew(&self, token: &str, client_id: &str) -> Result<Minted, RenewRefusal> {
         let mut inner = self.lock();
         let record = inner.tokens.get(token).ok_or(RenewRefusal::Invalid)?;
-        if record.expires <= Utc::now() || record.client_id != client_id {
+        let acct = record.acct;
+        if record.expires <= Utc::now() || self.accounts[acct].client_id != client_id {
             return Err(RenewRefusal::Invalid);
         }
         if record.kind != TokenKind::SelfWeb {
             return Err(RenewRefusal::NotRenewable);
         }
         inner.tokens.remove(token);
-        Ok(self.mint(&mut inner, TokenKind::SelfWeb, self.token_lifetime))
+        Ok(self.mint(&mut inner, acct, TokenKind::SelfWeb, self.token_lifetime))
     }
 
     fn ist_today() -> NaiveDate {
         Utc::now().with_timezone(&jwt::ist()).date_naive()
     }
 
-    pub(crate) fn consents_today(&self) -> u32 {
+    /// Consents generated today (IST), all accounts together or one account's.
+    pub(crate) fn consents_today(&self, acct: Option<Acct>) -> u32 {
+        let today = Self::ist_today();
         self.lock()
             .consents_per_day
-            .get(&Self::ist_today())
-            .copied()
-            .unwrap_or(0)
+            .iter()
+            .filter(|((a, day), _)| *day == today && acct.is_none_or(|x| x == *a))
+            .map(|(_, n)| n)
+            .sum()
     }
 
-    /// A new consentAppId, or None once today's (IST) cap is reached.
-    pub(crate) fn generate_consent(&self) -> Option<String> {
+    /// A new consentAppId, or None once the account's cap for today (IST) is reached.
+    pub(crate) fn generate_consent(&self, acct: Acct) -> Option<String> {
         let mut inner = self.lock();
         let today = Self::ist_today();
         let cap = inner.consent_cap;
-        let used = inner.consents_per_day.entry(today).or_insert(0);
+        let used = inner.consents_per_day.entry((acct, today)).or_insert(0);
         if *used >= cap {
             return None;
         }
         *used += 1;
         let id = jwt::uuid_like();
-        inner.consents.insert(id.clone(), true);
+        inner.consents.insert(id.clone(), (acct, true));
         Some(id)
     }
 
@@ -451,16 +496,16 @@ impl State {
         self.lock()
             .consents
             .get(consent_app_id)
-            .copied()
-            .unwrap_or(false)
+            .is_some_and(|(_, usable)| *usable)
     }
 
     /// Opens a login session for a usable consent.
     pub(crate) fn open_session(&self, consent_app_id: &str) -> Option<String> {
         let mut inner = self.lock();
-        if !inner.consents.get(consent_app_id).copied().unwrap_or(false) {
-            return None;
-        }
+        let acct = match inner.consents.get(consent_app_id) {
+            Some((acct, true)) => *acct,
+            _ => return None,
+        };
         inner
             .sessions
             .retain(|_, s| s.created.elapsed() < SESSION_TTL);
@@ -469,6 +514,7 @@ impl State {
             id.clone(),
             LoginSession {
                 consent_app_id: consent_app_id.to_owned(),
+                acct,
                 stage: Stage::Mobile,
                 wrong_entries: 0,
                 created: Instant::now(),
@@ -484,8 +530,7 @@ impl State {
         inner
             .consents
             .get(&s.consent_app_id)
-            .copied()
-            .unwrap_or(false)
+            .is_some_and(|(_, usable)| *usable)
             .then_some(s.stage)
     }
 
@@ -495,13 +540,15 @@ impl State {
         let Some(stage) = self.session_stage(session) else {
             return StepOutcome::Expired;
         };
-        let blocked = {
+        let (blocked, acct) = {
             let inner = self.lock();
-            inner
-                .sessions
-                .get(session)
-                .is_some_and(|s| s.wrong_entries >= WRONG_ENTRIES_BEFORE_BLOCK)
+            let s = inner.sessions.get(session);
+            (
+                s.is_some_and(|s| s.wrong_entries >= WRONG_ENTRIES_BEFORE_BLOCK),
+                s.map_or(0, |s| s.acct),
+            )
         };
+        let account = &self.accounts[acct];
         if blocked {
             return StepOutcome::Show {
                 stage,
@@ -517,12 +564,12 @@ impl State {
         let (accepted, error) = match stage {
             Stage::Mobile => {
                 let typed = digits_only(entry.mobile.as_deref().unwrap_or(""));
-                let ok = !force_wrong && typed == digits_only(&self.account.mobile);
+                let ok = !force_wrong && typed == digits_only(&account.mobile);
                 (ok, MOBILE_NOT_REGISTERED)
             }
             Stage::Totp => {
                 let code = entry.totp.unwrap_or_default();
-                let ok = !force_wrong && self.check_totp(&code) == TotpVerdict::Accepted;
+                let ok = !force_wrong && self.check_totp(acct, &code) == TotpVerdict::Accepted;
                 (ok, TOTP_INVALID)
             }
             Stage::SmsOtp => {
@@ -532,7 +579,7 @@ impl State {
             }
             Stage::Pin => {
                 let pin = entry.pin.unwrap_or_default();
-                let ok = !force_wrong && self.pin_matches(&pin);
+                let ok = !force_wrong && self.pin_matches(acct, &pin);
                 (ok, PIN_INCORRECT)
             }
             Stage::Authorized => return StepOutcome::Authorized,
@@ -575,24 +622,26 @@ impl State {
             return None;
         }
         let consent = s.consent_app_id.clone();
-        let usable = inner.consents.get_mut(&consent)?;
+        let (acct, usable) = inner.consents.get_mut(&consent)?;
         if !*usable {
             return None;
         }
         *usable = false;
+        let acct = *acct;
         inner.sessions.remove(session);
         let token_id = jwt::uuid_like();
-        inner.token_ids.insert(token_id.clone());
+        inner.token_ids.insert(token_id.clone(), acct);
         Some(token_id)
     }
 
-    /// Exchanges a tokenId once.
-    pub(crate) fn consume_token_id(&self, token_id: &str) -> Option<Minted> {
+    /// Exchanges a tokenId once, by the app of the account it was made for.
+    pub(crate) fn consume_token_id(&self, acct: Acct, token_id: &str) -> Option<Minted> {
         let mut inner = self.lock();
-        if !inner.token_ids.remove(token_id) {
+        if inner.token_ids.get(token_id) != Some(&acct) {
             return None;
         }
-        inner.logins += 1;
-        Some(self.mint(&mut inner, TokenKind::App, self.token_lifetime))
+        inner.token_ids.remove(token_id);
+        inner.logins[acct] += 1;
+        Some(self.mint(&mut inner, acct, TokenKind::App, self.token_lifetime))
     }
 }

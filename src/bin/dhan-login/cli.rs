@@ -130,9 +130,12 @@ pub enum Command {
     /// Run a local stand-in of auth.dhan.co and api.dhan.co (for tests and SDKs).
     #[command(
         after_help = "Examples:\n  dhan-login mock-server --port 8700\n  dhan-login mock-server | head -1 | jq .   # the demo account and base URLs\n  \
+            dhan-login mock-server --accounts 30 | head -1 | jq '.accounts[].client_id'\n  \
             dhan-login mock-server --markup tel-boxes --submission auto --skip-totp\n  \
             dhan-login mock-server --markup password-pin --server-rendered --no-tracker\n\n\
-            The first line of stdout is one JSON object describing the demo account (with the SMS OTP).\n\
+            The first line of stdout is one JSON object describing the demo account (with the SMS OTP);\n\
+            with --accounts N > 1 its `accounts` array lists every account (client id, mobile, PIN,\n\
+            TOTP secret, API key and secret), the demo account first.\n\
             Without page flags the login page is the stand-in's closest reproduction of Dhan's:\n\
             <code-input> boxes, a masked PIN, buttons to submit, one scripted page, an analytics iframe.\n\
             The last example is the stand-in's first page, which the benchmarks measure.\n\
@@ -285,6 +288,10 @@ pub struct MockArgs {
     /// Consents allowed per IST day before CONSENT_LIMIT_EXCEED.
     #[arg(long, default_value_t = 25)]
     pub consent_cap: u32,
+    /// Accounts to serve: the demo account, then accounts 2..N, each with its own client
+    /// id, mobile, PIN, TOTP secret and API key (its own consent cap and live token too).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub accounts: u32,
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, default_value_t = 86_400)]
     pub token_lifetime_secs: u64,

@@ -41,6 +41,7 @@ fn page_variant(page: &PageArgs) -> PageVariant {
 pub async fn mock_server(args: MockArgs) -> Result<u8> {
     let opts = MockOptions {
         port: args.port,
+        accounts: args.accounts,
         consent_cap: args.consent_cap,
         token_lifetime: Duration::from_secs(args.token_lifetime_secs.max(1)),
         page_variant: page_variant(&args.page),
