@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Sandbox, jwt_claims, run};
-use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind};
+use dhan_login::mock::{Endpoint, Fault, MockAccount, MockOptions, MockServer, TokenKind};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -39,7 +39,11 @@ enum Login {
 /// A `[profiles.NAME]` table pointing at `server`. The margin is 1.2 s so that tokens
 /// living a few seconds count as valid.
 fn profile(name: &str, server: &MockServer, login: Login) -> String {
-    let a = server.account();
+    account_profile(name, server, server.account(), login)
+}
+
+/// [`profile`] for one of the stand-in's accounts.
+fn account_profile(name: &str, server: &MockServer, a: &MockAccount, login: Login) -> String {
     let mut t = format!(
         "[profiles.{name}]\nclient_id = \"{}\"\nauth_base_url = \"{}\"\napi_base_url = \"{}\"\n\
          margin_minutes = 0.02\nlock_wait_secs = 20\n",
@@ -1051,6 +1055,110 @@ async fn a_replica_frozen_past_its_lease_cannot_overwrite_its_successors_token()
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(server.logins(), 2, "a third login:\n{}", a.log());
     for d in [a, b] {
+        let (code, log) = d.terminate().await;
+        assert_eq!(code, Some(0), "{log}");
+    }
+}
+
+/// Three daemons sharing one database serve thirty profiles (thirty accounts on one
+/// stand-in): each profile is logged in exactly once, and every replica hands out the
+/// same token for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_serve_thirty_profiles_with_one_login_each() {
+    let Some(db) = common::pg::database().await else {
+        return;
+    };
+    const PROFILES: u32 = 30;
+    let server = MockServer::start(MockOptions {
+        accounts: PROFILES,
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key = common::pg::key_file(keys.path());
+    let names: Vec<String> = (1..=PROFILES).map(|i| format!("p{i:02}")).collect();
+    let mut config = serve_table(60.0);
+    for (name, a) in names.iter().zip(server.accounts()) {
+        config += &account_profile(name, &server, a, Login::Totp);
+    }
+    let args: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut sandboxes = Vec::new();
+    let mut starts = Vec::new();
+    for _ in 0..3 {
+        let sandbox = Sandbox::new();
+        sandbox.write_config(&config);
+        let mut cmd = cli(&sandbox);
+        cmd.env("DHAN_LOGIN_STORE_URL", &db)
+            .env("DHAN_LOGIN_STORE_KEY_FILE", &key);
+        starts.push(cmd);
+        sandboxes.push(sandbox);
+    }
+    let started = Instant::now();
+    let [c1, c2, c3]: [std::process::Command; 3] = starts.try_into().unwrap();
+    let (a, b, c) = tokio::join!(
+        Daemon::start(c1, &args),
+        Daemon::start(c2, &args),
+        Daemon::start(c3, &args),
+    );
+    let daemons = [a, b, c];
+    // Every replica, every profile: the token each hands out, once all have one.
+    let mut served = vec![vec![String::new(); names.len()]; daemons.len()];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut missing = 0;
+        for (r, (d, sandbox)) in daemons.iter().zip(&sandboxes).enumerate() {
+            let key = key_of(sandbox);
+            for (i, name) in names.iter().enumerate() {
+                if !served[r][i].is_empty() {
+                    continue;
+                }
+                let (status, body) = d
+                    .get(&format!("/v1/profiles/{name}/token"), Some(&key))
+                    .await;
+                if status == 200 {
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    served[r][i] = v["access_token"].as_str().unwrap().to_owned();
+                } else {
+                    missing += 1;
+                }
+            }
+        }
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} tokens still missing after 90 s:\n{}",
+            daemons[0].log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = started.elapsed();
+    let logins = server.logins();
+    eprintln!(
+        "3 replicas x {PROFILES} profiles: all {} tokens served {:.2} s after start; {logins} logins at the stand-in",
+        3 * PROFILES,
+        took.as_secs_f64()
+    );
+    for (i, (name, a)) in names.iter().zip(server.accounts()).enumerate() {
+        assert_eq!(server.logins_of(&a.client_id), 1, "{name}");
+        assert_eq!(
+            served[1][i], served[0][i],
+            "{name}: replicas 1 and 2 differ"
+        );
+        assert_eq!(
+            served[2][i], served[0][i],
+            "{name}: replicas 1 and 3 differ"
+        );
+        assert!(server.is_live(&served[0][i]), "{name}");
+        assert_eq!(
+            jwt_claims(&served[0][i]).unwrap()["dhanClientId"],
+            a.client_id.as_str()
+        );
+    }
+    assert_eq!(logins, PROFILES);
+    for d in daemons {
         let (code, log) = d.terminate().await;
         assert_eq!(code, Some(0), "{log}");
     }
