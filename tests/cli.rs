@@ -1153,3 +1153,50 @@ async fn chromium_starts_while_generate_consent_is_in_flight() {
         "the generate-consent answer was not held: the test proves nothing"
     );
 }
+
+/// Dhan refusing a TOTP code as already used (another machine, or the user's own app,
+/// spent this 30 s step) says nothing about the PIN or the secret: exit 5 with a wait,
+/// no lockout stored, and the next run is not held by one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_totp_already_used_elsewhere_is_transient_and_locks_nothing() {
+    let s = Stand::start().await;
+    let a = s.server.account().clone();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    // Far from the step's end, so that the run below computes the same step.
+    if now() % 30 > 22 {
+        tokio::time::sleep(Duration::from_secs(30 - now() % 30 + 1)).await;
+    }
+    let code = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&a.totp_secret).unwrap())
+        .build_noncompliant()
+        .generate(now())
+        .to_string();
+    let elsewhere = reqwest::Client::new()
+        .post(format!(
+            "{}app/generateAccessToken",
+            s.server.auth_base_url()
+        ))
+        .query(&[
+            ("dhanClientId", a.client_id.as_str()),
+            ("pin", a.pin.as_str()),
+            ("totp", code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status().as_u16(), 200);
+
+    let r = s.run(["token"]).await;
+    r.assert_code(5);
+    assert!(r.stderr.contains("already used"), "{r}");
+    let lockouts = s.sandbox.state_dir().join("lockouts");
+    let stored = std::fs::read_dir(&lockouts).map_or(0, |d| d.count());
+    assert_eq!(stored, 0, "a lockout was stored in {}", lockouts.display());
+    let again = s.run(["token"]).await;
+    assert_ne!(again.code, Some(3), "the next run is held:\n{again}");
+}

@@ -181,6 +181,9 @@ const CREDENTIAL_WORDS: [&str; 11] = [
 /// generated once every 2 minutes").
 pub const TOKEN_INTERVAL: Duration = Duration::from_secs(120);
 
+/// How long a TOTP code lasts (RFC 6238's step, which Dhan uses).
+pub const TOTP_STEP: Duration = Duration::from_secs(30);
+
 /// Whether an endpoint takes the user's credentials, so that a 400/401 in Dhan's JSON
 /// from it means "wrong credentials": the conservative reading, since retrying one locks
 /// accounts.
@@ -226,6 +229,18 @@ pub fn classify(endpoint: &'static str, kind: Kind, status: u16, scrubbed_body: 
                 };
             }
             _ => {}
+        }
+        // The code was right but spent: by a login of another machine or process (one
+        // that died mid-login), or by the user's authenticator elsewhere. Nothing about
+        // the PIN or the secret is wrong, so it must not lock them: wait for the next
+        // 30 s step, as for a rate limit.
+        if kind == Kind::Credentials && s.says("already used") {
+            return ApiError::RateLimited {
+                endpoint,
+                status,
+                retry_after: Some(TOTP_STEP),
+                body,
+            };
         }
         if s.says("every 2 minutes") {
             return ApiError::RateLimited {
@@ -440,6 +455,26 @@ mod tests {
         );
         assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
         assert!(e.to_string().contains("try again after 120 s"), "{e}");
+    }
+
+    #[test]
+    fn a_totp_already_used_is_a_wait_for_the_next_code_not_a_rejection() {
+        let e = classify(
+            GEN,
+            Login,
+            401,
+            r#"{"status":"error","message":"TOTP already used, wait for the next code"}"#,
+        );
+        assert_eq!(e.class(), RateLimited, "{e}");
+        assert_eq!(e.retry_after(), Some(TOTP_STEP));
+        // A wrong TOTP is still a rejection.
+        let e = classify(
+            GEN,
+            Login,
+            401,
+            r#"{"status":"error","message":"Invalid TOTP"}"#,
+        );
+        assert_eq!(e.class(), CredentialRejected);
     }
 
     /// Words that would sway a careless classifier, and JSON-ish fragments.
