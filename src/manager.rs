@@ -56,6 +56,8 @@ pub struct TokenManager {
     inflight: tokio::sync::Mutex<()>,
     /// A minted token whose save failed: this process still hands it out.
     unsaved: std::sync::Mutex<Option<Token>>,
+    /// The token last read from a shared database, handed out while it is unreachable.
+    seen: std::sync::Mutex<Option<Token>>,
 }
 
 impl TokenManager {
@@ -71,6 +73,7 @@ impl TokenManager {
             lock_wait,
             inflight: tokio::sync::Mutex::new(()),
             unsaved: std::sync::Mutex::new(None),
+            seen: std::sync::Mutex::new(None),
         }
     }
 
@@ -144,31 +147,49 @@ impl TokenManager {
                     tracing::warn!("the stored token is not used: {e}");
                     state.token = None;
                 }
+                if let StateBackend::Postgres(_) = self.backend {
+                    *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = state.token.clone();
+                }
                 Ok(state)
             }
         }
     }
 
     /// The stored token if it stays valid beyond the margin.
+    ///
+    /// While a shared database is unreachable (a restart, a network cut), the token this
+    /// process last read from it (or minted and could not save) is handed out as long as
+    /// it stays valid: a token is good until Dhan replaces it, and nothing can replace it
+    /// unseen while no replica can reach the database to take the lease.
     pub async fn cached(&self) -> Result<Option<Token>, Error> {
         let now = self.clock.now();
-        Ok(self
-            .state()
-            .await?
-            .token
-            .filter(|t| t.is_valid_for(now, self.profile.margin)))
+        let valid = |t: &Token| t.is_valid_for(now, self.profile.margin);
+        match self.state().await {
+            Ok(state) => Ok(state.token.filter(valid)),
+            Err(e @ Error::Store(StoreError::Database { .. })) => {
+                let remembered = [&self.unsaved, &self.seen]
+                    .into_iter()
+                    .filter_map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                    .filter(valid)
+                    .max_by_key(|t| t.obtained_at);
+                match remembered {
+                    Some(t) => {
+                        tracing::debug!(
+                            "the state database is unreachable ({e}): handing out the token last read from it"
+                        );
+                        Ok(Some(t))
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A valid token: the cached one unless `force`, else the first source that works.
     pub async fn token(&self, req: &Request, progress: &dyn Progress) -> Result<Obtained, Error> {
-        if !req.force
-            && let Some(token) = self.cached().await?
-        {
-            return Ok(Obtained {
-                token,
-                cached: true,
-                unsaved: None,
-            });
+        if let Some(cached) = self.unforced(req).await? {
+            return Ok(cached);
         }
         let started_at = self.clock.now();
         let _inflight = self.inflight.lock().await;
@@ -178,6 +199,34 @@ impl TokenManager {
         // for the next machine to wait out.
         owner.release().await;
         result
+    }
+
+    /// `token` under an ownership the caller already holds and keeps (`serve` holds a
+    /// profile's lease between logins).
+    pub async fn token_as(
+        &self,
+        owner: &Ownership,
+        req: &Request,
+        progress: &dyn Progress,
+    ) -> Result<Obtained, Error> {
+        if let Some(cached) = self.unforced(req).await? {
+            return Ok(cached);
+        }
+        let started_at = self.clock.now();
+        let _inflight = self.inflight.lock().await;
+        self.obtain(owner, req, progress, started_at).await
+    }
+
+    /// The cached token, unless the request forces a new one.
+    async fn unforced(&self, req: &Request) -> Result<Option<Obtained>, Error> {
+        if req.force {
+            return Ok(None);
+        }
+        Ok(self.cached().await?.map(|token| Obtained {
+            token,
+            cached: true,
+            unsaved: None,
+        }))
     }
 
     /// The rest of `token`, while this process owns the profile.
@@ -411,17 +460,30 @@ impl TokenManager {
 
     /// Lifts every lockout after the user checked the credentials. True if there was one.
     pub async fn unlock(&self) -> Result<bool, Error> {
-        let owner = self.own().await?;
+        let owner = self.own_to_write().await?;
         let mut state = self.state().await?;
         let had_legacy = state.legacy_lockout.take().is_some();
         if had_legacy {
             self.backend
-                .save(&self.profile.name, &state, Some(&owner))
+                .save(&self.profile.name, &state, owner.as_ref())
                 .await?;
         }
         let had_file = self.backend.clear_lockouts(&self.profile.name).await?;
-        owner.release().await;
+        if let Some(owner) = owner {
+            owner.release().await;
+        }
         Ok(had_legacy || had_file)
+    }
+
+    /// What `unlock`, `import` and `logout` hold while they write. A state file is read, changed
+    /// and written whole, so they take the file lock as a login does. In the database
+    /// every change is a statement of its own, and a daemon holds the lease between
+    /// logins: waiting for it would make them fail whenever a daemon runs.
+    async fn own_to_write(&self) -> Result<Option<Ownership>, Error> {
+        match &self.backend {
+            StateBackend::Files(_) => Ok(Some(self.own().await?)),
+            StateBackend::Postgres(_) => Ok(None),
+        }
     }
 
     /// Today's consent figures, when the client id is known.
@@ -468,16 +530,18 @@ impl TokenManager {
                     now,
                 )
             })?;
-        let owner = self.own().await?;
+        let owner = self.own_to_write().await?;
         let mut state = self.state().await?;
         state.token = Some(token.clone());
         state.renewable = true;
         state.last_error = None;
         state.updated_at = Some(now);
         self.backend
-            .save(&self.profile.name, &state, Some(&owner))
+            .save(&self.profile.name, &state, owner.as_ref())
             .await?;
-        owner.release().await;
+        if let Some(owner) = owner {
+            owner.release().await;
+        }
         Ok(token)
     }
 
@@ -490,19 +554,26 @@ impl TokenManager {
     ///
     /// Only the token goes: the lockout and the last TOTP step stay, or a logout followed
     /// by a login could resubmit a spent code or a rejected PIN. Done while owning the
-    /// profile, like every other write: a login finishing meanwhile would otherwise have
-    /// its new token or its spent TOTP step overwritten by the state read before it.
+    /// profile's state file, like every other write: a login finishing meanwhile would
+    /// otherwise have its new token or its spent TOTP step overwritten by the state read
+    /// before it. In the database the token goes only if it is still the one read: a
+    /// token another machine stored meanwhile (a successor that took the profile over) is
+    /// its own, and stays.
     pub async fn logout(&self) -> Result<bool, Error> {
-        let owner = self.own().await?;
+        let owner = self.own_to_write().await?;
         let mut state = self.state().await?;
-        let had = state.token.take().is_some();
-        if had {
-            state.updated_at = Some(self.clock.now());
-            self.backend
-                .save(&self.profile.name, &state, Some(&owner))
-                .await?;
+        let forgotten = match state.token.take() {
+            Some(read) => {
+                state.updated_at = Some(self.clock.now());
+                self.backend
+                    .forget(&self.profile.name, &state, &read)
+                    .await?
+            }
+            None => false,
+        };
+        if let Some(owner) = owner {
+            owner.release().await;
         }
-        owner.release().await;
-        Ok(had)
+        Ok(forgotten)
     }
 }

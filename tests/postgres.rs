@@ -472,3 +472,34 @@ fn an_unreachable_database_is_transient_and_its_password_never_shows() {
         assert!(!all.contains(&key_text), "{args:?} printed the key: {all}");
     }
 }
+
+/// A logout that read a token which a successor has since replaced drops nothing: the
+/// successor's token stays. A logout of the current token drops it, and only it.
+#[tokio::test]
+async fn a_logout_never_drops_a_token_stored_after_it_read() {
+    let Some(db) = fresh_db().await else { return };
+    let (a, b) = (db.backend("a", 15), db.backend("b", 15));
+    let owner = a.own("p", Duration::from_secs(5)).await.unwrap();
+    a.save("p", &with_token("old.token.value"), Some(&owner))
+        .await
+        .unwrap();
+    owner.release().await;
+    // The logout reads the old token...
+    let mut read = a.load("p").await.unwrap();
+    let old = read.token.take().unwrap();
+    // ...while another machine takes the profile and stores its own.
+    let next = b.own("p", Duration::from_secs(5)).await.unwrap();
+    b.save("p", &with_token("new.token.value"), Some(&next))
+        .await
+        .unwrap();
+    assert!(!a.forget("p", &read, &old).await.unwrap());
+    let kept = a.load("p").await.unwrap().token.unwrap();
+    assert_eq!(kept.access_token.secret(), "new.token.value");
+
+    let mut current = a.load("p").await.unwrap();
+    let token = current.token.take().unwrap();
+    assert!(a.forget("p", &current, &token).await.unwrap());
+    let after = a.load("p").await.unwrap();
+    assert!(after.token.is_none());
+    assert_eq!(after.totp_last_step, Some(42), "only the token goes");
+}

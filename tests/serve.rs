@@ -836,14 +836,63 @@ async fn sigterm_during_a_browser_login_leaves_no_chromium() {
     );
 }
 
+/// The lease length the failover tests use: 3 s unless DHAN_LOGIN_TEST_LEASE_SECS says
+/// otherwise (the README's figure for the default of 15 s comes from running them so).
+fn test_lease_secs() -> u64 {
+    std::env::var("DHAN_LOGIN_TEST_LEASE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+/// The lease row of `profile`: holder and epoch.
+async fn lease_row(db: &str, profile: &str) -> Option<(String, i64)> {
+    let (client, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .query_opt(
+            "SELECT holder, epoch FROM dhan_login_leases WHERE profile = $1",
+            &[&profile],
+        )
+        .await
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1)))
+}
+
+/// The token a daemon hands out for `profile`, once it has one (within `limit`).
+async fn served_token(d: &Daemon, sandbox: &Sandbox, profile: &str, limit: Duration) -> String {
+    let key = key_of(sandbox);
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, body) = d
+            .get(&format!("/v1/profiles/{profile}/token"), Some(&key))
+            .await;
+        if status == 200 {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            return v["access_token"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no token within {limit:?}: {status} {body}\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Three daemons on three "machines" (each its own state folder and serve.key) sharing
-/// one database: one login in all, the same token from every replica, and a replica
-/// killed with SIGKILL changes nothing for the others.
+/// one database: one login in all, the same token from every replica. One replica holds
+/// the profile's lease between logins; killed with SIGKILL, another takes the lease over
+/// once it lapses, without logging in (the token is fresh), and the token endpoint of the
+/// others never stops answering.
 #[tokio::test(flavor = "multi_thread")]
 async fn three_replicas_on_one_database_log_in_once_and_outlive_a_kill_9() {
     let Some(db) = common::pg::database().await else {
         return;
     };
+    let lease = test_lease_secs();
     let server = MockServer::start(MockOptions::default()).await.unwrap();
     let keys = tempfile::tempdir().unwrap();
     let key = common::pg::key_file(keys.path());
@@ -859,7 +908,8 @@ async fn three_replicas_on_one_database_log_in_once_and_outlive_a_kill_9() {
         sandbox.write_config(&config);
         let mut cmd = cli(&sandbox);
         cmd.env("DHAN_LOGIN_STORE_URL", &db)
-            .env("DHAN_LOGIN_STORE_KEY_FILE", &key);
+            .env("DHAN_LOGIN_STORE_KEY_FILE", &key)
+            .env("DHAN_LOGIN_LEASE_SECS", lease.to_string());
         sandboxes.push(sandbox);
         replicas.push(cmd);
     }
@@ -869,25 +919,10 @@ async fn three_replicas_on_one_database_log_in_once_and_outlive_a_kill_9() {
         Daemon::start(replicas.remove(0), &["acct"]),
         Daemon::start(replicas.remove(0), &["acct"]),
     );
-    let daemons = [a, b, c];
+    let mut daemons = vec![a, b, c];
     let mut tokens = Vec::new();
     for (d, sandbox) in daemons.iter().zip(&sandboxes) {
-        let key = key_of(sandbox);
-        let deadline = Instant::now() + Duration::from_secs(40);
-        let token = loop {
-            let (status, body) = d.get("/v1/profiles/acct/token", Some(&key)).await;
-            if status == 200 {
-                let v: Value = serde_json::from_str(&body).unwrap();
-                break v["access_token"].as_str().unwrap().to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "a replica served no token within 40 s: {status} {body}\n{}",
-                d.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        tokens.push(token);
+        tokens.push(served_token(d, sandbox, "acct", Duration::from_secs(40)).await);
     }
     eprintln!(
         "3 replicas: every one served the token {:.2} s after start",
@@ -897,11 +932,35 @@ async fn three_replicas_on_one_database_log_in_once_and_outlive_a_kill_9() {
     assert!(tokens.iter().all(|t| t == &tokens[0]));
     assert!(server.is_live(&tokens[0]));
 
-    let [mut first, second, third] = daemons;
-    first.child.start_kill().unwrap();
-    first.child.wait().await.unwrap();
+    // Exactly one replica holds the lease; the others stand by.
+    let (holder, epoch) = lease_row(&db, "acct").await.expect("a lease row");
+    let mut states = Vec::new();
+    for d in &daemons {
+        states.push(
+            d.profile("acct").await["state"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        states.iter().filter(|s| *s == "standby").count(),
+        2,
+        "{states:?}"
+    );
+    let pid_of = |d: &Daemon| d.child.id().unwrap();
+    let h = daemons
+        .iter()
+        .position(|d| holder.contains(&format!("/{}/", pid_of(d))))
+        .unwrap_or_else(|| panic!("the holder {holder} is none of the replicas"));
+    assert_ne!(states[h], "standby");
+
+    let mut dead = daemons.remove(h);
+    let dead_sandbox = sandboxes.remove(h);
+    dead.child.start_kill().unwrap();
+    dead.child.wait().await.unwrap();
     let killed = Instant::now();
-    for (d, sandbox) in [(&second, &sandboxes[1]), (&third, &sandboxes[2])] {
+    for (d, sandbox) in daemons.iter().zip(&sandboxes) {
         let (status, body) = d
             .get("/v1/profiles/acct/token", Some(&key_of(sandbox)))
             .await;
@@ -909,11 +968,49 @@ async fn three_replicas_on_one_database_log_in_once_and_outlive_a_kill_9() {
         assert!(body.contains(&tokens[0]));
     }
     eprintln!(
-        "after kill -9 of a replica the others answered within {:.3} s",
+        "after kill -9 of the holder the others answered within {:.3} s",
         killed.elapsed().as_secs_f64()
     );
+    drop(dead_sandbox);
+    // The lease passes on once it lapses: at most lease_secs after the last renewal.
+    let limit = Duration::from_secs(lease + 10);
+    let new_holder = loop {
+        if let Some((who, e)) = lease_row(&db, "acct").await
+            && e > epoch
+            && !who.is_empty()
+        {
+            break who;
+        }
+        assert!(
+            killed.elapsed() < limit,
+            "nobody took the lease over within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = killed.elapsed();
+    eprintln!(
+        "kill -9 of the holder: lease taken over {:.2} s later (lease_secs = {lease}), logins at the stand-in: {}",
+        took.as_secs_f64(),
+        server.logins()
+    );
+    assert!(
+        took <= Duration::from_secs(lease) + Duration::from_secs(3),
+        "took over after {took:?} with a lease of {lease} s"
+    );
+    assert!(
+        daemons
+            .iter()
+            .any(|d| new_holder.contains(&format!("/{}/", pid_of(d)))),
+        "{new_holder}"
+    );
+    // The token was fresh: the new holder serves it and does not log in.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (d, sandbox) in daemons.iter().zip(&sandboxes) {
+        let token = served_token(d, sandbox, "acct", Duration::from_secs(5)).await;
+        assert_eq!(token, tokens[0]);
+    }
     assert_eq!(server.logins(), 1, "a replica logged in again");
-    for d in [second, third] {
+    for d in daemons {
         let (code, log) = d.terminate().await;
         assert_eq!(code, Some(0), "{log}");
     }
@@ -1158,6 +1255,287 @@ async fn three_replicas_serve_thirty_profiles_with_one_login_each() {
         );
     }
     assert_eq!(logins, PROFILES);
+    for d in daemons {
+        let (code, log) = d.terminate().await;
+        assert_eq!(code, Some(0), "{log}");
+    }
+}
+
+/// Forty profiles of one account, served by three daemons (separate processes) on one
+/// database, try the consent login at once with a daily cap of 25: the shared ledger lets
+/// exactly 25 generate-consent calls reach the stand-in, whatever the interleaving.
+///
+/// The stand-in answers generate-consent after 8 s, so every attempt counts itself in the
+/// ledger before any consentAppId exists to be reused; Chromium is missing, so each
+/// attempt ends right after its consent (its consentAppId stays pending, unspent).
+#[cfg(feature = "browser")]
+#[tokio::test(flavor = "multi_thread")]
+async fn forty_consent_attempts_from_three_processes_stop_at_the_cap_of_25() {
+    let Some(db) = common::pg::database().await else {
+        return;
+    };
+    const ATTEMPTS: usize = 40;
+    let server = MockServer::start(MockOptions {
+        consent_cap: 1000,
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap();
+    server.set_fault(
+        Endpoint::GenerateConsent,
+        Fault::Delay(Duration::from_secs(8)),
+    );
+    let a = server.account();
+    let keys = tempfile::tempdir().unwrap();
+    let key = common::pg::key_file(keys.path());
+    let names: Vec<String> = (1..=ATTEMPTS).map(|i| format!("c{i:02}")).collect();
+    let mut config = serve_table(60.0);
+    for name in &names {
+        // No TOTP secret: the consent login is the only way (otp_command would answer
+        // an SMS screen, which is never reached).
+        config += &format!(
+            "[profiles.{name}]\nclient_id = \"{}\"\nauth_base_url = \"{}\"\napi_base_url = \"{}\"\n\
+             mobile = \"{}\"\npin = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\n\
+             redirect_url = \"{}\"\notp_command = \"false\"\nconsent_cap = 25\n\
+             margin_minutes = 0.02\nlock_wait_secs = 20\n",
+            a.client_id,
+            server.auth_base_url().as_str().trim_end_matches('/'),
+            server.api_base_url(),
+            a.mobile,
+            a.pin,
+            a.api_key,
+            a.api_secret,
+            a.redirect_url,
+        );
+    }
+    let mut sandboxes = Vec::new();
+    let mut commands = Vec::new();
+    for _ in 0..3 {
+        let sandbox = Sandbox::new();
+        sandbox.write_config(&config);
+        let mut cmd = cli(&sandbox);
+        cmd.env("DHAN_LOGIN_STORE_URL", &db)
+            .env("DHAN_LOGIN_STORE_KEY_FILE", &key)
+            .env("DHAN_LOGIN_CHROME", sandbox.state_dir().join("no-chromium"));
+        commands.push(cmd);
+        sandboxes.push(sandbox);
+    }
+    // Each process serves its own third of the profiles.
+    let shares: Vec<Vec<&str>> = (0..3)
+        .map(|r| {
+            names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 3 == r)
+                .map(|(_, n)| n.as_str())
+                .collect()
+        })
+        .collect();
+    let [c1, c2, c3]: [std::process::Command; 3] = commands.try_into().unwrap();
+    let (d1, d2, d3) = tokio::join!(
+        Daemon::start(c1, &shares[0]),
+        Daemon::start(c2, &shares[1]),
+        Daemon::start(c3, &shares[2]),
+    );
+    let daemons = [d1, d2, d3];
+    // Every profile has tried once: it failed (no Chromium) or is held (the cap).
+    let settled = || async {
+        let mut done = 0;
+        for (d, share) in daemons.iter().zip(&shares) {
+            for name in share {
+                let p = d.profile(name).await;
+                if p["state"] == "held" || !p["last_error"].is_null() {
+                    done += 1;
+                }
+            }
+        }
+        done == ATTEMPTS
+    };
+    eventually(Duration::from_secs(60), "every profile tried once", settled).await;
+    // Stragglers of the stand-in's delay have landed by now.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut held = 0;
+    for (d, share) in daemons.iter().zip(&shares) {
+        for name in share {
+            let p = d.profile(name).await;
+            if p["held"]["class"] == "consent_limit" {
+                held += 1;
+            }
+        }
+    }
+    let reached = server.calls(Endpoint::GenerateConsent);
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let used: i32 = client
+        .query_one(
+            "SELECT used FROM dhan_login_consents WHERE client_id = $1",
+            &[&a.client_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    eprintln!(
+        "{ATTEMPTS} consent attempts from 3 serve processes, cap 25: {reached} reached the stand-in, \
+         {held} refused by the shared ledger, the rest reused the pending consent; ledger used = {used}"
+    );
+    assert_eq!(reached, 25, "{}", daemons[0].log());
+    assert_eq!(server.consents_today(), 25);
+    assert_eq!(used, 25);
+    assert!(
+        held >= 1,
+        "the cap was never reached: the test proves nothing"
+    );
+    for d in daemons {
+        let (code, log) = d.terminate().await;
+        assert_eq!(code, Some(0), "{log}");
+    }
+}
+
+/// PostgreSQL stopped and started again (a restart with a 3 s outage) while three
+/// replicas serve three profiles whose tokens are renewed every 10 s (the first round
+/// falls due during the outage), and programs ask for tokens all along: every request is answered with a valid token (during the outage
+/// from the replica's memory), the replicas reconnect, every refresh afterwards is one
+/// RenewToken by one replica (a second would have been refused and forced a login), and
+/// all replicas end up serving the same live tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_restart_under_load_loses_no_token_and_logs_in_nobody() {
+    let Some(cluster) = common::pg::Cluster::start(&[]) else {
+        return;
+    };
+    let db = cluster.url();
+    const PROFILES: u32 = 3;
+    let server = MockServer::start(MockOptions {
+        accounts: PROFILES,
+        ..short_lived(20)
+    })
+    .await
+    .unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key = common::pg::key_file(keys.path());
+    let names: Vec<String> = (1..=PROFILES).map(|i| format!("r{i}")).collect();
+    let mut config = serve_table(10.0);
+    for (name, a) in names.iter().zip(server.accounts()) {
+        // PIN and TOTP too: a refused renewal would fall back to a login, which counts.
+        config += &account_profile(name, &server, a, Login::Totp);
+    }
+    let mut sandboxes = Vec::new();
+    let mut commands = Vec::new();
+    for _ in 0..3 {
+        let sandbox = Sandbox::new();
+        sandbox.write_config(&config);
+        let mut cmd = cli(&sandbox);
+        cmd.env("DHAN_LOGIN_STORE_URL", &db)
+            .env("DHAN_LOGIN_STORE_KEY_FILE", &key);
+        commands.push(cmd);
+        sandboxes.push(sandbox);
+    }
+    // Dhan Web tokens, renewable, imported once into the shared database.
+    for (name, a) in names.iter().zip(server.accounts()) {
+        let token = server
+            .issue_token_for(&a.client_id, TokenKind::SelfWeb, Duration::from_secs(20))
+            .unwrap();
+        let mut cmd = cli(&sandboxes[0]);
+        cmd.env("DHAN_LOGIN_STORE_URL", &db)
+            .env("DHAN_LOGIN_STORE_KEY_FILE", &key)
+            .args(["--profile", name, "import"]);
+        run(cmd, Some(token.as_bytes())).await.assert_ok();
+    }
+    let args: Vec<&str> = names.iter().map(String::as_str).collect();
+    let [c1, c2, c3]: [std::process::Command; 3] = commands.try_into().unwrap();
+    let (d1, d2, d3) = tokio::join!(
+        Daemon::start(c1, &args),
+        Daemon::start(c2, &args),
+        Daemon::start(c3, &args),
+    );
+    let daemons = Arc::new([d1, d2, d3]);
+    let bearer: Vec<String> = sandboxes.iter().map(key_of).collect();
+
+    // Programs asking every replica for every token, all along.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (daemons, names, stop) = (daemons.clone(), names.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut answers: Vec<(Instant, u16, String)> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (d, key) in daemons.iter().zip(&bearer) {
+                    for name in &names {
+                        let (status, body) = d
+                            .get(&format!("/v1/profiles/{name}/token"), Some(key))
+                            .await;
+                        answers.push((Instant::now(), status, body));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            answers
+        })
+    };
+    // The outage covers the first renewal round (due 10 s after the tokens were made).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let renewed_before = server.calls(Endpoint::RenewToken);
+    let down = Instant::now();
+    tokio::task::block_in_place(|| cluster.down());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::task::block_in_place(|| cluster.up());
+    let up = Instant::now();
+    // Two renewal rounds after the restart.
+    tokio::time::sleep(Duration::from_secs(22)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = load.await.unwrap();
+
+    let during: Vec<_> = answers
+        .iter()
+        .filter(|(at, ..)| *at >= down && *at <= up)
+        .collect();
+    let failed: Vec<_> = answers.iter().filter(|(_, s, _)| *s != 200).collect();
+    let renewals = server.calls(Endpoint::RenewToken);
+    eprintln!(
+        "PostgreSQL down for {:.1} s: {} token requests during the outage, {} over the run, {} not 200; \
+         RenewToken calls {renewed_before} before the restart, {renewals} in all; logins {}",
+        (up - down).as_secs_f64(),
+        during.len(),
+        answers.len(),
+        failed.len(),
+        server.logins()
+    );
+    assert!(!during.is_empty(), "no request fell in the outage");
+    assert!(
+        failed.is_empty(),
+        "{} requests failed, first: {:?}\n{}",
+        failed.len(),
+        failed.first().map(|(_, s, b)| (s, b)),
+        daemons[0].log()
+    );
+    assert_eq!(
+        server.logins(),
+        0,
+        "a refresh became a login:\n{}",
+        daemons[0].log()
+    );
+    // Each profile renewed after the restart, by one replica at a time.
+    assert!(
+        renewals >= renewed_before + 2 * PROFILES,
+        "{renewals} renewals in all, {renewed_before} before the restart"
+    );
+    for name in &names {
+        let mut tokens = Vec::new();
+        for (d, key) in daemons.iter().zip(sandboxes.iter().map(key_of)) {
+            let (status, body) = d
+                .get(&format!("/v1/profiles/{name}/token"), Some(&key))
+                .await;
+            assert_eq!(status, 200, "{name}: {body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            tokens.push(v["access_token"].as_str().unwrap().to_owned());
+        }
+        assert!(tokens.iter().all(|t| t == &tokens[0]), "{name}");
+        assert!(
+            server.is_live(&tokens[0]),
+            "{name}: the served token is dead"
+        );
+    }
+    let daemons = Arc::try_unwrap(daemons).unwrap_or_else(|_| panic!("the load task is done"));
     for d in daemons {
         let (code, log) = d.terminate().await;
         assert_eq!(code, Some(0), "{log}");

@@ -509,6 +509,17 @@ impl MockServer {
         self.state.issue_token(0, kind, lifetime)
     }
 
+    /// [`MockServer::issue_token`] for the account with this client id (None: unknown).
+    pub fn issue_token_for(
+        &self,
+        client_id: &str,
+        kind: TokenKind,
+        lifetime: Duration,
+    ) -> Option<String> {
+        let acct = self.state.account_by_client_id(client_id)?;
+        Some(self.state.issue_token(acct, kind, lifetime))
+    }
+
     pub fn is_live(&self, token: &str) -> bool {
         self.state.is_live(token)
     }

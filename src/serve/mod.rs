@@ -12,6 +12,7 @@ mod client;
 mod clock;
 mod handoff;
 mod http;
+mod keeper;
 mod key;
 mod metrics;
 mod notify;

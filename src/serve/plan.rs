@@ -254,7 +254,7 @@ fn due_at(t: &Token, lead: Duration) -> DateTime<Utc> {
 }
 
 /// `min`, doubling per failure in a row, capped at `max`.
-fn backoff(streak: u32, min: Duration, max: Duration) -> Duration {
+pub(crate) fn backoff(streak: u32, min: Duration, max: Duration) -> Duration {
     let doublings = streak.saturating_sub(1).min(20);
     min.saturating_mul(1 << doublings).min(max)
 }

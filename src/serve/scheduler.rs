@@ -16,8 +16,9 @@ use tokio::sync::{Notify, watch};
 
 use super::Env;
 use super::handoff::Handoff;
+use super::keeper::Keeper;
 use super::notify::{Event, Notifier};
-use super::plan::{Failed, MAX_NAP, Plan, Seen, Step, Timing, ident};
+use super::plan::{Failed, MAX_NAP, Plan, Seen, Step, Timing, backoff, chrono_duration, ident};
 use super::status::{Failure, Phase, Slot};
 use crate::config::{Paths, Profile};
 use crate::error::Error;
@@ -25,6 +26,9 @@ use crate::error_class::ErrorClass;
 use crate::manager::{Request, TokenManager};
 use crate::progress::Progress;
 use crate::token::{SourceKind, Token};
+
+/// The first wait after the stored state could not be read (doubling after that).
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Scheduler {
     slot: Arc<Slot>,
@@ -35,10 +39,14 @@ pub(crate) struct Scheduler {
     nudge: Arc<Notify>,
     stop: watch::Receiver<bool>,
     manager: Arc<TokenManager>,
+    /// The profile's lease, with a shared database.
+    keeper: Keeper,
     /// The config file as last loaded; another stamp means reload.
     stamp: Option<Stamp>,
     /// What is remembered between looks, and the decisions taken from it.
     plan: Plan,
+    /// Reads of the stored state that failed in a row.
+    unread: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,21 +90,37 @@ impl Scheduler {
             nudge: p.nudge,
             stop: p.stop,
             manager,
+            keeper: Keeper::default(),
             plan: Plan::new(p.timing),
+            unread: 0,
         }
     }
 
     pub(crate) async fn run(mut self) {
+        self.cycle().await;
+        self.keeper.release().await;
+    }
+
+    async fn cycle(&mut self) {
         while !*self.stop.borrow() {
             let now = Utc::now();
             if stamp(&self.paths.config_file) != self.stamp {
                 self.reload();
             }
             let state = match self.manager.state().await {
-                Ok(s) => s,
+                Ok(s) => {
+                    self.unread = 0;
+                    s
+                }
                 Err(e) => {
+                    // A database restarting is back in seconds: look again soon, then
+                    // less and less often.
+                    self.unread += 1;
+                    let again = backoff(self.unread, STORE_RETRY, MAX_NAP);
+                    tracing::warn!(profile = %self.slot.name, "cannot read the profile's state: {e}");
                     self.failed(now, e.class(), e.to_string());
-                    self.wait(now + MAX_NAP, Phase::Retrying).await;
+                    self.wait(now + chrono_duration(again), Phase::Retrying)
+                        .await;
                     continue;
                 }
             };
@@ -105,8 +129,16 @@ impl Scheduler {
                 // them again to see whether the rejected credentials were replaced.
                 self.reload();
             }
-            if let Some(t) = state.token.as_ref().filter(|t| t.is_live(now)) {
+            let live = state.token.as_ref().filter(|t| t.is_live(now));
+            if let Some(t) = live {
                 self.publish(t);
+            }
+            // Another replica holds the profile and refreshes it: serve what it stores.
+            let manager = self.manager.clone();
+            let standby = self.keeper.standby_until(&manager, live.is_some(), now);
+            if let Some(until) = standby.await {
+                self.wait(until, Phase::Standby).await;
+                continue;
             }
             // The manager's own guard: the profile is held while every login path it
             // has would send credentials Dhan rejected.
@@ -163,8 +195,14 @@ impl Scheduler {
         let manager = self.manager.clone();
         // Dropping the login on shutdown is the clean abort: the browser's guard kills
         // Chromium, the file lock is released, nothing half-written is ever saved.
+        let obtained = async {
+            match self.keeper.owner() {
+                Some(owner) => manager.token_as(owner, &req, &progress).await,
+                None => manager.token(&req, &progress).await,
+            }
+        };
         let result = tokio::select! {
-            r = manager.token(&req, &progress) => r,
+            r = obtained => r,
             _ = stopped(&mut self.stop) => return false,
         };
         let now = Utc::now();

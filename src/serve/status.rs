@@ -64,6 +64,9 @@ pub(crate) enum Phase {
     Retrying,
     /// A fatal answer: no login until a human acts (or the consent day ends).
     Held(Hold),
+    /// Another replica on the shared database holds the profile and refreshes it; this
+    /// one serves the token it stores and takes over if its lease lapses.
+    Standby,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -89,12 +92,14 @@ impl Phase {
             Phase::Refreshing => "refreshing",
             Phase::Retrying => "retrying",
             Phase::Held(_) => "held",
+            Phase::Standby => "standby",
         }
     }
 
-    /// A refresh is under way or about to be: a token request may wait for it.
+    /// A refresh is under way or about to be (here, or by the replica holding the
+    /// profile): a token request may wait for it.
     pub(crate) fn busy(&self) -> bool {
-        matches!(self, Phase::Starting | Phase::Refreshing)
+        matches!(self, Phase::Starting | Phase::Refreshing | Phase::Standby)
     }
 }
 

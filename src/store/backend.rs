@@ -50,6 +50,15 @@ impl Ownership {
         }
     }
 
+    /// False once a lease may have passed to another holder (or the database has not
+    /// confirmed it for a while): a holder between logins then stands by.
+    pub fn is_current(&self) -> bool {
+        match self {
+            Ownership::File(_) => true,
+            Ownership::Lease(l) => l.is_current(),
+        }
+    }
+
     /// True when the previous holder vanished mid-login instead of letting go.
     pub fn took_over(&self) -> bool {
         match self {
@@ -111,6 +120,22 @@ impl StateBackend {
                 };
                 p.save(profile, state, lease).await
             }
+        }
+    }
+
+    /// Drops the stored token if it is still `read` (files: writes `state`, which holds
+    /// none, under the caller's file lock). False when another token was stored since:
+    /// it stays.
+    pub async fn forget(
+        &self,
+        profile: &str,
+        state: &ProfileState,
+        read: &crate::token::Token,
+    ) -> Result<bool, StoreError> {
+        match self {
+            // The caller holds the file lock: nothing changed since it read.
+            StateBackend::Files(f) => f.tokens.save(profile, state).map(|()| true),
+            StateBackend::Postgres(p) => p.forget(profile, read).await,
         }
     }
 

@@ -52,3 +52,141 @@ pub fn key_file(dir: &std::path::Path) -> std::path::PathBuf {
     .unwrap();
     path
 }
+
+/// A PostgreSQL cluster of one test's own, for what the shared one must not go through
+/// (a restart mid-test, TLS): made with the programs scripts/with-postgres found, in a
+/// temporary folder, on a free port; stopped and deleted when dropped.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    owner: Option<String>,
+    port: u16,
+    /// Extra `-c name=value` settings for the server.
+    settings: Vec<String>,
+}
+
+impl Cluster {
+    /// A new cluster, started; None when the PostgreSQL tests are skipped.
+    pub fn start(settings: &[&str]) -> Option<Cluster> {
+        admin_url()?;
+        let bin = std::env::var("DHAN_LOGIN_TEST_PG_BIN")
+            .expect("DHAN_LOGIN_TEST_PG_BIN: run the tests through scripts/with-postgres");
+        let owner = std::env::var("DHAN_LOGIN_TEST_PG_OWNER")
+            .ok()
+            .filter(|o| !o.is_empty());
+        let dir = tempfile::Builder::new()
+            .prefix("dhan-login-pg-own-")
+            .tempdir()
+            .unwrap();
+        if let Some(owner) = &owner {
+            let status = std::process::Command::new("chown")
+                .arg(owner)
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown {owner}");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Cluster {
+            dir,
+            bin: bin.into(),
+            owner,
+            port,
+            settings: settings.iter().map(|s| s.to_string()).collect(),
+        };
+        let data = cluster.data().to_string_lossy().into_owned();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        cluster.up();
+        Some(cluster)
+    }
+
+    pub fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The superuser URL (database `postgres`).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs one of the server's programs as the cluster's owner.
+    pub fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let mut cmd = match &self.owner {
+            Some(owner) => {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", owner, "--"]).arg(&path);
+                c
+            }
+            None => std::process::Command::new(&path),
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    pub fn up(&self) {
+        let mut options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            self.port,
+            self.dir.path().display()
+        );
+        for s in &self.settings {
+            options += &format!(" -c {s}");
+        }
+        let data = self.data().to_string_lossy().into_owned();
+        let log = self.dir.path().join("server.log");
+        let log = log.to_string_lossy();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options, "start",
+            ],
+        );
+    }
+
+    /// Stops the server: `fast` ends every connection at once, as a restart does.
+    pub fn down(&self) {
+        let data = self.data().to_string_lossy().into_owned();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data().to_string_lossy().into_owned();
+        let path = self.bin.join("pg_ctl");
+        let mut cmd = match &self.owner {
+            Some(owner) => {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", owner, "--"]).arg(&path);
+                c
+            }
+            None => std::process::Command::new(&path),
+        };
+        let _ = cmd
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}

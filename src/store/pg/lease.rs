@@ -7,8 +7,8 @@
 //! pause cannot overwrite what its successor stored. Expiry is judged by the database's
 //! clock alone, so clocks that differ between machines do not matter.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
@@ -16,18 +16,35 @@ use deadpool_postgres::Pool;
 use super::db;
 use crate::store::{LockError, StoreError};
 
-/// Held while a profile's token is obtained; let go (expired at once) when dropped.
+/// Held while a profile's token is obtained (or, by `serve`, between logins too); let go
+/// (expired at once) when dropped.
 #[derive(Debug)]
 pub struct Lease {
     pool: Pool,
     profile: String,
     holder: String,
     epoch: i64,
+    length: Duration,
     waited: bool,
     took_over: bool,
+    taken_at: Instant,
     renewal: tokio::task::JoinHandle<()>,
+    /// When the database last confirmed the lease, or None once it passed to another.
+    confirmed: Arc<Mutex<Option<Instant>>>,
     released: bool,
 }
+
+/// Another holder has the profile: its name, and how long until its lease lapses unless
+/// renewed.
+#[derive(Debug, Clone)]
+pub struct HeldElsewhere {
+    pub holder: String,
+    pub lapses_in: Duration,
+}
+
+/// A taken over holder's TOTP code may have been spent at most this long before the
+/// takeover: Dhan accepts a code for its 30 s step and the one after (a generous bound).
+const SPENT_CODE_WINDOW: Duration = Duration::from_secs(60);
 
 /// `host/pid/random`: names this process in `dhan_login_leases` and in messages.
 fn process_id() -> &'static str {
@@ -65,37 +82,22 @@ impl Lease {
         loop {
             match try_take(&pool, profile, &holder, lease).await {
                 Ok(Ok((epoch, took_over))) => {
-                    tracing::debug!(profile, epoch, "lease taken");
-                    let renewal = tokio::spawn(renew(
-                        pool.clone(),
-                        profile.to_owned(),
-                        holder.clone(),
-                        epoch,
-                        lease,
-                    ));
-                    return Ok(Lease {
-                        pool,
-                        profile: profile.to_owned(),
-                        holder,
-                        epoch,
-                        waited,
-                        took_over,
-                        renewal,
-                        released: false,
-                    });
+                    let mut taken = Lease::start(pool, profile, holder, epoch, lease, took_over);
+                    taken.waited = waited;
+                    return Ok(taken);
                 }
                 Ok(Err(current)) => {
                     if started.elapsed() >= wait {
                         return Err(LockError::Leased {
                             profile: profile.to_owned(),
-                            holder: current,
+                            holder: current.holder,
                             waited: wait,
                         });
                     }
                     if !waited {
                         tracing::info!(
                             profile,
-                            holder = %current,
+                            holder = %current.holder,
                             "another dhan-login holds the profile's lease; waiting for it"
                         );
                     }
@@ -115,8 +117,72 @@ impl Lease {
         }
     }
 
+    /// Takes the lease if it is free or lapsed, without waiting.
+    pub async fn try_acquire(
+        pool: Pool,
+        profile: &str,
+        lease: Duration,
+    ) -> Result<Result<Lease, HeldElsewhere>, StoreError> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let holder = format!(
+            "{}/keeper-{}",
+            process_id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        Ok(match try_take(&pool, profile, &holder, lease).await? {
+            Ok((epoch, took_over)) => {
+                Ok(Lease::start(pool, profile, holder, epoch, lease, took_over))
+            }
+            Err(elsewhere) => Err(elsewhere),
+        })
+    }
+
+    fn start(
+        pool: Pool,
+        profile: &str,
+        holder: String,
+        epoch: i64,
+        length: Duration,
+        took_over: bool,
+    ) -> Lease {
+        tracing::debug!(profile, epoch, "lease taken");
+        let confirmed = Arc::new(Mutex::new(Some(Instant::now())));
+        let renewal = tokio::spawn(renew(
+            pool.clone(),
+            profile.to_owned(),
+            holder.clone(),
+            epoch,
+            length,
+            confirmed.clone(),
+        ));
+        Lease {
+            pool,
+            profile: profile.to_owned(),
+            holder,
+            epoch,
+            length,
+            waited: false,
+            took_over,
+            taken_at: Instant::now(),
+            renewal,
+            confirmed,
+            released: false,
+        }
+    }
+
     pub fn epoch(&self) -> i64 {
         self.epoch
+    }
+
+    /// True while the lease is surely still this holder's: the database confirmed it
+    /// within the last two thirds of its length (one renewal may have been missed). A
+    /// lease that passed to another holder, or that the database has not confirmed for
+    /// longer (it is unreachable), may be someone else's: act as a non-holder.
+    pub fn is_current(&self) -> bool {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < self.length * 2 / 3)
     }
 
     pub fn holder(&self) -> &str {
@@ -128,10 +194,11 @@ impl Lease {
         self.waited
     }
 
-    /// True when the previous holder's lease lapsed instead of being let go: it died or
-    /// froze mid-login, maybe after submitting a TOTP code it never recorded.
+    /// True when the previous holder's lease lapsed instead of being let go, recently
+    /// enough that it may have submitted a TOTP code it never recorded (it died or froze
+    /// mid-login). A lease held for longer is past that.
     pub fn took_over(&self) -> bool {
-        self.took_over
+        self.took_over && self.taken_at.elapsed() < SPENT_CODE_WINDOW
     }
 }
 
@@ -188,13 +255,13 @@ impl Drop for Lease {
 }
 
 /// The epoch of a new lease and whether it was taken from a holder whose lease lapsed
-/// (a released lease has no holder), or the current holder's name.
+/// (a released lease has no holder), or who holds it now.
 async fn try_take(
     pool: &Pool,
     profile: &str,
     holder: &str,
     lease: Duration,
-) -> Result<Result<(i64, bool), String>, StoreError> {
+) -> Result<Result<(i64, bool), HeldElsewhere>, StoreError> {
     let client = pool.get().await.map_err(db)?;
     let taken = client
         .query_opt(
@@ -214,18 +281,30 @@ async fn try_take(
     }
     let current = client
         .query_opt(
-            "SELECT holder FROM dhan_login_leases WHERE profile = $1",
+            "SELECT holder, greatest(extract(epoch FROM expires_at - now()), 0)::float8
+             FROM dhan_login_leases WHERE profile = $1",
             &[&profile],
         )
         .await
-        .map_err(db)?
-        .map(|r| r.get::<_, String>(0))
-        .unwrap_or_default();
-    Ok(Err(current))
+        .map_err(db)?;
+    let (holder, lapses_in) = current.map_or((String::new(), 0.0), |r| (r.get(0), r.get(1)));
+    Ok(Err(HeldElsewhere {
+        holder,
+        lapses_in: Duration::try_from_secs_f64(lapses_in).unwrap_or_default(),
+    }))
 }
 
-/// Extends the lease every third of its length until it is dropped or lost.
-async fn renew(pool: Pool, profile: String, holder: String, epoch: i64, lease: Duration) {
+/// Extends the lease every third of its length until it is dropped or lost, noting each
+/// confirmation in `confirmed` (None once lost).
+async fn renew(
+    pool: Pool,
+    profile: String,
+    holder: String,
+    epoch: i64,
+    lease: Duration,
+    confirmed: Arc<Mutex<Option<Instant>>>,
+) {
+    let note = |at: Option<Instant>| *confirmed.lock().unwrap_or_else(|p| p.into_inner()) = at;
     loop {
         tokio::time::sleep(lease / 3).await;
         let renewed = async {
@@ -242,8 +321,9 @@ async fn renew(pool: Pool, profile: String, holder: String, epoch: i64, lease: D
                 .map_err(db)
         };
         match renewed.await {
-            Ok(1) => {}
+            Ok(1) => note(Some(Instant::now())),
             Ok(_) => {
+                note(None);
                 tracing::warn!(
                     profile,
                     epoch,

@@ -19,7 +19,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 pub use cipher::Cipher;
-pub use lease::Lease;
+pub use lease::{HeldElsewhere, Lease};
 
 use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
 use super::lockout::{Lockout, Lockouts};
@@ -214,6 +214,47 @@ impl PgBackend {
         Ok(())
     }
 
+    /// Drops the stored token if it is still `read`, in one transaction (a logout must
+    /// not drop a successor's token). The rest of the stored state is left as it is: a
+    /// login may have changed it (its TOTP step) since it was read.
+    pub async fn forget(&self, profile: &str, read: &Token) -> Result<bool, StoreError> {
+        let ready = self.ready().await?;
+        let mut client = ready.pool.get().await.map_err(db)?;
+        let tx = client.transaction().await.map_err(db)?;
+        let sealed: Option<Vec<u8>> = tx
+            .query_opt(
+                "SELECT token FROM dhan_login_profiles WHERE profile = $1 FOR UPDATE",
+                &[&profile],
+            )
+            .await
+            .map_err(db)?
+            .and_then(|r| r.get(0));
+        let Some(sealed) = sealed else {
+            return Ok(false);
+        };
+        let stored: Token =
+            serde_json::from_slice(&ready.cipher.open(profile, &sealed)?).map_err(|e| {
+                db(format!(
+                    "the stored token of profile `{profile}` does not parse ({e})"
+                ))
+            })?;
+        if stored.access_token.secret() != read.access_token.secret() {
+            tracing::warn!(
+                profile,
+                "another dhan-login stored a newer token since it was read: it is kept"
+            );
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE dhan_login_profiles SET token = NULL, updated_at = now() WHERE profile = $1",
+            &[&profile],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
     /// Drops the stored token (dead: Dhan replaced it), keeping the rest of the state.
     pub async fn set_aside(&self, profile: &str) -> Result<(), StoreError> {
         self.client()
@@ -236,6 +277,15 @@ impl PgBackend {
     ) -> Result<Lease, StoreError> {
         let ready = self.ready().await?;
         Ok(Lease::acquire(ready.pool.clone(), profile, self.settings.lease, wait).await?)
+    }
+
+    /// Takes the profile's lease if nobody holds it, without waiting.
+    pub async fn try_lease(
+        &self,
+        profile: &str,
+    ) -> Result<Result<Lease, HeldElsewhere>, StoreError> {
+        let ready = self.ready().await?;
+        Lease::try_acquire(ready.pool.clone(), profile, self.settings.lease).await
     }
 
     pub async fn lockouts(&self, profile: &str) -> Result<Lockouts, StoreError> {
