@@ -9,7 +9,9 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod pg;
+pub mod stand_in;
 
 use std::ffi::OsStr;
 use std::fmt;

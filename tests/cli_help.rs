@@ -1,0 +1,162 @@
+//! What the binary teaches without logging in: `--help` of every subcommand, shell
+//! completions, and `mock-server`'s first line.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Sandbox, run_blocking};
+use serde_json::Value;
+
+/// The subcommands listed under `Commands:` in a help text (without `help`).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_subcommand_help_has_an_example() {
+    let sandbox = Sandbox::new();
+    let top = run_blocking({
+        let mut c = sandbox.command();
+        c.arg("--help");
+        c
+    });
+    top.assert_ok();
+    assert!(top.stdout.contains("Example"), "{top}");
+    assert!(
+        top.stdout.contains("Exit codes"),
+        "top-level help documents exit codes"
+    );
+
+    let mut pending: Vec<Vec<String>> = subcommands(&top.stdout)
+        .into_iter()
+        .map(|c| vec![c])
+        .collect();
+    let expected = [
+        "token",
+        "login",
+        "renew",
+        "status",
+        "import",
+        "unlock",
+        "logout",
+        "exec",
+        "config",
+        "completions",
+        "mock-server",
+        "demo",
+        "record",
+    ];
+    for name in expected {
+        assert!(
+            pending.iter().any(|p| p[0] == name),
+            "`{name}` is not listed in --help"
+        );
+    }
+
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        seen += 1;
+        let mut cmd = sandbox.command();
+        cmd.args(&path).arg("--help");
+        let r = run_blocking(cmd);
+        r.assert_ok();
+        if !r.stdout.contains("Example") {
+            missing.push(path.join(" "));
+        }
+        for sub in subcommands(&r.stdout) {
+            let mut deeper = path.clone();
+            deeper.push(sub);
+            pending.push(deeper);
+        }
+    }
+    assert!(
+        seen >= expected.len() + 2,
+        "config's subcommands were not walked"
+    );
+    assert!(
+        missing.is_empty(),
+        "these subcommands have no Example in --help: {missing:?}"
+    );
+}
+
+#[test]
+fn completions_bash_prints_a_script() {
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.command();
+    cmd.args(["completions", "bash"]);
+    let r = run_blocking(cmd);
+    r.assert_ok();
+    assert!(r.stdout.contains("dhan-login"), "{r}");
+    assert!(
+        r.stdout.contains("complete "),
+        "not a bash completion script"
+    );
+    assert!(
+        r.stdout.contains("mock-server"),
+        "subcommands are completed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mock_server_prints_the_demo_account_as_its_first_line() {
+    use tokio::io::AsyncBufReadExt;
+
+    let sandbox = Sandbox::new();
+    let mut cmd = tokio::process::Command::from(sandbox.command());
+    cmd.args(["mock-server", "--port", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("start mock-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("mock-server printed nothing within 10 s")
+        .expect("read stdout")
+        .expect("mock-server closed stdout without a line");
+
+    let v: Value = serde_json::from_str(&first)
+        .unwrap_or_else(|e| panic!("first line is not JSON ({e}): {first}"));
+    let obj = v.as_object().expect("one JSON object");
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "api_base_url",
+            "api_key",
+            "api_secret",
+            "auth_base_url",
+            "client_id",
+            "mobile",
+            "pin",
+            "redirect_url",
+            "sms_otp",
+            "totp_secret"
+        ]
+    );
+
+    // It serves: an unknown token gets Dhan's DH-901 from the advertised API base.
+    let api = obj["api_base_url"].as_str().expect("api_base_url");
+    let resp = reqwest::Client::new()
+        .get(format!("{}/profile", api.trim_end_matches('/')))
+        .header("access-token", "nope")
+        .send()
+        .await
+        .expect("the advertised API base answers");
+    assert_eq!(resp.status().as_u16(), 401);
+
+    child.kill().await.expect("stop mock-server");
+}

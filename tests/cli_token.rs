@@ -1,0 +1,373 @@
+//! `dhan-login token`, `exec`, `status`, `import`, `renew` and `logout` end to end, as child
+//! processes against the local stand-in of Dhan (see tests/common/mod.rs).
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::cli::{EXIT_CREDENTIALS, printed_token};
+use common::{Stand, jwt_claims, run};
+use dhan_login::mock::{Endpoint, TokenKind};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_from_env_alone_prints_a_live_jwt_and_the_second_call_uses_the_cache() {
+    let s = Stand::start().await;
+    assert!(!s.sandbox.config_path().exists(), "no config file in play");
+
+    let first = s.run(["token"]).await;
+    let token = printed_token(&first);
+    assert!(
+        s.server.is_live(&token),
+        "the stand-in does not know the printed token as live"
+    );
+    let claims = jwt_claims(&token).expect("claims");
+    assert_eq!(claims["dhanClientId"], s.server.account().client_id);
+    assert_eq!(claims["tokenConsumerType"], "APP");
+    assert_eq!(s.server.logins(), 1, "one login for the first token");
+    assert!(s.sandbox.token_file("default").is_file(), "token stored");
+
+    let second = s.run(["token"]).await;
+    assert_eq!(
+        printed_token(&second),
+        token,
+        "the second call must print the cached token"
+    );
+    assert_eq!(s.server.logins(), 1, "the cached token needs no new login");
+    assert_eq!(s.server.calls(Endpoint::GenerateAccessToken), 1);
+    assert_eq!(
+        s.server.calls(Endpoint::RenewToken),
+        0,
+        "a valid cached token needs no renewal either"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_json_prints_exactly_the_documented_keys() {
+    let s = Stand::start().await;
+    let r = s.run(["token", "--json"]).await;
+    r.assert_ok();
+    let v = r.json();
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object:\n{r}"));
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["access_token", "client_id", "expires_at", "kind", "source"],
+        "{r}"
+    );
+
+    let token = v["access_token"]
+        .as_str()
+        .expect("access_token is a string");
+    assert!(s.server.is_live(token), "access_token is not live: {r}");
+    assert_eq!(v["client_id"], s.server.account().client_id.as_str());
+    assert_eq!(v["kind"], "APP");
+    assert_eq!(v["source"], "totp");
+
+    let expires = v["expires_at"].as_str().expect("expires_at is a string");
+    assert!(
+        expires.ends_with('Z'),
+        "expires_at should be RFC 3339 in UTC (Z): {expires}"
+    );
+    let expires: DateTime<Utc> = DateTime::parse_from_rfc3339(expires)
+        .unwrap_or_else(|e| panic!("expires_at is not RFC 3339 ({e}): {expires}"))
+        .with_timezone(&Utc);
+    let left = expires - Utc::now();
+    assert!(
+        left > chrono::Duration::hours(23) + chrono::Duration::minutes(50)
+            && left <= chrono::Duration::hours(24) + chrono::Duration::minutes(1),
+        "expires_at should be ~24 h ahead (an IST/UTC mix-up shows as 5 h 30 off), is {left}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_env_prints_shell_assignments() {
+    let s = Stand::start().await;
+    let r = s.run(["token", "--env"]).await;
+    r.assert_ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{r}");
+    let token = lines[0]
+        .strip_prefix("DHAN_ACCESS_TOKEN=")
+        .unwrap_or_else(|| panic!("first line is not DHAN_ACCESS_TOKEN=…:\n{r}"));
+    assert!(s.server.is_live(token), "{r}");
+    assert_eq!(
+        lines[1],
+        format!("DHAN_CLIENT_ID={}", s.server.account().client_id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_gives_the_child_token_and_client_id_and_returns_its_exit_code() {
+    let s = Stand::start().await;
+    let r = s
+        .run([
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$DHAN_ACCESS_TOKEN:$DHAN_CLIENT_ID\"; exit 7",
+        ])
+        .await;
+    r.assert_code(7);
+    let (token, client) = r
+        .out()
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("child printed no token:client line:\n{r}"));
+    assert!(
+        jwt_claims(token).is_some() && s.server.is_live(token),
+        "the child's DHAN_ACCESS_TOKEN is not a live token:\n{r}"
+    );
+    assert_eq!(client, s.server.account().client_id);
+
+    // A missing program is the shell's 127.
+    let r = s
+        .run(["exec", "--", "/nonexistent/dhan-login-test-program"])
+        .await;
+    r.assert_code(127);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_profile_expiry_kind_and_source_but_never_the_token() {
+    let s = Stand::start().await;
+    let token = printed_token(&s.run(["token"]).await);
+
+    let r = s.run(["status"]).await;
+    r.assert_ok();
+    assert!(!r.stdout.contains(&token), "status printed the token");
+    assert!(!r.stderr.contains(&token), "status logged the token");
+    for want in [
+        "profile:    default",
+        "expires:",
+        "kind:       APP",
+        "source:     totp",
+    ] {
+        assert!(r.stdout.contains(want), "status lacks `{want}`:\n{r}");
+    }
+
+    let r = s.run(["status", "--json"]).await;
+    r.assert_ok();
+    assert!(
+        !r.stdout.contains(&token),
+        "status --json printed the token"
+    );
+    let v = r.json();
+    assert_eq!(v["profile"], "default", "{r}");
+    let t = &v["token"];
+    assert!(
+        t.get("access_token").is_none(),
+        "status --json has an access_token key:\n{r}"
+    );
+    assert_eq!(t["kind"], "APP", "{r}");
+    assert_eq!(t["source"], "totp", "{r}");
+    assert_eq!(t["valid"], true, "{r}");
+    let expires = t["expires_at"].as_str().expect("expires_at");
+    DateTime::parse_from_rfc3339(expires).expect("expires_at is RFC 3339");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_stores_a_dhan_web_token_read_from_stdin() {
+    let s = Stand::start().await;
+    let web = s
+        .server
+        .issue_token(TokenKind::SelfWeb, Duration::from_secs(24 * 3600));
+    let r = run(s.cli(["import"]), Some(format!("{web}\n").as_bytes())).await;
+    r.assert_ok();
+    assert!(!r.stdout.contains(&web) && !r.stderr.contains(&web));
+    assert!(
+        r.stderr.contains("SELF"),
+        "import should say what it stored:\n{r}"
+    );
+    assert_eq!(
+        s.server.calls(Endpoint::Profile),
+        1,
+        "checked with Dhan once"
+    );
+
+    let v = s.run(["status", "--json"]).await.json();
+    assert_eq!(v["token"]["kind"], "SELF", "{v}");
+    assert_eq!(v["token"]["source"], "import", "{v}");
+
+    // The stored token is what `token` now prints, without a login.
+    let printed = printed_token(&s.run(["token"]).await);
+    assert_eq!(printed, web);
+    assert_eq!(s.server.logins(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_rejects_a_garbage_token() {
+    let s = Stand::start().await;
+    let r = run(s.cli(["import"]), Some(b"not-a-token-at-all\n")).await;
+    assert!(!r.success(), "a garbage token must not be accepted:\n{r}");
+    assert!(r.stderr.contains("error"), "no message on stderr:\n{r}");
+    assert!(
+        !s.sandbox.token_file("default").exists(),
+        "nothing should be stored"
+    );
+
+    let r = run(s.cli(["import"]), Some(b"\n")).await;
+    assert!(!r.success(), "an empty stdin must not be accepted:\n{r}");
+    assert!(r.stderr.contains("no token"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renew_replaces_an_imported_dhan_web_token() {
+    let s = Stand::start().await;
+    let old = s
+        .server
+        .issue_token(TokenKind::SelfWeb, Duration::from_secs(24 * 3600));
+    run(s.cli(["import"]), Some(old.as_bytes()))
+        .await
+        .assert_ok();
+
+    let r = s.run(["renew"]).await;
+    let new = printed_token(&r);
+    assert_ne!(new, old, "renew printed the old token");
+    assert!(s.server.is_live(&new), "the renewed token is not live");
+    assert!(!s.server.is_live(&old), "the old token is still live");
+    assert_eq!(s.server.calls(Endpoint::RenewToken), 1);
+    assert_eq!(s.server.logins(), 0, "renewing is not a login");
+
+    let v = s.run(["status", "--json"]).await.json();
+    assert_eq!(v["token"]["source"], "renew", "{v}");
+    assert_eq!(v["token"]["kind"], "SELF", "{v}");
+    assert_eq!(printed_token(&s.run(["token"]).await), new);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renew_of_an_api_token_is_refused_once_and_not_asked_again() {
+    let s = Stand::start().await;
+    let token = printed_token(&s.run(["token"]).await);
+
+    let r = s.run(["renew"]).await;
+    assert!(!r.success(), "an APP token is not renewable:\n{r}");
+    assert_eq!(s.server.calls(Endpoint::RenewToken), 1);
+    let v = s.run(["status", "--json"]).await.json();
+    assert_eq!(v["renewable"], false, "{v}");
+    assert!(v["last_error"].is_object(), "the refusal is recorded: {v}");
+
+    let r = s.run(["renew"]).await;
+    assert!(!r.success(), "{r}");
+    assert_eq!(
+        s.server.calls(Endpoint::RenewToken),
+        1,
+        "a refused token must not be sent to RenewToken again"
+    );
+    // The refusal does not cost the still-valid token.
+    assert_eq!(printed_token(&s.run(["token"]).await), token);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_forgets_the_token() {
+    let s = Stand::start().await;
+    let token = printed_token(&s.run(["token"]).await);
+    assert!(s.sandbox.token_file("default").exists());
+
+    let r = s.run(["logout"]).await;
+    r.assert_ok();
+    // The state file stays (it remembers the TOTP step and any lockout), the token not.
+    let state = std::fs::read_to_string(s.sandbox.token_file("default")).unwrap();
+    assert!(!state.contains(&token), "the token is still stored");
+    let r = s.run(["status"]).await;
+    r.assert_ok();
+    assert!(r.stdout.contains("none stored"), "{r}");
+    let v = s.run(["status", "--json"]).await.json();
+    assert!(v["token"].is_null(), "{v}");
+
+    // Logging out twice is fine and says so.
+    let r = s.run(["logout"]).await;
+    r.assert_ok();
+    assert!(r.stderr.contains("no stored token"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_after_logout_does_not_resubmit_the_spent_totp_code() {
+    // `logout` forgets the token; the TOTP step the login spent must stay remembered, or a
+    // login right after it resubmits the same code, which Dhan rejects (and the rejection
+    // then locks the profile). Once fixed, the second login waits for the next 30 s step.
+    let s = Stand::start().await;
+    printed_token(&s.run(["login", "--via", "totp"]).await);
+    s.run(["logout"]).await.assert_ok();
+    let r = s.run(["login", "--via", "totp"]).await;
+    assert!(
+        r.success(),
+        "the login after logout resubmitted the spent TOTP code:\n{r}"
+    );
+    assert_eq!(s.server.logins(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_does_not_lift_a_credential_lockout() {
+    // Only `unlock` or a changed configuration may let rejected credentials reach Dhan
+    // again; forgetting the token is not a way around the lockout.
+    let s = Stand::start().await;
+    let cmd = s.cli_wrong_pin(["login", "--via", "totp"]);
+    run(cmd, None).await.assert_code(EXIT_CREDENTIALS);
+    assert_eq!(s.server.calls(Endpoint::GenerateAccessToken), 1);
+
+    s.run(["logout"]).await.assert_ok();
+    let cmd = s.cli_wrong_pin(["token"]);
+    let r = run(cmd, None).await;
+    r.assert_code(EXIT_CREDENTIALS);
+    assert_eq!(
+        s.server.calls(Endpoint::GenerateAccessToken),
+        1,
+        "after logout the rejected PIN was sent to Dhan again:\n{r}"
+    );
+}
+
+/// Slow by design (up to one 30 s TOTP step): the second login must wait for a fresh code.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_logins_in_one_totp_step_both_succeed() {
+    // Each `dhan-login login` is a new process. Dhan (and the stand-in, RFC 6238 §5.2)
+    // accept each code once, so a second login within the same 30 s step must not submit
+    // the code the first one spent: a rejected code counts towards a lockout and exits 3.
+    let s = Stand::start().await;
+    let a = printed_token(&s.run(["login", "--via", "totp"]).await);
+    let second = s.run(["login", "--via", "totp"]).await;
+    assert!(
+        second.success(),
+        "the second login reused the first one's TOTP step:\n{second}"
+    );
+    let b = printed_token(&second);
+    assert_ne!(a, b);
+    assert_eq!(s.server.logins(), 2);
+    assert_eq!(s.server.calls(Endpoint::GenerateAccessToken), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_state_file_is_moved_aside_and_token_still_works() {
+    let s = Stand::start().await;
+    let file = s.sandbox.token_file("default");
+    std::fs::create_dir_all(file.parent().expect("tokens dir")).expect("mkdir tokens");
+    std::fs::write(&file, b"{ this is not json \x00\xff").expect("write garbage");
+
+    let r = s.run(["token"]).await;
+    let token = printed_token(&r);
+    assert!(s.server.is_live(&token));
+    assert!(
+        r.stderr.contains("corrupt") && r.stderr.contains("moved aside"),
+        "stderr should say the state was corrupt and moved aside:\n{r}"
+    );
+    let dir = file.parent().expect("tokens dir");
+    let moved: Vec<String> = std::fs::read_dir(dir)
+        .expect("read tokens dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("default.json.corrupt-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "one *.corrupt-* file expected: {moved:?}");
+    let garbage = std::fs::read(dir.join(&moved[0])).expect("read the moved file");
+    assert_eq!(
+        garbage, b"{ this is not json \x00\xff",
+        "kept for inspection"
+    );
+
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("new state")).expect("valid JSON");
+    assert_eq!(stored["token"]["access_token"], token.as_str());
+}
