@@ -3,8 +3,9 @@
 //!
 //! Dhan answers the last screen with a 302 to `<redirect URL>?tokenId=...`; Chromium then
 //! requests that URL, which may be on a host this machine cannot reach. The Fetch domain
-//! pauses that request, the tokenId is read from its URL, and the request is answered
-//! locally with a tiny page.
+//! pauses that request and the tokenId is read from its URL; with a window to watch the
+//! request is answered locally with a tiny page, headless it stays paused until Chromium
+//! is ended.
 //!
 //! Only the top frame's document request is the answer: trackers on the page copy its
 //! URL into their own frames and requests, and one public script took an ad tracker's
@@ -191,6 +192,12 @@ pub(crate) struct Capture {
     pub block_resources: bool,
     /// Block ad, analytics and tag-manager hosts.
     pub block_trackers: bool,
+    /// Answer the captured redirect with a small "login complete" page, for a person
+    /// watching (`--headed`). Headless, the request is left paused: Chromium is ended
+    /// right after, and answering it would commit the page in a new renderer process
+    /// (the redirect host is another site) just then, up to 20 MiB more at the
+    /// login's peak memory (BENCHMARKS.md).
+    pub show_landing: bool,
 }
 
 /// Starts intercepting on `page`. The listener exists before `Fetch.enable`, so no
@@ -206,6 +213,7 @@ pub(crate) async fn arm(
         main_frame,
         block_resources,
         block_trackers,
+        show_landing,
     } = capture;
     let mut events = page.event_listener::<EventRequestPaused>().await?;
     let mut patterns = vec![
@@ -243,9 +251,13 @@ pub(crate) async fn arm(
                         s.add(&token);
                     }
                     if slot.set(SecretString::from(token)) {
-                        tracing::debug!("redirect with tokenId captured; answering it locally");
+                        tracing::debug!(show_landing, "redirect with tokenId captured");
                     }
-                    answerer.execute(landing(id)).await.map(|_| ())
+                    if show_landing {
+                        answerer.execute(landing(id)).await.map(|_| ())
+                    } else {
+                        Ok(())
+                    }
                 }
                 None if tracker || (block_resources && BLOCKED.contains(&ev.resource_type)) => {
                     blocked += 1;

@@ -259,6 +259,7 @@ impl Driver<'_> {
                     main_frame,
                     block_resources: self.settings.block_resources,
                     block_trackers: self.settings.block_trackers,
+                    show_landing: self.settings.headed,
                 },
                 self.scrubber.clone(),
                 self.slot.clone(),
