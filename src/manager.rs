@@ -403,7 +403,7 @@ impl TokenManager {
             return;
         }
         let secrets = rejected_secrets(source, e);
-        let Some(fingerprint) = self.profile.secrets_fingerprint(secrets) else {
+        let Some(fingerprint) = self.profile.secrets_fingerprint(secrets).await else {
             return;
         };
         let lockout = Lockout {
@@ -446,7 +446,7 @@ impl TokenManager {
             if !configured(sends(kind)) {
                 continue;
             }
-            match cx.preflight_for(kind) {
+            match cx.preflight_for(kind).await {
                 Ok(()) => return Ok(None),
                 Err(e) => refusal = refusal.or(Some(e.to_string())),
             }

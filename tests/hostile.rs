@@ -650,6 +650,80 @@ async fn a_hanging_pin_command_times_out() {
     assert!(!left, "the pin_command's shell is still running");
 }
 
+/// SIGTERM (or Ctrl-C's SIGINT) while a `pin_command` runs ends dhan-login at once, exit
+/// 130, instead of after the command's 20 s; the command's whole process group goes with
+/// it, and no token, lockout or request comes of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_during_a_pin_command_ends_it_and_its_group() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let stand = Stand::start().await;
+        let pid_file = stand.sandbox.path().join("sleep.pid");
+        // The shell waits for a grandchild: killing the shell alone would leave it.
+        let config = stand.sandbox.write_config(&format!(
+            "[profiles.default]\npin_command = \"sleep 60 & echo $! > {}; wait; echo 123456\"\n",
+            pid_file.display()
+        ));
+        let mut cmd = stand.cli(["login", "--via", "totp"]);
+        cmd.env_remove("DHAN_PIN").env("DHAN_LOGIN_CONFIG", &config);
+        let child = tokio::process::Command::from(cmd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut sleep_pid = None;
+        for _ in 0..400 {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                sleep_pid = Some(pid);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let sleep_pid = sleep_pid.expect("the pin_command started within 20 s");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sent = std::time::Instant::now();
+        // SAFETY: signals the child this test started and still owns.
+        unsafe { libc::kill(child.id().unwrap() as i32, signal) };
+        let out = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
+            .await
+            .expect("dhan-login ended")
+            .unwrap();
+        let took = sent.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            took < Duration::from_secs(10),
+            "signal {signal}: dhan-login took {took:?} to end: {stderr}"
+        );
+        assert_eq!(out.status.code(), Some(130), "signal {signal}: {stderr}");
+        let mut gone = false;
+        for _ in 0..100 {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{sleep_pid}/stat")).unwrap_or_default();
+            // Killed and reparented, it may show as a zombie until init reaps it.
+            if stat.is_empty() || stat.split(' ').nth(2) == Some("Z") {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            gone,
+            "signal {signal}: the pin_command's sleep outlived dhan-login"
+        );
+        assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 0);
+        assert!(!stand.sandbox.token_file("default").exists());
+        let lockouts = stand.sandbox.state_dir().join("lockouts");
+        assert!(
+            std::fs::read_dir(&lockouts).map_or(true, |mut d| d.next().is_none()),
+            "signal {signal}: a lockout was written"
+        );
+    }
+}
+
 /// `cmd` run in a mount namespace of its own where `dir` is a read-only bind mount:
 /// root writes there fail with EROFS, which mode bits would not make them do. Nothing
 /// outside the child sees the mount. `None` (and a note) only when

@@ -5,6 +5,7 @@
 //! path never runs a password manager.
 
 mod check;
+pub(crate) mod command;
 mod env;
 mod merge;
 mod paths;

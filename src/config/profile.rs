@@ -139,7 +139,7 @@ impl Profile {
     /// A hash of the client id and the values of `fields`, to recognise "the same
     /// credentials that were rejected" without storing them. None when one of them is
     /// configured but cannot be read now (a failing command): that is not a change.
-    pub fn secrets_fingerprint(&self, fields: &[impl AsRef<str>]) -> Option<String> {
+    pub async fn secrets_fingerprint(&self, fields: &[impl AsRef<str>]) -> Option<String> {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(b"dhan-login credentials v2\0");
@@ -149,9 +149,11 @@ impl Profile {
             h.update(b"\0");
             h.update(field.as_bytes());
             h.update(b"=");
-            match self.secret(field).map(SecretRef::get) {
-                Some(Ok(v)) => h.update(v.expose_secret().as_bytes()),
-                Some(Err(_)) => return None,
+            match self.secret(field) {
+                Some(s) => match s.load().await {
+                    Ok(v) => h.update(v.expose_secret().as_bytes()),
+                    Err(_) => return None,
+                },
                 None => h.update(b"\x01absent"),
             }
         }
@@ -164,8 +166,9 @@ impl Profile {
         )
     }
 
-    /// The secret in `field`, or the error naming it and its variable.
-    pub fn require<'a>(
+    /// The secret in `field`, or the error naming it and its variable. A command runs on
+    /// the runtime (`SecretRef::load`), so that a signal can end it.
+    pub async fn require<'a>(
         secret: &'a Option<SecretRef>,
         field: &'static str,
         env: &'static str,
@@ -173,7 +176,8 @@ impl Profile {
         secret
             .as_ref()
             .ok_or(ConfigError::Missing { field, env })?
-            .get()
+            .load()
+            .await
     }
 
     pub fn require_client_id(&self) -> Result<&str, ConfigError> {

@@ -43,11 +43,11 @@ impl TokenSource for BrowserSource {
 }
 
 async fn login(cx: &Context<'_>) -> Result<Token, Error> {
-    cx.preflight()?;
+    cx.preflight().await?;
     let p = cx.profile;
     let client_id = p.require_client_id()?;
-    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY")?;
-    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET")?;
+    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY").await?;
+    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET").await?;
 
     // Chromium starts while Dhan answers generate-consent (and the server-time probe for
     // the TOTP runs): nothing waits for what it does not need. Should either request
@@ -104,8 +104,8 @@ async fn fill_page(
     browser: Option<StartedBrowser>,
 ) -> Result<Captured, Error> {
     let p = cx.profile;
-    let mobile = Profile::require(&p.mobile, "mobile", "DHAN_MOBILE")?;
-    let pin = Profile::require(&p.pin, "pin", "DHAN_PIN")?;
+    let mobile = Profile::require(&p.mobile, "mobile", "DHAN_MOBILE").await?;
+    let pin = Profile::require(&p.pin, "pin", "DHAN_PIN").await?;
     // Without a TOTP secret the page must not show a TOTP screen; if it does, the login
     // stops there with a configuration error.
     let totp = match p.totp_secret {
@@ -122,7 +122,9 @@ async fn fill_page(
         .with(mobile.expose_secret())
         .with(pin.expose_secret())
         .with(consent_id);
-    if let Some(Ok(secret)) = p.api_secret.as_ref().map(|s| s.get()) {
+    if let Some(s) = &p.api_secret
+        && let Ok(secret) = s.load().await
+    {
         scrubber.add(secret.expose_secret());
     }
     let browser = match browser {
@@ -162,8 +164,8 @@ pub struct Inspection {
 pub async fn inspect(cx: &Context<'_>) -> Result<Inspection, Error> {
     let p = cx.profile;
     let client_id = p.require_client_id()?;
-    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY")?;
-    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET")?;
+    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY").await?;
+    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET").await?;
     let consent = consent::obtain(cx, client_id, api_key, api_secret).await?;
     let scrubber = Scrubber::new()
         .with(&consent.id)

@@ -45,11 +45,11 @@ impl TokenSource for ManualSource {
 }
 
 async fn login(cx: &Context<'_>) -> Result<Token, Error> {
-    cx.preflight()?;
+    cx.preflight().await?;
     let p = cx.profile;
     let client_id = p.require_client_id()?;
-    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY")?;
-    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET")?;
+    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY").await?;
+    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET").await?;
     let consent = super::consent::obtain(cx, client_id, api_key, api_secret).await?;
     let url = cx.api.consent_login_url(&consent.id);
 

@@ -105,22 +105,22 @@ impl<'a> Context<'a> {
 
     /// Runs before a source sends anything: refuses a login whose credentials Dhan
     /// already rejected (unchanged since), or when the lockout file cannot be read.
-    pub fn preflight(&self) -> Result<(), Error> {
+    pub async fn preflight(&self) -> Result<(), Error> {
         let kind = *self.running.lock().unwrap_or_else(|p| p.into_inner());
         let sends = kind.map_or(ALL_SECRETS.as_slice(), sends);
-        self.check_inputs(sends)?;
-        self.check_lockouts(sends)
+        self.check_inputs(sends).await?;
+        self.check_lockouts(sends).await
     }
 
     /// Every value this login would send has the shape Dhan accepts: a 5-digit PIN or an
     /// 8-digit TOTP URI is a failed attempt on the account, and no request should carry it.
-    fn check_inputs(&self, sends: &[&str]) -> Result<(), Error> {
+    async fn check_inputs(&self, sends: &[&str]) -> Result<(), Error> {
         if let Some(id) = &self.profile.client_id {
             validate::client_id(id).map_err(ConfigError::from)?;
         }
         for field in sends {
             if let Some(secret) = self.profile.secret(field) {
-                let value = secret.get()?;
+                let value = secret.load().await?;
                 validate::field(field, value.expose_secret()).map_err(ConfigError::from)?;
             }
         }
@@ -128,11 +128,11 @@ impl<'a> Context<'a> {
     }
 
     /// `preflight` for a source that is not running (the daemon deciding a hold).
-    pub fn preflight_for(&self, kind: SourceKind) -> Result<(), Error> {
-        self.check_lockouts(sends(kind))
+    pub async fn preflight_for(&self, kind: SourceKind) -> Result<(), Error> {
+        self.check_lockouts(sends(kind)).await
     }
 
-    fn check_lockouts(&self, sends: &[&str]) -> Result<(), Error> {
+    async fn check_lockouts(&self, sends: &[&str]) -> Result<(), Error> {
         match &self.lockouts {
             Lockouts::Unreadable { path, reason, .. } if !sends.is_empty() => {
                 Err(Error::Locked(format!(
@@ -144,14 +144,20 @@ impl<'a> Context<'a> {
             }
             Lockouts::Unreadable { .. } => Ok(()),
             Lockouts::Recorded(all) => {
-                let hit = all.iter().find(|l| {
-                    l.secrets.iter().any(|s| sends.contains(&s.as_str()))
+                let mut hit = None;
+                for l in all {
+                    if l.secrets.iter().any(|s| sends.contains(&s.as_str()))
                         && (l.fingerprint.is_empty()
                             || self
                                 .profile
                                 .secrets_fingerprint(&l.secrets)
+                                .await
                                 .is_none_or(|fp| fp == l.fingerprint))
-                });
+                    {
+                        hit = Some(l);
+                        break;
+                    }
+                }
                 match hit {
                     Some(l) => Err(Error::Locked(format!(
                         "Dhan rejected these credentials ({}) at {} and dhan-login will not \
@@ -175,7 +181,7 @@ impl<'a> Context<'a> {
             return Ok(g);
         }
         let secret =
-            Profile::require(&self.profile.totp_secret, "totp_secret", "DHAN_TOTP_SECRET")?;
+            Profile::require(&self.profile.totp_secret, "totp_secret", "DHAN_TOTP_SECRET").await?;
         let generator = TotpGenerator::new(secret, self.clock.clone())?;
         generator.resume_after(self.totp_resume);
         if let Some((server, local)) = self.api.probe_server_time().await

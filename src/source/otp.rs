@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::browser::OtpSource;
+use crate::config::command::Group;
 
 /// An SMS takes a while to arrive; a command waiting for one may need most of a minute.
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
@@ -24,18 +25,10 @@ pub(crate) struct CommandOtp {
 impl OtpSource for CommandOtp {
     fn code(&self) -> Pin<Box<dyn Future<Output = Result<SecretString, String>> + Send + '_>> {
         Box::pin(async move {
-            let mut child = tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(&self.command)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::inherit())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| format!("otp_command could not be started: {e}"))?;
-            let stdout = child
-                .stdout
-                .take()
+            // Its own process group, killed whole when the login is dropped (SIGTERM).
+            let mut group = Group::spawn(&self.command).map_err(|e| format!("otp_command {e}"))?;
+            let stdout = group
+                .stdout()
                 .ok_or_else(|| "otp_command has no output".to_string())?;
             let mut line = String::new();
             let read = tokio::time::timeout(COMMAND_LIMIT, async {
@@ -43,8 +36,7 @@ impl OtpSource for CommandOtp {
             })
             .await;
             // Whatever it still does, it has answered (or failed to): it ends here.
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+            group.kill().await;
             match read {
                 Err(_) => Err(format!(
                     "otp_command gave no line within {} s",

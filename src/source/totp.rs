@@ -31,8 +31,8 @@ async fn login(
     client_id: &str,
     pin: &crate::config::SecretRef,
 ) -> Result<crate::token::Token, Error> {
-    cx.preflight()?;
-    let pin = pin.get()?;
+    cx.preflight().await?;
+    let pin = pin.load().await?;
     let totp = cx.totp().await?;
     cx.progress.step_started("totp login");
     let started = std::time::Instant::now();

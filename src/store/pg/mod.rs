@@ -76,14 +76,16 @@ impl PgBackend {
                     .url
                     .as_ref()
                     .ok_or_else(|| db("no store url"))?
-                    .get()
+                    .load()
+                    .await
                     .map_err(|e| config_error("store.url", e))?;
                 let key = self
                     .settings
                     .key
                     .as_ref()
                     .ok_or_else(|| db("store.key_file or store.key_command is required"))?
-                    .get()
+                    .load()
+                    .await
                     .map_err(|e| config_error("store.key", e))?;
                 let id = {
                     let mut h = Sha256::new();

@@ -1,0 +1,226 @@
+//! The commands that print a secret (`*_command`, `otp_command`): `sh -c` in a process
+//! group of their own, so that the whole group can be killed — the shell and whatever it
+//! started (a password manager's helper, a `sleep` in a script).
+//!
+//! On the async runtime, a [`Group`] dropped before its command ended kills the group: a
+//! SIGTERM or Ctrl-C that drops a login in progress ends the command at once, not after
+//! its time limit.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+
+/// A secret is one line: more output than this is not read.
+const MAX_OUTPUT: u64 = 64 * 1024;
+
+fn sh(cmd: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    c
+}
+
+/// Why a command gave no secret; the caller names the field.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Start(std::io::Error),
+    Wait(std::io::Error),
+    TimedOut(Duration),
+    Status(ExitStatus),
+    NotUtf8,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Start(e) => write!(f, "cannot be run: {e}"),
+            Failure::Wait(e) => write!(f, "cannot wait for it: {e}"),
+            Failure::TimedOut(limit) => {
+                write!(f, "no answer within {} s; killed", limit.as_secs())
+            }
+            Failure::Status(s) => write!(f, "failed ({s})"),
+            Failure::NotUtf8 => f.write_str("printed non-UTF-8"),
+        }
+    }
+}
+
+/// Only the first line: password managers often print notes after it.
+fn first_line(status: ExitStatus, out: Vec<u8>) -> Result<String, Failure> {
+    if !status.success() {
+        return Err(Failure::Status(status));
+    }
+    let text = String::from_utf8(out).map_err(|_| Failure::NotUtf8)?;
+    Ok(text.lines().next().unwrap_or("").trim().to_owned())
+}
+
+fn kill_group(leader: u32) {
+    // SAFETY: kill(2) with a negative pid signals the process group the leader made at
+    // spawn (`process_group(0)`), still reserved: the leader has not been reaped.
+    unsafe { libc::kill(-(leader as i32), libc::SIGKILL) };
+}
+
+/// A running command. Dropped before the shell ended, it kills the whole group.
+pub(crate) struct Group {
+    child: tokio::process::Child,
+}
+
+impl Group {
+    pub(crate) fn spawn(cmd: &str) -> Result<Group, Failure> {
+        let child = tokio::process::Command::from(sh(cmd))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(Failure::Start)?;
+        Ok(Group { child })
+    }
+
+    pub(crate) fn stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Ends the whole group now and reaps the shell.
+    pub(crate) async fn kill(mut self) {
+        if let Some(leader) = self.child.id() {
+            kill_group(leader);
+        }
+        let _ = self.child.wait().await;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // `id()` is None once the shell was reaped: then its group id may be reused.
+        if let Some(leader) = self.child.id() {
+            kill_group(leader);
+        }
+    }
+}
+
+/// Runs `cmd` on the runtime and returns the first line it printed. The group is killed
+/// when it outlives `limit`, or when this future is dropped.
+pub(crate) async fn run(cmd: &str, limit: Duration) -> Result<String, Failure> {
+    let mut group = Group::spawn(cmd)?;
+    let stdout = group.stdout();
+    let answered = tokio::time::timeout(limit, async {
+        let mut out = Vec::new();
+        if let Some(pipe) = stdout {
+            let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut out).await;
+        }
+        let status = group.child.wait().await.map_err(Failure::Wait)?;
+        Ok::<_, Failure>((status, out))
+    })
+    .await;
+    match answered {
+        Ok(Ok((status, out))) => first_line(status, out),
+        Ok(Err(e)) => {
+            group.kill().await;
+            Err(e)
+        }
+        Err(_) => {
+            group.kill().await;
+            Err(Failure::TimedOut(limit))
+        }
+    }
+}
+
+/// `run` for callers outside the runtime (`config check`).
+pub(crate) fn run_blocking(cmd: &str, limit: Duration) -> Result<String, Failure> {
+    let mut child = sh(cmd).spawn().map_err(Failure::Start)?;
+    let mut pipe = child.stdout.take();
+    // Read on the side, so a chatty command cannot block on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(p) = pipe.as_mut() {
+            let _ = p.take(MAX_OUTPUT).read_to_end(&mut out);
+        }
+        out
+    });
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
+            other => {
+                kill_group(child.id());
+                let _ = child.wait();
+                return Err(match other {
+                    Err(e) => Failure::Wait(e),
+                    _ => Failure::TimedOut(limit),
+                });
+            }
+        }
+    };
+    first_line(status, reader.join().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: i32) -> bool {
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    #[tokio::test]
+    async fn the_first_line_is_the_answer_and_failures_are_told_apart() {
+        let limit = Duration::from_secs(10);
+        assert_eq!(run("printf 'a1 \\nnotes\\n'", limit).await.unwrap(), "a1");
+        assert_eq!(
+            run_blocking("printf 'a1 \\nnotes\\n'", limit).unwrap(),
+            "a1"
+        );
+        assert!(matches!(
+            run("exit 3", limit).await,
+            Err(Failure::Status(_))
+        ));
+        assert!(matches!(
+            run("printf '\\377'", limit).await,
+            Err(Failure::NotUtf8)
+        ));
+        let slow = run("sleep 5", Duration::from_millis(200)).await;
+        assert!(matches!(slow, Err(Failure::TimedOut(_))), "{slow:?}");
+    }
+
+    #[tokio::test]
+    async fn dropping_a_run_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // The shell starts a grandchild and waits for it: it outlives the shell if only
+        // the shell were killed.
+        let cmd = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        let running = tokio::spawn(async move { run(&cmd, Duration::from_secs(60)).await });
+        let mut pid = None;
+        for _ in 0..200 {
+            if let Ok(text) = std::fs::read_to_string(&pid_file)
+                && let Ok(p) = text.trim().parse::<i32>()
+            {
+                pid = Some(p);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let pid = pid.expect("the command started its sleep");
+        assert!(alive(pid));
+        running.abort();
+        let _ = running.await;
+        let mut gone = false;
+        for _ in 0..200 {
+            // A killed child of a killed shell is reparented and reaped by init; until
+            // then it shows as a zombie, which counts as gone.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if !alive(pid) || state.split(' ').nth(2) == Some("Z") {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(gone, "the command's sleep outlived the dropped run");
+    }
+}
