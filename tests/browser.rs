@@ -412,7 +412,8 @@ async fn a_user_selector_profile_overrides_the_built_in_one() {
     let file = case.dir.path().join("selectors.toml");
     std::fs::write(&file, "mobile_input = ['input[', '#no-such-field']\n").unwrap();
     case.settings.selectors = Some(file);
-    case.settings.step_timeout = Duration::from_secs(3);
+    // The page is doubtful at once; the deadline only bounds a loaded machine.
+    case.settings.step_timeout = Duration::from_secs(15);
     let err = case
         .login(Login::default())
         .await

@@ -158,7 +158,13 @@ impl Daemon {
             child,
             addr: ready["listen"].as_str().expect("listen address").to_owned(),
             stderr,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            // No pooled connections: the daemon closes a keep-alive connection after its
+            // 10 s header timeout, and a request racing that close fails with a reset.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
         }
     }
 
