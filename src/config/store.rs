@@ -55,9 +55,11 @@ impl StoreSettings {
                 .filter_map(|(set, o)| set.then_some(o))
                 .collect();
             if given.len() > 1 {
+                // `field` is already the dotted name (store.url); the keys are its last part.
+                let key = field.trim_start_matches("store.");
                 bad.push(ConfigError::Field {
-                    field: format!("store.{field}"),
-                    message: format!("give only one of {field}, {field}_file, {field}_command"),
+                    field: field.to_owned(),
+                    message: format!("give only one of {key}, {key}_file, {key}_command"),
                 });
                 return None;
             }
@@ -129,5 +131,32 @@ impl StoreSettings {
             });
         }
         (StoreSettings { url, key, lease }, bad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_sources_of_one_value_name_the_field_once() {
+        let file: StoreFile =
+            toml::from_str("url = 'postgres://h/db'\nurl_file = '/u'\nkey_file = '/k'\n")
+                .expect("a [store] table");
+        let (_, bad) = StoreSettings::merge(file, &|_| None);
+        let fields: Vec<(String, String)> = bad
+            .into_iter()
+            .map(|e| match e {
+                ConfigError::Field { field, message } => (field, message),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [(
+                "store.url".to_owned(),
+                "give only one of url, url_file, url_command".to_owned()
+            )]
+        );
     }
 }
