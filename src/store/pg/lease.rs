@@ -262,7 +262,7 @@ async fn try_take(
     holder: &str,
     lease: Duration,
 ) -> Result<Result<(i64, bool), HeldElsewhere>, StoreError> {
-    let client = pool.get().await.map_err(db)?;
+    let client = pool.get().await.map_err(super::unreachable)?;
     let taken = client
         .query_opt(
             "WITH previous AS (SELECT holder FROM dhan_login_leases WHERE profile = $1)

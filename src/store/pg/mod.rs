@@ -8,6 +8,7 @@
 mod cipher;
 mod lease;
 pub mod migrations;
+mod tls;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,6 +33,21 @@ pub(crate) fn db(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database {
         message: e.to_string(),
     }
+}
+
+/// A connection that could not be made, with its causes: tokio-postgres and deadpool
+/// keep the reason (a refused certificate, pg_hba) in the error's source, not its text.
+pub(crate) fn unreachable(e: deadpool_postgres::PoolError) -> StoreError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = tls::refusal(s).unwrap_or_else(|| s.to_string());
+        if !message.ends_with(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = s.source();
+    }
+    StoreError::Database { message }
 }
 
 /// A connected, migrated database and the key its tokens are sealed with.
@@ -99,7 +115,7 @@ impl PgBackend {
                 }
                 let cipher = Cipher::from_key(key)?;
                 let pool = connect(url.expose_secret())?;
-                let mut client = pool.get().await.map_err(db)?;
+                let mut client = pool.get().await.map_err(unreachable)?;
                 migrations::apply(&mut client).await?;
                 drop(client);
                 let ready = Arc::new(Ready { pool, cipher });
@@ -114,12 +130,12 @@ impl PgBackend {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.ready().await?.pool.get().await.map_err(db)
+        self.ready().await?.pool.get().await.map_err(unreachable)
     }
 
     pub async fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
         let ready = self.ready().await?;
-        let client = ready.pool.get().await.map_err(db)?;
+        let client = ready.pool.get().await.map_err(unreachable)?;
         let row = client
             .query_opt(
                 "SELECT token, state FROM dhan_login_profiles WHERE profile = $1",
@@ -175,7 +191,7 @@ impl PgBackend {
             ..state.clone()
         };
         let rest = serde_json::to_string(&rest).map_err(db)?;
-        let client = ready.pool.get().await.map_err(db)?;
+        let client = ready.pool.get().await.map_err(unreachable)?;
         let Some(lease) = lease else {
             client
                 .execute(
@@ -221,7 +237,7 @@ impl PgBackend {
     /// login may have changed it (its TOTP step) since it was read.
     pub async fn forget(&self, profile: &str, read: &Token) -> Result<bool, StoreError> {
         let ready = self.ready().await?;
-        let mut client = ready.pool.get().await.map_err(db)?;
+        let mut client = ready.pool.get().await.map_err(unreachable)?;
         let tx = client.transaction().await.map_err(db)?;
         let sealed: Option<Vec<u8>> = tx
             .query_opt(
@@ -522,12 +538,10 @@ fn parse_lockouts(profile: &str, text: Option<String>) -> Lockouts {
 
 /// A pool on `url` (plain TCP or a Unix socket; no TLS in this version).
 fn connect(url: &str) -> Result<Pool, StoreError> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| db(format!("store.url is not a PostgreSQL URL: {e}")))?;
+    let (config, tls) = tls::config(url)?;
     let manager = Manager::from_config(
         config,
-        tokio_postgres::NoTls,
+        tls,
         ManagerConfig {
             // A connection the server dropped (a restart) is noticed and replaced.
             recycling_method: RecyclingMethod::Fast,
