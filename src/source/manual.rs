@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -116,35 +115,32 @@ async fn first_token_id(listener: Option<TcpListener>) -> Result<SecretString, E
     }
 }
 
-/// Answers requests on the loopback redirect URL until one carries a tokenId.
+/// Answers requests on the loopback redirect URL until one carries a tokenId. Any path
+/// and method: the browser lands wherever the redirect URL points, and a stray request
+/// (a favicon) only gets the waiting page.
 async fn serve_redirect(listener: TcpListener) -> SecretString {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let mut buf = vec![0u8; 8192];
-        let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-            Ok(Ok(n)) => n,
-            _ => continue,
-        };
-        let head = String::from_utf8_lossy(&buf[..n]);
-        let target = head
-            .lines()
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1));
-        let id = target.and_then(|t| token_id_in(&format!("http://localhost{t}")));
-        let body = if id.is_some() {
-            "dhan-login received the login. You can close this tab."
-        } else {
-            "dhan-login is waiting for the Dhan login redirect."
-        };
-        let reply = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(reply.as_bytes()).await;
-        if let Some(id) = id {
-            return id;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<SecretString>(1);
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let tx = tx.clone();
+        async move {
+            match token_id_in(&format!("http://localhost{uri}")) {
+                Some(id) => {
+                    // A second redirect while the first is handled has nothing to add.
+                    let _ = tx.try_send(id);
+                    "dhan-login received the login. You can close this tab."
+                }
+                None => "dhan-login is waiting for the Dhan login redirect.",
+            }
+        }
+    });
+    // Each connection runs on a task of its own, so the page is still sent after this
+    // returns and the server is dropped.
+    let server = axum::serve(listener, app);
+    tokio::select! {
+        Some(id) = rx.recv() => id,
+        result = server => {
+            tracing::warn!("the redirect listener stopped: {result:?}; paste the URL instead");
+            std::future::pending().await
         }
     }
 }
