@@ -7,6 +7,7 @@ mod api;
 #[cfg(feature = "browser")]
 mod browser;
 mod config;
+mod console;
 mod error;
 mod error_class;
 mod manager;
@@ -24,6 +25,7 @@ pub use config::{
     BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, SecretRef, StoreSettings,
     check_env, validate,
 };
+pub use console::{Console, ConsoleFuture};
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};
 pub use error_class::ErrorClass;
 pub use manager::{Obtained, Request, TokenManager};

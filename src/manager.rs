@@ -5,6 +5,7 @@
 //! database) for separate processes. Whoever waited re-reads the
 //! store first, so twenty processes started together cause one login, not twenty.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::api::{DhanApi, ProfileInfo};
 use crate::config::Profile;
+use crate::console::Console;
 use crate::error::{AttemptResult, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
@@ -24,7 +26,7 @@ use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, SystemClock};
 
 /// What a caller wants.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Request {
     /// Obtain a new token even if the cached one is valid.
     pub force: bool,
@@ -32,8 +34,21 @@ pub struct Request {
     pub via: Option<SourceKind>,
     /// Save every login screen here (`record`).
     pub record_dir: Option<PathBuf>,
-    /// A person can answer prompts (enables the manual source).
-    pub interactive: bool,
+    /// Someone to ask: enables the manual source, and typing an SMS/e-mail code the
+    /// login page asks for when no `otp_command` is configured. `None` never waits for
+    /// a person.
+    pub console: Option<Arc<dyn Console>>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("force", &self.force)
+            .field("via", &self.via)
+            .field("record_dir", &self.record_dir)
+            .field("console", &self.console.as_ref().map(|_| "provided"))
+            .finish()
+    }
 }
 
 /// A token and how it came.
@@ -258,7 +273,7 @@ impl TokenManager {
         cx.current = state.token.as_ref();
         cx.renewable = state.renewable;
         cx.record_dir = req.record_dir.clone();
-        cx.interactive = req.interactive;
+        cx.console = req.console.as_deref();
         cx.lockouts = lockouts;
         cx.totp_resume = state.totp_last_step;
         let result = run_chain(&sources(req.via), &cx).await;

@@ -15,7 +15,14 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves: plain data and helpers",
-        &["error_class", "progress", "redact", "token", "totp"],
+        &[
+            "console",
+            "error_class",
+            "progress",
+            "redact",
+            "token",
+            "totp",
+        ],
     ),
     (
         "Dhan: its HTTP API, and the stand-in of it",

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::pty::Pty;
 use common::{Stand, browser_tests_skipped, run};
 use dhan_login::mock::{EntryKind, MockOptions, PageVariant, SecondFactor};
 
@@ -52,4 +53,32 @@ async fn without_an_otp_source_the_sms_screen_is_a_config_error_and_nothing_is_t
     assert!(out.stderr.contains("otp_command"), "{out}");
     assert_eq!(stand.server.entries(EntryKind::SmsOtp), 0, "{out}");
     assert_eq!(stand.server.entries(EntryKind::Totp), 0, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_terminal_the_sms_otp_is_asked_for_and_typed_unseen() {
+    if browser_tests_skipped("otp_terminal") {
+        return;
+    }
+    let stand = sms_stand().await;
+    let otp = stand.server.sms_otp();
+    // A TOTP secret is configured (else the browser path is not taken), but the page asks
+    // for the SMS code: with no otp_command, the person at the terminal types it.
+    let cmd = stand.cli(["login", "--via", "browser"]);
+    let typed = otp.clone();
+    let (seen, code) = tokio::task::spawn_blocking(move || {
+        let mut p = Pty::spawn(cmd);
+        p.expect("OTP (not shown): ");
+        p.answer(&typed);
+        p.finish()
+    })
+    .await
+    .expect("the terminal session ends");
+    assert_eq!(code, 0, "{seen}");
+    assert_eq!(stand.server.entries(EntryKind::SmsOtp), 1, "{seen}");
+    assert_eq!(stand.server.entries(EntryKind::Totp), 0, "{seen}");
+    assert!(
+        !seen.contains(&otp),
+        "the OTP showed on the terminal:\n{seen}"
+    );
 }

@@ -2,7 +2,7 @@
 
 use secrecy::ExposeSecret;
 
-use super::otp::{CommandOtp, TerminalOtp};
+use super::otp::{CommandOtp, ConsoleOtp};
 use super::{BoxFuture, Context, Outcome, TokenSource, consent, outcome_of};
 use crate::browser::{
     BrowserError, Captured, ConsentLogin, OtpSource, PageReport, StartedBrowser,
@@ -113,10 +113,11 @@ async fn fill_page(
         None => None,
     };
     let command_otp = p.otp_command.clone().map(|command| CommandOtp { command });
-    let otp: Option<&dyn OtpSource> = match &command_otp {
-        Some(c) => Some(c),
-        None if cx.interactive => Some(&TerminalOtp),
-        None => None,
+    let console_otp = cx.console.map(ConsoleOtp);
+    let otp: Option<&dyn OtpSource> = match (&command_otp, &console_otp) {
+        (Some(c), _) => Some(c),
+        (None, Some(c)) => Some(c),
+        (None, None) => None,
     };
     let mut scrubber = Scrubber::new()
         .with(mobile.expose_secret())

@@ -1,8 +1,8 @@
 //! The last resort: a person logs in on the consent page themselves.
 //!
-//! We print the consent URL, then take the tokenId from whichever comes first: the
-//! browser's redirect to a loopback redirect URL (we listen there), or the redirected URL
-//! (or the bare tokenId) pasted on stdin.
+//! We show the consent URL on the program's `Console`, then take the tokenId from
+//! whichever comes first: the browser's redirect to a loopback redirect URL (we listen
+//! there), or the redirected URL (or the bare tokenId) pasted back.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use url::Url;
 
 use super::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
 use crate::config::Profile;
+use crate::console::Console;
 use crate::error::Error;
 use crate::error_class::ErrorClass;
 use crate::token::{SourceKind, Token};
@@ -32,10 +33,10 @@ impl TokenSource for ManualSource {
             if p.client_id.is_none() || p.api_key.is_none() || p.api_secret.is_none() {
                 return Outcome::NotApplicable("needs client_id, api_key and api_secret".into());
             }
-            if !cx.interactive {
+            let Some(console) = cx.console else {
                 return Outcome::NotApplicable("nobody at a terminal to log in".into());
-            }
-            match login(cx).await {
+            };
+            match login(cx, console).await {
                 Ok(token) => Outcome::Obtained(token),
                 Err(e) => outcome_of(e),
             }
@@ -43,7 +44,7 @@ impl TokenSource for ManualSource {
     }
 }
 
-async fn login(cx: &Context<'_>) -> Result<Token, Error> {
+async fn login(cx: &Context<'_>, console: &dyn Console) -> Result<Token, Error> {
     cx.preflight().await?;
     let p = cx.profile;
     let client_id = p.require_client_id()?;
@@ -76,14 +77,16 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
     } else {
         ""
     };
-    eprintln!("Open this page in a browser and log in to Dhan{again}:\n\n  {url}\n");
-    if listener.is_some() {
-        eprintln!("Waiting for the redirect (or paste the redirected URL or the tokenId here):");
+    console.say(&format!(
+        "Open this page in a browser and log in to Dhan{again}:\n\n  {url}\n"
+    ));
+    console.say(if listener.is_some() {
+        "Waiting for the redirect (or paste the redirected URL or the tokenId here):"
     } else {
-        eprintln!("Then paste the URL the browser was redirected to (or just its tokenId):");
-    }
+        "Then paste the URL the browser was redirected to (or just its tokenId):"
+    });
 
-    let token_id = tokio::time::timeout(WAIT, first_token_id(listener))
+    let token_id = tokio::time::timeout(WAIT, first_token_id(listener, console))
         .await
         .map_err(|_| {
             refused(format!(
@@ -99,7 +102,10 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
     Ok(grant.into_token(client_id, SourceKind::Manual, cx.clock.now())?)
 }
 
-async fn first_token_id(listener: Option<TcpListener>) -> Result<SecretString, Error> {
+async fn first_token_id(
+    listener: Option<TcpListener>,
+    console: &dyn Console,
+) -> Result<SecretString, Error> {
     let listener_absent = listener.is_none();
     let from_redirect = async {
         match listener {
@@ -107,11 +113,11 @@ async fn first_token_id(listener: Option<TcpListener>) -> Result<SecretString, E
             None => std::future::pending().await,
         }
     };
-    // With a listener, a closed stdin (a service, a pipe) just means: wait for the redirect.
+    // With a listener, a closed input (a service, a pipe) just means: wait for the redirect.
     let eof_ends = listener_absent;
     tokio::select! {
         id = from_redirect => Ok(id),
-        id = read_pasted(eof_ends) => id,
+        id = read_pasted(console, eof_ends) => id,
     }
 }
 
@@ -145,20 +151,8 @@ async fn serve_redirect(listener: TcpListener) -> SecretString {
     }
 }
 
-async fn read_pasted(eof_ends: bool) -> Result<SecretString, Error> {
-    // A plain thread, not tokio's stdin: tokio reads stdin on its blocking pool, and the
-    // runtime waits for that read at exit, so a login finished by the redirect would
-    // hang until Enter. A detached thread does not hold the process.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines() {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    while let Some(line) = rx.recv().await {
-        let line = line?;
+async fn read_pasted(console: &dyn Console, eof_ends: bool) -> Result<SecretString, Error> {
+    while let Some(line) = console.read_line().await? {
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -172,13 +166,13 @@ async fn read_pasted(eof_ends: bool) -> Result<SecretString, Error> {
         {
             return Ok(SecretString::from(line.to_owned()));
         }
-        eprintln!("That is neither a URL with ?tokenId= nor a tokenId; try again:");
+        console.say("That is neither a URL with ?tokenId= nor a tokenId; try again:");
     }
     if !eof_ends {
         return std::future::pending().await;
     }
     Err(refused(
-        "manual login: stdin closed before a tokenId was given".into(),
+        "manual login: the input ended before a tokenId was given".into(),
     ))
 }
 

@@ -25,6 +25,7 @@ use crate::api::DhanApi;
 use secrecy::ExposeSecret;
 
 use crate::config::{ConfigError, Profile, validate};
+use crate::console::Console;
 use crate::error::{Attempt, AttemptResult, ChainFailure, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
@@ -61,8 +62,8 @@ pub struct Context<'a> {
     pub clock: Arc<dyn Clock>,
     /// `dhan-login record --out DIR`: the browser saves each screen it meets.
     pub record_dir: Option<PathBuf>,
-    /// Whether a person can answer prompts (manual login).
-    pub interactive: bool,
+    /// Whom to ask, when a person may be asked (manual login, an SMS/e-mail code).
+    pub console: Option<&'a dyn Console>,
     /// Consents used today and the pending consentAppId.
     pub ledger: Ledger,
     /// The credentials Dhan rejected before: a path that would send them is refused.
@@ -89,7 +90,7 @@ impl<'a> Context<'a> {
             progress,
             clock,
             record_dir: None,
-            interactive: false,
+            console: None,
             ledger: StateBackend::files(&profile.state_dir).ledger(profile.consent_cap),
             lockouts: Lockouts::Recorded(Vec::new()),
             totp_resume: None,

@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod pg;
+pub mod pty;
 pub mod stand_in;
 
 use std::ffi::OsStr;

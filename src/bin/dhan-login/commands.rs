@@ -2,15 +2,17 @@
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    ErrorClass, Lockouts, Obtained, Profile, ProfileState, Request, SourceKind, StoreError,
-    TokenManager, next_ist_midnight,
+    Console, ErrorClass, Lockouts, Obtained, Profile, ProfileState, Request, SourceKind,
+    StoreError, TokenManager, next_ist_midnight,
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
+use crate::console::TerminalConsole;
 use crate::echo::EchoOff;
 use crate::interrupt::interruptible;
 use crate::load::{load_profile, manager, paths};
@@ -40,7 +42,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let req = Request {
                 force: true,
                 via: via.map(source_kind),
-                interactive: std::io::stdin().is_terminal() || matches!(via, Some(Via::Manual)),
+                console: (std::io::stdin().is_terminal() || matches!(via, Some(Via::Manual)))
+                    .then(|| Arc::new(TerminalConsole::new()) as Arc<dyn Console>),
                 ..Request::default()
             };
             obtain(&m, req, None, &output, quiet).await

@@ -3,6 +3,7 @@
 mod checks;
 mod cli;
 mod commands;
+mod console;
 mod demo;
 mod echo;
 mod init;
