@@ -28,7 +28,7 @@ pub use config::{
 pub use console::{Console, ConsoleFuture};
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};
 pub use error_class::ErrorClass;
-pub use manager::{Obtained, Request, TokenManager};
+pub use manager::{Obtained, Request, TokenManager, TokenManagerBuilder};
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
 pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};

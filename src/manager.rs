@@ -62,6 +62,9 @@ pub struct Obtained {
     pub unsaved: Option<StoreError>,
 }
 
+/// Obtains and keeps one profile's token: the cached one while it is valid, else the
+/// first login path that works, stored for the next caller. Cheap to share (`Arc`): all
+/// callers of one manager wait for one login.
 pub struct TokenManager {
     profile: Profile,
     api: DhanApi,
@@ -75,41 +78,102 @@ pub struct TokenManager {
     seen: std::sync::Mutex<Option<Token>>,
 }
 
-impl TokenManager {
-    pub fn new(profile: Profile) -> Self {
+impl fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unsaved = self
+            .unsaved
+            .lock()
+            .map(|u| u.is_some())
+            .unwrap_or_else(|p| p.into_inner().is_some());
+        f.debug_struct("TokenManager")
+            .field("profile", &self.profile.name)
+            .field("backend", &self.backend)
+            .field("lock_wait", &self.lock_wait)
+            .field("holds_unsaved_token", &unsaved)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `TokenManager` set up beyond what its profile says: `TokenManager::builder`.
+#[must_use]
+pub struct TokenManagerBuilder {
+    profile: Profile,
+    clock: Option<Arc<dyn Clock>>,
+    backend: Option<StateBackend>,
+    lock_wait: Option<Duration>,
+}
+
+impl fmt::Debug for TokenManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenManagerBuilder")
+            .field("profile", &self.profile.name)
+            .field("clock", &self.clock.as_ref().map(|_| "provided"))
+            .field("backend", &self.backend)
+            .field("lock_wait", &self.lock_wait)
+            .finish()
+    }
+}
+
+impl TokenManagerBuilder {
+    /// Reads the time from `clock` instead of the system's (tests standing at the edge
+    /// of a TOTP window or of a token's life).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Keeps the state in `backend` instead of the one the profile names.
+    pub fn backend(mut self, backend: StateBackend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Waits this long for another process's login instead of the profile's
+    /// `lock_wait_secs`.
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = Some(wait);
+        self
+    }
+
+    /// The manager. Nothing is read or contacted yet.
+    pub fn build(self) -> TokenManager {
+        let profile = self.profile;
         let api = DhanApi::new(profile.auth_base_url.clone(), profile.api_base_url.clone());
-        let backend = StateBackend::for_settings(&profile.state_dir, &profile.store);
-        let lock_wait = profile.lock_wait;
-        Self {
-            profile,
+        let backend = self
+            .backend
+            .unwrap_or_else(|| StateBackend::for_settings(&profile.state_dir, &profile.store));
+        TokenManager {
             api,
             backend,
-            clock: Arc::new(SystemClock),
-            lock_wait,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            lock_wait: self.lock_wait.unwrap_or(profile.lock_wait),
             inflight: tokio::sync::Mutex::new(()),
             unsaved: std::sync::Mutex::new(None),
             seen: std::sync::Mutex::new(None),
+            profile,
         }
     }
+}
 
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+impl TokenManager {
+    /// A manager for `profile`, with the state where the profile says and the system
+    /// clock. Nothing is read or contacted yet.
+    pub fn new(profile: Profile) -> Self {
+        Self::builder(profile).build()
     }
 
-    /// Uses `backend` for the state instead of the one the profile names.
-    pub fn with_backend(mut self, backend: StateBackend) -> Self {
-        self.backend = backend;
-        self
+    /// A manager for `profile` with some of its parts replaced.
+    pub fn builder(profile: Profile) -> TokenManagerBuilder {
+        TokenManagerBuilder {
+            profile,
+            clock: None,
+            backend: None,
+            lock_wait: None,
+        }
     }
 
     pub fn backend(&self) -> &StateBackend {
         &self.backend
-    }
-
-    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
-        self.lock_wait = wait;
-        self
     }
 
     pub fn profile(&self) -> &Profile {

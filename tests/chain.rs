@@ -288,3 +288,48 @@ async fn concurrent_callers_in_one_process_share_one_login() {
         1
     );
 }
+
+/// A clock standing still at one instant.
+struct At(chrono::DateTime<Utc>);
+
+impl dhan_login::Clock for At {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn the_builder_swaps_the_clock_and_debug_shows_no_secret() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = TokenManager::new(profile(&env_of(&s, dir.path())));
+    let token = m
+        .token(&Request::default(), &NoProgress)
+        .await
+        .unwrap()
+        .token;
+    assert!(m.cached().await.unwrap().is_some());
+
+    // The same store read by a manager whose clock stands past the token's expiry.
+    let later = TokenManager::builder(profile(&env_of(&s, dir.path())))
+        .clock(Arc::new(
+            At(token.expires_at + chrono::Duration::minutes(1)),
+        ))
+        .lock_wait(Duration::from_millis(300))
+        .build();
+    assert!(
+        later.cached().await.unwrap().is_none(),
+        "an expired token was handed out"
+    );
+
+    let shown = format!(
+        "{later:?} {:?}",
+        TokenManager::builder(profile(&env_of(&s, dir.path())))
+    );
+    assert!(shown.contains("\"default\""), "{shown}");
+    assert!(shown.contains("300ms"), "{shown}");
+    let a = s.account();
+    for secret in [a.pin.as_str(), &a.totp_secret, token.access_token.secret()] {
+        assert!(!shown.contains(secret), "a secret in Debug: {shown}");
+    }
+}
