@@ -22,8 +22,8 @@ mod totp;
 
 pub use api::{ApiError, DhanApi, Grant, ProfileInfo};
 pub use config::{
-    BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, SecretRef, StoreSettings,
-    check_env, validate,
+    BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, ProfileBuilder,
+    SecretRef, StoreSettings, check_env, validate,
 };
 pub use console::{Console, ConsoleFuture};
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};

@@ -333,3 +333,40 @@ async fn the_builder_swaps_the_clock_and_debug_shows_no_secret() {
         assert!(!shown.contains(secret), "a secret in Debug: {shown}");
     }
 }
+
+#[tokio::test]
+async fn a_profile_made_in_code_logs_in_and_its_errors_name_the_field() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = s.account();
+    let totp_file = dir.path().join("totp");
+    std::fs::write(&totp_file, format!("{}\n", a.totp_secret)).unwrap();
+    let profile = Profile::builder("default", dir.path())
+        .client_id(a.client_id.clone())
+        .pin(dhan_login::SecretRef::inline(a.pin.clone()))
+        .totp_secret(dhan_login::SecretRef::file(&totp_file))
+        .auth_base_url(s.auth_base_url())
+        .api_base_url(s.api_base_url())
+        .build()
+        .unwrap();
+    let got = TokenManager::new(profile)
+        .token(&Request::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(got.token.source, SourceKind::Totp);
+    assert!(s.is_live(got.token.access_token.secret()));
+
+    let broken = Profile::builder("other", dir.path())
+        .pin(dhan_login::SecretRef::file(dir.path().join("absent")))
+        .build()
+        .unwrap();
+    let e = broken.pin.as_ref().unwrap().get().unwrap_err().to_string();
+    assert!(e.starts_with("pin: cannot read pin_file"), "{e}");
+    let e = Profile::builder("other", dir.path())
+        .client_id("12ab")
+        .consent_cap(26)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("client_id") && e.contains("consent_cap"), "{e}");
+}

@@ -3,7 +3,6 @@
 //! them all at once.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
@@ -13,7 +12,8 @@ use super::paths::expand_home;
 use super::schema::{BrowserFile, ProfileFile};
 use super::secrets::{Origin, SecretRef};
 use super::{
-    BrowserSettings, ConfigError, DEFAULT_API_BASE_URL, DEFAULT_AUTH_BASE_URL, Paths, Profile,
+    BrowserSettings, ConfigError, DEFAULT_API_BASE_URL, DEFAULT_AUTH_BASE_URL, DEFAULT_LOCK_WAIT,
+    DEFAULT_MARGIN, Paths, Profile,
 };
 use crate::api::DHAN_CONSENT_LIMIT;
 
@@ -50,7 +50,7 @@ impl Env<'_> {
         &self,
         field: &'static str,
         env_name: &str,
-        (inline, file, command): (Option<String>, Option<PathBuf>, Option<String>),
+        (inline, file, command): (Option<SecretString>, Option<PathBuf>, Option<String>),
     ) -> Result<Option<SecretRef>, ConfigError> {
         if let Some(v) = self.var(env_name) {
             return Ok(Some(SecretRef::from_env(field, v)));
@@ -63,7 +63,7 @@ impl Env<'_> {
             });
         }
         let origin = match (inline, file, command) {
-            (Some(v), _, _) => Origin::Inline(SecretString::from(v)),
+            (Some(v), _, _) => Origin::Inline(v),
             (_, Some(p), _) => Origin::File(p),
             (_, _, Some(c)) => Origin::Command(c),
             _ => return Ok(None),
@@ -114,7 +114,7 @@ pub(super) fn merge(
     let margin = margin_minutes
         .and_then(|m| keep(&mut bad, minutes("margin_minutes", m)))
         .and_then(|d| chrono::Duration::from_std(d).ok())
-        .unwrap_or(chrono::Duration::minutes(30));
+        .unwrap_or(DEFAULT_MARGIN);
     let limit = DHAN_CONSENT_LIMIT;
     let consent_cap = match pf.consent_cap {
         Some(n) if !(1..=limit).contains(&n) => {
@@ -135,7 +135,7 @@ pub(super) fn merge(
             &mut bad,
         )
         .and_then(|s| keep(&mut bad, seconds("lock_wait_secs", s)))
-        .unwrap_or(Duration::from_secs(120));
+        .unwrap_or(DEFAULT_LOCK_WAIT);
 
     let [mobile, pin, totp_secret, api_key, api_secret] = SECRETS.map(|(field, env_name)| {
         let origins = pf.take_secret(field);

@@ -21,7 +21,7 @@ pub use check::{Problem, check_env};
 pub(crate) use env::{Overrides, Setting, minutes, seconds};
 pub use paths::Paths;
 pub(crate) use paths::expand_home;
-pub use profile::{BrowserSettings, Profile};
+pub use profile::{BrowserSettings, Profile, ProfileBuilder};
 pub(crate) use schema::read_toml;
 pub use secrets::SecretRef;
 pub use store::{DEFAULT_LEASE, StoreSettings};
@@ -29,6 +29,10 @@ pub use store::{DEFAULT_LEASE, StoreSettings};
 pub const DEFAULT_AUTH_BASE_URL: &str = "https://auth.dhan.co";
 pub const DEFAULT_API_BASE_URL: &str = "https://api.dhan.co/v2";
 pub const DEFAULT_PROFILE: &str = "default";
+/// A cached token is used while it has more than this left (`margin_minutes`).
+pub(crate) const DEFAULT_MARGIN: chrono::Duration = chrono::Duration::minutes(30);
+/// How long a second process waits for another's login (`lock_wait_secs`).
+pub(crate) const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -9,7 +9,11 @@ use url::Url;
 use super::check::warn_if_exposed;
 use super::merge::merge;
 use super::schema::{FileConfig, ProfileFile, read_toml};
-use super::{ConfigError, DEFAULT_PROFILE, Paths, SecretRef, StoreSettings};
+use super::{
+    ConfigError, DEFAULT_API_BASE_URL, DEFAULT_AUTH_BASE_URL, DEFAULT_LOCK_WAIT, DEFAULT_MARGIN,
+    DEFAULT_PROFILE, Paths, SecretRef, StoreSettings,
+};
+use crate::api::DHAN_CONSENT_LIMIT;
 
 /// How the headless browser login runs.
 #[derive(Debug, Clone)]
@@ -71,7 +75,185 @@ pub struct Profile {
     pub store: std::sync::Arc<StoreSettings>,
 }
 
+/// A profile made in code rather than read from the config file: `Profile::builder`.
+#[derive(Debug)]
+#[must_use]
+pub struct ProfileBuilder {
+    profile: Profile,
+}
+
+impl ProfileBuilder {
+    /// The Dhan client id (digits).
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.profile.client_id = Some(id.into());
+        self
+    }
+
+    /// The registered mobile number (browser login).
+    pub fn mobile(mut self, secret: SecretRef) -> Self {
+        self.profile.mobile = Some(secret.named("mobile"));
+        self
+    }
+
+    /// The 6-digit login PIN.
+    pub fn pin(mut self, secret: SecretRef) -> Self {
+        self.profile.pin = Some(secret.named("pin"));
+        self
+    }
+
+    /// The base32 TOTP secret from Dhan Web's TOTP setup.
+    pub fn totp_secret(mut self, secret: SecretRef) -> Self {
+        self.profile.totp_secret = Some(secret.named("totp_secret"));
+        self
+    }
+
+    /// The API key of the Dhan app (consent-based logins).
+    pub fn api_key(mut self, secret: SecretRef) -> Self {
+        self.profile.api_key = Some(secret.named("api_key"));
+        self
+    }
+
+    /// The API secret of the Dhan app.
+    pub fn api_secret(mut self, secret: SecretRef) -> Self {
+        self.profile.api_secret = Some(secret.named("api_secret"));
+        self
+    }
+
+    /// The redirect URL registered for the app.
+    pub fn redirect_url(mut self, url: Url) -> Self {
+        self.profile.redirect_url = Some(url);
+        self
+    }
+
+    /// A command printing the SMS/e-mail code, for a login page that asks for one.
+    pub fn otp_command(mut self, command: impl Into<String>) -> Self {
+        self.profile.otp_command = Some(command.into());
+        self
+    }
+
+    /// Where Dhan's auth host is (the stand-in's, in tests).
+    pub fn auth_base_url(mut self, url: Url) -> Self {
+        self.profile.auth_base_url = url;
+        self
+    }
+
+    /// Where Dhan's API is (the stand-in's, in tests).
+    pub fn api_base_url(mut self, url: Url) -> Self {
+        self.profile.api_base_url = url;
+        self
+    }
+
+    /// A cached token is used while it has more than this left (default 30 minutes).
+    pub fn margin(mut self, margin: chrono::Duration) -> Self {
+        self.profile.margin = margin;
+        self
+    }
+
+    /// generate-consent calls allowed per IST day (default and most: Dhan's 25).
+    pub fn consent_cap(mut self, cap: u32) -> Self {
+        self.profile.consent_cap = cap;
+        self
+    }
+
+    /// How long to wait for another process's login (default 120 s).
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.profile.lock_wait = wait;
+        self
+    }
+
+    /// How the browser login runs (default: `BrowserSettings::with_defaults`).
+    pub fn browser(mut self, browser: BrowserSettings) -> Self {
+        self.profile.browser = browser;
+        self
+    }
+
+    /// Shared state in PostgreSQL instead of files under the state folder.
+    pub fn store(mut self, store: StoreSettings) -> Self {
+        self.profile.store = std::sync::Arc::new(store);
+        self
+    }
+
+    /// The profile, with what the config file's reading would refuse refused here too
+    /// (every bad field named at once). Secrets are not read: `Profile::check` does.
+    pub fn build(self) -> Result<Profile, ConfigError> {
+        let p = &self.profile;
+        let mut bad: Vec<ConfigError> = Vec::new();
+        if let Some(Err(e)) = p.client_id.as_deref().map(super::validate::client_id) {
+            bad.push(e.into());
+        }
+        if !(1..=DHAN_CONSENT_LIMIT).contains(&p.consent_cap) {
+            bad.push(ConfigError::Field {
+                field: "consent_cap".into(),
+                message: format!(
+                    "{} is outside 1..={DHAN_CONSENT_LIMIT} (Dhan's daily limit)",
+                    p.consent_cap
+                ),
+            });
+        }
+        let urls = [
+            ("auth_base_url", Some(&p.auth_base_url)),
+            ("api_base_url", Some(&p.api_base_url)),
+            ("redirect_url", p.redirect_url.as_ref()),
+        ];
+        for (field, url) in urls {
+            if let Some(url) = url.filter(|u| !matches!(u.scheme(), "http" | "https")) {
+                bad.push(ConfigError::Field {
+                    field: field.into(),
+                    message: format!("`{url}` must be an http(s) URL"),
+                });
+            }
+        }
+        match bad.len() {
+            0 => Ok(self.profile),
+            1 => Err(bad.remove(0)),
+            _ => Err(ConfigError::Several(bad)),
+        }
+    }
+}
+
 impl Profile {
+    /// A profile made in code: `name` (which names its state) and the folder its state
+    /// lives in, with every other field at its default until set.
+    ///
+    /// ```
+    /// use dhan_login::{Profile, SecretRef};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let profile = Profile::builder("bot", dir.path())
+    ///     .client_id("1100000042")
+    ///     .pin(SecretRef::command("pass show dhan/pin"))
+    ///     .totp_secret(SecretRef::file("~/.config/dhan/totp"))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(profile.name, "bot");
+    /// assert!(Profile::builder("bot", dir.path()).client_id("12ab").build().is_err());
+    /// ```
+    pub fn builder(name: impl Into<String>, state_dir: impl Into<PathBuf>) -> ProfileBuilder {
+        let state_dir = state_dir.into();
+        let url = |s: &str| Url::parse(s).unwrap_or_else(|_| unreachable!("constant URL"));
+        ProfileBuilder {
+            profile: Profile {
+                name: name.into(),
+                client_id: None,
+                mobile: None,
+                pin: None,
+                totp_secret: None,
+                api_key: None,
+                api_secret: None,
+                redirect_url: None,
+                otp_command: None,
+                auth_base_url: url(DEFAULT_AUTH_BASE_URL),
+                api_base_url: url(DEFAULT_API_BASE_URL),
+                margin: DEFAULT_MARGIN,
+                consent_cap: DHAN_CONSENT_LIMIT,
+                lock_wait: DEFAULT_LOCK_WAIT,
+                browser: BrowserSettings::with_defaults(&state_dir),
+                state_dir,
+                store: Default::default(),
+            },
+        }
+    }
+
     /// Loads `name` from the file at `paths` and applies the environment on top.
     pub fn load(
         name: &str,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -11,24 +12,25 @@ use super::store::StoreFile;
 use super::{ConfigError, Paths};
 
 /// One profile as written in the file. Every field is optional: the environment may
-/// supply it, and what a login path needs is checked when that path is taken.
+/// supply it, and what a login path needs is checked when that path is taken. Inline
+/// secrets are `SecretString` from the parse on: Debug shows them redacted.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProfileFile {
     pub(super) client_id: Option<String>,
-    pub(super) mobile: Option<String>,
+    pub(super) mobile: Option<SecretString>,
     pub(super) mobile_file: Option<PathBuf>,
     pub(super) mobile_command: Option<String>,
-    pub(super) pin: Option<String>,
+    pub(super) pin: Option<SecretString>,
     pub(super) pin_file: Option<PathBuf>,
     pub(super) pin_command: Option<String>,
-    pub(super) totp_secret: Option<String>,
+    pub(super) totp_secret: Option<SecretString>,
     pub(super) totp_secret_file: Option<PathBuf>,
     pub(super) totp_secret_command: Option<String>,
-    pub(super) api_key: Option<String>,
+    pub(super) api_key: Option<SecretString>,
     pub(super) api_key_file: Option<PathBuf>,
     pub(super) api_key_command: Option<String>,
-    pub(super) api_secret: Option<String>,
+    pub(super) api_secret: Option<SecretString>,
     pub(super) api_secret_file: Option<PathBuf>,
     pub(super) api_secret_command: Option<String>,
     pub(super) redirect_url: Option<String>,
@@ -83,7 +85,7 @@ impl ProfileFile {
     pub(super) fn take_secret(
         &mut self,
         field: &str,
-    ) -> (Option<String>, Option<PathBuf>, Option<String>) {
+    ) -> (Option<SecretString>, Option<PathBuf>, Option<String>) {
         let (inline, file, command) = match field {
             "mobile" => (
                 &mut self.mobile,
@@ -195,4 +197,31 @@ fn mask_backticked(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_parsed_profile_shows_no_secret() {
+        let file: FileConfig = toml::from_str(
+            "[profiles.p]\nclient_id = \"1100000042\"\nmobile = \"9876543210\"\npin = \"135790\"\n\
+             totp_secret = \"JBSWY3DPEHPK3PXP\"\napi_key = \"key-abc\"\napi_secret = \"sec-xyz\"\n\
+             [store]\nurl = \"postgres://u:hunter2@db/x\"\n",
+        )
+        .unwrap();
+        let shown = format!("{file:?}");
+        assert!(shown.contains("1100000042"), "{shown}");
+        for secret in [
+            "9876543210",
+            "135790",
+            "JBSWY3DPEHPK3PXP",
+            "key-abc",
+            "sec-xyz",
+            "hunter2",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
 }

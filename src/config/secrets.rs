@@ -12,7 +12,19 @@ use super::{ConfigError, command};
 /// How long a `*_command` may take to print its secret (a password manager unlocking).
 const SECRET_COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Where a secret comes from. Read at most once per process.
+/// Where a secret comes from: its value, a file holding it, or a command printing it.
+/// Read on first use and at most once per process; Debug never shows the value.
+///
+/// ```
+/// use dhan_login::SecretRef;
+/// use secrecy::ExposeSecret;
+///
+/// let pin = SecretRef::inline("135790");
+/// assert_eq!(pin.get().unwrap().expose_secret(), "135790");
+/// assert!(!format!("{pin:?}").contains("135790"));
+/// let totp = SecretRef::command("printf 'JBSWY3DPEHPK3PXP\\nnotes\\n'");
+/// assert_eq!(totp.get().unwrap().expose_secret(), "JBSWY3DPEHPK3PXP");
+/// ```
 #[derive(Debug)]
 pub struct SecretRef {
     field: &'static str,
@@ -39,6 +51,28 @@ impl SecretRef {
 
     pub(super) fn from_env(field: &'static str, value: String) -> Self {
         SecretRef::new(field, Origin::Env(SecretString::from(value)))
+    }
+
+    /// The secret itself.
+    pub fn inline(value: impl Into<String>) -> Self {
+        SecretRef::new("secret", Origin::Inline(SecretString::from(value.into())))
+    }
+
+    /// The contents of the file at `path` (`~/` expanded), trimmed, read on first use.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        SecretRef::new("secret", Origin::File(path.into()))
+    }
+
+    /// The first line `sh -c command` prints, trimmed, run on first use (a password
+    /// manager: `pass show dhan/pin`). Killed if it has not answered within 20 s.
+    pub fn command(command: impl Into<String>) -> Self {
+        SecretRef::new("secret", Origin::Command(command.into()))
+    }
+
+    /// The same origin under the profile field it fills, which its errors then name.
+    pub(crate) fn named(mut self, field: &'static str) -> Self {
+        self.field = field;
+        self
     }
 
     /// The secret, read from its file or command on first use. A command blocks the

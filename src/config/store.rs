@@ -20,7 +20,8 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StoreFile {
-    url: Option<String>,
+    /// May hold the database password: redacted in Debug from the parse on.
+    url: Option<SecretString>,
     url_file: Option<PathBuf>,
     url_command: Option<String>,
     key_file: Option<PathBuf>,
@@ -75,7 +76,7 @@ impl StoreSettings {
                 vec![
                     (
                         file.url.is_some(),
-                        Origin::Inline(SecretString::from(file.url.unwrap_or_default())),
+                        Origin::Inline(file.url.unwrap_or_else(|| SecretString::from(""))),
                     ),
                     (
                         file.url_file.is_some(),
