@@ -99,7 +99,7 @@ pub struct ConsentLogin<'a> {
 /// launch, a screenshot, the page's HTML and a step log are saved under
 /// `settings.artifacts_dir` and named in the error. Errors for which
 /// [`BrowserError::is_fatal`] holds must not be retried. Nothing of the browser is left
-/// when this returns; [`start_browser`] and [`capture_token_id_in`] are the same login
+/// when this returns; `start_browser` and `capture_token_id_in` (crate-internal) are the same login
 /// cut in two, for callers with requests of their own to overlap with it.
 pub async fn capture_token_id(
     settings: &BrowserSettings,
