@@ -396,37 +396,23 @@ impl MockServer {
     /// first account's (what single-account scripts read); a stand-in with several
     /// accounts adds `accounts`, listing them all, the first one first.
     pub fn describe_json(&self) -> serde_json::Value {
-        let a = self.state.account();
-        let accounts: Vec<_> = self
-            .state
-            .accounts
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "client_id": a.client_id,
-                    "mobile": a.mobile,
-                    "pin": a.pin,
-                    "totp_secret": a.totp_secret,
-                    "api_key": a.api_key,
-                    "api_secret": a.api_secret,
-                    "redirect_url": a.redirect_url,
-                })
+        let account = |a: &MockAccount| {
+            serde_json::json!({
+                "client_id": a.client_id,
+                "mobile": a.mobile,
+                "pin": a.pin,
+                "totp_secret": a.totp_secret,
+                "api_key": a.api_key,
+                "api_secret": a.api_secret,
+                "redirect_url": a.redirect_url,
             })
-            .collect();
-        let mut described = serde_json::json!({
-            "auth_base_url": self.auth_base_url().as_str().trim_end_matches('/'),
-            "api_base_url": self.api_base_url().as_str(),
-            "client_id": a.client_id,
-            "mobile": a.mobile,
-            "pin": a.pin,
-            "totp_secret": a.totp_secret,
-            "api_key": a.api_key,
-            "api_secret": a.api_secret,
-            "redirect_url": a.redirect_url,
-            "sms_otp": self.state.sms_otp,
-        });
-        if accounts.len() > 1 {
-            described["accounts"] = accounts.into();
+        };
+        let mut described = account(self.state.account());
+        described["auth_base_url"] = self.auth_base_url().as_str().trim_end_matches('/').into();
+        described["api_base_url"] = self.api_base_url().as_str().into();
+        described["sms_otp"] = self.state.sms_otp.clone().into();
+        if self.state.accounts.len() > 1 {
+            described["accounts"] = self.state.accounts.iter().map(account).collect();
         }
         described
     }
