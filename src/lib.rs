@@ -34,9 +34,9 @@ pub use redact::Scrubber;
 pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
 pub use source::{BoxFuture, Context, Outcome, TokenSource, run_chain, sends};
 pub use store::{
-    ConsentLedger, LastError, Lease, Ledger, LedgerDay, Lockout, LockoutStore, Lockouts, Ownership,
-    PendingConsent, PgBackend, ProfileLock, ProfileState, StateBackend, StoreError, TokenStore,
-    next_ist_midnight, write_atomic,
+    ConsentLedger, FileBackend, LastError, Lease, Ledger, LedgerDay, LegacyLockout, LockError,
+    Lockout, LockoutStore, Lockouts, Ownership, PendingConsent, PgBackend, ProfileLock,
+    ProfileState, StateBackend, StoreError, TokenStore, next_ist_midnight, write_atomic,
 };
 pub use token::{AccessToken, SourceKind, Token, TokenJson, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};

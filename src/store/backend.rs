@@ -18,13 +18,18 @@ use super::pg::{Lease, PgBackend};
 use super::tokens::{ProfileState, StoreError, TokenStore, check_profile_name};
 use crate::config::StoreSettings;
 
+/// Where a profile's shared state is kept. Cloning is cheap; clones share the database
+/// pool. The file backend's async methods do their (short) file I/O inline.
 #[derive(Debug, Clone)]
 pub enum StateBackend {
+    /// Files in the state folder: one machine.
     Files(FileBackend),
+    /// A PostgreSQL database named by `[store] url`: several machines.
     Postgres(Arc<PgBackend>),
 }
 
 /// The files under the state folder, as every version before the database kept them.
+/// Opaque: use it through [`StateBackend`].
 #[derive(Debug, Clone)]
 pub struct FileBackend {
     state_dir: PathBuf,
@@ -88,6 +93,7 @@ impl StateBackend {
         }
     }
 
+    /// The file backend on `state_dir` (nothing is created until the first write).
     pub fn files(state_dir: &Path) -> Self {
         StateBackend::Files(FileBackend {
             state_dir: state_dir.to_path_buf(),
@@ -96,6 +102,9 @@ impl StateBackend {
         })
     }
 
+    /// The stored state of `profile`: an empty (renewable) state when none is stored. A
+    /// state file that does not parse is moved aside and reported as
+    /// `StoreError::Corrupt`; the next load starts empty.
     pub async fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
         match self {
             StateBackend::Files(f) => f.tokens.load(profile),
@@ -163,6 +172,8 @@ impl StateBackend {
         }
     }
 
+    /// The profile's lockouts; an unreadable record is `Lockouts::Unreadable`, which locks
+    /// every login path.
     pub async fn lockouts(&self, profile: &str) -> Result<Lockouts, StoreError> {
         match self {
             StateBackend::Files(f) => f.lockouts.load(profile),
@@ -170,6 +181,8 @@ impl StateBackend {
         }
     }
 
+    /// Records a rejection, replacing one for the same secrets and values. An unreadable
+    /// record is left as it is (it already locks everything).
     pub async fn add_lockout(&self, profile: &str, lockout: Lockout) -> Result<(), StoreError> {
         match self {
             StateBackend::Files(f) => f.lockouts.add(profile, lockout),
@@ -177,6 +190,8 @@ impl StateBackend {
         }
     }
 
+    /// Drops the lockouts whose secrets are all in `worked`: a login that sent them just
+    /// succeeded.
     pub async fn clear_covered(&self, profile: &str, worked: &[&str]) -> Result<(), StoreError> {
         match self {
             StateBackend::Files(f) => f.lockouts.clear_covered(profile, worked),
@@ -184,6 +199,7 @@ impl StateBackend {
         }
     }
 
+    /// Removes every lockout of the profile (`dhan-login unlock`). True if there were any.
     pub async fn clear_lockouts(&self, profile: &str) -> Result<bool, StoreError> {
         match self {
             StateBackend::Files(f) => f.lockouts.clear(profile),
@@ -208,6 +224,7 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// The daily cap in force: the profile's, at most Dhan's 25.
     pub fn cap(&self) -> u32 {
         self.cap
     }
@@ -216,6 +233,8 @@ impl Ledger {
         ConsentLedger::new(&f.state_dir, self.cap)
     }
 
+    /// Today's (IST) figures for `client_id`. Only reads, so it works on a state folder
+    /// that cannot be written; a corrupt ledger counts as used up.
     pub async fn today(
         &self,
         client_id: &str,
@@ -236,6 +255,8 @@ impl Ledger {
         }
     }
 
+    /// Records that Dhan answered CONSENT_LIMIT_EXCEED: nothing is reserved again until
+    /// the next IST midnight.
     pub async fn mark_exhausted(
         &self,
         client_id: &str,
@@ -247,6 +268,8 @@ impl Ledger {
         }
     }
 
+    /// Remembers the consentAppId `id` until it is turned into a tokenId, so that a retry
+    /// reuses it instead of spending another consent.
     pub async fn set_pending(
         &self,
         client_id: &str,
@@ -259,6 +282,7 @@ impl Ledger {
         }
     }
 
+    /// Drops the pending consent if it is still `id` (used, or rejected by Dhan).
     pub async fn clear_pending(
         &self,
         client_id: &str,

@@ -16,6 +16,7 @@ use crate::api::DHAN_CONSENT_LIMIT;
 use crate::error_class::ErrorClass;
 use crate::token::ist;
 
+/// One client id's consent figures for one IST day.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LedgerDay {
     /// The IST calendar day the counts belong to.
@@ -24,12 +25,17 @@ pub struct LedgerDay {
     pub used: u32,
     /// Dhan answered CONSENT_LIMIT_EXCEED that day.
     pub exhausted: bool,
+    /// A consent generated but not yet turned into a tokenId: the next browser login
+    /// reuses it instead of spending another.
     pub pending: Option<PendingConsent>,
 }
 
+/// A consentAppId that Dhan still holds open.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PendingConsent {
+    /// The consentAppId generate-consent returned.
     pub consent_app_id: String,
+    /// When it was generated.
     pub created_at: DateTime<Utc>,
 }
 
@@ -42,6 +48,8 @@ pub struct ConsentLedger {
 }
 
 impl ConsentLedger {
+    /// The ledger files of the state folder `state_dir`, allowing `cap` consents a day
+    /// (never more than Dhan's 25).
     pub fn new(state_dir: &Path, cap: u32) -> Self {
         Self {
             dir: state_dir.join("consents"),
@@ -49,6 +57,7 @@ impl ConsentLedger {
         }
     }
 
+    /// The daily cap in force: the configured one, at most Dhan's.
     pub fn cap(&self) -> u32 {
         self.cap
     }
@@ -87,6 +96,8 @@ impl ConsentLedger {
         .map(|_| ())
     }
 
+    /// Records that Dhan answered CONSENT_LIMIT_EXCEED: no consent is reserved again
+    /// until the next IST midnight, whatever the count says.
     pub fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.update(client_id, now, |d| {
             d.exhausted = true;
@@ -95,6 +106,8 @@ impl ConsentLedger {
         .map(|_| ())
     }
 
+    /// Remembers the consentAppId `id` as pending (replacing an older one) until it is
+    /// turned into a tokenId.
     pub fn set_pending(
         &self,
         client_id: &str,

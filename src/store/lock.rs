@@ -9,32 +9,49 @@ use std::time::{Duration, Instant};
 
 use crate::error_class::ErrorClass;
 
+/// The right to log in for a profile was not obtained: another process kept it for
+/// longer than the wait allowed, or the lock itself could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LockError {
+    /// Another process on this machine held the profile's file lock for the whole wait.
     #[error(
         "another dhan-login is obtaining the token for profile `{profile}` and did not finish within {waited:?} (lock file {path})"
     )]
     Timeout {
+        /// The profile asked for.
         profile: String,
+        /// The lock file, to find its holder with `fuser` or `lsof`.
         path: PathBuf,
+        /// How long this process waited.
         waited: Duration,
     },
+    /// Another process (maybe on another machine) held the profile's database lease for
+    /// the whole wait.
     #[error(
         "profile `{profile}` is leased to {holder} (another dhan-login, maybe on another machine) and it did not let go within {waited:?}"
     )]
     Leased {
+        /// The profile asked for.
         profile: String,
+        /// The lease holder as `host/pid/…`.
         holder: String,
+        /// How long this process waited.
         waited: Duration,
     },
+    /// The lock file could not be created or locked, or the lease table could not be
+    /// reached within the wait.
     #[error("cannot lock {path}: {source}")]
     Io {
+        /// The lock file, or `dhan_login_leases[<profile>]` for a database lease.
         path: PathBuf,
+        /// The underlying failure.
         source: std::io::Error,
     },
 }
 
 impl LockError {
+    /// `Transient` while another holder is busy, `Other` when the lock cannot be used.
     pub fn class(&self) -> ErrorClass {
         match self {
             // Another process is still logging in: worth trying again shortly.
@@ -53,7 +70,9 @@ pub struct ProfileLock {
 }
 
 impl ProfileLock {
-    /// Waits up to `max_wait` for the lock, polling so that the wait stays bounded.
+    /// Waits up to `max_wait` for the lock on `<dir>/<profile>.lock` (creating `dir`,
+    /// mode 0700), polling so that the wait stays bounded. `profile` must already be a
+    /// safe file name; dhan-login's own callers check it first.
     pub async fn acquire(
         dir: &Path,
         profile: &str,

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::atomic::write_atomic;
 use super::tokens::{StoreError, profile_file};
 
+/// One rejection by Dhan: while the same secrets hold the same values, no login path that
+/// sends any of them is tried again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Lockout {
     /// The fields Dhan rejected together (`pin`, `totp_secret`…); never their values.
@@ -21,7 +23,9 @@ pub struct Lockout {
     /// A hash of the client id and those values (see `Profile::secrets_fingerprint`);
     /// empty for a lockout that holds whatever values are configured.
     pub fingerprint: String,
+    /// When Dhan rejected them.
     pub at: DateTime<Utc>,
+    /// What Dhan said, scrubbed of secrets.
     pub message: String,
 }
 
@@ -34,16 +38,21 @@ struct LockoutFile {
 /// What the lockout file says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lockouts {
+    /// The lockouts on record; empty when nothing is locked.
     Recorded(Vec<Lockout>),
     /// The file exists but cannot be read or parsed: every path is locked until `unlock`.
     Unreadable {
+        /// The file, or `dhan_login_lockouts[<profile>]` for a database row.
         path: PathBuf,
+        /// Why it cannot be read (never its content).
         reason: String,
+        /// The file's modification time: since when it locks everything.
         since: DateTime<Utc>,
     },
 }
 
 impl Lockouts {
+    /// True when nothing is locked (an unreadable record locks everything).
     pub fn is_empty(&self) -> bool {
         matches!(self, Lockouts::Recorded(l) if l.is_empty())
     }
@@ -56,12 +65,16 @@ pub struct LockoutStore {
 }
 
 impl LockoutStore {
+    /// The lockout files of the state folder `state_dir`; nothing is created until a
+    /// rejection is recorded.
     pub fn new(state_dir: &Path) -> Self {
         Self {
             dir: state_dir.join("lockouts"),
         }
     }
 
+    /// The profile's lockouts. An unreadable file is `Ok(Unreadable)`, not an error: the
+    /// caller must treat it as locked. Errs only on a bad profile name.
     pub fn load(&self, profile: &str) -> Result<Lockouts, StoreError> {
         let path = profile_file(&self.dir, profile)?;
         let unreadable = |reason: String| {

@@ -9,9 +9,9 @@ mod pg;
 mod tokens;
 
 pub use atomic::write_atomic;
-pub use backend::{Ledger, Ownership, StateBackend};
+pub use backend::{FileBackend, Ledger, Ownership, StateBackend};
 pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
 pub use lockout::{Lockout, LockoutStore, Lockouts};
 pub use pg::{Lease, PgBackend};
-pub use tokens::{LastError, ProfileState, StoreError, TokenStore};
+pub use tokens::{LastError, LegacyLockout, ProfileState, StoreError, TokenStore};

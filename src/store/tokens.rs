@@ -9,48 +9,89 @@ use super::atomic::write_atomic;
 use crate::error_class::ErrorClass;
 use crate::token::Token;
 
+/// Why the shared state (token, lockouts, consent ledger, ownership) could not be read
+/// or written. Messages name the file or the database, never a token's value.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
+    /// A state file exists but could not be read (permissions, I/O error).
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file that could not be read.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
+    /// A state or lockout file could not be written, so the change it carried is lost.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file that could not be written.
         path: PathBuf,
+        /// What the operating system (or the serialiser) said.
         source: std::io::Error,
     },
+    /// A state file did not parse; it was renamed aside, kept for inspection, and the
+    /// profile starts from an empty state.
     #[error("{path} was corrupt ({reason}); moved aside to {moved_to}")]
     Corrupt {
+        /// The file as it was named.
         path: PathBuf,
+        /// Where it is now.
         moved_to: PathBuf,
+        /// The parser's complaint (line and column, never the content).
         reason: String,
     },
     /// Corrupt, on a folder where it cannot be moved (a read-only `status`, say).
     #[error("{path} is corrupt ({reason}) and was left in place: {source}")]
     CorruptKept {
+        /// The corrupt file, still in place.
         path: PathBuf,
+        /// The parser's complaint (line and column, never the content).
         reason: String,
+        /// Why the rename failed.
         source: std::io::Error,
     },
+    /// The profile name would not make a safe file name (`../x`, an empty name, a
+    /// leading dot); it is refused before it reaches a path.
     #[error("profile name `{0}` may only hold letters, digits, `-`, `_` and `.`")]
     BadProfileName(String),
     /// The shared database could not be reached or refused a statement.
     #[error("state database: {message}")]
-    Database { message: String },
+    Database {
+        /// What went wrong, naming the setting (`store.key`, `store.url`) when one is
+        /// at fault; never the URL's password or a token.
+        message: String,
+    },
+    /// A write made under a database lease that has since passed to another holder
+    /// (this process paused or lost the network for longer than the lease).
     #[error(
         "profile `{profile}`: the lease this write was made under (epoch {epoch}) has passed to another holder; the write was refused so that it cannot overwrite a newer token"
     )]
-    Fenced { profile: String, epoch: i64 },
+    Fenced {
+        /// The profile whose write was refused.
+        profile: String,
+        /// The epoch of the lease the write was made under.
+        epoch: i64,
+    },
+    /// The database was migrated by a newer dhan-login; this one refuses to touch it.
     #[error(
         "the state database's schema is at version {found}, newer than the {known} this dhan-login knows: upgrade dhan-login here before pointing it at that database"
     )]
-    SchemaTooNew { found: i32, known: i32 },
+    SchemaTooNew {
+        /// The schema version in the database.
+        found: i32,
+        /// The newest version this build knows.
+        known: i32,
+    },
     /// The consent ledger refuses: the day's consents are spent, or the client id cannot
-    /// name a ledger file.
+    /// name a ledger file. Also a `[store] url` that cannot work as written.
     #[error("{message}")]
-    Refused { class: ErrorClass, message: String },
+    Refused {
+        /// `ConsentLimit` for a spent day, `Config` for a bad client id or store URL.
+        class: ErrorClass,
+        /// The reason, with the time the count resets where that applies.
+        message: String,
+    },
     /// The consent ledger's file or its lock could not be used.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -60,6 +101,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The class that decides fallback, retries and the exit code.
     pub fn class(&self) -> ErrorClass {
         match self {
             StoreError::BadProfileName(_) | StoreError::SchemaTooNew { .. } => ErrorClass::Config,
@@ -80,18 +122,27 @@ impl StoreError {
 /// The last failure, for `status` and the daemon's health.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LastError {
+    /// When it happened.
     pub at: DateTime<Utc>,
+    /// The [`ErrorClass`] as its snake_case name (`consent_limit`…), kept as text so a
+    /// state written by a newer version with a new class still loads.
     pub class: String,
+    /// The error's message, as printed (free of secrets).
     pub message: String,
 }
 
+/// Everything stored for one profile between runs. The token is the only secret in it;
+/// the database backend stores it encrypted, the file backend in a 0600 file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProfileState {
+    /// The current token, if one was obtained and has not been dropped.
     pub token: Option<Token>,
     /// False once RenewToken refused this token: do not ask again.
     #[serde(default = "yes")]
     pub renewable: bool,
+    /// The last failure, until a token is obtained or imported.
     pub last_error: Option<LastError>,
+    /// When this state last changed.
     pub updated_at: Option<DateTime<Utc>>,
     /// A lockout stored here by versions before lockouts got their own file. Its
     /// fingerprint covered every credential at once and cannot be matched per path, so
@@ -107,9 +158,13 @@ pub struct ProfileState {
     pub set_aside: bool,
 }
 
+/// A lockout in the format of versions before lockouts got their own file
+/// ([`ProfileState::legacy_lockout`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LegacyLockout {
+    /// When Dhan rejected the credentials.
     pub at: DateTime<Utc>,
+    /// What Dhan said.
     pub message: String,
 }
 
@@ -118,6 +173,7 @@ fn yes() -> bool {
 }
 
 impl ProfileState {
+    /// Notes a failure as the last error, stamped `now`.
     pub fn record_error(&mut self, class: ErrorClass, message: String, now: DateTime<Utc>) {
         self.last_error = Some(LastError {
             at: now,
@@ -130,7 +186,7 @@ impl ProfileState {
 
 /// Checks a profile name before it becomes part of a path: `../x` must never name a
 /// file outside the state folder.
-pub fn check_profile_name(profile: &str) -> Result<(), StoreError> {
+pub(super) fn check_profile_name(profile: &str) -> Result<(), StoreError> {
     let ok = !profile.is_empty()
         && !profile.starts_with('.')
         && profile
@@ -160,16 +216,23 @@ pub struct TokenStore {
 }
 
 impl TokenStore {
+    /// The store under `state_dir`; nothing is created until the first save.
     pub fn new(state_dir: &Path) -> Self {
         Self {
             dir: state_dir.join("tokens"),
         }
     }
 
+    /// The folder holding the per-profile lock files ([`ProfileLock`]) of a state folder:
+    /// another program that takes the same lock waits for dhan-login's logins.
+    ///
+    /// [`ProfileLock`]: super::ProfileLock
     pub fn lock_dir(state_dir: &Path) -> PathBuf {
         state_dir.join("locks")
     }
 
+    /// The state file of `profile`; `BadProfileName` for a name that is not a safe file
+    /// name.
     pub fn path(&self, profile: &str) -> Result<PathBuf, StoreError> {
         profile_file(&self.dir, profile)
     }
@@ -208,6 +271,8 @@ impl TokenStore {
         }
     }
 
+    /// Replaces the stored state atomically (a crash leaves the old file or the new one,
+    /// mode 0600). Takes no lock: the caller holds the profile's ownership.
     pub fn save(&self, profile: &str, state: &ProfileState) -> Result<(), StoreError> {
         let path = self.path(profile)?;
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| StoreError::Write {

@@ -12,7 +12,7 @@ use crate::store::StoreError;
 const V1: u8 = 1;
 const NONCE_LEN: usize = 12;
 
-pub struct Cipher {
+pub(super) struct Cipher {
     key: RandomizedNonceKey,
 }
 
@@ -24,7 +24,7 @@ impl std::fmt::Debug for Cipher {
 
 impl Cipher {
     /// From the configured key: 32 random bytes in base64 (`openssl rand -base64 32`).
-    pub fn from_key(key: &SecretString) -> Result<Cipher, StoreError> {
+    pub(super) fn from_key(key: &SecretString) -> Result<Cipher, StoreError> {
         let bad = |why: &str| StoreError::Database {
             message: format!(
                 "store.key: {why} (expected 32 random bytes in base64, e.g. the output of `openssl rand -base64 32`)"
@@ -40,7 +40,7 @@ impl Cipher {
         Ok(Cipher { key })
     }
 
-    pub fn seal(&self, profile: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+    pub(super) fn seal(&self, profile: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut body = plain.to_vec();
         let nonce = self
             .key
@@ -55,7 +55,7 @@ impl Cipher {
         Ok(out)
     }
 
-    pub fn open(&self, profile: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    pub(super) fn open(&self, profile: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
         let refused = || StoreError::Database {
             message: format!(
                 "the stored token of profile `{profile}` does not decrypt: store.key differs from the key it was written with, or the row was altered"

@@ -37,9 +37,9 @@ pub struct Lease {
 /// Another holder has the profile: its name, and how long until its lease lapses unless
 /// renewed.
 #[derive(Debug, Clone)]
-pub struct HeldElsewhere {
-    pub holder: String,
-    pub lapses_in: Duration,
+pub(crate) struct HeldElsewhere {
+    pub(crate) holder: String,
+    pub(crate) lapses_in: Duration,
 }
 
 /// A taken over holder's TOTP code may have been spent at most this long before the
@@ -68,7 +68,7 @@ fn process_id() -> &'static str {
 }
 
 impl Lease {
-    pub async fn acquire(
+    pub(super) async fn acquire(
         pool: Pool,
         profile: &str,
         lease: Duration,
@@ -118,7 +118,7 @@ impl Lease {
     }
 
     /// Takes the lease if it is free or lapsed, without waiting.
-    pub async fn try_acquire(
+    pub(super) async fn try_acquire(
         pool: Pool,
         profile: &str,
         lease: Duration,
@@ -170,6 +170,8 @@ impl Lease {
         }
     }
 
+    /// The lease's epoch: one higher for each new holder of the profile. Every write
+    /// made under the lease carries it, and the database refuses one from an older epoch.
     pub fn epoch(&self) -> i64 {
         self.epoch
     }
@@ -185,6 +187,8 @@ impl Lease {
             .is_some_and(|at| at.elapsed() < self.length * 2 / 3)
     }
 
+    /// This holder's name, `host/pid/random/seq`, as other processes see it in
+    /// `LockError::Leased`.
     pub fn holder(&self) -> &str {
         &self.holder
     }

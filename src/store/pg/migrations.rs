@@ -46,13 +46,13 @@ const STEPS: &[(i32, &str)] = &[(
 )];
 
 /// The newest schema this binary knows.
-pub const KNOWN: i32 = 1;
+pub(super) const KNOWN: i32 = 1;
 
 /// A constant key for `pg_advisory_xact_lock`: "dhanlgin" in ASCII.
 const LOCK_KEY: i64 = 0x6468_616e_6c67_696e;
 
 /// Brings the schema up to `KNOWN`; refuses a database that is already past it.
-pub async fn apply(client: &mut Client) -> Result<i32, StoreError> {
+pub(super) async fn apply(client: &mut Client) -> Result<i32, StoreError> {
     let tx = client.transaction().await.map_err(super::db)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await

@@ -7,7 +7,7 @@
 
 mod cipher;
 mod lease;
-pub mod migrations;
+mod migrations;
 mod tls;
 
 use std::collections::HashMap;
@@ -19,8 +19,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-pub use cipher::Cipher;
-pub use lease::{HeldElsewhere, Lease};
+use cipher::Cipher;
+pub(crate) use lease::HeldElsewhere;
+pub use lease::Lease;
 
 use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
 use super::lockout::{Lockout, Lockouts};
@@ -52,12 +53,15 @@ pub(crate) fn unreachable(e: deadpool_postgres::PoolError) -> StoreError {
 
 /// A connected, migrated database and the key its tokens are sealed with.
 #[derive(Debug)]
-pub struct Ready {
+struct Ready {
     pool: Pool,
     cipher: Cipher,
 }
 
-/// The state of every profile, in the database named by `[store] url`.
+/// The state of every profile, in the database named by `[store] url`. Opaque: use it
+/// through [`StateBackend`](super::StateBackend), which picks it for a profile whose
+/// settings name a database. It connects, checks `store.key` and migrates the schema on
+/// first use, not when it is made.
 #[derive(Debug)]
 pub struct PgBackend {
     settings: Arc<StoreSettings>,
@@ -71,7 +75,7 @@ fn pools() -> &'static Mutex<HashMap<String, Arc<Ready>>> {
 }
 
 impl PgBackend {
-    pub fn new(settings: &Arc<StoreSettings>) -> Arc<PgBackend> {
+    pub(crate) fn new(settings: &Arc<StoreSettings>) -> Arc<PgBackend> {
         Arc::new(PgBackend {
             settings: settings.clone(),
             ready: tokio::sync::OnceCell::new(),
@@ -79,7 +83,7 @@ impl PgBackend {
     }
 
     /// The pool, connecting and migrating on first use.
-    pub async fn ready(&self) -> Result<&Ready, StoreError> {
+    async fn ready(&self) -> Result<&Ready, StoreError> {
         let ready = self
             .ready
             .get_or_try_init(|| async {
@@ -133,7 +137,7 @@ impl PgBackend {
         self.ready().await?.pool.get().await.map_err(unreachable)
     }
 
-    pub async fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
+    pub(crate) async fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
         let ready = self.ready().await?;
         let client = ready.pool.get().await.map_err(unreachable)?;
         let row = client
@@ -172,7 +176,7 @@ impl PgBackend {
 
     /// Writes the state. Under a lease the write lands only while that lease is still
     /// the profile's current one, and never over a write of a newer epoch.
-    pub async fn save(
+    pub(crate) async fn save(
         &self,
         profile: &str,
         state: &ProfileState,
@@ -235,7 +239,7 @@ impl PgBackend {
     /// Drops the stored token if it is still `read`, in one transaction (a logout must
     /// not drop a successor's token). The rest of the stored state is left as it is: a
     /// login may have changed it (its TOTP step) since it was read.
-    pub async fn forget(&self, profile: &str, read: &Token) -> Result<bool, StoreError> {
+    pub(crate) async fn forget(&self, profile: &str, read: &Token) -> Result<bool, StoreError> {
         let ready = self.ready().await?;
         let mut client = ready.pool.get().await.map_err(unreachable)?;
         let tx = client.transaction().await.map_err(db)?;
@@ -274,7 +278,7 @@ impl PgBackend {
     }
 
     /// Drops the stored token (dead: Dhan replaced it), keeping the rest of the state.
-    pub async fn set_aside(&self, profile: &str) -> Result<(), StoreError> {
+    pub(crate) async fn set_aside(&self, profile: &str) -> Result<(), StoreError> {
         self.client()
             .await?
             .execute(
@@ -288,7 +292,7 @@ impl PgBackend {
     }
 
     /// Waits up to `wait` for the profile's lease.
-    pub async fn lease(
+    pub(crate) async fn lease(
         &self,
         profile: &str,
         wait: std::time::Duration,
@@ -298,7 +302,7 @@ impl PgBackend {
     }
 
     /// Takes the profile's lease if nobody holds it, without waiting.
-    pub async fn try_lease(
+    pub(crate) async fn try_lease(
         &self,
         profile: &str,
     ) -> Result<Result<Lease, HeldElsewhere>, StoreError> {
@@ -306,7 +310,7 @@ impl PgBackend {
         Lease::try_acquire(ready.pool.clone(), profile, self.settings.lease).await
     }
 
-    pub async fn lockouts(&self, profile: &str) -> Result<Lockouts, StoreError> {
+    pub(crate) async fn lockouts(&self, profile: &str) -> Result<Lockouts, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -361,7 +365,11 @@ impl PgBackend {
         Ok(changed)
     }
 
-    pub async fn add_lockout(&self, profile: &str, lockout: Lockout) -> Result<(), StoreError> {
+    pub(crate) async fn add_lockout(
+        &self,
+        profile: &str,
+        lockout: Lockout,
+    ) -> Result<(), StoreError> {
         self.change_lockouts(profile, |all| {
             all.retain(|l| l.secrets != lockout.secrets || l.fingerprint != lockout.fingerprint);
             all.push(lockout);
@@ -370,7 +378,11 @@ impl PgBackend {
         .map(|_| ())
     }
 
-    pub async fn clear_covered(&self, profile: &str, worked: &[&str]) -> Result<(), StoreError> {
+    pub(crate) async fn clear_covered(
+        &self,
+        profile: &str,
+        worked: &[&str],
+    ) -> Result<(), StoreError> {
         self.change_lockouts(profile, |all| {
             all.retain(|l| !l.secrets.iter().all(|s| worked.contains(&s.as_str())));
         })
@@ -378,7 +390,7 @@ impl PgBackend {
         .map(|_| ())
     }
 
-    pub async fn clear_lockouts(&self, profile: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn clear_lockouts(&self, profile: &str) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let removed = client
             .execute(
@@ -390,7 +402,7 @@ impl PgBackend {
         Ok(removed > 0)
     }
 
-    pub async fn ledger_today(
+    pub(crate) async fn ledger_today(
         &self,
         client_id: &str,
         now: DateTime<Utc>,
@@ -430,7 +442,7 @@ impl PgBackend {
 
     /// Counts one consent in a single statement that also checks the cap: concurrent
     /// callers on any number of machines never together pass it.
-    pub async fn reserve(
+    pub(crate) async fn reserve(
         &self,
         client_id: &str,
         now: DateTime<Utc>,
@@ -464,7 +476,7 @@ impl PgBackend {
         }))
     }
 
-    pub async fn mark_exhausted(
+    pub(crate) async fn mark_exhausted(
         &self,
         client_id: &str,
         now: DateTime<Utc>,
@@ -484,7 +496,7 @@ impl PgBackend {
         Ok(())
     }
 
-    pub async fn set_pending(
+    pub(crate) async fn set_pending(
         &self,
         client_id: &str,
         id: &str,
@@ -506,7 +518,7 @@ impl PgBackend {
         Ok(())
     }
 
-    pub async fn clear_pending(&self, client_id: &str, id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn clear_pending(&self, client_id: &str, id: &str) -> Result<(), StoreError> {
         check_client_id(client_id)?;
         self.client()
             .await?

@@ -40,7 +40,7 @@ use crate::error_class::ErrorClass;
 
 /// `sslmode` as libpq spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(super) enum Mode {
     Disable,
     Prefer,
     Require,
@@ -91,7 +91,7 @@ fn bad(message: String) -> StoreError {
 
 /// The connection settings and the TLS connector for `url`. Errors name the field and
 /// never quote the URL (it may hold a password).
-pub fn config(url: &str) -> Result<(tokio_postgres::Config, MakeRustls), StoreError> {
+pub(super) fn config(url: &str) -> Result<(tokio_postgres::Config, MakeRustls), StoreError> {
     let (rest, mode, root) = split(url)?;
     let mut config: tokio_postgres::Config = rest.parse().map_err(|e| {
         bad(format!(
@@ -288,7 +288,7 @@ fn refused(message: String) -> rustls::Error {
 
 /// The reason [`Verifier`] gave for refusing a certificate, out of the I/O error that
 /// carries it (whose text would show it as a debug dump).
-pub fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(super) fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let inner = e.downcast_ref::<io::Error>()?.get_ref()?;
     match inner.downcast_ref::<rustls::Error>()? {
         rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
@@ -370,7 +370,7 @@ impl ServerCertVerifier for Verifier {
 /// tokio-postgres's connector over rustls (a dozen lines instead of a crate that would
 /// bring x509 parsing for channel binding).
 #[derive(Clone, Debug)]
-pub struct MakeRustls(Arc<rustls::ClientConfig>);
+pub(super) struct MakeRustls(Arc<rustls::ClientConfig>);
 
 impl<S> MakeTlsConnect<S> for MakeRustls
 where
@@ -388,7 +388,7 @@ where
     }
 }
 
-pub struct Connect {
+pub(super) struct Connect {
     config: Arc<rustls::ClientConfig>,
     name: ServerName<'static>,
 }
@@ -410,7 +410,7 @@ where
     }
 }
 
-pub struct Stream<S>(Box<tokio_rustls::client::TlsStream<S>>);
+pub(super) struct Stream<S>(Box<tokio_rustls::client::TlsStream<S>>);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for Stream<S> {
     fn channel_binding(&self) -> ChannelBinding {
