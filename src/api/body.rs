@@ -6,10 +6,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Far above any answer of Dhan's (a few hundred bytes) or of the daemon's.
-pub const MAX_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("the answer is larger than {} KiB; not read further", .0 / 1024)]
     TooLarge(usize),
     #[error("the answer did not arrive in full within {0:?}")]
@@ -19,7 +19,7 @@ pub enum BodyError {
 }
 
 /// The body of `resp` as text (lossily decoded), read until `cap` bytes or `deadline`.
-pub async fn read_capped(
+pub(crate) async fn read_capped(
     mut resp: reqwest::Response,
     cap: usize,
     deadline: Instant,

@@ -13,50 +13,87 @@ use crate::error_class::ErrorClass;
 /// Cap on the body kept in an error: enough to read, not a page of HTML.
 const BODY_KEEP: usize = 600;
 
+/// What went wrong with one call to Dhan, classified for the caller's decision (retry,
+/// stop, fix the credentials). Every variant names the `endpoint` (`generateAccessToken`,
+/// `generate-consent`, `consumeApp-consent`, `RenewToken`, `profile`); a `body` is Dhan's
+/// answer with the PIN, TOTP code, API secret, tokenId or token the request carried
+/// scrubbed out, cut to 600 bytes.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A login endpoint said the PIN, TOTP code, API key or secret is wrong, or the
+    /// account is blocked. Sending them again may lock the account.
     #[error("{endpoint}: credentials rejected (HTTP {status}): {body}")]
     CredentialRejected {
+        /// The call that was refused.
         endpoint: &'static str,
+        /// The HTTP status of the answer.
         status: u16,
+        /// The answer, scrubbed and shortened.
         body: String,
     },
+    /// generate-consent refused: the client id has used its consents for the IST day.
     #[error("{endpoint}: daily consent limit reached (HTTP {status}): {body}")]
     ConsentLimit {
+        /// The call that was refused.
         endpoint: &'static str,
+        /// The HTTP status of the answer.
         status: u16,
+        /// The answer, scrubbed and shortened.
         body: String,
     },
+    /// The access token sent (RenewToken, profile) is expired, revoked or not Dhan's.
     #[error("{endpoint}: access token invalid or expired (HTTP {status}): {body}")]
     TokenInvalid {
+        /// The call that was refused.
         endpoint: &'static str,
+        /// The HTTP status of the answer.
         status: u16,
+        /// The answer, scrubbed and shortened.
         body: String,
     },
+    /// Dhan wants a pause: HTTP 429, its rate-limit code, a token asked for within two
+    /// minutes of the last, or a TOTP code already used (wait for the next 30 s step).
     #[error("{endpoint}: rate limited (HTTP {status}){}: {body}", retry_hint(*.retry_after))]
     RateLimited {
+        /// The call that was refused.
         endpoint: &'static str,
+        /// The HTTP status of the answer.
         status: u16,
         /// How long Dhan wants us to wait, when it said.
         retry_after: Option<Duration>,
+        /// The answer, scrubbed and shortened.
         body: String,
     },
+    /// Worth retrying later: no connection, a timeout, an answer cut off, HTTP 5xx.
     #[error("{endpoint}: temporary failure: {detail}")]
     Transient {
+        /// The call that failed.
         endpoint: &'static str,
+        /// What happened, without the request's URL (it may hold the PIN).
         detail: String,
     },
+    /// An answer that cannot be read as the endpoint's (no token in it, not JSON, over
+    /// 1 MiB): an API change, or something between us and Dhan.
     #[error("{endpoint}: unexpected answer (HTTP {status}): {detail}; body: {body}")]
     UnexpectedBody {
+        /// The call whose answer could not be read.
         endpoint: &'static str,
+        /// The HTTP status of the answer.
         status: u16,
+        /// What was wrong with it.
         detail: String,
+        /// The answer, scrubbed and shortened (empty when not kept).
         body: String,
     },
+    /// Any other refusal (a 404 from a wrong base URL, a proxy's page): nothing it says
+    /// is taken to be about the credentials.
     #[error("{endpoint}: refused (HTTP {status}): {body}")]
     Refused {
+        /// The call that was refused.
         endpoint: &'static str,
+        /// The HTTP status of the answer.
         status: u16,
+        /// The answer, scrubbed and shortened.
         body: String,
     },
 }
@@ -89,6 +126,7 @@ impl ApiError {
         }
     }
 
+    /// The kind of failure, as the command line's exit codes and the daemon see it.
     pub fn class(&self) -> ErrorClass {
         match self {
             ApiError::CredentialRejected { .. } => ErrorClass::CredentialRejected,
@@ -177,25 +215,30 @@ const CREDENTIAL_WORDS: [&str; 11] = [
     "unauthorized",
 ];
 
-/// How long generateAccessToken wants between two tokens (DHAN_AUTH: "Token can be
+/// How long generateAccessToken wants between two tokens (Dhan's v2 docs: "Token can be
 /// generated once every 2 minutes").
-pub const TOKEN_INTERVAL: Duration = Duration::from_secs(120);
+pub(crate) const TOKEN_INTERVAL: Duration = Duration::from_secs(120);
 
 /// How long a TOTP code lasts (RFC 6238's step, which Dhan uses).
-pub const TOTP_STEP: Duration = Duration::from_secs(30);
+pub(crate) const TOTP_STEP: Duration = Duration::from_secs(30);
 
 /// Whether an endpoint takes the user's credentials, so that a 400/401 in Dhan's JSON
 /// from it means "wrong credentials": the conservative reading, since retrying one locks
 /// accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Credentials,
     Token,
     Other,
 }
 
 /// Reads a non-success answer, or a 200 whose body says `"status":"error"`.
-pub fn classify(endpoint: &'static str, kind: Kind, status: u16, scrubbed_body: &str) -> ApiError {
+pub(crate) fn classify(
+    endpoint: &'static str,
+    kind: Kind,
+    status: u16,
+    scrubbed_body: &str,
+) -> ApiError {
     let said = Said::parse(scrubbed_body);
     let body = shorten(scrubbed_body);
     if let Some(s) = &said {
@@ -297,7 +340,7 @@ pub fn classify(endpoint: &'static str, kind: Kind, status: u16, scrubbed_body: 
     }
 }
 
-pub fn shorten(body: &str) -> String {
+pub(crate) fn shorten(body: &str) -> String {
     let body = body.trim();
     if body.is_empty() {
         return "(empty body)".to_owned();
@@ -324,7 +367,7 @@ mod tests {
 
     /// (endpoint kind, HTTP status, body, expected class): what each answer means.
     const TABLE: &[(Kind, u16, &str, ErrorClass)] = &[
-        // Dhan's answers (DHAN_AUTH §1, §2, §4, §6).
+        // Dhan's answers, as its v2 docs and public scripts show them.
         (
             Login,
             200,

@@ -1,9 +1,11 @@
-//! The Dhan HTTP client: the five calls of DHAN_AUTH.md, base URLs injectable.
+//! The Dhan HTTP client: the five calls a login makes (generateAccessToken,
+//! generate-consent, consumeApp-consent, RenewToken, profile), base URLs injectable.
 
 mod body;
 mod error;
 mod wire;
 
+use std::fmt;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -20,20 +22,30 @@ use crate::redact::Scrubber;
 use crate::token::{SourceKind, Token, TokenError};
 
 /// Dhan's documented daily limit of generate-consent calls per client id (IST day).
-pub const DHAN_CONSENT_LIMIT: u32 = 25;
+pub(crate) const DHAN_CONSENT_LIMIT: u32 = 25;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A token as Dhan handed it out, before it becomes a `Token`.
+/// A token as Dhan handed it out, before it becomes a [`Token`]. Debug shows the
+/// access token redacted.
+#[derive(Debug)]
 pub struct Grant {
+    /// The JWT Dhan issued, to send as the `access-token` header.
     pub access_token: SecretString,
+    /// The `dhanClientId` Dhan named in the answer, when it did.
     pub client_id: Option<String>,
+    /// The account holder's name (`dhanClientName`), when Dhan gave it.
     pub client_name: Option<String>,
+    /// `expiryTime` as Dhan wrote it (IST, no offset). The token expires at the earlier
+    /// of this and its own `exp` claim.
     pub expiry_time: Option<String>,
 }
 
 impl Grant {
+    /// The grant as a [`Token`] obtained by `source` at `now`. `client_id` is the one the
+    /// login used, taken when Dhan's answer names none. Fails when the access token is
+    /// not JWT-shaped, has no readable expiry, or has already expired.
     pub fn into_token(
         self,
         client_id: &str,
@@ -51,15 +63,23 @@ impl Grant {
     }
 }
 
-/// What `profile` says about a token.
+/// What Dhan's `profile` endpoint says about a token ([`DhanApi::profile`]).
 #[derive(Debug, Clone)]
 pub struct ProfileInfo {
+    /// The client id the token belongs to.
     pub client_id: Option<String>,
+    /// When Dhan will stop accepting the token (`tokenValidity`, read as IST).
     pub token_validity: Option<DateTime<Utc>>,
+    /// The segments the account trades in, as Dhan lists them (`activeSegment`).
     pub active_segment: Option<String>,
+    /// Whether the data API subscription is active, in Dhan's words (`dataPlan`).
     pub data_plan: Option<String>,
 }
 
+/// A client for Dhan's auth host and API. Every call is one HTTP request with a
+/// per-request timeout (30 s unless [`DhanApi::with_timeout`] says otherwise); redirects
+/// are not followed, and secrets never appear in its errors or logs. The TLS client is
+/// built on the first request, so making one costs nothing.
 pub struct DhanApi {
     http: OnceLock<reqwest::Client>,
     timeout: Duration,
@@ -69,7 +89,19 @@ pub struct DhanApi {
     server_time: Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>,
 }
 
+impl fmt::Debug for DhanApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DhanApi")
+            .field("auth_base", &self.auth_base.as_str())
+            .field("api_base", &self.api_base.as_str())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DhanApi {
+    /// A client for the auth host at `auth_base` (`https://auth.dhan.co`) and the API at
+    /// `api_base` (`https://api.dhan.co/v2`); a test points both at the stand-in.
     pub fn new(auth_base: Url, api_base: Url) -> Self {
         Self::with_timeout(auth_base, api_base, REQUEST_TIMEOUT)
     }
@@ -106,6 +138,7 @@ impl DhanApi {
         Ok(self.http.get_or_init(|| client))
     }
 
+    /// The auth host's base URL, where the login and consent calls go.
     pub fn auth_base(&self) -> &Url {
         &self.auth_base
     }
@@ -237,6 +270,8 @@ impl DhanApi {
         self.last_server_time()
     }
 
+    /// The server's clock as last read from an answer's `Date` header, paired with the
+    /// local time it was read at; `None` before any answer.
     pub fn last_server_time(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         *self.server_time.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -1,46 +1,47 @@
-//! Dhan's JSON bodies, read leniently where DHAN_AUTH.md marks them uncertain.
+//! Dhan's JSON bodies, read leniently where Dhan's v2 docs leave the shape
+//! uncertain (numbers for strings, `token` for `accessToken`).
 
 use serde::Deserialize;
 
 /// What generateAccessToken and consumeApp-consent answer (and RenewToken, partly).
 #[derive(Debug, Deserialize)]
-pub struct GrantBody {
+pub(super) struct GrantBody {
     #[serde(
         rename = "dhanClientId",
         default,
         deserialize_with = "string_or_number"
     )]
-    pub client_id: Option<String>,
+    pub(super) client_id: Option<String>,
     #[serde(rename = "dhanClientName")]
-    pub client_name: Option<String>,
+    pub(super) client_name: Option<String>,
     // Renewal bodies reportedly say `token`; logins say `accessToken`.
     #[serde(rename = "accessToken", alias = "token")]
-    pub access_token: Option<String>,
+    pub(super) access_token: Option<String>,
     #[serde(rename = "expiryTime")]
-    pub expiry_time: Option<String>,
+    pub(super) expiry_time: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ConsentBody {
+pub(super) struct ConsentBody {
     #[serde(rename = "consentAppId")]
-    pub consent_app_id: Option<String>,
-    pub status: Option<String>,
+    pub(super) consent_app_id: Option<String>,
+    pub(super) status: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ProfileBody {
+pub(super) struct ProfileBody {
     #[serde(
         rename = "dhanClientId",
         default,
         deserialize_with = "string_or_number"
     )]
-    pub client_id: Option<String>,
+    pub(super) client_id: Option<String>,
     #[serde(rename = "tokenValidity")]
-    pub token_validity: Option<String>,
+    pub(super) token_validity: Option<String>,
     #[serde(rename = "activeSegment")]
-    pub active_segment: Option<String>,
+    pub(super) active_segment: Option<String>,
     #[serde(rename = "dataPlan")]
-    pub data_plan: Option<String>,
+    pub(super) data_plan: Option<String>,
 }
 
 /// Client ids are strings in the docs but numbers in some answers.
