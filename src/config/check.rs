@@ -33,7 +33,10 @@ pub fn check_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result
 /// A field that `config check` found wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
+    /// The profile field (`pin`, `browser.executable`), or `login` when no login path is
+    /// configured at all.
     pub field: String,
+    /// What is wrong with it; never the value of a secret.
     pub message: String,
 }
 

@@ -20,8 +20,12 @@ use crate::api::DHAN_CONSENT_LIMIT;
 pub struct BrowserSettings {
     /// Chromium/Chrome to run; `None` means discover it (DHAN_LOGIN_CHROME, then PATH).
     pub executable: Option<PathBuf>,
+    /// Show the browser window (`--headed`), to watch a login; needs a display and a full
+    /// Chromium rather than the headless shell.
     pub headed: bool,
+    /// The longest one screen of the login may take to appear or answer (default 15 s).
     pub step_timeout: Duration,
+    /// The longest the whole browser login may take, launch included (default 60 s).
     pub overall_timeout: Duration,
     /// Block images, fonts and media: the login needs none of them.
     pub block_resources: bool,
@@ -36,6 +40,8 @@ pub struct BrowserSettings {
 }
 
 impl BrowserSettings {
+    /// The defaults a profile gets: headless, discovered browser, 15 s per step, 60 s in
+    /// all, resources and trackers blocked, artifacts in `state_dir/artifacts`.
     pub fn with_defaults(state_dir: &Path) -> Self {
         BrowserSettings {
             executable: None,
@@ -51,25 +57,45 @@ impl BrowserSettings {
     }
 }
 
-/// A profile with file and environment merged.
+/// Everything one login needs to know about one Dhan account: who it is, where each
+/// secret comes from, where Dhan is and where the state is kept. Read from the config
+/// file with the environment on top ([`Profile::load`]) or made in code
+/// ([`Profile::builder`]). Debug never shows a secret's value.
 #[derive(Debug)]
 pub struct Profile {
+    /// The profile's name in the config file; it also names its state (token file, lock,
+    /// lockouts).
     pub name: String,
+    /// The numeric Dhan client id.
     pub client_id: Option<String>,
+    /// The registered mobile number (the browser login types it).
     pub mobile: Option<SecretRef>,
+    /// The 6-digit login PIN (PIN + TOTP and browser logins).
     pub pin: Option<SecretRef>,
+    /// The base32 TOTP secret (or `otpauth://` URI) set up in Dhan Web.
     pub totp_secret: Option<SecretRef>,
+    /// The API key of the Dhan app, for the consent-based logins (browser, manual).
     pub api_key: Option<SecretRef>,
+    /// The API secret of the Dhan app.
     pub api_secret: Option<SecretRef>,
+    /// The redirect URL registered for the app; a loopback one lets the manual login
+    /// catch the redirect itself.
     pub redirect_url: Option<Url>,
     /// A command printing the SMS/e-mail OTP, for a login page that asks for one.
     pub otp_command: Option<String>,
+    /// Dhan's auth host (`https://auth.dhan.co`), or a stand-in's.
     pub auth_base_url: Url,
+    /// Dhan's API (`https://api.dhan.co/v2`), or a stand-in's.
     pub api_base_url: Url,
+    /// A cached token is used while it has more than this left (default 30 minutes).
     pub margin: chrono::Duration,
+    /// generate-consent calls allowed per IST day, 1 to Dhan's limit of 25.
     pub consent_cap: u32,
+    /// How long to wait for another process's login to this profile (default 120 s).
     pub lock_wait: Duration,
+    /// How the headless browser login runs.
     pub browser: BrowserSettings,
+    /// The folder holding this profile's state when it is kept in files.
     pub state_dir: PathBuf,
     /// Files under `state_dir`, or the database every machine shares.
     pub store: std::sync::Arc<StoreSettings>,
@@ -362,6 +388,7 @@ impl Profile {
             .await
     }
 
+    /// The client id, or the error naming the field and `DHAN_CLIENT_ID`.
     pub fn require_client_id(&self) -> Result<&str, ConfigError> {
         self.client_id.as_deref().ok_or(ConfigError::Missing {
             field: "client_id",

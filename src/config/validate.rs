@@ -10,19 +10,31 @@ use crate::totp::{SystemClock, TotpError, TotpGenerator};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
 pub struct Invalid {
+    /// The profile field (`pin`, `mobile`, `totp_secret`, `client_id`).
     pub field: &'static str,
+    /// What is wrong with the value.
     pub problem: Problem,
 }
 
+/// Why a value cannot be what its field needs. The messages never quote the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
+    /// The value is empty.
     #[error("is empty")]
     Empty,
     /// Only the length is told: the value itself is a secret.
     #[error("must be exactly {want} digits (the value given has {got} characters)")]
-    Digits { want: usize, got: usize },
+    Digits {
+        /// How many digits the field takes (6 for a PIN, 10 for a mobile number).
+        want: usize,
+        /// How many characters the value has.
+        got: usize,
+    },
+    /// The client id holds something other than ASCII digits.
     #[error("must hold digits only (the numeric Dhan client id)")]
     NotDigits,
+    /// The TOTP secret is not base32, or its URI asks for what Dhan does not use (not
+    /// SHA1, 6 digits, 30 s); the text says which, without the secret.
     #[error("{0}")]
     Totp(String),
 }
