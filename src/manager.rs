@@ -54,6 +54,7 @@ impl fmt::Debug for Request {
 /// A token and how it came.
 #[derive(Debug)]
 pub struct Obtained {
+    /// The token to send to Dhan as the `access-token` header.
     pub token: Token,
     /// True when it came from the store without a login.
     pub cached: bool,
@@ -172,14 +173,17 @@ impl TokenManager {
         }
     }
 
+    /// Where this manager keeps the profile's state (files or the shared database).
     pub fn backend(&self) -> &StateBackend {
         &self.backend
     }
 
+    /// The profile this manager obtains tokens for.
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
 
+    /// The Dhan client its logins use, pointed at the profile's base URLs.
     pub fn api(&self) -> &DhanApi {
         &self.api
     }

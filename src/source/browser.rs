@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::redact::Scrubber;
 use crate::token::{SourceKind, Token};
 
-pub struct BrowserSource;
+pub(super) struct BrowserSource;
 
 impl TokenSource for BrowserSource {
     fn kind(&self) -> SourceKind {
@@ -156,13 +156,15 @@ async fn fill_page(
 pub struct Inspection {
     /// The consent was the pending one of an earlier attempt (none was spent).
     pub consent_reused: bool,
+    /// Which screen the page showed and why, with artifacts when it was not the
+    /// mobile screen.
     pub report: PageReport,
 }
 
 /// Checks the API key with generate-consent (reusing a pending consentAppId), opens the
 /// consent page and types nothing: at most one consent, no credential sent. The consent
 /// stays pending for the next login.
-pub async fn inspect(cx: &Context<'_>) -> Result<Inspection, Error> {
+pub(crate) async fn inspect(cx: &Context<'_>) -> Result<Inspection, Error> {
     let p = cx.profile;
     let client_id = p.require_client_id()?;
     let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY").await?;

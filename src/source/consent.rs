@@ -8,12 +8,12 @@ use crate::error::Error;
 use crate::error_class::ErrorClass;
 
 /// A consent to log in with, and whether it was reused from an earlier attempt.
-pub struct Consent {
-    pub id: String,
-    pub reused: bool,
+pub(super) struct Consent {
+    pub(super) id: String,
+    pub(super) reused: bool,
 }
 
-pub async fn obtain(
+pub(super) async fn obtain(
     cx: &Context<'_>,
     client_id: &str,
     api_key: &SecretString,
@@ -55,7 +55,7 @@ pub async fn obtain(
 }
 
 /// The consent produced a tokenId (or Dhan rejected it): it cannot be used again.
-pub async fn spent(cx: &Context<'_>, client_id: &str, id: &str) {
+pub(super) async fn spent(cx: &Context<'_>, client_id: &str, id: &str) {
     if let Err(e) = cx.ledger.clear_pending(client_id, id, cx.clock.now()).await {
         tracing::warn!("could not update the consent ledger: {e}");
     }

@@ -20,7 +20,7 @@ use crate::token::{SourceKind, Token};
 /// A person may need a while to find their phone; not forever.
 const WAIT: Duration = Duration::from_secs(600);
 
-pub struct ManualSource;
+pub(super) struct ManualSource;
 
 impl TokenSource for ManualSource {
     fn kind(&self) -> SourceKind {

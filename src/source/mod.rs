@@ -7,7 +7,9 @@
 #[cfg(feature = "browser")]
 mod browser;
 #[cfg(feature = "browser")]
-pub use browser::{Inspection, inspect};
+pub use browser::Inspection;
+#[cfg(feature = "browser")]
+pub(crate) use browser::inspect;
 mod consent;
 mod manual;
 #[cfg(feature = "browser")]
@@ -15,6 +17,7 @@ mod otp;
 mod renew;
 mod totp;
 
+use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -34,31 +37,42 @@ use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
 
 #[cfg(feature = "browser")]
-pub use browser::BrowserSource;
-pub use manual::ManualSource;
-pub use renew::RenewSource;
-pub use totp::TotpSource;
+use browser::BrowserSource;
+use manual::ManualSource;
+use renew::RenewSource;
+use totp::TotpSource;
 
+/// The future a [`TokenSource`] returns: boxed, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How one source ended.
 #[derive(Debug)]
 pub enum Outcome {
+    /// A token: the chain stops and the manager stores it.
     Obtained(Token),
+    /// The source is not configured or cannot run now (no stored token to renew, nobody
+    /// at a console); the reason is shown in the chain's report. The next source runs.
     NotApplicable(String),
+    /// Worth trying the next source: a network failure, a page that did not load.
     Failed(Error),
+    /// Dhan refused the credentials or the consent, wants a pause, or the configuration
+    /// is wrong: the chain stops here, since another path would resend what was refused.
     Fatal(Error),
 }
 
 /// What every source may use. Built once per attempt by the manager.
 pub struct Context<'a> {
+    /// The profile being logged in.
     pub profile: &'a Profile,
+    /// The Dhan client, pointed at the profile's base URLs.
     pub api: &'a DhanApi,
     /// The stored token, live or not; renew needs it.
     pub current: Option<&'a Token>,
     /// False once RenewToken refused the current token.
     pub renewable: bool,
+    /// Where the sources report their steps.
     pub progress: &'a dyn Progress,
+    /// The time every source reads (TOTP codes, token expiry).
     pub clock: Arc<dyn Clock>,
     /// `dhan-login record --out DIR`: the browser saves each screen it meets.
     pub record_dir: Option<PathBuf>,
@@ -75,7 +89,24 @@ pub struct Context<'a> {
     running: Mutex<Option<SourceKind>>,
 }
 
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("profile", &self.profile.name)
+            .field("api", self.api)
+            .field("holds_token", &self.current.is_some())
+            .field("renewable", &self.renewable)
+            .field("record_dir", &self.record_dir)
+            .field("console", &self.console.map(|_| "provided"))
+            .field("totp_resume", &self.totp_resume)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Context<'a> {
+    /// A context for `profile` with nothing stored: no current token, no lockouts, no
+    /// console, the consent ledger in files under the profile's state folder. The
+    /// manager fills in the rest from the stored state.
     pub fn new(
         profile: &'a Profile,
         api: &'a DhanApi,
@@ -203,8 +234,12 @@ impl<'a> Context<'a> {
     }
 }
 
+/// One way of getting a token, tried in turn by [`run_chain`].
 pub trait TokenSource: Send + Sync {
+    /// Which path this is; a token it obtains is recorded as coming from it.
     fn kind(&self) -> SourceKind;
+    /// Tries once. A source that would send credentials calls [`Context::preflight`]
+    /// first, and turns Dhan's refusals into [`Outcome::Fatal`].
     fn obtain<'a>(&'a self, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome>;
 }
 
@@ -255,7 +290,7 @@ pub async fn run_chain(
 }
 
 /// The chain in its standard order, or a single source for `login --via`.
-pub fn sources(only: Option<SourceKind>) -> Vec<Box<dyn TokenSource>> {
+pub(crate) fn sources(only: Option<SourceKind>) -> Vec<Box<dyn TokenSource>> {
     let all: Vec<Box<dyn TokenSource>> = vec![
         Box::new(RenewSource),
         Box::new(TotpSource),
@@ -270,7 +305,7 @@ pub fn sources(only: Option<SourceKind>) -> Vec<Box<dyn TokenSource>> {
 }
 
 /// Every secret a login may send.
-pub const ALL_SECRETS: [&str; 5] = ["mobile", "pin", "totp_secret", "api_key", "api_secret"];
+pub(crate) const ALL_SECRETS: [&str; 5] = ["mobile", "pin", "totp_secret", "api_key", "api_secret"];
 
 /// The secrets a source sends to Dhan.
 pub fn sends(kind: SourceKind) -> &'static [&'static str] {
@@ -285,7 +320,7 @@ pub fn sends(kind: SourceKind) -> &'static [&'static str] {
 
 /// The secrets Dhan rejected with `e`, which a source of `kind` returned: those of the
 /// endpoint that said no, else all the source sends.
-pub fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [&'static str] {
+pub(crate) fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [&'static str] {
     match e {
         Error::Api(a) => match a.endpoint() {
             "generateAccessToken" => &["pin", "totp_secret"],
@@ -303,7 +338,7 @@ pub fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [&'static str] 
 /// (another path would resend or spend them), a rate limit (Dhan wants a pause, and a
 /// browser login would spend a consent to get round it) and a configuration error (no
 /// other path can fix it, and none should send what is malformed).
-pub fn outcome_of(e: Error) -> Outcome {
+pub(crate) fn outcome_of(e: Error) -> Outcome {
     match e.class() {
         ErrorClass::CredentialRejected
         | ErrorClass::ConsentLimit

@@ -4,7 +4,7 @@ use super::{BoxFuture, Context, Outcome, TokenSource};
 use crate::error::Error;
 use crate::token::SourceKind;
 
-pub struct RenewSource;
+pub(super) struct RenewSource;
 
 impl TokenSource for RenewSource {
     fn kind(&self) -> SourceKind {

@@ -4,7 +4,7 @@ use super::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
 use crate::error::Error;
 use crate::token::SourceKind;
 
-pub struct TotpSource;
+pub(super) struct TotpSource;
 
 impl TokenSource for TotpSource {
     fn kind(&self) -> SourceKind {
