@@ -1,9 +1,9 @@
 //! Obtains and keeps a DhanHQ API access token without a human in the loop.
 //!
 //! Dhan's trading API wants an access token that lives about 24 hours, and each way of
-//! getting one has a cost: a consent-based login spends one of 25 consents a day, a wrong
-//! PIN sent twice can lock the account, and a new token silently ends the one another
-//! program is using. This crate gets a token by the cheapest path that works, stores it
+//! getting one has a cost: a consent-based login spends one of 25 consents a day, a
+//! rejected PIN sent again is how accounts get locked, and a new token silently ends the
+//! one another program is using. This crate gets a token by the cheapest path that works, stores it
 //! for every later caller, and refuses to repeat what Dhan has refused. The
 //! `dhan-login` command line and daemon are built on it; a Rust program can use it
 //! directly.
