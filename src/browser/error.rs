@@ -9,18 +9,27 @@ use crate::error_class::ErrorClass;
 /// The named stages of a browser login, as reported to `Progress` and in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
+    /// Finding and starting Chromium.
     Launch,
+    /// Loading the consent page until its first screen shows.
     Open,
+    /// Typing the mobile number and pressing Proceed.
     Mobile,
+    /// Typing the current TOTP code (skipped on a device Dhan trusts).
     Totp,
     /// A code sent by SMS or e-mail, on accounts without TOTP.
     Otp,
+    /// Typing the PIN.
     Pin,
+    /// Waiting for the redirect that carries the tokenId.
     Capture,
+    /// Ending the browser and removing its profile folder.
     Close,
 }
 
 impl Step {
+    /// The lower-case name used in progress reports, logs and error messages (`totp`,
+    /// `pin`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Launch => "launch",
@@ -69,6 +78,7 @@ pub enum Artifacts {
     /// The failure happened before there was a browser to look at.
     #[default]
     None,
+    /// Screenshot, page HTML and step log are in this folder.
     Saved(PathBuf),
     /// Writing them failed; the reason, without the page's content.
     Failed(String),
@@ -89,31 +99,53 @@ impl fmt::Display for Artifacts {
 /// Every message here is free of secrets: page texts are scrubbed before they are stored.
 #[derive(Debug, thiserror::Error)]
 pub enum BrowserError {
+    /// No usable Chromium or Chrome was found (or the one configured is not an
+    /// executable, or is the headless shell where a visible window was asked for).
     #[error("no Chromium or Chrome to run (tried: {}); {hint}", tried.join(", "))]
-    NotInstalled { tried: Vec<String>, hint: String },
+    NotInstalled {
+        /// Every place looked at, in order (`chromium on PATH`, a file path, ...).
+        tried: Vec<String>,
+        /// What to install or set to fix it.
+        hint: String,
+    },
 
     /// A value handed to the login cannot be typed (not digits, wrong length) or a
     /// folder it names cannot be used.
     #[error("{field}: {message}")]
     Input {
+        /// Which value: `mobile`, `pin`, `otp`, `totp_secret` or `record_dir`.
         field: &'static str,
+        /// What is wrong with it; never the value itself.
         message: String,
     },
 
+    /// The selector profile (`browser.selectors`) cannot be read, is not valid TOML,
+    /// or has a field the driver does not know or of the wrong type.
     #[error("selector profile {}: {message}", path.display())]
-    Selectors { path: PathBuf, message: String },
+    Selectors {
+        /// The user's file, or `<built-in>`.
+        path: PathBuf,
+        /// What is wrong, naming the field when there is one.
+        message: String,
+    },
 
+    /// Chromium was found but did not start, or its DevTools connection failed.
     #[error("could not start {}: {message}", executable.display())]
     Launch {
+        /// The binary that was run.
         executable: PathBuf,
+        /// Why it failed (the browser's own words when it said any).
         message: String,
     },
 
     /// The page said no: wrong mobile, TOTP or PIN, or a blocked account.
     #[error("step `{step}`: the login page refused: \"{message}\"{artifacts}")]
     Rejected {
+        /// The screen on display when the page said no.
         step: Step,
+        /// The page's error text, scrubbed of secrets.
         message: String,
+        /// Where the screenshot, page and step log went.
         artifacts: Artifacts,
     },
 
@@ -122,8 +154,11 @@ pub enum BrowserError {
         "step `{step}`: the consent is expired or invalid: \"{message}\" (generate a new consent){artifacts}"
     )]
     ConsentExpired {
+        /// The step the page said it in.
         step: Step,
+        /// The page's words, scrubbed of secrets.
         message: String,
+        /// Where the screenshot, page and step log went.
         artifacts: Artifacts,
     },
 
@@ -132,10 +167,13 @@ pub enum BrowserError {
         "step `{step}`: no screen the driver knows appeared within {limit} (last look: {seen}){artifacts}"
     )]
     ScreenUnknown {
+        /// The step that was waiting for a screen.
         step: Step,
         /// The classifier's verdict and its reasons at the last look. Scrubbed.
         seen: String,
+        /// The timeout that ran out.
         limit: Limit,
+        /// Where the screenshot, page and step log went.
         artifacts: Artifacts,
     },
 
@@ -144,8 +182,11 @@ pub enum BrowserError {
     /// nothing was typed into it.
     #[error("step `{step}`: nothing was typed: the page shows {seen}{artifacts}")]
     Doubtful {
+        /// The step whose screen was in doubt.
         step: Step,
+        /// What made it doubtful, as the classifier put it. Scrubbed.
         seen: String,
+        /// Where the screenshot, page and step log went.
         artifacts: Artifacts,
     },
 
@@ -153,32 +194,54 @@ pub enum BrowserError {
     #[error(
         "step `{step}`: the login page asks for a code sent by SMS or e-mail (no TOTP screen); set `otp_command` (e.g. a script that reads your SMS forwarder) or run in a terminal to type it{artifacts}"
     )]
-    NeedsOtp { step: Step, artifacts: Artifacts },
-
-    #[error("step `{step}`: {limit} ran out{artifacts}")]
-    Timeout {
+    NeedsOtp {
+        /// Always [`Step::Otp`].
         step: Step,
-        limit: Limit,
+        /// Where the screenshot, page and step log went.
         artifacts: Artifacts,
     },
 
+    /// The browser did not answer a command in time, the redirect did not come after the
+    /// PIN screen, or no TOTP code could be had before the overall deadline. (A page that
+    /// shows nothing known fails as [`BrowserError::ScreenUnknown`] instead.) Worth
+    /// retrying later.
+    #[error("step `{step}`: {limit} ran out{artifacts}")]
+    Timeout {
+        /// The step under way.
+        step: Step,
+        /// Which timeout, and how long it was.
+        limit: Limit,
+        /// Where the screenshot, page and step log went.
+        artifacts: Artifacts,
+    },
+
+    /// The consent page could not be loaded (DNS, refused connection, TLS...). Worth
+    /// retrying later.
     #[error("step `{step}`: the login page did not load: {message}{artifacts}")]
     Navigation {
+        /// Always [`Step::Open`].
         step: Step,
+        /// Chromium's network error (`net::ERR_CONNECTION_REFUSED`, ...).
         message: String,
+        /// Where the screenshot, page and step log went.
         artifacts: Artifacts,
     },
 
     /// The browser or the protocol misbehaved (crash, lost connection, keys not landing).
     #[error("step `{step}`: {message}{artifacts}")]
     Driver {
+        /// The step under way.
         step: Step,
+        /// What went wrong, scrubbed of secrets.
         message: String,
+        /// Where the screenshot, page and step log went.
         artifacts: Artifacts,
     },
 }
 
 impl BrowserError {
+    /// How the caller should react: `Config` (fix the setup), `CredentialRejected`
+    /// (stop; see [`BrowserError::is_fatal`]), `Transient` (retry later) or `Other`.
     pub fn class(&self) -> ErrorClass {
         match self {
             BrowserError::NotInstalled { .. }

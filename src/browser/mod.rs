@@ -36,6 +36,7 @@ mod spawn;
 mod traffic;
 mod typing;
 
+use std::fmt;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -75,7 +76,9 @@ pub struct ConsentLogin<'a> {
     /// Narrows the capture to this origin and path; `None` captures the first request
     /// with a `tokenId` query parameter, wherever it goes.
     pub redirect_url: Option<&'a Url>,
+    /// The account's registered mobile number, digits only.
     pub mobile: &'a SecretString,
+    /// The account's login PIN (six digits).
     pub pin: &'a SecretString,
     /// Asked for a code only once the TOTP screen is on display; without one, a TOTP
     /// screen fails the login (configuration error).
@@ -86,10 +89,27 @@ pub struct ConsentLogin<'a> {
     /// Masks the secrets known to the caller; the TOTP codes and the tokenId are added
     /// to it here (and the mobile, PIN and consentAppId, in case they were not).
     pub scrubber: Scrubber,
+    /// Told when each step starts and ends (see [`capture_token_id`] for the steps).
     pub progress: &'a dyn Progress,
     /// `dhan-login record --out DIR`: each screen's DOM (scrubbed) and the selector
     /// candidates that matched on it.
     pub record_dir: Option<&'a Path>,
+}
+
+/// Shows what a login is for, never its secrets: the consent URL without its query (the
+/// consentAppId is as good as a password until used), no mobile, PIN or codes.
+impl fmt::Debug for ConsentLogin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut consent_url = self.consent_url.clone();
+        consent_url.set_query(None);
+        f.debug_struct("ConsentLogin")
+            .field("consent_url", &consent_url.as_str())
+            .field("redirect_url", &self.redirect_url.map(Url::as_str))
+            .field("totp", &self.totp.is_some())
+            .field("otp", &self.otp.is_some())
+            .field("record_dir", &self.record_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs the consent login in a fresh headless Chromium and returns the tokenId.
@@ -170,17 +190,17 @@ pub async fn inspect_consent_page(
 /// A Chromium started before its login is known (the consent URL needs generate-consent
 /// first): start both at once and hand this to [`capture_token_id_in`]. Dropping it kills
 /// the browser and removes its profile. A failed start is reported by the login.
-pub struct StartedBrowser(session::Started);
+pub(crate) struct StartedBrowser(session::Started);
 
 /// Starts Chromium for one login; see [`StartedBrowser`].
-pub async fn start_browser(settings: &BrowserSettings) -> StartedBrowser {
+pub(crate) async fn start_browser(settings: &BrowserSettings) -> StartedBrowser {
     StartedBrowser(session::Started::start(settings).await)
 }
 
 /// [`capture_token_id`] in a browser already started. Returns as soon as the tokenId is
 /// captured: the browser is still being ended then, so that the caller's next request
 /// (consume-consent) runs meanwhile; [`BrowserEnd::gone`] waits for the end.
-pub async fn capture_token_id_in(
+pub(crate) async fn capture_token_id_in(
     browser: StartedBrowser,
     settings: &BrowserSettings,
     login: ConsentLogin<'_>,
@@ -203,14 +223,14 @@ pub async fn capture_token_id_in(
 }
 
 /// The tokenId of a finished login, its browser still being ended.
-pub struct Captured {
-    pub token_id: SecretString,
-    pub end: BrowserEnd,
+pub(crate) struct Captured {
+    pub(crate) token_id: SecretString,
+    pub(crate) end: BrowserEnd,
 }
 
 /// A browser being ended (killed, reaped, its profile removed) on a thread of its own.
 /// The end completes even if this is dropped.
-pub struct BrowserEnd {
+pub(crate) struct BrowserEnd {
     ending: session::Ending,
     dispatch: tracing::Dispatch,
 }
@@ -218,7 +238,7 @@ pub struct BrowserEnd {
 impl BrowserEnd {
     /// Waits until no process and no profile of the browser is left (progress step
     /// `close`).
-    pub async fn gone(self, progress: &dyn Progress) {
+    pub(crate) async fn gone(self, progress: &dyn Progress) {
         progress.step_started(error::Step::Close.as_str());
         let took = self.ending.wait().with_subscriber(self.dispatch).await;
         progress.step_finished(error::Step::Close.as_str(), took);
@@ -262,5 +282,32 @@ mod tests {
         };
         let fut = capture_token_id(&settings, login);
         assert_send(&fut);
+    }
+
+    #[test]
+    fn debug_of_a_login_shows_no_secret() {
+        let mobile = SecretString::from("9999900042".to_string());
+        let pin = SecretString::from("135790".to_string());
+        let redirect = Url::parse("http://127.0.0.1:9/dhan/callback").unwrap();
+        let login = ConsentLogin {
+            consent_url: Url::parse(
+                "http://127.0.0.1:1/login/consentApp-login?consentAppId=c0ffee-4242",
+            )
+            .unwrap(),
+            redirect_url: Some(&redirect),
+            mobile: &mobile,
+            pin: &pin,
+            totp: None,
+            otp: None,
+            scrubber: Scrubber::new(),
+            progress: &crate::progress::NoProgress,
+            record_dir: None,
+        };
+        let shown = format!("{login:?}");
+        for secret in ["9999900042", "135790", "c0ffee-4242"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("/login/consentApp-login"), "{shown}");
+        assert!(shown.contains("/dhan/callback"), "{shown}");
     }
 }

@@ -20,25 +20,53 @@ const BUILT_IN: &str = include_str!("default_selectors.toml");
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectorProfile {
+    /// Candidates for the mobile number field.
     pub mobile_input: Vec<String>,
+    /// Words near a group of digit inputs that mark it as the TOTP screen.
     pub totp_words: Vec<String>,
+    /// Words that mark a code sent by SMS or e-mail; such a screen never gets a TOTP.
     pub otp_words: Vec<String>,
+    /// Words that mark the PIN screen.
     pub pin_words: Vec<String>,
+    /// Words that say "a code goes here" without saying which; an unmasked group with
+    /// only these is taken for the TOTP screen.
     pub code_words: Vec<String>,
+    /// Candidates for masked inputs (or their ancestors): an input matching one is a PIN
+    /// box. `type="password"` and a computed `-webkit-text-security` count besides.
     pub masked: Vec<String>,
+    /// Candidates that are the TOTP inputs whatever the other signals say. Empty by
+    /// default; for a page the classifier gets wrong.
     pub totp_inputs: Vec<String>,
+    /// Like `totp_inputs`, for the SMS/e-mail OTP screen.
     pub otp_inputs: Vec<String>,
+    /// Like `totp_inputs`, for the PIN screen.
     pub pin_inputs: Vec<String>,
+    /// Words of a screen's own button (Proceed, Continue, Verify, ...).
     pub submit_words: Vec<String>,
+    /// Words that rule a button out as the screen's button (Resend, Back, ...).
     pub not_submit_words: Vec<String>,
+    /// Candidates for the mobile screen's button, tried before the word search.
     pub mobile_submit: Vec<String>,
+    /// Candidates for a code screen's button, tried before the word search.
     pub code_submit: Vec<String>,
+    /// Candidates for on-page error messages; a visible, non-empty match ends the login
+    /// and is never retried.
     pub error: Vec<String>,
+    /// Candidates for success or information toasts, whose text is never taken for an
+    /// error.
     pub not_error: Vec<String>,
+    /// Visible text anywhere on the page that is an error (case-insensitive).
     pub error_texts: Vec<String>,
+    /// Among the error texts, those that mean the consentAppId is spent or unknown.
     pub expired_texts: Vec<String>,
+    /// After the last digit, how long (milliseconds) a page may take to submit by
+    /// itself before its button is clicked.
     pub submit_grace_ms: u64,
+    /// How long (milliseconds) the mobile screen may stay after Proceed, with
+    /// nothing sent, before Proceed is pressed once more.
     pub proceed_retry_ms: u64,
+    /// The longest (milliseconds) one look waits for the page to change before
+    /// looking again anyway.
     pub look_interval_ms: u64,
 }
 
@@ -48,6 +76,8 @@ impl SelectorProfile {
         BUILT_IN
     }
 
+    /// The profile the driver uses when `browser.selectors` is not set. Fails only if the
+    /// built-in file were broken, which a unit test rules out.
     pub fn built_in() -> Result<Self, BrowserError> {
         Self::parse(BUILT_IN.parse::<toml::Table>(), Path::new("<built-in>"))
     }
