@@ -57,6 +57,16 @@ pub struct Daemon {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("addr", &self.addr)
+            .field("socket", &self.socket)
+            .field("tasks", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Daemon {
     /// Loads every profile, makes the key, binds the endpoint and starts refreshing.
     /// Must run inside a tokio runtime.

@@ -69,10 +69,15 @@ pub struct ServeSettings {
     pub jitter: Duration,
     /// Backoff after a failure that may pass: doubles from `retry_min` up to `retry_max`.
     pub retry_min: Duration,
+    /// The longest wait between two attempts after failures that may pass.
     pub retry_max: Duration,
+    /// Where failures are reported (the `[notify]` table).
     pub notify: NotifySettings,
 }
 
+/// Who hears of a failure the daemon cannot fix by itself, and how early (the `[notify]`
+/// table). Its `Debug` shows only the webhook's scheme and host: a Telegram-style URL
+/// carries a bot token in its path.
 #[derive(Clone)]
 pub struct NotifySettings {
     /// Receives a JSON event on a fatal failure and before an unrefreshed token expires.
@@ -213,6 +218,7 @@ impl ServeSettings {
         PathBuf::from(self.token_file.replace("{profile}", profile))
     }
 
+    /// The env file of one profile.
     pub fn env_file_for(&self, profile: &str) -> PathBuf {
         PathBuf::from(self.env_file.replace("{profile}", profile))
     }
