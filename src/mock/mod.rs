@@ -4,6 +4,70 @@
 //! tokenIds, live tokens, used TOTP steps), serves consent login pages written for this
 //! project, and lets tests inject faults and count calls, so that nothing in the test
 //! suite or the demo ever talks to Dhan.
+//!
+//! # Using it
+//!
+//! [`MockServer::start`] binds 127.0.0.1 on a free port (or [`MockOptions::port`]) and
+//! serves from a task of the current tokio runtime until the server is dropped or
+//! [`shut down`](MockServer::shutdown). Point a profile at
+//! [`MockServer::auth_base_url`] and [`MockServer::api_base_url`] and log in with the
+//! credentials of [`MockServer::account`]; they are fixed, plainly fake values
+//! ([`MockAccount::demo`]). From another language, run `dhan-login mock-server`: its first
+//! line of output is [`MockServer::describe_json`].
+//!
+//! ```
+//! use dhan_login::mock::{MockOptions, MockServer};
+//! use dhan_login::{NoProgress, Profile, Request, SecretRef, SourceKind, TokenManager};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dhan = MockServer::start(MockOptions::default()).await?;
+//! let account = dhan.account();
+//! let state = tempfile::tempdir()?;
+//! let profile = Profile::builder("demo", state.path())
+//!     .client_id(account.client_id.clone())
+//!     .pin(SecretRef::inline(account.pin.clone()))
+//!     .totp_secret(SecretRef::inline(account.totp_secret.clone()))
+//!     .auth_base_url(dhan.auth_base_url())
+//!     .api_base_url(dhan.api_base_url())
+//!     .build()?;
+//! let got = TokenManager::new(profile)
+//!     .token(&Request::default(), &NoProgress)
+//!     .await?;
+//! assert_eq!(got.token.source, SourceKind::Totp);
+//! assert!(dhan.is_live(got.token.access_token.secret()));
+//! dhan.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What it serves
+//!
+//! - `POST /app/generateAccessToken` (PIN + TOTP), `POST /app/generate-consent`,
+//!   `GET|POST /app/consumeApp-consent` on the auth base URL;
+//! - `GET|POST /v2/RenewToken` and `GET /v2/profile` on the API base URL;
+//! - the consent login page, `GET /login/consentApp-login?consentAppId=…`
+//!   ([`MockServer::consent_login_url`]), in the shape [`PageVariant`] picks;
+//! - `POST /mock/issue-token?kind=SELF|APP&lifetime_secs=N&client_id=…`, which is not
+//!   Dhan's: the [`MockServer::issue_token`] of a client in another process.
+//!
+//! # The rules it keeps
+//!
+//! Like Dhan as its docs and public scripts describe it: a TOTP code is accepted in the
+//! current 30 s step or the next/previous one, and each step only once
+//! ([`MockServer::set_totp_reuse_allowed`] lifts that); a consentAppId yields one tokenId,
+//! and a tokenId one token; every new token ends the account's earlier ones; RenewToken
+//! accepts only live [`TokenKind::SelfWeb`] tokens; each account gets
+//! [`MockOptions::consent_cap`] consents per IST calendar day; three wrong codes (TOTP,
+//! OTP or PIN) on one opened login page block that page. Its error texts and bodies are partly invented:
+//! the crate's `fixtures/README.md` says which facts each follows.
+//!
+//! # Making it fail
+//!
+//! [`MockServer::set_fault`] and its `_once`/`_times` forms make an [`Endpoint`] answer
+//! with a [`Fault`] (a status, a delay, a broken body, a credential refusal, any answer);
+//! [`MockServer::calls`], [`MockServer::entries`], [`MockServer::logins`] and
+//! [`MockServer::consents_today`] count what reached it.
 
 mod gate;
 mod jwt;
@@ -26,15 +90,23 @@ use state::State;
 /// An account the stand-in knows.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MockAccount {
+    /// Ten digits, the `DHAN_CLIENT_ID` of a profile logging in here.
     pub client_id: String,
+    /// The `dhanClientName` of the grants.
     pub client_name: String,
+    /// The `dhanClientUcc` of the grants.
     pub ucc: String,
+    /// Ten digits, typed on the login page's mobile screen.
     pub mobile: String,
+    /// Six digits, typed on the PIN screen and sent to generateAccessToken.
     pub pin: String,
     /// Base32, RFC 6238 with SHA-1, 6 digits, 30 s steps.
     pub totp_secret: String,
+    /// The `app_id` that generate-consent and consumeApp-consent require.
     pub api_key: String,
+    /// The `app_secret` that goes with [`MockAccount::api_key`].
     pub api_secret: String,
+    /// Where the consent login page redirects with `?tokenId=`; nothing needs to listen.
     pub redirect_url: String,
 }
 
@@ -101,13 +173,16 @@ impl fmt::Debug for MockAccount {
 /// says which facts each follows and what is invented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageVariant {
+    /// What the TOTP/OTP and PIN inputs look like.
     pub markup: Markup,
+    /// Whether a code screen sends itself or waits for its button.
     pub submission: Submission,
     /// false: a device Dhan trusts — mobile goes straight to the PIN screen.
     pub totp_screen: bool,
     /// true: one page whose script swaps screens (Angular-like, no navigation between
     /// screens); false: server-rendered screens, one document each.
     pub spa: bool,
+    /// The screen after the mobile screen when [`PageVariant::totp_screen`] is true.
     pub second_factor: SecondFactor,
     /// The first Proceed click on the mobile screen does nothing (no request).
     pub proceed_ignored_once: bool,
@@ -207,6 +282,7 @@ pub enum Submission {
 /// What follows the mobile screen when the TOTP screen is not skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecondFactor {
+    /// The TOTP screen; accepts the account's current TOTP code.
     Totp,
     /// "OTP sent to ******0042" (SMS/e-mail), six unmasked boxes; accepts
     /// [`MockServer::sms_otp`].
@@ -216,12 +292,17 @@ pub enum SecondFactor {
 /// A screen whose submissions the stand-in counts ([`MockServer::entries`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKind {
+    /// The mobile number (Proceed).
     Mobile,
+    /// A TOTP code.
     Totp,
+    /// A code of the SMS-OTP screen ([`SecondFactor::SmsOtp`]).
     SmsOtp,
+    /// The PIN.
     Pin,
 }
 
+/// How a stand-in starts; [`MockOptions::default`] is one demo account on a free port.
 #[derive(Debug, Clone)]
 pub struct MockOptions {
     /// The first account (the one [`MockServer::account`] returns).
@@ -230,6 +311,7 @@ pub struct MockOptions {
     pub accounts: u32,
     /// 0 picks any free port.
     pub port: u16,
+    /// How long a minted token stays live (Dhan's: 24 hours).
     pub token_lifetime: Duration,
     /// Consents allowed per account per IST calendar day.
     pub consent_cap: u32,
@@ -272,6 +354,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, for test matrices.
     pub const ALL: [Endpoint; 6] = [
         Endpoint::GenerateAccessToken,
         Endpoint::GenerateConsent,
@@ -295,8 +378,11 @@ pub enum Fault {
     WrongCredential,
     /// Exactly this answer.
     Respond {
+        /// The HTTP status code.
         status: u16,
+        /// The body, sent as is.
         body: String,
+        /// The `Content-Type` header.
         content_type: String,
     },
 }
@@ -311,6 +397,7 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
+    /// The `tokenConsumerType` value: `SELF` or `APP`.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenKind::SelfWeb => "SELF",
@@ -356,6 +443,7 @@ impl MockServer {
         })
     }
 
+    /// The address it listens on (127.0.0.1 and the port it got).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
@@ -466,18 +554,23 @@ impl MockServer {
         self.state.set_fault(ep, fault, Some(times));
     }
 
+    /// `ep` answers normally again.
     pub fn clear_fault(&self, ep: Endpoint) {
         self.state.clear_fault(ep);
     }
 
+    /// Every endpoint answers normally again.
     pub fn clear_faults(&self) {
         self.state.clear_faults();
     }
 
+    /// The login page served from now on, to logins under way as well.
     pub fn set_page_variant(&self, v: PageVariant) {
         self.state.set_page_variant(v);
     }
 
+    /// Changes the daily consent cap of every account; consents already generated today
+    /// still count against it.
     pub fn set_consent_cap(&self, n: u32) {
         self.state.set_consent_cap(n);
     }
@@ -506,6 +599,8 @@ impl MockServer {
         Some(self.state.issue_token(acct, kind, lifetime))
     }
 
+    /// Whether the stand-in would accept this access token now: minted here, not
+    /// expired, and not ended by a later mint or a renewal.
     pub fn is_live(&self, token: &str) -> bool {
         self.state.is_live(token)
     }
