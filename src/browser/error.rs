@@ -129,7 +129,8 @@ pub enum BrowserError {
         message: String,
     },
 
-    /// Chromium was found but did not start, or its DevTools connection failed.
+    /// Chromium was found but could not be started: its temporary profile folder, the
+    /// process itself, or its DevTools endpoint failed.
     #[error("could not start {}: {message}", executable.display())]
     Launch {
         /// The binary that was run.
