@@ -154,29 +154,37 @@ impl ConsentLedger {
         change: impl FnOnce(&mut LedgerDay) -> Result<(), StoreError>,
     ) -> Result<LedgerDay, StoreError> {
         let path = self.path(client_id)?;
-        create_private_dir(&self.dir)?;
+        create_private_dir(&self.dir).map_err(|source| StoreError::Write {
+            path: self.dir.clone(),
+            source,
+        })?;
         let _guard = lock(&path.with_extension("lock"))?;
         let today = now.with_timezone(&ist()).date_naive();
         let mut day = roll_to(read(&path, today)?, today);
         let before = day.clone();
         change(&mut day)?;
         if day != before || !path.exists() {
-            let bytes = serde_json::to_vec_pretty(&day).map_err(std::io::Error::other)?;
-            write_atomic(&path, &bytes)?;
+            let written = serde_json::to_vec_pretty(&day)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| write_atomic(&path, &bytes));
+            written.map_err(|source| StoreError::Write { path, source })?;
         }
         Ok(day)
     }
 }
 
 fn lock(path: &Path) -> Result<File, StoreError> {
-    let file = OpenOptions::new()
+    let locked = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(path)?;
-    // Held for a read and a rename: microseconds. The kernel frees it if we die.
-    file.lock()?;
-    Ok(file)
+        .open(path)
+        // Held for a read and a rename: microseconds. The kernel frees it if we die.
+        .and_then(|file| file.lock().map(|()| file));
+    locked.map_err(|source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A new IST day starts from zero, keeping the pending consent.
@@ -213,7 +221,12 @@ fn parse(path: &Path) -> Result<Parsed, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Parsed::Day(LedgerDay::default()));
         }
-        Err(e) => return Err(e.into()),
+        Err(source) => {
+            return Err(StoreError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
     Ok(match serde_json::from_slice(&bytes) {
         Ok(d) => Parsed::Day(d),
@@ -230,7 +243,10 @@ fn read(path: &Path, today: NaiveDate) -> Result<LedgerDay, StoreError> {
                 "json.corrupt-{}",
                 Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
             ));
-            std::fs::rename(path, &aside)?;
+            std::fs::rename(path, &aside).map_err(|source| StoreError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
             tracing::warn!(
                 "consent ledger {} was corrupt ({e}); moved aside to {}; counting today's consents as used up",
                 path.display(),
@@ -330,6 +346,21 @@ mod tests {
         let day2 = Utc.with_ymd_and_hms(2026, 11, 25, 18, 30, 0).unwrap();
         l.reserve("1", day2).unwrap();
         assert_eq!(l.today("1", day2).unwrap().used, 1);
+    }
+
+    #[test]
+    fn a_ledger_that_cannot_be_written_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the ledger folder should be: no folder, file or lock can be made.
+        std::fs::write(dir.path().join("consents"), b"").unwrap();
+        let l = ConsentLedger::new(dir.path(), 25);
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        let err = l.reserve("1", t).err().unwrap();
+        assert!(matches!(err, StoreError::Write { .. }), "{err:?}");
+        assert!(err.to_string().contains("consents"), "{err}");
+        let err = l.today("1", t).err().unwrap();
+        assert!(matches!(err, StoreError::Read { .. }), "{err:?}");
+        assert!(err.to_string().contains("consents/1.json"), "{err}");
     }
 
     #[test]

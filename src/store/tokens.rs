@@ -92,7 +92,8 @@ pub enum StoreError {
         /// The reason, with the time the count resets where that applies.
         message: String,
     },
-    /// The consent ledger's file or its lock could not be used.
+    /// An I/O failure with no file to name (the store's own files report `Read` or
+    /// `Write` with their path).
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The right to log in for a profile was not obtained.
