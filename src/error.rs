@@ -8,25 +8,39 @@ use crate::store::{LockError, StoreError};
 use crate::token::{SourceKind, TokenError};
 use crate::totp::TotpError;
 
+/// Everything the library can fail with. [`Error::class`] says what kind of failure it
+/// is (and so the CLI's exit code); messages name the setting or file at fault and never
+/// hold a secret.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// The configuration is missing something or holds a bad value.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("totp_secret: {0}")]
+    /// The configured `totp_secret` cannot make Dhan's codes (its messages name the
+    /// field).
+    #[error(transparent)]
     Totp(#[from] TotpError),
+    /// Dhan answered with an error, or could not be reached.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// A login answered a token that cannot be used (no expiry, not JWT-shaped…).
     #[error("token: {0}")]
     Token(#[from] TokenError),
+    /// The shared state could not be read or written.
     #[error(transparent)]
     Store(StoreError),
+    /// Another process kept the profile for longer than the wait.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The headless browser login failed.
     #[cfg(feature = "browser")]
     #[error(transparent)]
     Browser(#[from] crate::browser::BrowserError),
+    /// Every source of the chain was tried or skipped and none produced a token.
     #[error("{0}")]
     Chain(ChainFailure),
+    /// A local I/O failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The lockout guard: these credentials were rejected before.
@@ -34,7 +48,12 @@ pub enum Error {
     Locked(String),
     /// A refusal decided locally (lockout guard, consent budget, manual login aborted).
     #[error("{message}")]
-    Refused { class: ErrorClass, message: String },
+    Refused {
+        /// The class it counts as (`ConsentLimit` for a spent budget…).
+        class: ErrorClass,
+        /// Why, and what to do about it.
+        message: String,
+    },
 }
 
 /// The store's refusals, I/O failures and lock timeouts become the library's own
@@ -67,6 +86,7 @@ impl Error {
         }
     }
 
+    /// The class that decides fallback, retries and the CLI's exit code.
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Config(_) | Error::Totp(_) => ErrorClass::Config,
@@ -87,19 +107,29 @@ impl Error {
 /// One source's try, for the final report.
 #[derive(Debug)]
 pub struct Attempt {
+    /// The source tried.
     pub source: SourceKind,
+    /// How it ended.
     pub result: AttemptResult,
+    /// How long it took.
     pub elapsed: std::time::Duration,
 }
 
+/// How one source's try ended.
 #[derive(Debug)]
 pub enum AttemptResult {
+    /// The source was skipped, for the reason given (not configured, locked out…).
     NotApplicable(String),
+    /// It failed; the chain went on to the next source.
     Failed(Error),
+    /// It failed in a way that stops the chain (rejected credentials, consent limit, a
+    /// rate limit, bad configuration): another source would resend or spend them, or
+    /// could not do better.
     Fatal(Error),
 }
 
 impl Attempt {
+    /// The class of the failure, or None for a skipped source.
     pub fn class(&self) -> Option<ErrorClass> {
         match &self.result {
             AttemptResult::NotApplicable(_) => None,
@@ -121,6 +151,7 @@ impl std::fmt::Display for Attempt {
 /// Every attempt of a chain that produced no token.
 #[derive(Debug)]
 pub struct ChainFailure {
+    /// The sources in the order they were tried.
     pub attempts: Vec<Attempt>,
 }
 
@@ -152,5 +183,19 @@ impl std::fmt::Display for ChainFailure {
             write!(f, "\n  - {a}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_totp_secret_is_named_once() {
+        for e in [TotpError::BadSecret, TotpError::TooShort(5)] {
+            let text = Error::from(e).to_string();
+            assert!(text.starts_with("totp_secret "), "{text}");
+            assert_eq!(text.matches("totp_secret").count(), 1, "{text}");
+        }
     }
 }

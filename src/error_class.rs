@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 
 /// What kind of failure happened. The chain, the daemon and the CLI's exit code all
 /// branch on this, never on message text.
+///
+/// More classes may be added: a `match` needs a wildcard arm, and what it does there
+/// should be what it does for `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorClass {
     /// Bad or missing configuration: fix the config, nothing else helps.
     Config,
@@ -27,6 +31,7 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// The snake_case name, as in JSON and the state file (`credential_rejected`…).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Config => "config",

@@ -167,7 +167,7 @@ pub use store::{
     Lockout, LockoutStore, Lockouts, Ownership, PendingConsent, PgBackend, ProfileLock,
     ProfileState, StateBackend, StoreError, TokenStore, next_ist_midnight, write_atomic,
 };
-pub use token::{AccessToken, SourceKind, Token, TokenJson, TokenKind, parse_ist};
+pub use token::{AccessToken, SourceKind, Token, TokenError, TokenJson, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 
 // browser re-exports

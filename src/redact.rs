@@ -1,7 +1,7 @@
 //! Removes secrets from any text that may reach a log, an error or an artifact.
 
 /// What replaces a scrubbed value.
-pub const MASK: &str = "****";
+const MASK: &str = "****";
 
 /// Holds the secret values known at one point of a login and masks them in text.
 ///
@@ -12,7 +12,17 @@ pub struct Scrubber {
     values: Vec<String>,
 }
 
+/// Counts the values; printing them would leak what the scrubber exists to hide.
+impl std::fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scrubber")
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
 impl Scrubber {
+    /// A scrubber that knows no value yet; it still masks JWT-shaped text.
     pub fn new() -> Self {
         Self::default()
     }
@@ -28,11 +38,13 @@ impl Scrubber {
         }
     }
 
+    /// [`add`](Self::add), for building a scrubber in one expression.
     pub fn with(mut self, value: &str) -> Self {
         self.add(value);
         self
     }
 
+    /// `text` with every known value and every JWT-shaped run replaced by `****`.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = mask_jwts(text);
         for value in &self.values {
@@ -45,7 +57,7 @@ impl Scrubber {
 }
 
 /// Masks every `eyJ….….…` run: the base64url header of a JWT always starts with `eyJ`.
-pub fn mask_jwts(text: &str) -> String {
+fn mask_jwts(text: &str) -> String {
     let is_b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -92,6 +104,17 @@ mod tests {
         let text = "pin=123456 id=tok-abcdef jwt=eyJhbGciOi.eyJzdWIi.c2ln end";
         let out = s.scrub(text);
         assert_eq!(out, "pin=**** id=**** jwt=**** end");
+    }
+
+    #[test]
+    fn debug_counts_the_values_without_showing_them() {
+        let s = Scrubber::new().with("hunter22").with("tok-abcdef");
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter22") && !shown.contains("tok-abcdef"),
+            "{shown}"
+        );
+        assert!(shown.contains('2'), "{shown}");
     }
 
     #[test]

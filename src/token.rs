@@ -12,10 +12,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct AccessToken(SecretString);
 
 impl AccessToken {
+    /// Wraps a token value. Nothing is checked here: [`Token::from_grant`] and
+    /// [`Token::check`] check the shape.
     pub fn new(value: impl Into<String>) -> Self {
         Self(SecretString::from(value.into()))
     }
 
+    /// The value itself, to send to Dhan or hand to the program that needs it. Anything
+    /// that prints it (a log line, an error) leaks a credential.
     pub fn secret(&self) -> &str {
         self.0.expose_secret()
     }
@@ -55,12 +59,14 @@ pub enum TokenKind {
     /// Minted by an API login (PIN+TOTP or consent): reportedly not renewable.
     #[serde(rename = "APP")]
     App,
+    /// The claim is missing or names a kind we do not know.
     #[serde(rename = "UNKNOWN")]
     #[default]
     Unknown,
 }
 
 impl TokenKind {
+    /// The claim's value as Dhan spells it: `SELF`, `APP` or `UNKNOWN`.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenKind::SelfWeb => "SELF",
@@ -80,14 +86,20 @@ impl fmt::Display for TokenKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
+    /// RenewToken extended a stored token.
     Renew,
+    /// The PIN + TOTP API login.
     Totp,
+    /// The headless browser on the consent page.
     Browser,
+    /// A person logged in on the consent page and the redirect was caught.
     Manual,
+    /// `dhan-login import`: a token obtained elsewhere.
     Import,
 }
 
 impl SourceKind {
+    /// The lowercase name used in JSON, `--via` and the state file (`renew`, `totp`…).
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Renew => "renew",
@@ -108,11 +120,18 @@ impl fmt::Display for SourceKind {
 /// A token with the facts every consumer needs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Token {
+    /// The value to send as `access-token`; never printed by Debug.
     pub access_token: AccessToken,
+    /// The Dhan client id the token acts for (digits).
     pub client_id: String,
+    /// When Dhan stops accepting it: the earlier of the login's `expiryTime` and the
+    /// JWT's `exp`.
     pub expires_at: DateTime<Utc>,
+    /// Who it was minted for, which decides whether RenewToken can extend it.
     pub kind: TokenKind,
+    /// How it was obtained.
     pub source: SourceKind,
+    /// When this process (or the one that stored it) received it.
     pub obtained_at: DateTime<Utc>,
 }
 
@@ -121,12 +140,16 @@ pub struct Token {
 /// three, so that they cannot drift apart; README documents the keys.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TokenJson {
+    /// The token value (serialised in clear: this type exists to hand it over).
     pub access_token: AccessToken,
+    /// The Dhan client id the token acts for.
     pub client_id: String,
     /// RFC 3339, UTC, whole seconds.
     #[serde(serialize_with = "whole_seconds")]
     pub expires_at: DateTime<Utc>,
+    /// `SELF`, `APP` or `UNKNOWN`.
     pub kind: TokenKind,
+    /// How the token was obtained (`renew`, `totp`…).
     pub source: SourceKind,
 }
 
@@ -160,19 +183,24 @@ fn whole_seconds<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-/// Why a token value could not be turned into a `Token`.
+/// Why a token value could not be turned into a [`Token`]. No message shows the value.
 #[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum TokenError {
+    /// Neither the login's answer nor the JWT says when the token expires.
     #[error("the token has no expiry: no usable expiryTime and no `exp` claim")]
     NoExpiry,
+    /// Neither the caller nor the JWT's `dhanClientId` claim gives a client id.
     #[error("the token names no client id and none is configured")]
     NoClientId,
     /// The value is not `header.payload.signature` in base64url: it could carry a
     /// newline into an env file, or be an error page taken for a token.
     #[error("the access token is not JWT-shaped (three base64url parts; the value is not shown)")]
     NotJwt,
+    /// The client id is empty, longer than 32 characters or not all digits.
     #[error("the client id is not all digits (the value is not shown)")]
     BadClientId,
+    /// The token's expiry (RFC 3339) is already past when it is received.
     #[error("the token expired at {0} before it was received: is the clock right?")]
     Expired(String),
 }
@@ -182,7 +210,7 @@ const MAX_TOKEN_LEN: usize = 8192;
 
 /// Checks an access token's shape: three non-empty base64url parts joined by dots, so no
 /// control character, space or `=`-line can ride along into `--env`, `.env` or `exec`.
-pub fn check_token_value(value: &str) -> Result<(), TokenError> {
+fn check_token_value(value: &str) -> Result<(), TokenError> {
     let b64 = |p: &str| {
         !p.is_empty()
             && p.bytes()
@@ -196,7 +224,7 @@ pub fn check_token_value(value: &str) -> Result<(), TokenError> {
 }
 
 /// Checks a client id: Dhan's are all digits.
-pub fn check_client_id(id: &str) -> Result<(), TokenError> {
+fn check_client_id(id: &str) -> Result<(), TokenError> {
     if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TokenError::BadClientId);
     }
@@ -253,6 +281,7 @@ impl Token {
         self.expires_at - now > margin
     }
 
+    /// True until the token expires (with no margin: it may expire in flight).
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.expires_at > now
     }
@@ -261,14 +290,14 @@ impl Token {
 /// The claims we read from a JWT payload, without checking its signature: only Dhan can,
 /// and all we want is expiry and kind without a network call.
 #[derive(Debug, Default, PartialEq)]
-pub struct Claims {
-    pub client_id: Option<String>,
-    pub exp: Option<i64>,
-    pub kind: TokenKind,
+struct Claims {
+    client_id: Option<String>,
+    exp: Option<i64>,
+    kind: TokenKind,
 }
 
 impl Claims {
-    pub fn peek(jwt: &str) -> Option<Claims> {
+    fn peek(jwt: &str) -> Option<Claims> {
         let payload = jwt.split('.').nth(1)?;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(payload.trim_end_matches('='))
@@ -293,7 +322,7 @@ impl Claims {
 }
 
 /// India Standard Time, the zone Dhan's timestamps are in although they carry no offset.
-pub fn ist() -> FixedOffset {
+pub(crate) fn ist() -> FixedOffset {
     // 5 h 30 min east is always in range.
     FixedOffset::east_opt(5 * 3600 + 30 * 60).unwrap_or_else(|| unreachable!())
 }

@@ -17,16 +17,24 @@ const MIN_REMAINING_MS: i64 = 5_000;
 /// Below this the local clock is trusted: a Date header only has whole seconds.
 const SKEW_TOLERANCE_MS: i64 = 2_000;
 
+/// Why a configured `totp_secret` cannot generate Dhan's codes. Every message names the
+/// field and none shows the secret.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TotpError {
+    /// Neither base32 nor an `otpauth://` URI.
     #[error(
         "totp_secret is not valid base32 (A-Z, 2-7) nor an otpauth:// URI (the value is not shown)"
     )]
     BadSecret,
+    /// The secret decodes to this many bytes, fewer than 10.
     #[error("totp_secret decodes to {0} bytes; at least 10 (80 bits) are needed")]
     TooShort(usize),
+    /// The `otpauth://` URI does not parse; the reason never quotes the URI.
     #[error("totp_secret otpauth:// URI could not be read: {0}")]
     BadUri(String),
+    /// The URI asks for codes Dhan rejects (another algorithm, length or period), which
+    /// would count towards a lockout.
     #[error(
         "totp_secret otpauth:// URI asks for {0}; Dhan's codes are SHA1, 6 digits, 30 s (scan Dhan's own QR code)"
     )]
@@ -35,9 +43,12 @@ pub enum TotpError {
 
 /// The time source, injectable so tests can stand at a window's edge.
 pub trait Clock: Send + Sync {
+    /// The current time. Must not block: it is read under a lock.
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// The machine's clock ([`Utc::now`]).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
@@ -48,13 +59,13 @@ impl Clock for SystemClock {
 
 /// When and for which step the next code should be generated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plan {
-    pub step: i64,
-    pub wait: Duration,
+struct Plan {
+    step: i64,
+    wait: Duration,
 }
 
 /// Decides the step to use at server time `now_ms` (Unix ms), given the last step used.
-pub fn plan(now_ms: i64, last_step: Option<i64>) -> Plan {
+fn plan(now_ms: i64, last_step: Option<i64>) -> Plan {
     let step = now_ms.div_euclid(STEP_SECS * 1000);
     let remaining = (step + 1) * STEP_SECS * 1000 - now_ms;
     let fresh_enough = remaining >= MIN_REMAINING_MS;
@@ -80,10 +91,27 @@ struct State {
     offset_ms: i64,
 }
 
+/// Generates the TOTP codes of one login run (or of several sharing it): each 30 s step
+/// at most once, never one about to expire, on the server's clock when ours is off.
+/// Share one generator (behind an `Arc`) between everything that submits codes for a
+/// profile in a process.
 pub struct TotpGenerator {
     totp: Totp,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+}
+
+/// Shows the step bookkeeping only: the secret stays out of every log.
+impl std::fmt::Debug for TotpGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("TotpGenerator");
+        // try_lock: a Debug call must never wait on (or deadlock with) a code being made.
+        if let Ok(st) = self.state.try_lock() {
+            d.field("last_step", &st.last_step)
+                .field("offset_ms", &st.offset_ms);
+        }
+        d.finish_non_exhaustive()
+    }
 }
 
 impl TotpGenerator {
@@ -292,6 +320,17 @@ mod tests {
         assert!(matches!(e, Some(TotpError::BadSecret)));
         let e = TotpGenerator::new(&"JBSWY3DP".into(), Arc::new(SystemClock)).err();
         assert!(matches!(e, Some(TotpError::TooShort(5))));
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret_or_a_code() {
+        let g = TotpGenerator::new(&RFC_SEED_B32.into(), at(30_000 * 10 + 1_000)).unwrap();
+        g.resume_after(Some(9));
+        let shown = format!("{g:?}");
+        assert!(shown.contains("last_step: Some(9)"), "{shown}");
+        for hidden in [RFC_SEED_B32, "12345678901234567890", &g.code_at(300)] {
+            assert!(!shown.contains(hidden), "{shown}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ const BODY_KEEP: usize = 600;
 /// answer with the PIN, TOTP code, API secret, tokenId or token the request carried
 /// scrubbed out, cut to 600 bytes.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// A login endpoint said the PIN, TOTP code, API key or secret is wrong, or the
     /// account is blocked. Sending them again may lock the account.

@@ -98,6 +98,7 @@ impl fmt::Display for Artifacts {
 
 /// Every message here is free of secrets: page texts are scrubbed before they are stored.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BrowserError {
     /// No usable Chromium or Chrome was found (or the one configured is not an
     /// executable, or is the headless shell where a visible window was asked for).

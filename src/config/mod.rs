@@ -40,6 +40,7 @@ pub(crate) const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::f
 /// A configuration that cannot be used. Every variant names what to fix (the file, the
 /// field and its environment variable); none holds a secret's value.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The config file exists (or was named) but could not be read.
     #[error("cannot read config file {path}: {source}")]
