@@ -18,6 +18,7 @@ pub struct Invalid {
 
 /// Why a value cannot be what its field needs. The messages never quote the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Problem {
     /// The value is empty.
     #[error("is empty")]
