@@ -73,7 +73,9 @@ pub fn totp_secret(value: &str) -> Result<(), Invalid> {
         .map(|_| ())
         .map_err(|e: TotpError| Invalid {
             field: "totp_secret",
-            problem: Problem::Totp(e.to_string()),
+            // TotpError's messages start with the field's name, which Invalid (and every
+            // caller that prints a Problem) puts in front already.
+            problem: Problem::Totp(e.to_string().trim_start_matches("totp_secret ").to_owned()),
         })
 }
 
@@ -127,6 +129,20 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.field, "totp_secret");
         assert!(!e.to_string().contains("MOCKDHAN"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_totp_secret_names_the_field_once() {
+        for bad in ["JBSWY3DP", "not base32 !!"] {
+            let e = totp_secret(bad).unwrap_err().to_string();
+            assert!(e.starts_with("totp_secret: "), "{e}");
+            assert_eq!(e.matches("totp_secret").count(), 1, "{e}");
+        }
+        let e = totp_secret("JBSWY3DP").unwrap_err();
+        assert_eq!(
+            e.problem.to_string(),
+            "decodes to 5 bytes; at least 10 (80 bits) are needed"
+        );
     }
 
     #[test]
