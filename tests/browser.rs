@@ -515,3 +515,71 @@ async fn an_alert_is_dismissed_and_its_error_text_is_fatal() {
     assert!(err.to_string().contains("account is blocked"), "{err}");
     case.assert_clean();
 }
+
+/// A login on the default page, watching its Chromium's processes: every command line seen.
+async fn login_watching_processes(case: &Case) -> Vec<String> {
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    let watch = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            if let Some((profile, session)) = case.session_markers() {
+                let mut seen = seen.lock().unwrap();
+                for p in session_processes(&profile, &session) {
+                    // The pid prefix goes: one process is one command line.
+                    let cmdline = p.split_once(": ").map_or(p.clone(), |(_, c)| c.to_string());
+                    if !seen.contains(&cmdline) {
+                        seen.push(cmdline);
+                    }
+                }
+            }
+        }
+    };
+    let token = tokio::select! {
+        token = case.login(Login::default()) => token,
+        () = watch => unreachable!("the watcher never ends"),
+    };
+    let token = token.unwrap_or_else(|e| panic!("{e}\n{}", case.logs.text()));
+    let grant = case.consume(&token).await;
+    assert!(grant["accessToken"].is_string(), "{grant}");
+    case.assert_clean();
+    seen.into_inner().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_has_a_process_of_its_own_unless_chromium_runs_as_one() {
+    if skipped("single_process") {
+        return;
+    }
+    let renderer = |seen: &[String]| seen.iter().any(|c| c.contains("--type=renderer"));
+    let case = Case::start(MockOptions {
+        page_variant: PageVariant::default(),
+        ..Default::default()
+    })
+    .await;
+    let seen = login_watching_processes(&case).await;
+    #[cfg(unix)]
+    if running_as_root() {
+        // Headless as root: one process, the page inside the browser's.
+        assert!(!renderer(&seen), "{seen:#?}");
+        assert!(seen.iter().all(|c| !c.contains("--type=")), "{seen:#?}");
+        assert!(
+            seen.iter().any(|c| c.contains(" --single-process")),
+            "{seen:#?}"
+        );
+    } else {
+        assert!(renderer(&seen), "{seen:#?}");
+    }
+
+    let mut case = Case::start(MockOptions {
+        page_variant: PageVariant::default(),
+        ..Default::default()
+    })
+    .await;
+    case.settings.single_process = Some(false);
+    let seen = login_watching_processes(&case).await;
+    assert!(renderer(&seen), "{seen:#?}");
+    assert!(
+        seen.iter().all(|c| !c.contains("--single-process")),
+        "{seen:#?}"
+    );
+}

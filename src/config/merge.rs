@@ -205,6 +205,7 @@ fn browser(
         browser.artifacts_dir = expand_home(&dir);
     }
     browser.extra_args = bf.extra_args;
+    browser.single_process = bf.single_process;
     if let Some(d) = bf
         .step_timeout_secs
         .and_then(|s| keep(bad, seconds("browser.step_timeout_secs", s)))

@@ -37,6 +37,11 @@ pub struct BrowserSettings {
     pub artifacts_dir: PathBuf,
     /// Extra Chromium switches, written without the leading dashes.
     pub extra_args: Vec<String>,
+    /// Run Chromium as one process (`--single-process`). `None` decides by itself: on for
+    /// a headless login as root, where Chromium's sandbox is off anyway and the separate
+    /// page process isolates nothing; off otherwise. `Some(true)` as another user turns
+    /// the sandbox off too.
+    pub single_process: Option<bool>,
 }
 
 impl BrowserSettings {
@@ -53,6 +58,7 @@ impl BrowserSettings {
             selectors: None,
             artifacts_dir: state_dir.join("artifacts"),
             extra_args: Vec::new(),
+            single_process: None,
         }
     }
 }

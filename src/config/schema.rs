@@ -62,6 +62,7 @@ pub(super) struct BrowserFile {
     pub(super) artifacts_dir: Option<PathBuf>,
     #[serde(default)]
     pub(super) extra_args: Vec<String>,
+    pub(super) single_process: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
