@@ -524,7 +524,14 @@ async fn login_watching_processes(case: &Case) -> Vec<String> {
             tokio::time::sleep(Duration::from_millis(40)).await;
             if let Some((profile, session)) = case.session_markers() {
                 let mut seen = seen.lock().unwrap();
-                for p in session_processes(&profile, &session) {
+                let found = session_processes(&profile, &session);
+                // A child that rewrites its title overwrites its environment (the session
+                // marker) too: children are also found as the browser's.
+                let pids: Vec<u32> = found
+                    .iter()
+                    .filter_map(|p| p.split_once(": ")?.0.parse().ok())
+                    .collect();
+                for p in found.into_iter().chain(children_of(&pids)) {
                     // The pid prefix goes: one process is one command line.
                     let cmdline = p.split_once(": ").map_or(p.clone(), |(_, c)| c.to_string());
                     if !seen.contains(&cmdline) {
@@ -543,6 +550,31 @@ async fn login_watching_processes(case: &Case) -> Vec<String> {
     assert!(grant["accessToken"].is_string(), "{grant}");
     case.assert_clean();
     seen.into_inner().unwrap()
+}
+
+/// "pid: command line" of every live process whose parent is one of `parents`.
+fn children_of(parents: &[u32]) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let ppid: u32 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))?
+                .trim()
+                .parse()
+                .ok()?;
+            if !parents.contains(&ppid) {
+                return None;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            Some(format!("{pid}: {cmdline}"))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
