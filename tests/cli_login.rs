@@ -6,8 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::cli::printed_token;
-#[cfg(feature = "browser")]
-use common::run;
 use common::{Stand, run_manual_login};
 use dhan_login::mock::Endpoint;
 #[cfg(feature = "browser")]
@@ -256,10 +254,13 @@ async fn kill_9_takes_chromium_down_and_the_next_run_removes_its_profile() {
         "nobody but the next run should have removed the profile"
     );
 
-    // The next run (the page answers again) clears the dead run's profile.
+    // The next run (the page answers again) clears the dead run's profile. It may wait
+    // up to 30 s for a fresh TOTP step before a browser login on a loaded machine.
     let mut cmd = s.cli(["login", "--via", "browser"]);
     cmd.env("DHAN_LOGIN_CONFIG", &config).env("TMPDIR", &tmp);
-    run(cmd, None).await.assert_ok();
+    common::run_within(cmd, None, Duration::from_secs(120))
+        .await
+        .assert_ok();
     assert!(
         !profile.exists(),
         "the profile of the killed run (its Session file holds the mobile number) is still there"

@@ -25,7 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dhan_login::mock::{MockOptions, MockServer};
 use tempfile::TempDir;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_dhan-login");
@@ -304,15 +304,43 @@ pub async fn run_within(cmd: std::process::Command, stdin: Option<&[u8]>, limit:
         let _ = pipe.write_all(input).await;
         drop(pipe);
     }
-    let output = tokio::time::timeout(limit, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("`dhan-login {args}` did not finish in {limit:?}"))
-        .unwrap_or_else(|e| panic!("cannot wait for `dhan-login {args}`: {e}"));
+    // Read as it comes, so that a run past its limit still shows what it said.
+    let mut out_pipe = child.stdout.take().expect("piped stdout");
+    let mut err_pipe = child.stderr.take().expect("piped stderr");
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let stdout = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = out_pipe.read_to_end(&mut buf).await;
+        buf
+    });
+    let stderr = tokio::spawn({
+        let said = said.clone();
+        async move {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                said.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        }
+    });
+    let status = match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => status.unwrap_or_else(|e| panic!("cannot wait for `dhan-login {args}`: {e}")),
+        Err(_) => {
+            let _ = child.start_kill();
+            let said = String::from_utf8_lossy(&said.lock().unwrap()).into_owned();
+            panic!("`dhan-login {args}` did not finish in {limit:?}; its stderr so far:\n{said}");
+        }
+    };
+    let stdout = stdout.await.expect("stdout reader");
+    stderr.await.expect("stderr reader");
+    let stderr = String::from_utf8_lossy(&said.lock().unwrap()).into_owned();
     Run {
         args,
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
         elapsed: started.elapsed(),
     }
 }
