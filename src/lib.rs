@@ -132,6 +132,10 @@
 //! # }
 //! ```
 
+// The public API is on purpose: every public item documented, nothing public that a
+// user cannot name, and every public type printable without a secret.
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
 mod api;
 #[cfg(feature = "browser")]
 mod browser;
