@@ -415,7 +415,7 @@ fn command_line_as(
     }
     // As root Chromium runs without its sandbox, so the page's own process isolates
     // nothing and costs a second copy of Chromium's relocated data: one process instead
-    // of two, peak tree PSS 189 -> 175 MiB and 0.92x the time (BENCHMARKS.md). Kept to
+    // of two, peak tree PSS 187 -> 172 MiB and 0.93x the time (BENCHMARKS.md). Kept to
     // headless logins, and a setting turns it off.
     let single = settings.single_process.unwrap_or(root && headless);
     if root || single {
