@@ -429,8 +429,6 @@ async fn the_cli_shares_the_database_and_never_logs_in_under_another_lease() {
 #[test]
 fn an_unreachable_database_is_transient_and_its_password_never_shows() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").unwrap();
     let key = dir.path().join("store.key");
     let key_text = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
     std::fs::write(&key, &key_text).unwrap();
@@ -442,28 +440,9 @@ fn an_unreachable_database_is_transient_and_its_password_never_shows() {
         .port();
     let password = "Sup3rS3cretStorePw";
     for args in [&["-vvv", "token"][..], &["status"][..]] {
-        let out = std::process::Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DHAN_LOGIN_CONFIG", &config)
-            .env("DHAN_LOGIN_STATE_DIR", dir.path())
-            .env(
-                "DHAN_LOGIN_STORE_URL",
-                format!("postgres://dhan:{password}@127.0.0.1:{port}/dhan"),
-            )
-            .env("DHAN_LOGIN_STORE_KEY_FILE", &key)
-            .env("DHAN_CLIENT_ID", "1100000001")
-            .env("DHAN_PIN", "123456")
-            .env("DHAN_TOTP_SECRET", "JBSWY3DPEHPK3PXP")
-            .output()
-            .unwrap();
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(5), "{args:?}: {all}");
+        let url = format!("postgres://dhan:{password}@127.0.0.1:{port}/dhan");
+        let (code, all) = common::pg::run_on_store(args, dir.path(), &url, &key);
+        assert_eq!(code, Some(5), "{args:?}: {all}");
         assert!(all.contains("state database"), "{args:?}: {all}");
         assert!(
             !all.contains(password),

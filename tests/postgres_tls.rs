@@ -10,8 +10,6 @@ use std::time::Duration;
 use chrono::Utc;
 use dhan_login::{ErrorClass, Paths, Profile, ProfileState, SourceKind, StateBackend, Token};
 
-use common::BIN;
-
 mod common;
 
 /// In every URL: trust auth ignores it, and no error may show it.
@@ -327,8 +325,6 @@ async fn the_store_speaks_tls_and_checks_the_certificate_as_sslmode_says() {
 #[test]
 fn a_bad_tls_setting_is_a_config_error_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").unwrap();
     let key = common::pg::key_file(dir.path());
     for (query, expected) in [
         (
@@ -344,28 +340,9 @@ fn a_bad_tls_setting_is_a_config_error_naming_the_field() {
             "[store] url: sslrootcert= is given but sslmode=disable",
         ),
     ] {
-        let out = Command::new(BIN)
-            .args(["-vvv", "token"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DHAN_LOGIN_CONFIG", &config)
-            .env("DHAN_LOGIN_STATE_DIR", dir.path())
-            .env(
-                "DHAN_LOGIN_STORE_URL",
-                format!("postgres://dhan:{PASSWORD}@127.0.0.1:1/dhan?{query}"),
-            )
-            .env("DHAN_LOGIN_STORE_KEY_FILE", &key)
-            .env("DHAN_CLIENT_ID", "1100000001")
-            .env("DHAN_PIN", "123456")
-            .env("DHAN_TOTP_SECRET", "JBSWY3DPEHPK3PXP")
-            .output()
-            .unwrap();
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(2), "{query}: {all}");
+        let url = format!("postgres://dhan:{PASSWORD}@127.0.0.1:1/dhan?{query}");
+        let (code, all) = common::pg::run_on_store(&["-vvv", "token"], dir.path(), &url, &key);
+        assert_eq!(code, Some(2), "{query}: {all}");
         assert!(all.contains(expected), "{query}: {all}");
         assert!(
             !all.contains(PASSWORD),

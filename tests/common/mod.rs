@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod pg;
 pub mod pty;
+pub mod serve;
 pub mod stand_in;
 
 use std::ffi::OsStr;

@@ -53,6 +53,39 @@ pub fn key_file(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// Runs the binary on `args` with nothing of the test's environment but PATH: `dir` as its
+/// config and state folder (with an empty config file), `store_url` and `store_key` as its
+/// state database, a profile from DHAN_* variables. Returns the exit code and all it
+/// printed (stdout, then stderr), for tests of what a failing database shows.
+pub fn run_on_store(
+    args: &[&str],
+    dir: &std::path::Path,
+    store_url: &str,
+    store_key: &std::path::Path,
+) -> (Option<i32>, String) {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let out = std::process::Command::new(super::BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DHAN_LOGIN_CONFIG", &config)
+        .env("DHAN_LOGIN_STATE_DIR", dir)
+        .env("DHAN_LOGIN_STORE_URL", store_url)
+        .env("DHAN_LOGIN_STORE_KEY_FILE", store_key)
+        .env("DHAN_CLIENT_ID", "1100000001")
+        .env("DHAN_PIN", "123456")
+        .env("DHAN_TOTP_SECRET", "JBSWY3DPEHPK3PXP")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), all)
+}
+
 /// A PostgreSQL cluster of one test's own, for what the shared one must not go through
 /// (a restart mid-test, TLS): made with the programs scripts/with-postgres found, in a
 /// temporary folder, on a free port; stopped and deleted when dropped.
