@@ -422,14 +422,19 @@ fn restore_terminal_on_interrupt() {
         let mut t: libc::termios = std::mem::zeroed();
         (libc::tcgetattr(0, &mut t) == 0).then_some(t)
     };
+    // Both handlers are installed here, before the first prompt: installed by the task
+    // below, a Ctrl-C typed before that task first ran killed the process outright, echo
+    // off (seen in 3 of 30 runs).
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
     tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return;
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
         if let Some(t) = saved {
