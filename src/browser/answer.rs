@@ -11,6 +11,7 @@ use super::driver::Driver;
 use super::engine::{View, Watch};
 use super::error::{Artifacts, BrowserError, Step};
 use super::screens::{self, Action, Code, History, Patience, Screen, Snapshot, Stop, Timing};
+use super::traffic::{Mark, Traffic};
 
 /// How long a doubtful screen must stay the same before the login gives up on it.
 const SETTLE: Duration = Duration::from_millis(1200);
@@ -72,8 +73,9 @@ impl Driver<'_> {
         };
         let mut history = History::default();
         let mut watch = Watch::new();
-        // When the mobile screen was submitted, with the request counts at that moment.
-        let mut mobile_sent: Option<(Instant, u64, u64)> = None;
+        // When the mobile screen was submitted, when its typing began, and the page's own
+        // count of the requests it had sent then.
+        let mut mobile_sent: Option<(Instant, Mark, u64)> = None;
         loop {
             let decide = |me: &Self, view: View<'_>| match view {
                 View::Captured => Some(None),
@@ -81,8 +83,8 @@ impl Driver<'_> {
                 View::Page(snap, stable_for) => {
                     let timing = Timing {
                         stable_for,
-                        since_mobile_submit: mobile_sent.map(|(at, traffic, page)| {
-                            let sent = me.traffic.count() > traffic || snap.submits > page;
+                        since_mobile_submit: mobile_sent.map(|(at, typed_from, page)| {
+                            let sent = me.traffic.sent_since(typed_from) || snap.submits > page;
                             (at.elapsed(), sent)
                         }),
                     };
@@ -101,7 +103,7 @@ impl Driver<'_> {
                     self.log.matched("screen", &self.scrub(&snap.describe()));
                     self.acted = Step::Mobile;
                     self.record("mobile").await;
-                    let before = (self.traffic.count(), snap.submits);
+                    let before = (Traffic::mark(), snap.submits);
                     self.type_mobile(&page).await?;
                     self.submit(&page, &snap).await?;
                     history.mobile_submitted = true;
@@ -120,7 +122,7 @@ impl Driver<'_> {
                     self.acted = code.step();
                     self.record(code.as_str()).await;
                     let secret = self.code_for(code).await?;
-                    let before = (self.traffic.count(), snap.submits);
+                    let before = (Traffic::mark(), snap.submits);
                     // From here on the code counts as given, whatever happens next: it
                     // is never typed a second time.
                     history.typed.push(code);

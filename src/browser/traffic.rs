@@ -6,9 +6,15 @@
 //! when no submitting request (a document load, or an XHR/fetch that is not a plain read)
 //! has left the page since it started typing. Only the top frame counts: a tracker's
 //! iframe that navigates is not the login page submitting.
+//!
+//! "Since" goes by the send time Chromium stamps on each request, not by when its event
+//! is handled here: under load the event of the previous screen's submission was handled
+//! after the next screen showed, the new screen seemed to have submitted itself, and its
+//! button was never pressed (the login then timed out on a filled PIN screen).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::network::{EventRequestWillBeSent, ResourceType};
@@ -19,13 +25,26 @@ use tracing::instrument::WithSubscriber;
 
 #[derive(Clone, Default)]
 pub(crate) struct Traffic {
-    submits: Arc<AtomicU64>,
+    /// When the newest submitting request was sent, in ms since the Unix epoch (0: none).
+    last_sent_ms: Arc<AtomicU64>,
 }
 
+/// A moment to compare the page's requests with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark(u64);
+
 impl Traffic {
-    /// Submitting requests seen so far; compare two readings to see if one happened.
-    pub(crate) fn count(&self) -> u64 {
-        self.submits.load(Ordering::SeqCst)
+    /// Now, for [`Traffic::sent_since`].
+    pub(crate) fn mark() -> Mark {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Mark(now)
+    }
+
+    /// Whether a submitting request was sent at or after `mark`.
+    pub(crate) fn sent_since(&self, mark: Mark) -> bool {
+        self.last_sent_ms.load(Ordering::SeqCst) >= mark.0
     }
 }
 
@@ -46,12 +65,14 @@ pub(crate) async fn watch(
 ) -> Result<(Traffic, JoinHandle<()>), chromiumoxide::error::CdpError> {
     let mut events = page.event_listener::<EventRequestWillBeSent>().await?;
     let traffic = Traffic::default();
-    let counter = traffic.submits.clone();
+    let last_sent = traffic.last_sent_ms.clone();
     let listen = async move {
         while let Some(ev) = events.next().await {
             let top = ev.frame_id.as_ref() == Some(&main_frame);
             if top && submits(ev.r#type.as_ref(), &ev.request.method) {
-                counter.fetch_add(1, Ordering::SeqCst);
+                // Seconds since the epoch, as Chromium stamped the request.
+                let sent_ms = (ev.wall_time.inner() * 1000.0) as u64;
+                last_sent.fetch_max(sent_ms, Ordering::SeqCst);
             }
         }
     };
@@ -71,5 +92,19 @@ mod tests {
         assert!(!submits(Some(&ResourceType::Xhr), "GET"));
         assert!(!submits(Some(&ResourceType::Image), "POST"));
         assert!(!submits(None, "POST"));
+    }
+
+    #[test]
+    fn a_request_sent_before_the_mark_is_not_since_it() {
+        let traffic = Traffic::default();
+        let mark = Traffic::mark();
+        assert!(!traffic.sent_since(mark), "nothing sent yet");
+        // The previous screen's submission, handled only now.
+        traffic
+            .last_sent_ms
+            .fetch_max(mark.0 - 250, Ordering::SeqCst);
+        assert!(!traffic.sent_since(mark));
+        traffic.last_sent_ms.fetch_max(mark.0 + 3, Ordering::SeqCst);
+        assert!(traffic.sent_since(mark));
     }
 }

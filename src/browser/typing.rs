@@ -10,6 +10,7 @@ use super::driver::{Deadline, Driver};
 use super::engine::{View, Watch};
 use super::error::{Artifacts, BrowserError, Limit, Step};
 use super::screens::{Code, Screen, Snapshot};
+use super::traffic::Mark;
 
 /// The digits of a secret, or an error that names the field but not the value.
 pub(super) fn digits(
@@ -148,10 +149,10 @@ impl Driver<'_> {
         &mut self,
         page: &Page,
         code: Code,
-        (traffic_before, page_before): (u64, u64),
+        (typed_from, page_before): (Mark, u64),
     ) -> Result<(), BrowserError> {
         const BY_ITSELF: &str = "the page submitted by itself";
-        if self.traffic.count() > traffic_before {
+        if self.traffic.sent_since(typed_from) {
             self.log.note(BY_ITSELF);
             return Ok(());
         }
@@ -163,7 +164,7 @@ impl Driver<'_> {
                 "the page submitted by itself (navigating)",
             ))),
             View::Page(snap, _) => {
-                if snap.submits > page_before || me.traffic.count() > traffic_before {
+                if snap.submits > page_before || me.traffic.sent_since(typed_from) {
                     return Some(AfterCode::Done(Some(BY_ITSELF)));
                 }
                 match snap.screen {
