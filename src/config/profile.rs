@@ -15,8 +15,10 @@ use super::{
 };
 use crate::api::DHAN_CONSENT_LIMIT;
 
-/// How the headless browser login runs.
+/// How the headless browser login runs. Start from [`BrowserSettings::with_defaults`] and
+/// set fields: more may come, so a struct literal cannot be written outside the crate.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BrowserSettings {
     /// Chromium/Chrome to run; `None` means discover it (DHAN_LOGIN_CHROME, then PATH).
     pub executable: Option<PathBuf>,

@@ -29,8 +29,11 @@ pub(crate) struct StoreFile {
     lease_secs: Option<f64>,
 }
 
-/// The `[store]` table merged with the environment.
+/// The `[store]` table merged with the environment. Start from `StoreSettings::default()`
+/// (files) and set fields: more may come, so a struct literal cannot be written outside
+/// the crate.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct StoreSettings {
     /// `postgres://…`; None keeps the state in files.
     pub url: Option<SecretRef>,
