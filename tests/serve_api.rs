@@ -9,12 +9,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::cli::EXIT_CONFIG;
+#[cfg(feature = "browser")]
+use common::serve::eventually;
 use common::serve::{
-    Daemon, Login, cli, configured, eventually, handoff_files, import, key_of, mode, profile,
-    serve_table, short_lived,
+    Daemon, Login, cli, configured, handoff_files, import, key_of, mode, profile, serve_table,
+    short_lived,
 };
 use common::{Sandbox, jwt_claims, run};
-use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind};
+#[cfg(feature = "browser")]
+use dhan_login::mock::{Endpoint, Fault};
+use dhan_login::mock::{MockOptions, MockServer, TokenKind};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
