@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::stand_in::{
     BLOCKED, assert_six_fields, claims, classic_to_pin, client, consent_id, consume, current_code,
-    error_of, get_page, location, page_settings, post_boxes, post_form, server, server_with,
-    session_of, token_id_of, url,
+    error_of, get_page, location, opened_page, page_settings, post_boxes, post_form, server,
+    server_with, serving, session_of, token_id_of, url,
 };
 use dhan_login::mock::{
     Endpoint, EntryKind, Fault, Markup, MockAccount, MockOptions, MockServer, PageVariant,
@@ -489,16 +489,12 @@ async fn a_double_submission_is_counted_twice() {
 
 #[tokio::test]
 async fn skip_totp_goes_from_mobile_to_the_pin() {
-    let s = server_with(MockOptions {
-        page_variant: PageVariant {
-            totp_screen: false,
-            ..PageVariant::default()
-        },
-        ..MockOptions::default()
+    let s = serving(PageVariant {
+        totp_screen: false,
+        ..PageVariant::default()
     })
     .await;
-    let consent = consent_id(&s).await;
-    let page = get_page(&s, &consent).await.text().await.unwrap();
+    let (_, page) = opened_page(&s).await;
     let session = page_settings(&page)["session"].as_str().unwrap().to_owned();
     let call = |step: &str, body: Value| {
         let u = url(&s.auth_base_url(), &format!("/login/api/{step}"));
@@ -525,13 +521,10 @@ async fn skip_totp_goes_from_mobile_to_the_pin() {
 
 #[tokio::test]
 async fn sms_otp_replaces_the_totp_and_accepts_only_its_code() {
-    let s = server_with(MockOptions {
-        page_variant: PageVariant {
-            second_factor: SecondFactor::SmsOtp,
-            spa: false,
-            ..PageVariant::default()
-        },
-        ..MockOptions::default()
+    let s = serving(PageVariant {
+        second_factor: SecondFactor::SmsOtp,
+        spa: false,
+        ..PageVariant::default()
     })
     .await;
     let otp = s.sms_otp();
@@ -542,8 +535,7 @@ async fn sms_otp_replaces_the_totp_and_accepts_only_its_code() {
     assert_eq!(s.describe_json()["sms_otp"], otp.as_str());
     assert_eq!(s.sms_otp(), otp, "fixed per server");
 
-    let consent = consent_id(&s).await;
-    let page = get_page(&s, &consent).await.text().await.unwrap();
+    let (consent, page) = opened_page(&s).await;
     let session = session_of(&page);
     let mobile = s.account().mobile.clone();
     let page = post_form(
@@ -582,16 +574,12 @@ async fn sms_otp_replaces_the_totp_and_accepts_only_its_code() {
 
 #[tokio::test]
 async fn proceed_ignored_once_is_told_to_the_first_document_only() {
-    let s = server_with(MockOptions {
-        page_variant: PageVariant {
-            proceed_ignored_once: true,
-            ..PageVariant::classic()
-        },
-        ..MockOptions::default()
+    let s = serving(PageVariant {
+        proceed_ignored_once: true,
+        ..PageVariant::classic()
     })
     .await;
-    let consent = consent_id(&s).await;
-    let page = get_page(&s, &consent).await.text().await.unwrap();
+    let (consent, page) = opened_page(&s).await;
     assert_eq!(page_settings(&page)["ignoreFirstProceed"], true);
     assert!(page.contains("ignoreFirstProceed"), "the script reads it");
     let session = session_of(&page);
@@ -621,14 +609,9 @@ async fn proceed_ignored_once_is_told_to_the_first_document_only() {
 
 #[tokio::test]
 async fn the_tracker_carries_a_decoy_token_id_that_consume_refuses() {
-    let s = server_with(MockOptions {
-        page_variant: PageVariant::default(),
-        ..MockOptions::default()
-    })
-    .await;
+    let s = serving(PageVariant::default()).await;
     let decoy = s.decoy_token_id();
-    let consent = consent_id(&s).await;
-    let page = get_page(&s, &consent).await.text().await.unwrap();
+    let (consent, page) = opened_page(&s).await;
     assert!(page.contains(
         r#"<script async src="https://www.googletagmanager.com/gtag/js?id=G-MOCK"></script>"#
     ));
@@ -682,16 +665,12 @@ async fn the_tracker_carries_a_decoy_token_id_that_consume_refuses() {
 
 #[tokio::test]
 async fn the_unrecognisable_screen_lets_nothing_through_on_a_single_page() {
-    let s = server_with(MockOptions {
-        page_variant: PageVariant {
-            markup: Markup::Unrecognisable,
-            ..PageVariant::default()
-        },
-        ..MockOptions::default()
+    let s = serving(PageVariant {
+        markup: Markup::Unrecognisable,
+        ..PageVariant::default()
     })
     .await;
-    let consent = consent_id(&s).await;
-    let page = get_page(&s, &consent).await.text().await.unwrap();
+    let (_, page) = opened_page(&s).await;
     let totp_tpl = page.split(r#"<template id="screen-totp">"#).nth(1).unwrap();
     let totp_tpl = totp_tpl.split("</template>").next().unwrap();
     assert!(totp_tpl.contains("Verify it") && totp_tpl.contains(r#"<input type="text""#));
@@ -730,8 +709,7 @@ async fn spa_page_draws_late_and_logs_in_through_json_calls() {
         ..MockOptions::default()
     })
     .await;
-    let consent = consent_id(&s).await;
-    let page = get_page(&s, &consent).await.text().await.unwrap();
+    let (_, page) = opened_page(&s).await;
     let settings = page_settings(&page);
     assert_eq!(settings["renderDelayMs"], 750);
     assert_eq!(settings["submission"], "auto");
@@ -823,11 +801,7 @@ async fn spa_page_draws_late_and_logs_in_through_json_calls() {
 
 #[tokio::test]
 async fn single_page_steps_honour_faults_and_spend_each_totp_once() {
-    let s = server_with(MockOptions {
-        page_variant: PageVariant::default(),
-        ..MockOptions::default()
-    })
-    .await;
+    let s = serving(PageVariant::default()).await;
     let call = |step: &str, body: Value| {
         let u = url(&s.auth_base_url(), &format!("/login/api/{step}"));
         async move { client().post(u).json(&body).send().await.unwrap() }

@@ -26,6 +26,22 @@ pub async fn server_with(opts: MockOptions) -> MockServer {
     MockServer::start(opts).await.expect("mock server starts")
 }
 
+/// A stand-in whose login page is `variant`, everything else default.
+pub async fn serving(variant: PageVariant) -> MockServer {
+    server_with(MockOptions {
+        page_variant: variant,
+        ..MockOptions::default()
+    })
+    .await
+}
+
+/// A fresh consent, and the login page's HTML for it.
+pub async fn opened_page(s: &MockServer) -> (String, String) {
+    let consent = consent_id(s).await;
+    let page = get_page(s, &consent).await.text().await.unwrap();
+    (consent, page)
+}
+
 /// Redirects must stay visible: the tokenId lives in the 302's Location.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
