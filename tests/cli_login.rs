@@ -91,14 +91,8 @@ async fn manual_login_catches_the_redirect_on_a_loopback_url_and_exits() {
         "DHAN_REDIRECT_URL",
         format!("http://127.0.0.1:{port}/dhan/cb"),
     );
-    let mut child = tokio::process::Command::from(cmd)
-        // stdin at EOF: with a listener, that must not end the wait.
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    // stdin at EOF: with a listener, that must not end the wait.
+    let mut child = common::spawn_piped(cmd);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let consent_url = loop {
         let line = lines
@@ -277,13 +271,7 @@ async fn chromium_starts_while_generate_consent_is_in_flight() {
     let held = Duration::from_secs(10);
     s.server
         .set_fault_once(Endpoint::GenerateConsent, Fault::Delay(held));
-    let child = tokio::process::Command::from(s.cli(["login", "--via", "browser"]))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start dhan-login");
+    let child = common::spawn_piped(s.cli(["login", "--via", "browser"]));
     let me = child.id().expect("a pid");
     let started = std::time::Instant::now();
     while !browser_sessions().iter().any(|(_, ppid, _)| *ppid == me) {

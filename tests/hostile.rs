@@ -665,13 +665,7 @@ async fn a_signal_during_a_pin_command_ends_it_and_its_group() {
         ));
         let mut cmd = stand.cli(["login", "--via", "totp"]);
         cmd.env_remove("DHAN_PIN").env("DHAN_LOGIN_CONFIG", &config);
-        let child = tokio::process::Command::from(cmd)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let child = common::spawn_piped(cmd);
         let mut sleep_pid = None;
         for _ in 0..400 {
             if let Some(pid) = std::fs::read_to_string(&pid_file)

@@ -462,6 +462,19 @@ pub async fn complete_consent_login(server: &MockServer, consent_url: &str) -> S
         .to_owned()
 }
 
+/// Starts `cmd` with stdin at EOF and stdout and stderr piped, for a test that watches it
+/// while it runs; it is killed if the test drops it.
+pub fn spawn_piped(cmd: std::process::Command) -> tokio::process::Child {
+    let args = describe_args(&cmd);
+    tokio::process::Command::from(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `dhan-login {args}`: {e}"))
+}
+
 /// Runs `login --via manual` (already in `cmd`'s arguments) the way a person would: waits
 /// for the consent URL on stderr, logs in on that page, pastes the redirected URL on
 /// stdin. Returns the run and the pasted URL (it holds the tokenId).
