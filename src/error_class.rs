@@ -26,6 +26,8 @@ pub enum ErrorClass {
     Transient,
     /// Dhan answered something we cannot read.
     UnexpectedBody,
+    /// No live token, and this host never logs in (`login = "never"`).
+    LoginsOff,
     /// Anything else (local I/O, browser failures, refusals we do not classify).
     Other,
 }
@@ -41,6 +43,7 @@ impl ErrorClass {
             ErrorClass::RateLimited => "rate_limited",
             ErrorClass::Transient => "transient",
             ErrorClass::UnexpectedBody => "unexpected_body",
+            ErrorClass::LoginsOff => "logins_off",
             ErrorClass::Other => "other",
         }
     }

@@ -141,6 +141,7 @@ mod api;
 mod browser;
 mod config;
 mod console;
+mod decide;
 mod error;
 mod error_class;
 mod manager;
@@ -159,6 +160,7 @@ pub use config::{
     SecretRef, StoreSettings, check_env, validate,
 };
 pub use console::{Console, ConsoleFuture};
+pub use decide::{Ask, Decision, IstTime, Logins, Rules, Why, daily_login_after, decide};
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};
 pub use error_class::ErrorClass;
 pub use manager::{Obtained, Request, TokenManager, TokenManagerBuilder};

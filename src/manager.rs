@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::api::{DhanApi, ProfileInfo};
 use crate::config::Profile;
 use crate::console::Console;
+use crate::decide::{Ask, Decision, IstTime, Why, decide};
 use crate::error::{AttemptResult, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
@@ -38,6 +39,24 @@ pub struct Request {
     /// login page asks for when no `otp_command` is configured. `None` never waits for
     /// a person.
     pub console: Option<Arc<dyn Console>>,
+    /// The token must still be alive at the next time IST clocks show this (`token
+    /// --valid-until`): a stored one that dies first is replaced.
+    pub valid_until: Option<IstTime>,
+    /// Dhan's `profile` refused this token (DH-901): it is replaced, unless another
+    /// process has replaced it already.
+    pub refused: Option<Token>,
+}
+
+impl Request {
+    /// The request as `decide` reads it.
+    fn ask(&self, fresh_since: Option<DateTime<Utc>>) -> Ask<'_> {
+        Ask {
+            force: self.force,
+            valid_until: self.valid_until,
+            refused: self.refused.as_ref(),
+            fresh_since,
+        }
+    }
 }
 
 impl fmt::Debug for Request {
@@ -47,6 +66,8 @@ impl fmt::Debug for Request {
             .field("via", &self.via)
             .field("record_dir", &self.record_dir)
             .field("console", &self.console.as_ref().map(|_| "provided"))
+            .field("valid_until", &self.valid_until)
+            .field("refused", &self.refused.is_some())
             .finish()
     }
 }
@@ -238,22 +259,35 @@ impl TokenManager {
         }
     }
 
-    /// The stored token if it stays valid beyond the margin.
+    /// The stored token if it may be handed out now: alive, and kept by the profile's
+    /// rules (beyond the margin, or obtained since the daily login time) — or only
+    /// waiting for the daily login that whoever owns the profile is about to do.
     ///
     /// While a shared database is unreachable (a restart, a network cut), the token this
     /// process last read from it (or minted and could not save) is handed out as long as
     /// it stays valid: a token is good until Dhan replaces it, and nothing can replace it
     /// unseen while no replica can reach the database to take the lease.
     pub async fn cached(&self) -> Result<Option<Token>, Error> {
+        let rules = self.profile.rules();
         let now = self.clock.now();
-        let valid = |t: &Token| t.is_valid_for(now, self.profile.margin);
+        Ok(self.stored().await?.filter(|t| {
+            matches!(
+                decide(Some(t), &rules, &Ask::default(), now),
+                Decision::Stored | Decision::Replace(Why::BeforeLoginAt(_))
+            )
+        }))
+    }
+
+    /// The stored token, alive or not; through a database outage, the one last seen.
+    async fn stored(&self) -> Result<Option<Token>, Error> {
+        let now = self.clock.now();
         match self.state().await {
-            Ok(state) => Ok(state.token.filter(valid)),
+            Ok(state) => Ok(state.token),
             Err(e @ Error::Store(StoreError::Database { .. })) => {
                 let remembered = [&self.unsaved, &self.seen]
                     .into_iter()
                     .filter_map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).clone())
-                    .filter(valid)
+                    .filter(|t| t.is_live(now))
                     .max_by_key(|t| t.obtained_at);
                 match remembered {
                     Some(t) => {
@@ -300,16 +334,25 @@ impl TokenManager {
         self.obtain(owner, req, progress, started_at).await
     }
 
-    /// The cached token, unless the request forces a new one.
+    /// The stored token when `decide` keeps it for this request; a refusal when a new
+    /// one is needed and this host never logs in. Taken before any lock.
     async fn unforced(&self, req: &Request) -> Result<Option<Obtained>, Error> {
-        if req.force {
+        if req.force && self.profile.logins == crate::decide::Logins::Allowed {
             return Ok(None);
         }
-        Ok(self.cached().await?.map(|token| Obtained {
-            token,
-            cached: true,
-            unsaved: None,
-        }))
+        let stored = self.stored().await?;
+        match decide(stored.as_ref(), &self.profile.rules(), &req.ask(None), self.clock.now()) {
+            Decision::Stored => Ok(stored.map(|token| Obtained {
+                token,
+                cached: true,
+                unsaved: None,
+            })),
+            Decision::Replace(why) => {
+                tracing::debug!(profile = %self.profile.name, "a new token is needed: {why}");
+                Ok(None)
+            }
+            Decision::LoginsOff(why) => Err(logins_off(why)),
+        }
     }
 
     /// The rest of `token`, while this process owns the profile.
@@ -321,12 +364,20 @@ impl TokenManager {
         started_at: DateTime<Utc>,
     ) -> Result<Obtained, Error> {
         let mut state = self.state().await?;
-        if let Some(token) = self.reusable(&state, req, owner.waited(), started_at) {
-            return Ok(Obtained {
-                token,
-                cached: true,
-                unsaved: None,
-            });
+        // Whoever held the profile before us may have done our work meanwhile.
+        let ask = req.ask(owner.waited().then_some(started_at));
+        match decide(state.token.as_ref(), &self.profile.rules(), &ask, self.clock.now()) {
+            Decision::Stored => {
+                if let Some(token) = state.token {
+                    return Ok(Obtained {
+                        token,
+                        cached: true,
+                        unsaved: None,
+                    });
+                }
+            }
+            Decision::Replace(_) => {}
+            Decision::LoginsOff(why) => return Err(logins_off(why)),
         }
         if owner.took_over() {
             // The holder before us vanished mid-login and may have submitted the current
@@ -578,21 +629,6 @@ impl TokenManager {
         Ok(Some(ledger.today(client_id, self.clock.now()).await?))
     }
 
-    /// After waiting for the lock, another process may have done our work.
-    fn reusable(
-        &self,
-        state: &ProfileState,
-        req: &Request,
-        waited: bool,
-        started_at: DateTime<Utc>,
-    ) -> Option<Token> {
-        let token = state.token.as_ref()?;
-        let now = self.clock.now();
-        let fresh_for_us = waited && token.obtained_at >= started_at;
-        let valid = token.is_valid_for(now, self.profile.margin);
-        ((!req.force && valid) || (fresh_for_us && token.is_live(now))).then(|| token.clone())
-    }
-
     /// Stores a token made elsewhere (Dhan Web), after checking it with `profile`.
     pub async fn import(&self, raw: &str) -> Result<Token, Error> {
         let raw = raw.trim();
@@ -658,5 +694,15 @@ impl TokenManager {
             owner.release().await;
         }
         Ok(forgotten)
+    }
+}
+
+/// The refusal of a host that never logs in.
+fn logins_off(why: Why) -> Error {
+    Error::Refused {
+        class: ErrorClass::LoginsOff,
+        message: format!(
+            "no live token, and logins are off on this host (login = \"never\" or DHAN_LOGIN_NO_LOGIN): {why}; log in on the machine that owns this account's token"
+        ),
     }
 }

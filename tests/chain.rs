@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use dhan_login::mock::{Endpoint, MockOptions, MockServer, TokenKind as MockKind};
+use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind as MockKind};
 use dhan_login::{
     AttemptResult, Context, DhanApi, Error, ErrorClass, NoProgress, Outcome, Paths, Profile,
     Request, SourceKind, SystemClock, Token, TokenManager, TokenSource, run_chain,
@@ -200,7 +200,7 @@ async fn a_token_inside_the_margin_is_renewed_not_re_minted() {
 }
 
 #[tokio::test]
-async fn a_renew_refusal_marks_the_token_not_renewable_and_falls_back() {
+async fn an_app_token_is_never_sent_to_renew_token_and_a_login_replaces_it() {
     let s = MockServer::start(MockOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     // No TOTP secret: after renew, nothing else applies.
@@ -213,18 +213,46 @@ async fn a_renew_refusal_marks_the_token_not_renewable_and_falls_back() {
         .await
         .err()
         .unwrap();
-    assert!(err.to_string().contains("renew: failed"), "{err}");
-    let state = m.state().await.unwrap();
-    assert!(!state.renewable);
-    assert!(state.last_error.is_some());
-    // Not asked again.
-    let _ = m.token(&Request::default(), &NoProgress).await;
-    assert_eq!(s.calls(Endpoint::RenewToken), 1);
+    assert!(err.to_string().contains("renew: not applicable"), "{err}");
+    assert!(err.to_string().contains("APP"), "{err}");
+    assert_eq!(s.calls(Endpoint::RenewToken), 0, "decided from the JWT");
 
-    // With TOTP configured the chain falls back to it.
+    // With TOTP configured the chain goes to it.
     let m = TokenManager::new(profile(&env_of(&s, dir.path())));
     let got = m.token(&Request::default(), &NoProgress).await.unwrap();
     assert_eq!(got.token.source, SourceKind::Totp);
+    assert_eq!(s.calls(Endpoint::RenewToken), 0);
+}
+
+#[tokio::test]
+async fn dh905_on_renew_marks_the_token_not_renewable_never_a_credential_verdict() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = without(env_of(&s, dir.path()), "DHAN_TOTP_SECRET");
+    let m = TokenManager::new(profile(&env));
+    let web = s.issue_token(MockKind::SelfWeb, Duration::from_secs(600));
+    m.import(&web).await.unwrap();
+    // Dhan's answer for a token type it does not renew, as seen live in 2026.
+    s.set_fault(
+        Endpoint::RenewToken,
+        Fault::Respond {
+            status: 500,
+            body: r#"{"errorType":"INVALID_REQUEST","errorCode":"DH-905","errorMessage":"Renewal of token not allowed for this token type"}"#.into(),
+            content_type: "application/json".into(),
+        },
+    );
+    let err = m
+        .token(&Request::default(), &NoProgress)
+        .await
+        .err()
+        .unwrap();
+    assert_ne!(err.class(), ErrorClass::CredentialRejected, "{err}");
+    assert_ne!(err.class(), ErrorClass::Transient, "{err}");
+    let state = m.state().await.unwrap();
+    assert!(!state.renewable);
+    assert!(m.lockouts(&state).await.unwrap().is_empty(), "no lockout");
+    let _ = m.token(&Request::default(), &NoProgress).await;
+    assert_eq!(s.calls(Endpoint::RenewToken), 1, "not asked again");
 }
 
 #[tokio::test]

@@ -25,8 +25,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "Dhan: its HTTP API, and the stand-in of it",
-        &["api", "mock"],
+        "Dhan: its HTTP API, the stand-in of it, and the rules of its tokens",
+        &["api", "decide", "mock"],
     ),
     ("configuration", &["config"]),
     ("state and the headless browser", &["browser", "store"]),

@@ -266,6 +266,15 @@ pub(crate) fn classify(
                     body,
                 };
             }
+            // RenewToken's "not allowed for this token type" comes as HTTP 500: a
+            // verdict on the token's kind, never an outage to retry nor a credential.
+            "DH-905" if endpoint == "RenewToken" => {
+                return ApiError::Refused {
+                    endpoint,
+                    status,
+                    body,
+                };
+            }
             "DH-908" | "DH-909" => {
                 return ApiError::Transient {
                     endpoint,
@@ -487,6 +496,19 @@ mod tests {
             let got = classify(GEN, *kind, *status, body);
             assert_eq!(got.class(), *want, "row {i}: {kind:?} {status} {body}");
         }
+    }
+
+    #[test]
+    fn renewal_refused_for_the_token_type_is_a_refusal_not_an_outage() {
+        let body = r#"{"errorType":"INVALID_REQUEST","errorCode":"DH-905","errorMessage":"Renewal of token not allowed for this token type"}"#;
+        let e = classify("RenewToken", Kind::Token, 500, body);
+        assert!(matches!(e, ApiError::Refused { status: 500, .. }), "{e:?}");
+        assert_eq!(e.class(), Other);
+        // An expired token answered with HTTP 200 and an error body is still refused.
+        let expired = r#"{"errorType":"Invalid_Authentication","errorCode":"DH-901","errorMessage":"Client ID or user generated access token is invalid or expired."}"#;
+        assert_eq!(classify("RenewToken", Kind::Token, 200, expired).class(), TokenInvalid);
+        // Elsewhere a 500 stays an outage.
+        assert_eq!(classify("profile", Kind::Token, 500, body).class(), Transient);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::{
     DEFAULT_MARGIN, Paths, Profile,
 };
 use crate::api::DHAN_CONSENT_LIMIT;
+use crate::decide::{IstTime, Logins};
 
 /// The secrets, each with the variable that overrides it.
 const SECRETS: [(&str, &str); 5] = [
@@ -137,6 +138,19 @@ pub(super) fn merge(
         .and_then(|s| keep(&mut bad, seconds("lock_wait_secs", s)))
         .unwrap_or(DEFAULT_LOCK_WAIT);
 
+    let login_at = env
+        .var("DHAN_LOGIN_AT")
+        .or(pf.login_at.take())
+        .filter(|s| !s.trim().is_empty())
+        .and_then(|s| {
+            let parsed = s.parse::<IstTime>().map_err(|message| ConfigError::Field {
+                field: "login_at".into(),
+                message: format!("{message}; set it (or DHAN_LOGIN_AT) like \"08:00\""),
+            });
+            keep(&mut bad, parsed)
+        });
+    let logins = keep(&mut bad, logins(&env, pf.login.as_deref())).unwrap_or_default();
+
     let [mobile, pin, totp_secret, api_key, api_secret] = SECRETS.map(|(field, env_name)| {
         let origins = pf.take_secret(field);
         keep(&mut bad, env.secret(field, env_name, origins)).flatten()
@@ -179,6 +193,8 @@ pub(super) fn merge(
         margin,
         consent_cap,
         lock_wait,
+        login_at,
+        logins,
         browser,
         state_dir: paths.state_dir.clone(),
         store: Default::default(),
@@ -219,6 +235,29 @@ fn browser(
         browser.overall_timeout = d;
     }
     browser
+}
+
+/// `login = "never"` in the file, or `DHAN_LOGIN_NO_LOGIN=1`, keeps this host from ever
+/// obtaining a token itself.
+fn logins(env: &Env<'_>, file: Option<&str>) -> Result<Logins, ConfigError> {
+    if let Some(v) = env.var("DHAN_LOGIN_NO_LOGIN") {
+        return match v.trim() {
+            "1" | "true" | "yes" => Ok(Logins::Never),
+            "" | "0" | "false" | "no" => Ok(Logins::Allowed),
+            _ => Err(ConfigError::Field {
+                field: "login".into(),
+                message: "DHAN_LOGIN_NO_LOGIN must be 1 (logins off) or 0".into(),
+            }),
+        };
+    }
+    match file.map(str::trim) {
+        None | Some("auto") => Ok(Logins::Allowed),
+        Some("never") => Ok(Logins::Never),
+        Some(other) => Err(ConfigError::Field {
+            field: "login".into(),
+            message: format!("`{other}` is neither \"auto\" nor \"never\""),
+        }),
+    }
 }
 
 fn default_url(s: &str) -> Url {

@@ -14,6 +14,7 @@ use super::{
     DEFAULT_PROFILE, Paths, SecretRef, StoreSettings,
 };
 use crate::api::DHAN_CONSENT_LIMIT;
+use crate::decide::{IstTime, Logins, Rules};
 
 /// How the headless browser login runs. Start from [`BrowserSettings::with_defaults`] and
 /// set fields: more may come, so a struct literal cannot be written outside the crate.
@@ -101,6 +102,11 @@ pub struct Profile {
     pub consent_cap: u32,
     /// How long to wait for another process's login to this profile (default 120 s).
     pub lock_wait: Duration,
+    /// The daily login time (IST): a token obtained before its latest occurrence is
+    /// replaced once, and a live one is never replaced between two of them.
+    pub login_at: Option<IstTime>,
+    /// Whether this host may obtain tokens itself, or only use live ones made elsewhere.
+    pub logins: Logins,
     /// How the headless browser login runs.
     pub browser: BrowserSettings,
     /// The folder holding this profile's state when it is kept in files.
@@ -195,6 +201,18 @@ impl ProfileBuilder {
         self
     }
 
+    /// The daily login time (IST).
+    pub fn login_at(mut self, at: IstTime) -> Self {
+        self.profile.login_at = Some(at);
+        self
+    }
+
+    /// Whether this host may log in.
+    pub fn logins(mut self, logins: Logins) -> Self {
+        self.profile.logins = logins;
+        self
+    }
+
     /// How the browser login runs (default: `BrowserSettings::with_defaults`).
     pub fn browser(mut self, browser: BrowserSettings) -> Self {
         self.profile.browser = browser;
@@ -246,6 +264,15 @@ impl ProfileBuilder {
 }
 
 impl Profile {
+    /// The rules `decide` keeps this profile's token by.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            margin: self.margin,
+            login_at: self.login_at,
+            logins: self.logins,
+        }
+    }
+
     /// A profile made in code: `name` (which names its state) and the folder its state
     /// lives in, with every other field at its default until set.
     ///
@@ -281,6 +308,8 @@ impl Profile {
                 margin: DEFAULT_MARGIN,
                 consent_cap: DHAN_CONSENT_LIMIT,
                 lock_wait: DEFAULT_LOCK_WAIT,
+                login_at: None,
+                logins: Logins::Allowed,
                 browser: BrowserSettings::with_defaults(&state_dir),
                 state_dir,
                 store: Default::default(),

@@ -45,6 +45,10 @@ pub(super) struct ProfileFile {
     pub(super) consent_cap: Option<u32>,
     /// How long a second process waits for another's login before giving up.
     pub(super) lock_wait_secs: Option<f64>,
+    /// The daily login time, `HH:MM` in IST.
+    pub(super) login_at: Option<String>,
+    /// `"never"` on a host that must only read tokens made elsewhere.
+    pub(super) login: Option<String>,
     #[serde(default)]
     pub(super) browser: BrowserFile,
 }

@@ -207,14 +207,15 @@ async fn consume_consent(
 }
 
 fn dh901() -> Response {
-    json_response(
-        StatusCode::UNAUTHORIZED,
-        json!({
-            "errorType": "Invalid_Authentication",
-            "errorCode": "DH-901",
-            "errorMessage": "Client ID or user generated access token is invalid or expired."
-        }),
-    )
+    json_response(StatusCode::UNAUTHORIZED, dh901_body())
+}
+
+fn dh901_body() -> serde_json::Value {
+    json!({
+        "errorType": "Invalid_Authentication",
+        "errorCode": "DH-901",
+        "errorMessage": "Client ID or user generated access token is invalid or expired."
+    })
 }
 
 fn dh905(message: &str) -> Response {
@@ -238,18 +239,27 @@ async fn renew_token(Extract(state): Extract<Shared>, headers: HeaderMap) -> Res
     if wrong {
         return dh901();
     }
+    // The answers live Dhan gave in 2026 (docs/DHAN_FACTS.md): `token` and
+    // `createTime` on success, an error body under HTTP 200 for an expired token, and
+    // HTTP 500 DH-905 for a token an API login made.
     match state.renew(token, client_id) {
         Ok(minted) => json_response(
             StatusCode::OK,
             json!({
-                "accessToken": minted.token,
-                "expiryTime": jwt::expiry_time(minted.expires),
+                "token": minted.token,
+                "createTime": jwt::expiry_time(chrono::Utc::now()),
             }),
         ),
         Err(RenewRefusal::Invalid) => dh901(),
-        Err(RenewRefusal::NotRenewable) => {
-            dh905("RenewToken is available only for access tokens generated from Dhan Web")
-        }
+        Err(RenewRefusal::Expired) => json_response(StatusCode::OK, dh901_body()),
+        Err(RenewRefusal::NotRenewable) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({
+                "errorType": "INVALID_REQUEST",
+                "errorCode": "DH-905",
+                "errorMessage": "Renewal of token not allowed for this token type"
+            }),
+        ),
     }
 }
 

@@ -110,8 +110,10 @@ pub(crate) enum TotpVerdict {
 }
 
 pub(crate) enum RenewRefusal {
-    /// Unknown, expired or replaced token, or a client id that is not its owner.
+    /// Unknown or replaced token, or a client id that is not its owner.
     Invalid,
+    /// A token that has expired: Dhan renews only live ones.
+    Expired,
     /// A live token that RenewToken does not extend (APP).
     NotRenewable,
 }
@@ -452,8 +454,11 @@ impl State {
         let mut inner = self.lock();
         let record = inner.tokens.get(token).ok_or(RenewRefusal::Invalid)?;
         let acct = record.acct;
-        if record.expires <= Utc::now() || self.accounts[acct].client_id != client_id {
+        if self.accounts[acct].client_id != client_id {
             return Err(RenewRefusal::Invalid);
+        }
+        if record.expires <= Utc::now() {
+            return Err(RenewRefusal::Expired);
         }
         if record.kind != TokenKind::SelfWeb {
             return Err(RenewRefusal::NotRenewable);

@@ -2,7 +2,7 @@
 
 use super::{BoxFuture, Context, Outcome, TokenSource};
 use crate::error::Error;
-use crate::token::SourceKind;
+use crate::token::{SourceKind, TokenKind};
 
 pub(super) struct RenewSource;
 
@@ -20,6 +20,13 @@ impl TokenSource for RenewSource {
             if !current.is_live(now) {
                 return Outcome::NotApplicable(
                     "the stored token has expired; Dhan renews only live tokens".into(),
+                );
+            }
+            // Dhan renews only tokens made on Dhan Web; an API login's token gets HTTP
+            // 500 DH-905. The JWT says which it is, so nothing is sent for an APP token.
+            if current.kind == TokenKind::App {
+                return Outcome::NotApplicable(
+                    "the stored token was made by an API login (APP): Dhan renews only Dhan Web (SELF) tokens".into(),
                 );
             }
             if !cx.renewable {

@@ -28,6 +28,7 @@ pub mod exit {
     pub const CREDENTIALS: u8 = 3;
     pub const CONSENT_LIMIT: u8 = 4;
     pub const TRANSIENT: u8 = 5;
+    pub const LOGINS_OFF: u8 = 6;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -73,6 +74,7 @@ fn code_for(e: &anyhow::Error) -> u8 {
         Some(ErrorClass::CredentialRejected) => exit::CREDENTIALS,
         Some(ErrorClass::ConsentLimit) => exit::CONSENT_LIMIT,
         Some(ErrorClass::Transient | ErrorClass::RateLimited) => exit::TRANSIENT,
+        Some(ErrorClass::LoginsOff) => exit::LOGINS_OFF,
         _ if e
             .chain()
             .any(|c| c.downcast_ref::<interrupt::Interrupted>().is_some()) =>
