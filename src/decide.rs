@@ -72,6 +72,13 @@ impl fmt::Display for IstTime {
     }
 }
 
+/// `at` as IST clocks show it: `2026-12-06 08:00 IST`.
+pub fn ist_wall_clock(at: DateTime<Utc>) -> String {
+    at.with_timezone(&ist())
+        .format("%Y-%m-%d %H:%M IST")
+        .to_string()
+}
+
 /// Whether this host may obtain tokens itself (`login = "never"` turns it off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Logins {
@@ -139,13 +146,11 @@ impl fmt::Display for Why {
             Why::BeforeLoginAt(at) => write!(
                 f,
                 "the stored token predates the daily login time ({})",
-                at.with_timezone(&ist()).format("%Y-%m-%d %H:%M IST")
+                ist_wall_clock(*at)
             ),
-            Why::DiesBefore(at) => write!(
-                f,
-                "the stored token expires before {}",
-                at.with_timezone(&ist()).format("%Y-%m-%d %H:%M IST")
-            ),
+            Why::DiesBefore(at) => {
+                write!(f, "the stored token expires before {}", ist_wall_clock(*at))
+            }
             Why::WithinMargin => f.write_str("the stored token is about to expire"),
         }
     }
@@ -163,8 +168,16 @@ pub enum Decision {
 }
 
 /// Decides whether `stored` is handed out or replaced. Pure: no clock, no I/O.
-pub fn decide(stored: Option<&Token>, rules: &Rules, ask: &Ask<'_>, now: DateTime<Utc>) -> Decision {
-    let refused = |t: &Token| ask.refused.is_some_and(|r| r.access_token == t.access_token);
+pub fn decide(
+    stored: Option<&Token>,
+    rules: &Rules,
+    ask: &Ask<'_>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let refused = |t: &Token| {
+        ask.refused
+            .is_some_and(|r| r.access_token == t.access_token)
+    };
     let live = stored.filter(|t| t.is_live(now) && !refused(t));
     if let (Some(t), Some(since)) = (live, ask.fresh_since)
         && t.obtained_at >= since
@@ -230,8 +243,9 @@ mod tests {
 
     /// A token minted at `obtained`, living Dhan's 24 h.
     fn minted(obtained: DateTime<Utc>) -> Token {
+        // A value of its own, as every token Dhan mints differs.
         let mut t = Token::from_grant(
-            "a.b.c",
+            &format!("a.{}.c", obtained.timestamp()),
             Some("1000000001"),
             Some("2099-01-01T00:00:00"),
             SourceKind::Totp,
@@ -268,7 +282,10 @@ mod tests {
     fn ist_times_parse_print_and_fall_on_ist_days() {
         let at: IstTime = "08:00".parse().unwrap();
         assert_eq!(at.to_string(), "08:00");
-        assert_eq!("07:05:30".parse::<IstTime>().unwrap().to_string(), "07:05:30");
+        assert_eq!(
+            "07:05:30".parse::<IstTime>().unwrap().to_string(),
+            "07:05:30"
+        );
         for bad in ["8", "24:00", "08:60", "eight", ""] {
             assert!(bad.parse::<IstTime>().is_err(), "{bad}");
         }
@@ -303,7 +320,11 @@ mod tests {
         );
         let new = minted(ist_at(6, 8, 1));
         for now in [ist_at(6, 8, 2), ist_at(6, 15, 0), ist_at(7, 7, 59)] {
-            assert_eq!(decide(Some(&new), &rules, &ASK, now), Decision::Stored, "{now}");
+            assert_eq!(
+                decide(Some(&new), &rules, &ASK, now),
+                Decision::Stored,
+                "{now}"
+            );
         }
         assert!(matches!(
             decide(Some(&new), &rules, &ASK, ist_at(7, 8, 0)),
@@ -316,7 +337,10 @@ mod tests {
         // A manual run at 14:00 made a token that would die at 14:00 today, mid-session.
         let late = minted(ist_at(5, 14, 0));
         let rules = daily("08:00");
-        assert_eq!(decide(Some(&late), &rules, &ASK, ist_at(5, 20, 0)), Decision::Stored);
+        assert_eq!(
+            decide(Some(&late), &rules, &ASK, ist_at(5, 20, 0)),
+            Decision::Stored
+        );
         assert!(matches!(
             decide(Some(&late), &rules, &ASK, ist_at(6, 8, 0)),
             Decision::Replace(Why::BeforeLoginAt(_))
@@ -374,7 +398,10 @@ mod tests {
             decide(Some(&t), &no_schedule(), &until("15:30"), at),
             Decision::Replace(Why::DiesBefore(ist_at(6, 15, 30)))
         );
-        assert_eq!(decide(Some(&t), &no_schedule(), &until("13:00"), at), Decision::Stored);
+        assert_eq!(
+            decide(Some(&t), &no_schedule(), &until("13:00"), at),
+            Decision::Stored
+        );
     }
 
     #[test]
@@ -390,7 +417,10 @@ mod tests {
             fresh_since: Some(ist_at(6, 8, 59)),
             ..forced
         };
-        assert_eq!(decide(Some(&t), &rules, &waited, ist_at(6, 9, 5)), Decision::Stored);
+        assert_eq!(
+            decide(Some(&t), &rules, &waited, ist_at(6, 9, 5)),
+            Decision::Stored
+        );
     }
 
     #[test]
@@ -400,7 +430,10 @@ mod tests {
             ..daily("08:00")
         };
         let old = minted(ist_at(5, 8, 3));
-        assert_eq!(decide(Some(&old), &never, &ASK, ist_at(6, 8, 1)), Decision::Stored);
+        assert_eq!(
+            decide(Some(&old), &never, &ASK, ist_at(6, 8, 1)),
+            Decision::Stored
+        );
         assert_eq!(
             decide(Some(&old), &never, &ASK, ist_at(6, 8, 4)),
             Decision::LoginsOff(Why::Expired)

@@ -160,10 +160,12 @@ pub use config::{
     SecretRef, StoreSettings, check_env, validate,
 };
 pub use console::{Console, ConsoleFuture};
-pub use decide::{Ask, Decision, IstTime, Logins, Rules, Why, daily_login_after, decide};
+pub use decide::{
+    Ask, Decision, IstTime, Logins, Rules, Why, daily_login_after, decide, ist_wall_clock,
+};
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};
 pub use error_class::ErrorClass;
-pub use manager::{Obtained, Request, TokenManager, TokenManagerBuilder};
+pub use manager::{Checked, Obtained, Request, TokenManager, TokenManagerBuilder};
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
 pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};

@@ -341,7 +341,12 @@ impl TokenManager {
             return Ok(None);
         }
         let stored = self.stored().await?;
-        match decide(stored.as_ref(), &self.profile.rules(), &req.ask(None), self.clock.now()) {
+        match decide(
+            stored.as_ref(),
+            &self.profile.rules(),
+            &req.ask(None),
+            self.clock.now(),
+        ) {
             Decision::Stored => Ok(stored.map(|token| Obtained {
                 token,
                 cached: true,
@@ -366,7 +371,12 @@ impl TokenManager {
         let mut state = self.state().await?;
         // Whoever held the profile before us may have done our work meanwhile.
         let ask = req.ask(owner.waited().then_some(started_at));
-        match decide(state.token.as_ref(), &self.profile.rules(), &ask, self.clock.now()) {
+        match decide(
+            state.token.as_ref(),
+            &self.profile.rules(),
+            &ask,
+            self.clock.now(),
+        ) {
             Decision::Stored => {
                 if let Some(token) = state.token {
                     return Ok(Obtained {
@@ -664,6 +674,39 @@ impl TokenManager {
         Ok(token)
     }
 
+    /// A token from `token` (or a daemon), checked with Dhan's `profile` (`--verify`):
+    /// one Dhan refuses (DH-901, killed by a login elsewhere) is replaced at once, unless
+    /// another process has replaced it already. Dhan unreachable (a timeout, a 5xx) says
+    /// nothing about the token: it is kept, and no login is started for it.
+    pub async fn verified(
+        &self,
+        got: Obtained,
+        req: &Request,
+        progress: &dyn Progress,
+    ) -> Result<(Obtained, Checked), Error> {
+        let err = match self.verify(&got.token).await {
+            Ok(info) => return Ok((got, Checked::Accepted(info))),
+            Err(e) => e,
+        };
+        if unreachable(&err) {
+            return Ok((got, Checked::Unreachable(err)));
+        }
+        if !got.cached || err.class() != ErrorClass::TokenInvalid {
+            return Err(err);
+        }
+        tracing::warn!("Dhan refused the stored token ({err}); obtaining a new one");
+        let again = Request {
+            refused: Some(got.token.clone()),
+            ..req.clone()
+        };
+        let got = self.token(&again, progress).await?;
+        match self.verify(&got.token).await {
+            Ok(info) => Ok((got, Checked::Accepted(info))),
+            Err(e) if unreachable(&e) => Ok((got, Checked::Unreachable(e))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Checks a token with Dhan (`--verify`).
     pub async fn verify(&self, token: &Token) -> Result<ProfileInfo, Error> {
         Ok(self.api.profile(token.access_token.secret()).await?)
@@ -695,6 +738,20 @@ impl TokenManager {
         }
         Ok(forgotten)
     }
+}
+
+/// What Dhan's `profile` said of a token [`TokenManager::verified`] hands out.
+#[derive(Debug)]
+pub enum Checked {
+    /// Dhan accepted it.
+    Accepted(ProfileInfo),
+    /// Dhan could not be asked (timeout, connection error, 5xx): the token is kept.
+    Unreachable(Error),
+}
+
+/// A failure that says nothing about the token: only DH-901/401 or expiry make it dead.
+fn unreachable(e: &Error) -> bool {
+    matches!(e.class(), ErrorClass::Transient | ErrorClass::RateLimited)
 }
 
 /// The refusal of a host that never logs in.

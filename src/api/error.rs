@@ -506,9 +506,15 @@ mod tests {
         assert_eq!(e.class(), Other);
         // An expired token answered with HTTP 200 and an error body is still refused.
         let expired = r#"{"errorType":"Invalid_Authentication","errorCode":"DH-901","errorMessage":"Client ID or user generated access token is invalid or expired."}"#;
-        assert_eq!(classify("RenewToken", Kind::Token, 200, expired).class(), TokenInvalid);
+        assert_eq!(
+            classify("RenewToken", Kind::Token, 200, expired).class(),
+            TokenInvalid
+        );
         // Elsewhere a 500 stays an outage.
-        assert_eq!(classify("profile", Kind::Token, 500, body).class(), Transient);
+        assert_eq!(
+            classify("profile", Kind::Token, 500, body).class(),
+            Transient
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::notify::Event;
 use super::status::{Hold, Phase};
+use crate::decide::{IstTime, daily_login_after};
 use crate::error_class::ErrorClass;
 use crate::store::{ProfileState, next_ist_midnight};
 use crate::token::{SourceKind, Token};
@@ -49,14 +50,18 @@ pub(crate) struct Seen<'a> {
     pub(crate) last_failure: Option<(ErrorClass, &'a str)>,
     /// A number in 0..=1 choosing a new token's share of the jitter.
     pub(crate) jitter_draw: f64,
+    /// The profile's daily login time: the refresh is due then (plus the jitter), not
+    /// `ahead` before expiry.
+    pub(crate) login_at: Option<IstTime>,
 }
 
 /// What the scheduler remembers between looks.
 #[derive(Debug)]
 pub(crate) struct Plan {
     timing: Timing,
-    /// The refresh time chosen for a token (its jitter is drawn once).
-    due: Option<(Ident, DateTime<Utc>)>,
+    /// The refresh time chosen for a token under a daily login time (its jitter is
+    /// drawn once).
+    due: Option<(Ident, Option<IstTime>, DateTime<Utc>)>,
     /// Failures in a row, and when to try again; forgotten when another token appears.
     streak: u32,
     retry: Option<(DateTime<Utc>, Option<Ident>)>,
@@ -157,7 +162,7 @@ impl Plan {
             };
             return (step, events);
         }
-        let due = token.map_or(now, |t| self.due(t, seen.jitter_draw));
+        let due = token.map_or(now, |t| self.due(t, seen.jitter_draw, seen.login_at));
         if now >= due {
             let via = renew_only.then_some(SourceKind::Renew);
             return (Step::Refresh(via), events);
@@ -223,16 +228,25 @@ impl Plan {
         ));
     }
 
-    /// When to refresh `t`, with its jitter drawn once.
-    fn due(&mut self, t: &Token, draw: f64) -> DateTime<Utc> {
-        if let Some((id, due)) = self.due
+    /// When to refresh `t`, with its jitter drawn once. Under a daily login time: the
+    /// first one after the token was obtained, plus the jitter, so each day's login
+    /// happens at the same time instead of `ahead` earlier than the day before's; a
+    /// token that dies before that (a short-lived one) is replaced when it dies.
+    fn due(&mut self, t: &Token, draw: f64, login_at: Option<IstTime>) -> DateTime<Utc> {
+        if let Some((id, at, due)) = self.due
             && id == ident(t)
+            && at == login_at
         {
             return due;
         }
         let jitter = self.timing.jitter.mul_f64(draw.clamp(0.0, 1.0));
-        let due = due_at(t, self.timing.ahead + jitter);
-        self.due = Some((ident(t), due));
+        let due = match login_at {
+            Some(at) => {
+                (daily_login_after(at, t.obtained_at) + chrono_duration(jitter)).min(t.expires_at)
+            }
+            None => due_at(t, self.timing.ahead + jitter),
+        };
+        self.due = Some((ident(t), login_at, due));
         due
     }
 }
@@ -312,7 +326,64 @@ mod tests {
             lockout: None,
             last_failure: None,
             jitter_draw: 0.5,
+            login_at: None,
         }
+    }
+
+    /// An instant given as IST wall-clock time on 2026-12-DD.
+    fn ist_at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+        crate::token::ist()
+            .with_ymd_and_hms(2026, 12, day, hour, minute, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn under_a_login_time_it_wakes_at_that_time_plus_jitter_not_before_expiry() {
+        let mut plan = Plan::new(timing());
+        // Minted late the day before: it would die at 14:00, mid-session.
+        let st = state(Some(token(ist_at(5, 14, 0), 24 * 3600)));
+        let daily = Seen {
+            login_at: Some("08:00".parse().unwrap()),
+            ..seen(&st)
+        };
+        // Half of the 600 s jitter.
+        let wake = ist_at(6, 8, 5);
+        assert_eq!(wait_until(&plan.decide(&daily, ist_at(5, 20, 0)).0), wake);
+        assert_eq!(wait_until(&plan.decide(&daily, ist_at(6, 7, 59)).0), wake);
+        assert_eq!(plan.decide(&daily, wake).0, Step::Refresh(None));
+        // Without the login time, it waits for `ahead` + jitter before 14:00.
+        let mut plan = Plan::new(timing());
+        assert_eq!(
+            wait_until(&plan.decide(&seen(&st), ist_at(6, 7, 59)).0),
+            ist_at(6, 12, 55)
+        );
+    }
+
+    #[test]
+    fn under_a_login_time_the_schedule_does_not_drift_and_a_dead_token_goes_at_once() {
+        let mut plan = Plan::new(timing());
+        let mut obtained = ist_at(1, 8, 5);
+        for day in 2..=20 {
+            let st = state(Some(token(obtained, 24 * 3600)));
+            let daily = Seen {
+                login_at: Some("08:00".parse().unwrap()),
+                ..seen(&st)
+            };
+            let wake = wait_until(&plan.decide(&daily, obtained).0);
+            assert_eq!(wake, ist_at(day, 8, 5), "day {day}");
+            obtained = wake;
+        }
+        // A token that dies before the next login time is replaced when it dies.
+        let short = state(Some(token(ist_at(6, 9, 0), 3600)));
+        let daily = Seen {
+            login_at: Some("08:00".parse().unwrap()),
+            ..seen(&short)
+        };
+        assert_eq!(
+            wait_until(&plan.decide(&daily, ist_at(6, 9, 1)).0),
+            ist_at(6, 10, 0)
+        );
     }
 
     fn wait_until(step: &Step) -> DateTime<Utc> {

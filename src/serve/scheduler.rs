@@ -157,6 +157,7 @@ impl Scheduler {
                         .as_ref()
                         .map(|f| (f.class, f.message.as_str())),
                     jitter_draw: rand::rng().random_range(0.0..=1.0),
+                    login_at: self.manager.profile().login_at,
                 };
                 self.plan.decide(&seen, now)
             };

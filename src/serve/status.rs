@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::decide::daily_login_after;
 use crate::error_class::ErrorClass;
 use crate::manager::TokenManager;
 use crate::store::next_ist_midnight;
@@ -171,6 +172,15 @@ pub(crate) async fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
             "resets_at": next_ist_midnight(now),
         })
     });
+    // The daily login replacing the stored token: the first `login_at` after it was
+    // obtained (past: due now), the scheduler's wake-up adding its jitter (`next_at`).
+    let login_at = m.profile().login_at;
+    let next_daily_login = login_at.map(|at| {
+        state
+            .as_ref()
+            .and_then(|st| st.token.as_ref())
+            .map_or_else(|| at.next(now), |t| daily_login_after(at, t.obtained_at))
+    });
     let held = match &s.phase {
         Phase::Held(h) => h.view(),
         _ => Value::Null,
@@ -181,6 +191,8 @@ pub(crate) async fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
         "healthy": health(&s).await.is_ok(),
         "token": token,
         "next_at": s.next_at,
+        "login_at": login_at.map(|at| at.to_string()),
+        "next_daily_login_at": next_daily_login,
         "last_success_at": s.last_success,
         "last_error": s.last_failure.as_ref().map(|f| json!({
             "at": f.at,

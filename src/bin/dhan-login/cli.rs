@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dhan_login::IstTime;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -258,6 +259,10 @@ pub struct OutputArgs {
 pub struct TokenArgs {
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Replace a stored token that would expire before the next HH:MM (IST), for a
+    /// one-off run that must last until then.
+    #[arg(long, value_name = "HH:MM")]
+    pub valid_until: Option<IstTime>,
 }
 
 #[derive(Debug, Args)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    Console, ErrorClass, Lockouts, Obtained, Profile, ProfileState, Request, SourceKind,
-    StoreError, TokenManager, next_ist_midnight,
+    Checked, Console, Lockouts, Obtained, Profile, ProfileState, Request, SourceKind, StoreError,
+    TokenManager, next_ist_midnight,
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
@@ -29,7 +29,24 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 cli.config.as_deref(),
             ))
             .await??;
-            obtain(&m, Request::default(), daemon, &args.output, quiet).await
+            let req = Request {
+                valid_until: args.valid_until,
+                ..Request::default()
+            };
+            // The daemon's token, unless it dies before the time asked for.
+            let daemon = daemon.filter(|got| {
+                let ask = dhan_login::Ask {
+                    valid_until: req.valid_until,
+                    ..Default::default()
+                };
+                let rules = dhan_login::Rules {
+                    login_at: None,
+                    ..m.profile().rules()
+                };
+                dhan_login::decide(Some(&got.token), &rules, &ask, chrono::Utc::now())
+                    == dhan_login::Decision::Stored
+            });
+            obtain(&m, req, daemon, &args.output, quiet).await
         }
         Command::Login(LoginArgs {
             via,
@@ -177,20 +194,17 @@ async fn obtain(
         None => interruptible(m.token(&req, progress.as_ref())).await??,
     };
     if out.verify {
-        match m.verify(&got.token).await {
-            Ok(info) => {
-                tracing::info!(client = ?info.client_id, "token verified with Dhan's profile endpoint")
+        match interruptible(m.verified(got, &req, progress.as_ref())).await?? {
+            (checked, Checked::Accepted(info)) => {
+                tracing::info!(client = ?info.client_id, "token verified with Dhan's profile endpoint");
+                got = checked;
             }
-            // A cached token can be killed elsewhere (a login on Dhan Web): get a new one.
-            Err(e) if got.cached && e.class() == ErrorClass::TokenInvalid => {
-                tracing::warn!("Dhan rejected the cached token ({e}); obtaining a new one");
-                let again = Request { force: true, ..req };
-                got = interruptible(m.token(&again, progress.as_ref())).await??;
-                m.verify(&got.token)
-                    .await
-                    .context("Dhan did not accept the new token")?;
+            (kept, Checked::Unreachable(e)) => {
+                eprintln!(
+                    "warning: Dhan's profile endpoint could not be asked ({e}); the token is kept unverified"
+                );
+                got = kept;
             }
-            Err(e) => return Err(e).context("Dhan did not accept the token"),
         }
     }
     let format = if out.json {
@@ -233,6 +247,13 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
         consents.as_ref(),
         now,
     );
+    let login_at = m.profile().login_at;
+    let next_daily_login = login_at.map(|at| {
+        state.token.as_ref().map_or_else(
+            || at.next(now),
+            |t| dhan_login::daily_login_after(at, t.obtained_at),
+        )
+    });
     if json {
         let token = state.token.as_ref().map(|t| {
             let mut v = token_json(t);
@@ -251,6 +272,9 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
             "profile": profile,
             "token": token,
             "renewable": state.renewable,
+            "login_at": login_at.map(|at| at.to_string()),
+            "next_daily_login_at": next_daily_login.map(|t| t.to_rfc3339()),
+            "logins": if m.profile().logins == dhan_login::Logins::Never { "never" } else { "auto" },
             "last_error": state.last_error,
             "locked": locked.as_ref().map(|(at, secrets, message)| serde_json::json!({"at": at, "secrets": secrets, "message": message})),
             "consents": consents.as_ref().map(|d| serde_json::json!({
@@ -295,6 +319,20 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
             );
         }
         None => println!("token:      none stored"),
+    }
+    if let (Some(at), Some(next)) = (login_at, next_daily_login) {
+        let when = if next <= now {
+            "due now: the next `token` call logs in".to_owned()
+        } else {
+            format!("in {}", human(next - now))
+        };
+        println!(
+            "daily login: {at} IST, next {} ({when})",
+            dhan_login::ist_wall_clock(next)
+        );
+    }
+    if m.profile().logins == dhan_login::Logins::Never {
+        println!("logins:     never on this host (login = \"never\")");
     }
     if let Some(d) = &consents {
         println!(
