@@ -366,3 +366,176 @@ async fn corrupt_state_file_is_moved_aside_and_token_still_works() {
         serde_json::from_slice(&std::fs::read(&file).expect("new state")).expect("valid JSON");
     assert_eq!(stored["token"]["access_token"], token.as_str());
 }
+
+/// `at` as an IST time of day with seconds, the form `login_at` and `--valid-until`
+/// also take: the tests put the daily login time a few seconds from the real clock.
+fn ist_time(at: DateTime<Utc>) -> String {
+    let ist = chrono::FixedOffset::east_opt(19800).unwrap();
+    at.with_timezone(&ist).format("%H:%M:%S").to_string()
+}
+
+/// An APP token for the stand-in's account, imported as if an earlier login made it.
+async fn imported_app_token(s: &Stand, life: Duration) -> String {
+    let token = s.server.issue_token(TokenKind::App, life);
+    run(s.cli(["import"]), Some(token.as_bytes()))
+        .await
+        .assert_ok();
+    token
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_at_keeps_a_live_token_whatever_the_margin_and_replaces_an_older_one_once() {
+    let s = Stand::start().await;
+    // An hour left, a two-hour margin: without login_at this token would be replaced.
+    let old = imported_app_token(&s, Duration::from_secs(3600)).await;
+    let before = Utc::now() - chrono::Duration::seconds(60);
+    let mut cmd = s.cli(["token"]);
+    cmd.env("DHAN_LOGIN_MARGIN_MINUTES", "120")
+        .env("DHAN_LOGIN_AT", ist_time(before));
+    assert_eq!(printed_token(&run(cmd, None).await), old);
+    assert_eq!(s.server.logins(), 0, "obtained after login_at: kept");
+
+    // The daily time passes: the first caller after it replaces the token, once.
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let daily = |args: &[&str]| {
+        let mut cmd = s.cli(args);
+        cmd.env("DHAN_LOGIN_MARGIN_MINUTES", "120")
+            .env("DHAN_LOGIN_AT", ist_time(at));
+        cmd
+    };
+    let new = printed_token(&run(daily(&["token"]), None).await);
+    assert_ne!(new, old);
+    assert!(s.server.is_live(&new));
+    assert!(!s.server.is_live(&old), "one live token per client");
+    assert_eq!(s.server.calls(Endpoint::RenewToken), 0, "an APP token");
+    assert_eq!(s.server.logins(), 1);
+    for _ in 0..2 {
+        assert_eq!(printed_token(&run(daily(&["token"]), None).await), new);
+    }
+    assert_eq!(s.server.logins(), 1, "replaced once, not at every call");
+
+    let v = run(daily(&["status", "--json"]), None).await.json();
+    let next: DateTime<Utc> = v["next_daily_login_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (next - (at + chrono::Duration::days(1)))
+            .num_seconds()
+            .abs()
+            <= 1,
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_self_token_is_renewed_at_login_at_not_re_minted() {
+    let s = Stand::start().await;
+    let web = s
+        .server
+        .issue_token(TokenKind::SelfWeb, Duration::from_secs(24 * 3600));
+    run(s.cli(["import"]), Some(web.as_bytes()))
+        .await
+        .assert_ok();
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut cmd = s.cli(["token", "--json"]);
+    cmd.env("DHAN_LOGIN_AT", ist_time(at));
+    let v = run(cmd, None).await.json();
+    assert_eq!(v["source"], "renew", "{v}");
+    assert_eq!(v["kind"], "SELF", "{v}");
+    assert_eq!(s.server.calls(Endpoint::RenewToken), 1);
+    assert_eq!(s.server.logins(), 0);
+    assert!(!s.server.is_live(&web));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn valid_until_replaces_a_token_that_dies_before_that_time() {
+    let s = Stand::start().await;
+    let old = imported_app_token(&s, Duration::from_secs(3600)).await;
+    let soon = ist_time(Utc::now() + chrono::Duration::minutes(20));
+    assert_eq!(
+        printed_token(&s.run(["token", "--valid-until", &soon]).await),
+        old
+    );
+    assert_eq!(s.server.logins(), 0);
+    let later = ist_time(Utc::now() + chrono::Duration::minutes(90));
+    let new = printed_token(&s.run(["token", "--valid-until", &later]).await);
+    assert_ne!(new, old);
+    assert_eq!(s.server.logins(), 1);
+    let r = s.run(["token", "--valid-until", "25:00"]).await;
+    assert_eq!(r.code, Some(2), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_off_exits_6_without_a_minting_request_and_prints_a_live_token() {
+    let s = Stand::start().await;
+    let mut cmd = s.cli(["token"]);
+    cmd.env("DHAN_LOGIN_NO_LOGIN", "1");
+    let r = run(cmd, None).await;
+    assert_eq!(r.code, Some(6), "{r}");
+    assert!(
+        r.stderr
+            .contains("no live token, and logins are off on this host"),
+        "{r}"
+    );
+    // The same from the config file, for `exec` and a forced `login` too.
+    let config = s
+        .sandbox
+        .write_config("[profiles.default]\nlogin = \"never\"\n");
+    let never = |args: &[&str]| {
+        let mut cmd = s.cli(args);
+        cmd.env("DHAN_LOGIN_CONFIG", &config);
+        cmd
+    };
+    for args in [&["exec", "--", "true"][..], &["login"][..], &["token"][..]] {
+        let r = run(never(args), None).await;
+        assert_eq!(r.code, Some(6), "{args:?}: {r}");
+    }
+    for ep in [
+        Endpoint::GenerateAccessToken,
+        Endpoint::GenerateConsent,
+        Endpoint::RenewToken,
+    ] {
+        assert_eq!(s.server.calls(ep), 0, "{ep:?}");
+    }
+    // A live token made elsewhere is handed out, even past its margin.
+    let live = s
+        .server
+        .issue_token(TokenKind::App, Duration::from_secs(600));
+    run(never(&["import"]), Some(live.as_bytes()))
+        .await
+        .assert_ok();
+    assert_eq!(printed_token(&run(never(&["token"]), None).await), live);
+    assert_eq!(s.server.logins(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_keeps_the_token_when_dhan_answers_503_or_does_not_answer() {
+    let s = Stand::start().await;
+    let token = printed_token(&s.run(["token"]).await);
+    s.server
+        .set_fault(Endpoint::Profile, dhan_login::mock::Fault::Status(503));
+    let r = s.run(["token", "--verify"]).await;
+    assert_eq!(printed_token(&r), token, "{r}");
+    assert!(r.stderr.contains("kept unverified"), "{r}");
+    // Longer than the 30 s request timeout.
+    s.server.set_fault(
+        Endpoint::Profile,
+        dhan_login::mock::Fault::Delay(Duration::from_secs(45)),
+    );
+    let r = s.run(["token", "--verify"]).await;
+    assert_eq!(printed_token(&r), token, "{r}");
+    assert_eq!(s.server.logins(), 1, "no login for an unreachable Dhan");
+    assert!(s.server.is_live(&token));
+
+    // A token ended by a login elsewhere is replaced at once.
+    s.server.clear_faults();
+    let elsewhere = s
+        .server
+        .issue_token(TokenKind::App, Duration::from_secs(3600));
+    assert!(!s.server.is_live(&token));
+    let new = printed_token(&s.run(["token", "--verify"]).await);
+    assert_ne!(new, token);
+    assert_ne!(new, elsewhere);
+    assert!(s.server.is_live(&new));
+    assert_eq!(s.server.logins(), 2);
+}
