@@ -213,7 +213,7 @@ async fn an_app_token_is_never_sent_to_renew_token_and_a_login_replaces_it() {
         .await
         .err()
         .unwrap();
-    assert!(err.to_string().contains("renew: not applicable"), "{err}");
+    assert!(err.to_string().contains("renew: skipped"), "{err}");
     assert!(err.to_string().contains("APP"), "{err}");
     assert_eq!(s.calls(Endpoint::RenewToken), 0, "decided from the JWT");
 

@@ -66,6 +66,13 @@ async fn init_without_a_terminal_writes_the_profile_from_env_and_keeps_the_rest(
         "{}",
         r.stdout
     );
+    // Not asked without a terminal: proposed, with why, in one line.
+    assert!(
+        r.stdout
+            .contains("tip: add login_at = \"08:00\" to the profile (before the 09:15 open"),
+        "{}",
+        r.stdout
+    );
 
     let text = std::fs::read_to_string(&config).expect("read the config");
     for kept in EXISTING.split("\n\n") {
@@ -206,12 +213,18 @@ async fn init_in_a_terminal_asks_checks_hides_and_keeps_secrets_in_pass() {
         p.answer(&answers.api_secret);
         p.expect("Redirect URL");
         p.answer("");
+        p.expect("08:00 proposed: before the 09:15 open");
+        p.answer("08:00");
         p.expect("next: dhan-login token");
         p.finish()
     })
     .await
     .expect("the pty session");
     assert_eq!(code, 0, "init failed:\n{seen}");
+    assert!(
+        !seen.contains("tip: add login_at"),
+        "no tip once it is set:\n{seen}"
+    );
     assert!(
         seen.contains("1100000042"),
         "typed non-secrets echo:\n{seen}"
@@ -237,6 +250,7 @@ async fn init_in_a_terminal_asks_checks_hides_and_keeps_secrets_in_pass() {
         text.contains("pin_command = \"pass show 'dhan-login/default/pin'\""),
         "{text}"
     );
+    assert!(text.contains("login_at = \"08:00\""), "{text}");
     let stored = std::fs::read_to_string(store.join("dhan-login/default/pin")).expect("in pass");
     assert_eq!(stored.trim(), a.pin);
 

@@ -10,6 +10,7 @@ pub fn problem(field: &str, value: &str) -> Option<String> {
         "pin" | "mobile" | "totp_secret" | "client_id" => dhan_login::validate::field(field, value)
             .err()
             .map(|e| e.problem.to_string()),
+        "login_at" => value.parse::<dhan_login::IstTime>().err(),
         _ if field.ends_with("_url") => match url::Url::parse(value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => None,
             Ok(_) => Some("must be an http(s) URL".into()),

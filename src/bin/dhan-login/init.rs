@@ -28,6 +28,9 @@ pub struct InitArgs {
     /// Base URL of Dhan's API (else DHAN_API_BASE_URL); only to use a stand-in.
     #[arg(long, value_name = "URL")]
     pub api_base_url: Option<String>,
+    /// The daily login time, HH:MM IST (else DHAN_LOGIN_AT); 08:00 is proposed.
+    #[arg(long, value_name = "HH:MM")]
+    pub login_at: Option<String>,
     /// Where the secrets go (asked in a terminal when a password manager is on PATH;
     /// else inline in the config file, mode 0600).
     #[arg(long, value_enum, value_name = "WHERE")]
@@ -99,6 +102,13 @@ const FIELDS: &[Field] = &[
         required: false,
     },
     Field {
+        name: "login_at",
+        env: "DHAN_LOGIN_AT",
+        secret: false,
+        question: Some(LOGIN_AT_QUESTION),
+        required: false,
+    },
+    Field {
         name: "auth_base_url",
         env: "DHAN_AUTH_BASE_URL",
         secret: false,
@@ -113,6 +123,21 @@ const FIELDS: &[Field] = &[
         required: false,
     },
 ];
+
+/// Why 08:00 is proposed, in one line: a token lives 24 h from the clock time it was
+/// made and every new one ends the old, so one login before the market opens keeps
+/// the day's token unchanged through the session.
+macro_rules! login_at_why {
+    () => {
+        "before the 09:15 open, so the day's token is never replaced mid-session"
+    };
+}
+
+const LOGIN_AT_QUESTION: &str = concat!(
+    "Daily login time, HH:MM IST (08:00 proposed: ",
+    login_at_why!(),
+    ")"
+);
 
 fn field_error(field: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Field {
@@ -142,6 +167,7 @@ pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result
             "redirect_url" => args.redirect_url.clone(),
             "auth_base_url" => args.auth_base_url.clone(),
             "api_base_url" => args.api_base_url.clone(),
+            "login_at" => args.login_at.clone(),
             _ => None,
         };
         flag.map(|v| (v, "flag"))
@@ -234,6 +260,7 @@ pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result
             table.insert(f.name, value(v.as_str()));
         }
     }
+    let has_login_at = table.contains_key("login_at");
     dhan_login::write_atomic(&file, doc.to_string().as_bytes())
         .with_context(|| format!("cannot write {}", file.display()))?;
 
@@ -246,6 +273,13 @@ pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result
             format!("; {} in {}", kept_in.join(", "), keeper.describe())
         }
     );
+    if !has_login_at {
+        println!(concat!(
+            "tip: add login_at = \"08:00\" to the profile (",
+            login_at_why!(),
+            ")"
+        ));
+    }
     report(profile, &paths).await?;
     Ok(0)
 }
