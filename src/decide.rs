@@ -3,7 +3,7 @@
 //! every rule is tested with a fixed clock and the CLI, the daemon and a library user
 //! decide alike.
 //!
-//! The rules follow how Dhan's tokens live (docs/DHAN_FACTS.md): one live token per
+//! The rules follow how Dhan's tokens live (docs/DHAN_TOKENS.md): one live token per
 //! client, so every new one ends the token every other consumer holds; a token dies 24 h
 //! after it was minted, at that clock time. With a daily `login_at`, a token is replaced
 //! once a day at that time and never between two of them while it lives.

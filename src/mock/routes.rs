@@ -239,7 +239,7 @@ async fn renew_token(Extract(state): Extract<Shared>, headers: HeaderMap) -> Res
     if wrong {
         return dh901();
     }
-    // The answers live Dhan gave in 2026 (docs/DHAN_FACTS.md): `token` and
+    // The answers live Dhan gave in 2026 (docs/DHAN_TOKENS.md): `token` and
     // `createTime` on success, an error body under HTTP 200 for an expired token, and
     // HTTP 500 DH-905 for a token an API login made.
     match state.renew(token, client_id) {

@@ -17,7 +17,8 @@ use dhan_login::IstTime;
         dhan-login token                         # print a valid token, logging in only if needed\n  \
         dhan-login exec -- python bot.py         # run a program with DHAN_ACCESS_TOKEN set\n\n\
         Exit codes: 0 ok, 1 other error, 2 usage or configuration error, 3 credentials rejected,\n\
-        4 daily consent limit reached, 5 network or temporary failure (retry later)."
+        4 daily consent limit reached, 5 network or temporary failure (retry later),\n\
+        6 no live token and logins are off on this host (login = \"never\")."
 )]
 pub struct Cli {
     /// Profile to use (a [profiles.NAME] table of the config file).
@@ -64,7 +65,7 @@ pub enum Command {
 
     /// Print a valid access token, obtaining one only if the cached one is about to expire.
     #[command(
-        after_help = "Examples:\n  dhan-login token\n  dhan-login token --json | jq -r .expires_at\n  eval \"$(dhan-login token --env | sed 's/^/export /')\""
+        after_help = "Examples:\n  dhan-login token\n  dhan-login token --valid-until 15:30     # a token that lasts the session\n  dhan-login token --json | jq -r .expires_at\n  eval \"$(dhan-login token --env | sed 's/^/export /')\""
     )]
     Token(TokenArgs),
 
