@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::cli::{EXIT_CREDENTIALS, printed_token};
-use common::{Stand, jwt_claims, run};
+use common::{Stand, ist_time_of_day as ist_time, jwt_claims, run};
 use dhan_login::mock::{Endpoint, TokenKind};
 use serde_json::Value;
 
@@ -365,13 +365,6 @@ async fn corrupt_state_file_is_moved_aside_and_token_still_works() {
     let stored: Value =
         serde_json::from_slice(&std::fs::read(&file).expect("new state")).expect("valid JSON");
     assert_eq!(stored["token"]["access_token"], token.as_str());
-}
-
-/// `at` as an IST time of day with seconds, the form `login_at` and `--valid-until`
-/// also take: the tests put the daily login time a few seconds from the real clock.
-fn ist_time(at: DateTime<Utc>) -> String {
-    let ist = chrono::FixedOffset::east_opt(19800).unwrap();
-    at.with_timezone(&ist).format("%H:%M:%S").to_string()
 }
 
 /// An APP token for the stand-in's account, imported as if an earlier login made it.

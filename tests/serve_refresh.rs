@@ -8,12 +8,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cli::EXIT_CREDENTIALS;
+use common::cli::{EXIT_CREDENTIALS, printed_token};
 use common::serve::{
     Daemon, Login, WRONG_PIN, cli, configured, eventually, handoff_files, import, key_of, profile,
     serve_table, short_lived,
 };
-use common::{Sandbox, run};
+use common::{Sandbox, ist_time_of_day, run};
 use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind};
 use serde_json::Value;
 
@@ -340,4 +340,70 @@ async fn the_webhook_gets_fatal_and_expiring_events_without_secrets() {
         !d.log().contains("SECRET-BOT-TOKEN"),
         "the log names the webhook's host only"
     );
+}
+
+/// Under `login_at` the daemon keeps a live token until that time whatever
+/// `refresh_ahead` says, replaces it then, once, and says when the next daily login is
+/// due; a CLI reading the same state gets the new token without a login of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_wakes_at_login_at_replaces_the_token_once_and_says_when_the_next_is_due() {
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let sandbox = configured(&(serve_table(60.0) + &profile("p", &server, Login::Totp)));
+    let old = server.issue_token(TokenKind::App, Duration::from_secs(24 * 3600));
+    import(&sandbox, "p", &old).await;
+    // Whole seconds, as login_at holds them.
+    let at =
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + chrono::Duration::seconds(8), 0);
+    let daily = || {
+        let mut cmd = cli(&sandbox);
+        cmd.env("DHAN_LOGIN_AT", ist_time_of_day(at));
+        cmd
+    };
+    let d = Daemon::start(daily(), &["p"]).await;
+    let key = key_of(&sandbox);
+    assert_eq!(
+        d.served_token("p", &key, Duration::from_secs(10)).await,
+        old
+    );
+    let seen_at = |v: &Value, field: &str| -> chrono::DateTime<chrono::Utc> {
+        v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field} in {v}"))
+            .parse()
+            .unwrap()
+    };
+    let p = d.profile("p").await;
+    let off_by = |t: chrono::DateTime<chrono::Utc>, want: chrono::DateTime<chrono::Utc>| {
+        (t - want).num_milliseconds().abs()
+    };
+    assert!(off_by(seen_at(&p, "next_daily_login_at"), at) < 1000, "{p}");
+    assert!(
+        off_by(seen_at(&p, "next_at"), at) < 1000,
+        "wakes at login_at: {p}"
+    );
+
+    eventually(Duration::from_secs(30), "the daily login", || async {
+        d.token("p", &key).await.is_ok_and(|t| t != old)
+    })
+    .await;
+    assert!(chrono::Utc::now() >= at, "replaced before login_at");
+    let new = d.served_token("p", &key, Duration::from_secs(5)).await;
+    assert!(!server.is_live(&old), "one live token per client");
+    let mut consumer = daily();
+    consumer.args(["--profile", "p", "token"]);
+    assert_eq!(printed_token(&run(consumer, None).await), new);
+    // No rotation after it: the next is due tomorrow.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(server.logins(), 1, "{}", d.log());
+    assert_eq!(server.calls(Endpoint::RenewToken), 0, "an APP token");
+    assert_eq!(d.served_token("p", &key, Duration::from_secs(5)).await, new);
+    let p = d.profile("p").await;
+    assert!(
+        off_by(
+            seen_at(&p, "next_daily_login_at"),
+            at + chrono::Duration::days(1)
+        ) < 1000,
+        "{p}"
+    );
+    d.stop().await;
 }

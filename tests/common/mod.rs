@@ -376,6 +376,14 @@ pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).ok()?).ok()
 }
 
+/// `at` as an IST time of day with seconds, the form `login_at` and `--valid-until`
+/// also take: the tests put the daily login time a few seconds from the real clock,
+/// since a child process has no clock to inject.
+pub fn ist_time_of_day(at: chrono::DateTime<chrono::Utc>) -> String {
+    let ist = chrono::FixedOffset::east_opt(19800).expect("+05:30");
+    at.with_timezone(&ist).format("%H:%M:%S").to_string()
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
