@@ -1,6 +1,6 @@
 //! Gets a DhanHQ access token from Rust through the library: the same profile, cache and
 //! login chain (cached → RenewToken → PIN + TOTP → browser) as `dhan-login token`, then
-//! checks the token with Dhan's profile endpoint.
+//! checks the token with Dhan's profile endpoint as `dhan-login token --verify` does.
 //!
 //! ```text
 //! cargo run --example token [PROFILE]
@@ -11,7 +11,7 @@
 //! variables on top; PROFILE defaults to `DHAN_LOGIN_PROFILE`, then `default`.
 
 use anyhow::Context as _;
-use dhan_login::{NoProgress, Paths, Profile, Request, TokenManager};
+use dhan_login::{Checked, NoProgress, Paths, Profile, Request, TokenManager};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -32,19 +32,25 @@ async fn main() -> anyhow::Result<()> {
     let manager = TokenManager::new(profile);
     // One manager per profile, asked as often as you like: it logs in only when the
     // stored token runs out (a login spends Dhan's daily consent budget).
-    let obtained = manager.token(&Request::default(), &NoProgress).await?;
-    let token = obtained.token;
-    let info = manager.verify(&token).await?;
+    let req = Request::default();
+    let got = manager.token(&req, &NoProgress).await?;
+    // Checked with Dhan: a token a login elsewhere ended is replaced at once; Dhan
+    // unreachable says nothing about the token, which is kept.
+    let (obtained, checked) = manager.verified(got, &req, &NoProgress).await?;
+    let token = &obtained.token;
     // [/readme]
 
     println!("token (library): {}", token.access_token.secret());
     // What Dhan says of the token, not what the store remembered.
-    println!(
-        "profile: client {}, valid until {}",
-        info.client_id.as_deref().unwrap_or("?"),
-        info.token_validity
-            .map_or_else(|| "?".to_string(), |t| t.to_rfc3339())
-    );
+    match checked {
+        Checked::Accepted(info) => println!(
+            "profile: client {}, valid until {}",
+            info.client_id.as_deref().unwrap_or("?"),
+            info.token_validity
+                .map_or_else(|| "?".to_string(), |t| t.to_rfc3339())
+        ),
+        Checked::Unreachable(e) => println!("profile: not checked, Dhan unreachable ({e})"),
+    }
     println!(
         "came from: {}",
         if obtained.cached {

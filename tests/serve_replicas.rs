@@ -8,11 +8,12 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::jwt_claims;
+use common::cli::printed_token;
 use common::serve::{
     Daemon, Login, Machine, SharedStore, account_profile, eventually, import_with, profile,
     serve_table, short_lived, start_all,
 };
+use common::{ist_time_of_day, jwt_claims, run};
 use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind};
 
 /// The lease length the failover tests use: 3 s unless DHAN_LOGIN_TEST_LEASE_SECS says
@@ -557,6 +558,86 @@ async fn a_postgres_restart_under_load_loses_no_token_and_logs_in_nobody() {
         );
     }
     let daemons = Arc::try_unwrap(daemons).unwrap_or_else(|_| panic!("the load task is done"));
+    for d in daemons {
+        d.stop().await;
+    }
+}
+
+/// Two replicas on one database and a CLI consumer, across a daily `login_at`: the token
+/// made before it is served unchanged until that time (no rotation, whatever
+/// `refresh_ahead` says), exactly one login replaces it then, and the consumer, reading
+/// the shared store, gets the new token without a login of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_and_a_cli_consumer_cross_login_at_with_exactly_one_login() {
+    let Some(store) = SharedStore::new().await else {
+        return;
+    };
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let machines = store.machines(
+        2,
+        &(profile("acct", &server, Login::Totp) + &serve_table(60.0)),
+    );
+    let old = server.issue_token(TokenKind::App, Duration::from_secs(24 * 3600));
+    import_with(machines[0].command(), "acct", &old).await;
+    // Whole seconds, as login_at holds them.
+    let at =
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + chrono::Duration::seconds(10), 0);
+    let daily = |m: &Machine| {
+        let mut cmd = m.command();
+        cmd.env("DHAN_LOGIN_AT", ist_time_of_day(at))
+            .env("DHAN_LOGIN_LEASE_SECS", test_lease_secs().to_string());
+        cmd
+    };
+    let daemons = start_all(machines.iter().map(|m| (daily(m), vec!["acct".to_owned()]))).await;
+    let consumer = |m: &Machine| {
+        let mut cmd = daily(m);
+        cmd.args(["--profile", "acct", "token"]);
+        cmd
+    };
+    // Before login_at: the stored token everywhere, no login, no renewal.
+    while chrono::Utc::now() < at - chrono::Duration::seconds(1) {
+        for (d, m) in daemons.iter().zip(&machines) {
+            assert_eq!(
+                d.served_token("acct", &m.key(), Duration::from_secs(5))
+                    .await,
+                old
+            );
+        }
+        assert_eq!(printed_token(&run(consumer(&machines[1]), None).await), old);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(server.logins(), 0, "{}", daemons[0].log());
+
+    eventually(Duration::from_secs(40), "the daily login", || async {
+        server.logins() >= 1
+    })
+    .await;
+    assert!(chrono::Utc::now() >= at, "logged in before login_at");
+    let mut served = Vec::new();
+    for (d, m) in daemons.iter().zip(&machines) {
+        eventually(Duration::from_secs(40), "the new token served", || async {
+            d.token("acct", &m.key()).await.is_ok_and(|t| t != old)
+        })
+        .await;
+        served.push(
+            d.served_token("acct", &m.key(), Duration::from_secs(5))
+                .await,
+        );
+    }
+    assert_eq!(served[0], served[1]);
+    assert!(server.is_live(&served[0]));
+    assert!(!server.is_live(&old));
+    assert_eq!(
+        printed_token(&run(consumer(&machines[1]), None).await),
+        served[0]
+    );
+    // Nothing rotates after it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(server.logins(), 1, "{}", daemons[0].log());
+    assert_eq!(
+        printed_token(&run(consumer(&machines[0]), None).await),
+        served[0]
+    );
     for d in daemons {
         d.stop().await;
     }
