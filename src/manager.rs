@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::api::{DhanApi, ProfileInfo};
 use crate::config::Profile;
 use crate::console::Console;
-use crate::decide::{Ask, Decision, IstTime, Why, decide};
+use crate::decide::{Ask, Decision, IstTime, Logins, Why, decide};
 use crate::error::{AttemptResult, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
@@ -337,7 +337,7 @@ impl TokenManager {
     /// The stored token when `decide` keeps it for this request; a refusal when a new
     /// one is needed and this host never logs in. Taken before any lock.
     async fn unforced(&self, req: &Request) -> Result<Option<Obtained>, Error> {
-        if req.force && self.profile.logins == crate::decide::Logins::Allowed {
+        if req.force && self.profile.logins == Logins::Allowed {
             return Ok(None);
         }
         let stored = self.stored().await?;

@@ -359,6 +359,8 @@ async fn serve_wakes_at_login_at_replaces_the_token_once_and_says_when_the_next_
         cmd.env("DHAN_LOGIN_AT", ist_time_of_day(at));
         cmd
     };
+    // Dhan's profile endpoint down all along: not a reason to log in.
+    server.set_fault(Endpoint::Profile, Fault::Status(503));
     let d = Daemon::start(daily(), &["p"]).await;
     let key = key_of(&sandbox);
     assert_eq!(
@@ -372,6 +374,11 @@ async fn serve_wakes_at_login_at_replaces_the_token_once_and_says_when_the_next_
             .parse()
             .unwrap()
     };
+    // Once the scheduler has looked (it starts while the stored token is served).
+    eventually(Duration::from_secs(10), "a planned wake-up", || async {
+        d.profile("p").await["next_at"].is_string()
+    })
+    .await;
     let p = d.profile("p").await;
     let off_by = |t: chrono::DateTime<chrono::Utc>, want: chrono::DateTime<chrono::Utc>| {
         (t - want).num_milliseconds().abs()
