@@ -224,7 +224,7 @@ fn keep_live(t: &Token, rules: &Rules, ask: &Ask<'_>, now: DateTime<Utc>) -> Opt
 /// When the daily login replaces a token obtained at `obtained_at`: the first `login_at`
 /// after it. The daemon sleeps until then (plus its jitter), so its schedule stays
 /// anchored to `login_at` instead of drifting earlier with each token.
-pub fn daily_login_after(login_at: IstTime, obtained_at: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn daily_login_after(login_at: IstTime, obtained_at: DateTime<Utc>) -> DateTime<Utc> {
     login_at.next(obtained_at)
 }
 

@@ -160,9 +160,7 @@ pub use config::{
     SecretRef, StoreSettings, check_env, validate,
 };
 pub use console::{Console, ConsoleFuture};
-pub use decide::{
-    Ask, Decision, IstTime, Logins, Rules, Why, daily_login_after, decide, ist_wall_clock,
-};
+pub use decide::{Ask, Decision, IstTime, Logins, Rules, Why, decide, ist_wall_clock};
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};
 pub use error_class::ErrorClass;
 pub use manager::{Checked, Obtained, Request, TokenManager, TokenManagerBuilder};

@@ -249,10 +249,10 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
     );
     let login_at = m.profile().login_at;
     let next_daily_login = login_at.map(|at| {
-        state.token.as_ref().map_or_else(
-            || at.next(now),
-            |t| dhan_login::daily_login_after(at, t.obtained_at),
-        )
+        state
+            .token
+            .as_ref()
+            .map_or_else(|| at.next(now), |t| at.next(t.obtained_at))
     });
     if json {
         let token = state.token.as_ref().map(|t| {
