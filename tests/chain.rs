@@ -1,5 +1,7 @@
 //! The chain's decisions and the manager's decision table, against the stand-in.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -397,4 +399,64 @@ async fn a_profile_made_in_code_logs_in_and_its_errors_name_the_field() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("client_id") && e.contains("consent_cap"), "{e}");
+}
+
+/// A clock the test moves.
+struct Moved(std::sync::Mutex<chrono::DateTime<Utc>>);
+
+impl dhan_login::Clock for Moved {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// The manager on an injected clock under `login_at`: a live token is kept before that
+/// time whatever the margin says, replaced once after it (a SELF token by RenewToken, no
+/// login), and the new one kept until the next; a token Dhan refused is replaced at once.
+#[tokio::test]
+async fn the_manager_follows_login_at_on_its_clock() {
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Utc::now();
+    let login_at = t0 + chrono::Duration::hours(1);
+    let mut env = without(env_of(&s, dir.path()), "DHAN_TOTP_SECRET");
+    env.push(("DHAN_LOGIN_AT", common::ist_time_of_day(login_at)));
+    // A margin longer than the token's life: only login_at keeps it.
+    env.push(("DHAN_LOGIN_MARGIN_MINUTES", "1440".into()));
+    let clock = Arc::new(Moved(std::sync::Mutex::new(t0)));
+    let m = TokenManager::builder(profile(&env))
+        .clock(clock.clone())
+        .build();
+    let web = s.issue_token(MockKind::SelfWeb, Duration::from_secs(24 * 3600));
+    m.import(&web).await.unwrap();
+    let set = |at: chrono::DateTime<Utc>| *clock.0.lock().unwrap() = at;
+
+    set(login_at - chrono::Duration::seconds(5));
+    let got = m.token(&Request::default(), &NoProgress).await.unwrap();
+    assert!(got.cached);
+    assert_eq!(got.token.access_token.secret(), web);
+
+    set(login_at + chrono::Duration::seconds(5));
+    let got = m.token(&Request::default(), &NoProgress).await.unwrap();
+    assert!(!got.cached);
+    assert_eq!(got.token.source, SourceKind::Renew);
+    assert_eq!(s.calls(Endpoint::RenewToken), 1);
+    assert_eq!(s.logins(), 0);
+    let renewed = got.token;
+
+    set(login_at + chrono::Duration::hours(20));
+    let got = m.token(&Request::default(), &NoProgress).await.unwrap();
+    assert!(got.cached, "kept until the next login_at");
+    assert_eq!(got.token, renewed);
+    assert_eq!(s.calls(Endpoint::RenewToken), 1);
+
+    // Refused by Dhan between two login times: replaced at once.
+    let refused = Request {
+        refused: Some(renewed.clone()),
+        ..Request::default()
+    };
+    let got = m.token(&refused, &NoProgress).await.unwrap();
+    assert!(!got.cached);
+    assert_ne!(got.token, renewed);
+    assert_eq!(s.calls(Endpoint::RenewToken), 2);
 }
