@@ -154,7 +154,7 @@ mod store;
 mod token;
 mod totp;
 
-pub use api::{ApiError, DhanApi, Grant, ProfileInfo};
+pub use api::{ApiError, DhanApi, Grant, IpFlag, ProfileInfo, StaticIps};
 pub use config::{
     BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, ProfileBuilder,
     SecretRef, StoreSettings, check_env, validate,

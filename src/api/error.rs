@@ -15,7 +15,7 @@ const BODY_KEEP: usize = 600;
 
 /// What went wrong with one call to Dhan, classified for the caller's decision (retry,
 /// stop, fix the credentials). Every variant names the `endpoint` (`generateAccessToken`,
-/// `generate-consent`, `consumeApp-consent`, `RenewToken`, `profile`); a `body` is Dhan's
+/// `generate-consent`, `consumeApp-consent`, `RenewToken`, `profile`, `getIP`, `setIP`, `modifyIP`); a `body` is Dhan's
 /// answer with the PIN, TOTP code, API secret, tokenId or token the request carried
 /// scrubbed out, cut to 600 bytes.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,10 @@
 //! The Dhan HTTP client: the five calls a login makes (generateAccessToken,
-//! generate-consent, consumeApp-consent, RenewToken, profile), base URLs injectable.
+//! generate-consent, consumeApp-consent, RenewToken, profile) and the static IP calls,
+//! base URLs injectable.
 
 mod body;
 mod error;
+mod static_ip;
 mod wire;
 
 use std::fmt;
@@ -17,6 +19,7 @@ use url::Url;
 pub(crate) use body::{BodyError, MAX_BODY, read_capped};
 pub use error::ApiError;
 use error::{Kind, classify};
+pub use static_ip::{IpFlag, StaticIps};
 
 use crate::redact::Scrubber;
 use crate::token::{SourceKind, Token, TokenError};

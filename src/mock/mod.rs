@@ -70,6 +70,7 @@
 //! [`MockServer::consents_today`] count what reached it.
 
 mod gate;
+mod ip_book;
 mod jwt;
 mod pages;
 mod routes;
@@ -351,17 +352,20 @@ pub enum Endpoint {
     RenewToken,
     /// `GET /v2/profile`
     Profile,
+    /// `GET /v2/ip/getIP`, `POST /v2/ip/setIP`, `PUT /v2/ip/modifyIP`
+    StaticIp,
 }
 
 impl Endpoint {
     /// Every endpoint, for test matrices.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::GenerateAccessToken,
         Endpoint::GenerateConsent,
         Endpoint::ConsumeConsent,
         Endpoint::ConsentLoginPage,
         Endpoint::RenewToken,
         Endpoint::Profile,
+        Endpoint::StaticIp,
     ];
 }
 
@@ -603,6 +607,14 @@ impl MockServer {
     /// expired, and not ended by a later mint or a renewal.
     pub fn is_live(&self, token: &str) -> bool {
         self.state.is_live(token)
+    }
+
+    /// Lets every whitelisted IP be changed today, as if the seven days Dhan freezes a
+    /// slot for had passed.
+    pub fn allow_ip_changes(&self) {
+        for acct in 0..self.state.accounts.len() {
+            self.state.ip_book.unfreeze(acct, State::ist_today());
+        }
     }
 
     /// Whether this consentAppId can still be logged in with (no tokenId made from it yet).

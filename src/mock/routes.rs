@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::{RawQuery, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Serialize;
 use serde_json::json;
 
@@ -39,6 +39,12 @@ pub(crate) fn router(state: Shared) -> Router {
             ),
         )
         .route("/v2/profile", counted(Endpoint::Profile, get(profile)))
+        .route("/v2/ip/getIP", counted(Endpoint::StaticIp, get(get_ip)))
+        .route("/v2/ip/setIP", counted(Endpoint::StaticIp, post(set_ip)))
+        .route(
+            "/v2/ip/modifyIP",
+            counted(Endpoint::StaticIp, put(modify_ip)),
+        )
         // Not Dhan's: lets a client in another process get the token `issue_token` gives
         // in-process tests, e.g. a SELF token for `dhan-login mock-server` to renew.
         .route("/mock/issue-token", post(mock_issue_token))
@@ -298,6 +304,98 @@ async fn profile(Extract(state): Extract<Shared>, headers: HeaderMap) -> Respons
             "dataValidity": jwt::data_validity(data_validity),
         }),
     )
+}
+
+/// The account of a live token, after the fault gate; else the answer to give.
+async fn token_account(state: &State, headers: &HeaderMap) -> Result<Acct, Response> {
+    let wrong = match gate(state, Endpoint::StaticIp).await {
+        Gate::Answer(r) => return Err(r),
+        Gate::Proceed { wrong_credential } => wrong_credential,
+    };
+    let live = header_str(headers, "access-token").and_then(|t| state.live_token(t));
+    match live.filter(|_| !wrong) {
+        Some(live) => Ok(live.acct),
+        None => Err(dh901()),
+    }
+}
+
+async fn get_ip(Extract(state): Extract<Shared>, headers: HeaderMap) -> Response {
+    let acct = match token_account(&state, &headers).await {
+        Ok(acct) => acct,
+        Err(r) => return r,
+    };
+    let slots = state.ip_book.get(acct);
+    let ip = |s: &Option<super::ip_book::Slot>| s.as_ref().map_or(String::new(), |s| s.ip.clone());
+    let date = |s: &Option<super::ip_book::Slot>| {
+        s.as_ref().map_or(String::new(), |s| {
+            s.modify_from.format("%Y-%m-%d").to_string()
+        })
+    };
+    json_response(
+        StatusCode::OK,
+        json!({
+            "primaryIP": ip(&slots.primary),
+            "secondaryIP": ip(&slots.secondary),
+            "modifyDatePrimary": date(&slots.primary),
+            "modifyDateSecondary": date(&slots.secondary),
+        }),
+    )
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IpWrite {
+    dhan_client_id: Option<String>,
+    ip: String,
+    ip_flag: String,
+}
+
+async fn write_ip(state: &State, headers: &HeaderMap, body: &[u8], modify: bool) -> Response {
+    let acct = match token_account(state, headers).await {
+        Ok(acct) => acct,
+        Err(r) => return r,
+    };
+    let Ok(req) = serde_json::from_slice::<IpWrite>(body) else {
+        return dh905("Missing required fields, bad values for parameters etc.");
+    };
+    if req
+        .dhan_client_id
+        .as_deref()
+        .is_some_and(|id| id.trim() != state.accounts[acct].client_id)
+    {
+        return dh901();
+    }
+    let secondary = match req.ip_flag.as_str() {
+        "PRIMARY" => false,
+        "SECONDARY" => true,
+        _ => return dh905("ipFlag must be PRIMARY or SECONDARY"),
+    };
+    match state
+        .ip_book
+        .write(acct, secondary, &req.ip, modify, State::ist_today())
+    {
+        Ok(()) => json_response(
+            StatusCode::OK,
+            json!({"status": "SUCCESS", "message": if modify { "IP modified successfully" } else { "IP saved successfully" }}),
+        ),
+        Err(message) => dh905(&message),
+    }
+}
+
+async fn set_ip(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    write_ip(&state, &headers, &body, false).await
+}
+
+async fn modify_ip(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    write_ip(&state, &headers, &body, true).await
 }
 
 async fn mock_issue_token(Extract(state): Extract<Shared>, RawQuery(q): RawQuery) -> Response {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use totp_rs::{Builder, Secret, Totp};
 
+use super::ip_book::IpBook;
 use super::jwt;
 use super::{
     Endpoint, EntryKind, Fault, MockAccount, MockOptions, PageVariant, SecondFactor, TokenKind,
@@ -40,6 +41,8 @@ pub(crate) struct State {
     totps: Vec<Totp>,
     token_lifetime: Duration,
     inner: Mutex<Inner>,
+    /// The static IP whitelist, apart from `inner`: no rule ties it to the logins.
+    pub(crate) ip_book: IpBook,
 }
 
 struct ArmedFault {
@@ -270,6 +273,7 @@ impl State {
                 tokens: HashMap::new(),
                 used_totp_steps: HashSet::new(),
             }),
+            ip_book: IpBook::default(),
         })
     }
 
@@ -467,7 +471,7 @@ impl State {
         Ok(self.mint(&mut inner, acct, TokenKind::SelfWeb, self.token_lifetime))
     }
 
-    fn ist_today() -> NaiveDate {
+    pub(crate) fn ist_today() -> NaiveDate {
         Utc::now().with_timezone(&jwt::ist()).date_naive()
     }
 

@@ -114,6 +114,20 @@ pub enum Command {
         command: Vec<String>,
     },
 
+    /// Show or set the static IPs Dhan's order APIs accept requests from (with the live token).
+    #[command(
+        after_help = "Examples:\n  dhan-login ip show\n  dhan-login ip set primary 203.0.113.7\n  \
+            dhan-login ip modify secondary 2001:db8::7\n\n\
+            Since April 2026 Dhan accepts orders only from a whitelisted IP (a primary and a\n\
+            secondary one). `set` fills an empty slot, `modify` replaces one; Dhan then freezes\n\
+            that slot for seven days (`ip show` says from when it may change again). Each call\n\
+            uses the token `dhan-login token` would print, logging in only when needed."
+    )]
+    Ip {
+        #[command(subcommand)]
+        action: IpAction,
+    },
+
     /// Check the configuration: names every missing or bad field. Reads each secret once.
     #[command(
         after_help = "Examples:\n  dhan-login config check\n  DHAN_LOGIN_CONFIG=./dhan.toml dhan-login --profile work config check"
@@ -241,6 +255,38 @@ pub enum ConfigAction {
             page looks like to the driver with it."
     )]
     PageProfile,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IpAction {
+    /// Print the whitelisted IPs and when each may change (`GET /v2/ip/getIP`).
+    #[command(after_help = "Examples:\n  dhan-login ip show\n  dhan-login ip show --json")]
+    Show {
+        /// Print {"primary","secondary","modify_date_primary","modify_date_secondary"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whitelist an address in an empty slot (`POST /v2/ip/setIP`).
+    #[command(after_help = "Example:\n  dhan-login ip set primary 203.0.113.7")]
+    Set(IpWrite),
+    /// Replace the address of a slot, once Dhan allows it (`PUT /v2/ip/modifyIP`).
+    #[command(after_help = "Example:\n  dhan-login ip modify primary 203.0.113.8")]
+    Modify(IpWrite),
+}
+
+#[derive(Debug, Args)]
+pub struct IpWrite {
+    /// Which slot.
+    #[arg(value_enum)]
+    pub slot: IpSlot,
+    /// The address (IPv4 or IPv6).
+    pub addr: std::net::IpAddr,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum IpSlot {
+    Primary,
+    Secondary,
 }
 
 #[derive(Debug, Args)]

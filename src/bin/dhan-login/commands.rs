@@ -151,6 +151,15 @@ pub async fn run(cli: Cli) -> Result<u8> {
             }
             exec(&command, &got.token)
         }
+        Command::Ip { action } => {
+            let m = manager(&cli.profile, cli.config.as_deref())?;
+            let daemon = interruptible(crate::serve::daemon_token(
+                &cli.profile,
+                cli.config.as_deref(),
+            ))
+            .await??;
+            crate::ip::run(&m, daemon, action, quiet).await
+        }
         Command::Config { action } => config(&cli.profile, cli.config.as_deref(), action),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -240,6 +249,7 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
     let consents = m.consents_today().await?;
     let now = chrono::Utc::now();
     let profile = &m.profile().name;
+    let ips = crate::ip::last_seen(m);
     let paths = crate::readiness::assess(
         m.profile(),
         Some(&state),
@@ -283,6 +293,13 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
                 "exhausted": d.exhausted,
                 "pending": d.pending.is_some(),
                 "resets_at": next_ist_midnight(now).to_rfc3339(),
+            })),
+            "static_ip": ips.as_ref().map(|s| serde_json::json!({
+                "primary": s.ips.primary,
+                "secondary": s.ips.secondary,
+                "modify_date_primary": s.ips.modify_date_primary,
+                "modify_date_secondary": s.ips.modify_date_secondary,
+                "seen_at": s.at.to_rfc3339(),
             })),
             "tomorrow": crate::readiness::verdict(&paths),
             "paths": paths.iter().map(|p| (p.path.to_owned(), serde_json::json!({
@@ -364,6 +381,15 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
             e.at.to_rfc3339(),
             e.class,
             e.message
+        );
+    }
+    if let Some(s) = &ips {
+        let show = |ip: &Option<String>| ip.as_deref().unwrap_or("none").to_owned();
+        println!(
+            "static ip:  primary {}, secondary {} (as `ip show` saw it at {})",
+            show(&s.ips.primary),
+            show(&s.ips.secondary),
+            s.at.to_rfc3339()
         );
     }
     println!("tomorrow:   {}", crate::readiness::verdict(&paths));

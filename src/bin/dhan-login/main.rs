@@ -8,6 +8,7 @@ mod demo;
 mod echo;
 mod init;
 mod interrupt;
+mod ip;
 mod keepers;
 mod load;
 mod output;
