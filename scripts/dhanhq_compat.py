@@ -126,8 +126,19 @@ def main():
                 return
             raise AssertionError("an APP token was renewed")
 
+        def static_ip():
+            from dhanhq.dhan_http import DhanHTTP
+            DhanHTTP.API_BASE_URL = d["api_base_url"].rstrip("/")
+            r = login.set_ip(state["app"], "203.0.113.9", "PRIMARY")
+            assert r["status"] == "success", r
+            r = login.get_ip(state["app"])
+            assert r["status"] == "success" and r["data"]["primaryIP"] == "203.0.113.9", r
+            r = login.modify_ip(state["app"], "203.0.113.10", "PRIMARY")
+            assert r["status"] == "failure", "a change within seven days was accepted"
+
         check("generate_token (PIN + TOTP)", generate_token)
         check("user_profile", profile)
+        check("set_ip, get_ip; modify_ip refused within seven days", static_ip)
         check("generate_token with a wrong PIN raises", wrong_pin_raises)
         check("generate_login_session + consent pages + consume_token_id", consent_flow)
         check("renew_token of a Dhan Web (SELF) token", renew_self_token)

@@ -1,4 +1,5 @@
-//! README's code snippets are cut from the example programs that `scripts/examples` runs,
+//! README's code snippets are cut from the programs that `scripts/examples` and
+//! `scripts/test_packages` run,
 //! so the README never shows code that no test ran.
 //!
 //! In an example, a region runs from a `[readme:NAME]` comment line to the next
