@@ -123,13 +123,13 @@ async function raises(cls, code, fn, name, secrets = []) {
   });
   await raises(pkg.ConsentLimit, 4, () => token(), 'no consent left today', [capped.pin]);
 
-  // Exit 6 comes with `login = "never"` (another change of the binary): the mapping is
-  // checked with a stand-in binary that exits 6 as that change specifies.
-  const fake = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fake-')), 'dhan-login');
-  fs.writeFileSync(fake, "#!/bin/sh\necho 'error: no live token, and logins are off on this host' >&2\nexit 6\n", { mode: 0o755 });
-  use(standIn, { DHAN_LOGIN_BIN: fake });
-  const never = await raises(pkg.NoLogin, 6, () => token(), 'logins off on this host [exit 6 from a stand-in binary]');
-  assert.strictEqual(never.message, 'no live token, and logins are off on this host');
+  use(standIn, { DHAN_LOGIN_NO_LOGIN: '1', DHAN_LOGIN_STATE_DIR: freshState() });
+  const never = await raises(pkg.NoLogin, 6, () => token(), 'logins off on this host, no token stored');
+  assert.ok(never.message.includes('logins are off'), never.message);
+
+  use(standIn, { DHAN_LOGIN_BIN: path.join(freshState(), 'no-such-binary') });
+  await assert.rejects(token(), (e) => e.code === 'ENOENT');
+  ok('$DHAN_LOGIN_BIN names the binary to run');
 
   console.log(`node package: ${checks} checks passed`);
 })().catch((e) => {

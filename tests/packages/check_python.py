@@ -101,8 +101,8 @@ assert ips.primary == "203.0.113.7" and ips.secondary is None, ips
 assert isinstance(ips.modify_date_primary, date) and ips.modify_date_primary > date.today()
 ok("ip() reads the whitelist (%s, may change from %s)" % (ips.primary, ips.modify_date_primary))
 
-# `token --rejected` and `--valid-until` come with another change of the binary; until
-# this binary has them, the calls must fail as a usage error naming the flag.
+# `token --rejected` (and once, `--valid-until`) come with another change of the binary;
+# until this binary has them, the calls must fail as a usage error naming the flag.
 usage = subprocess.run([binary, "token", "--help"], capture_output=True, text=True).stdout
 if "--rejected" in usage:
     r = dhan_login.rejected()
@@ -149,14 +149,15 @@ use(capped, DHAN_TOTP_SECRET=None, DHAN_OTP_COMMAND="false", DHAN_MOBILE=capped[
 err = raises(dhan_login.ConsentLimit, 4, dhan_login.token, "no consent left today",
              [capped["pin"], capped["api_secret"]])
 
-# Exit 6 comes with `login = "never"` (another change of the binary): the mapping is
-# checked with a stand-in binary that exits 6 as that change specifies.
-fake = os.path.join(tempfile.mkdtemp(), "dhan-login")
-with open(fake, "w") as f:
-    f.write("#!/bin/sh\necho 'error: no live token, and logins are off on this host' >&2\nexit 6\n")
-os.chmod(fake, 0o755)
-use(stand_in, DHAN_LOGIN_BIN=fake)
-err = raises(dhan_login.NoLogin, 6, dhan_login.token, "logins off on this host [exit 6 from a stand-in binary]")
-assert err.message == "no live token, and logins are off on this host", err.message
+use(stand_in, DHAN_LOGIN_NO_LOGIN="1", DHAN_LOGIN_STATE_DIR=fresh_state())
+err = raises(dhan_login.NoLogin, 6, dhan_login.token, "logins off on this host, no token stored")
+assert "logins are off" in err.message, err.message
+
+use(stand_in, DHAN_LOGIN_BIN=os.path.join(tempfile.mkdtemp(), "no-such-binary"))
+try:
+    dhan_login.token()
+    raise AssertionError("DHAN_LOGIN_BIN was not used")
+except FileNotFoundError:
+    ok("$DHAN_LOGIN_BIN names the binary to run")
 
 print("python package: %d checks passed" % checks)
