@@ -90,12 +90,13 @@ pub async fn run(
         .await
         .map_err(dhan_login::Error::from);
         match result {
-            // A cached token can be ended elsewhere (a login on Dhan Web): get a new one
-            // and ask once more. A write refused with it was not applied.
+            // A cached token can be ended elsewhere (a login on Dhan Web): report it as
+            // refused, which replaces it unless another process already has, and ask
+            // once more. A write refused with it was not applied.
             Err(e) if got.cached && e.class() == ErrorClass::TokenInvalid => {
                 tracing::warn!("Dhan rejected the cached token ({e}); obtaining a new one");
                 let again = Request {
-                    force: true,
+                    refused: Some(got.token.clone()),
                     ..Request::default()
                 };
                 got = interruptible(m.token(&again, progress.as_ref())).await??;
