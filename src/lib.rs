@@ -180,7 +180,7 @@ pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 #[cfg(feature = "browser")]
 pub use browser::{
     Artifacts, BrowserError, ConsentLogin, Limit, OtpSource, PageReport, SelectorProfile, Step,
-    become_subreaper, capture_token_id, find_browser, inspect_consent_page,
+    become_subreaper, browser_sandbox, capture_token_id, find_browser, inspect_consent_page,
 };
 #[cfg(feature = "browser")]
 pub use source::Inspection;

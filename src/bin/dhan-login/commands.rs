@@ -459,6 +459,7 @@ async fn doctor(m: &TokenManager, json: bool, quiet: bool) -> Result<u8> {
         dhan_login::Artifacts::Saved(dir) => Some(dir.display().to_string()),
         _ => None,
     };
+    let sandbox = dhan_login::browser_sandbox();
     if json {
         let out = serde_json::json!({
             "ok": ok,
@@ -466,6 +467,7 @@ async fn doctor(m: &TokenManager, json: bool, quiet: bool) -> Result<u8> {
             "screen": report.screen,
             "reasons": report.reasons,
             "artifacts": artifacts,
+            "browser": sandbox,
         });
         println!("{out}");
     } else {
@@ -477,6 +479,9 @@ async fn doctor(m: &TokenManager, json: bool, quiet: bool) -> Result<u8> {
                 "generated one"
             }
         );
+        if let Some(sandbox) = &sandbox {
+            println!("browser: {sandbox}");
+        }
         println!("consent page: shows the `{}` screen", report.screen);
         for r in &report.reasons {
             println!("  - {r}");
