@@ -546,6 +546,7 @@ fn exec(command: &[String], token: &dhan_login::Token) -> Result<u8> {
         .context("exec needs a program to run")?;
     // Exactly two variables go to the program, and each holds one value.
     token.check().map_err(dhan_login::Error::from)?;
+    crate::hardening::release_for_exec();
     let err = std::process::Command::new(program)
         .args(args)
         .env("DHAN_ACCESS_TOKEN", token.access_token.secret())

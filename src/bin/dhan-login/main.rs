@@ -6,6 +6,7 @@ mod commands;
 mod console;
 mod demo;
 mod echo;
+mod hardening;
 mod init;
 mod interrupt;
 mod keepers;
@@ -39,6 +40,8 @@ fn main() -> ExitCode {
     #[cfg(feature = "browser")]
     dhan_login::become_subreaper();
     output::init_logging(cli.verbose, cli.quiet);
+    // Before a secret is read from a file or a command, and before any thread exists.
+    hardening::protect();
     output::FORCE_PROGRESS.store(cli.progress, std::sync::atomic::Ordering::Relaxed);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
