@@ -3,6 +3,7 @@
 mod checks;
 mod cli;
 mod commands;
+mod config_file;
 mod console;
 mod demo;
 mod echo;
