@@ -75,13 +75,24 @@ pub(crate) fn is_root() -> bool {
 
 /// The plan for `executable`: this process's own user with the sandbox when it is not
 /// root; as root, the unprivileged account (looked up, or created, once per process)
-/// with the sandbox unless this executable's sandbox was refused before. Blocks while
-/// the account is created: call it off the runtime's workers.
-pub(crate) fn plan(executable: &Path) -> Plan {
+/// with the sandbox unless this executable's sandbox was refused before. A window
+/// (`headed`) as root stays root's, without the sandbox: another user could not reach
+/// root's display. Blocks while the account is created: call it off the runtime's
+/// workers.
+pub(crate) fn plan(executable: &Path, headed: bool) -> Plan {
     if !is_root() {
         return Plan {
             run_as: None,
             sandbox: true,
+        };
+    }
+    if headed {
+        tracing::warn!(
+            "a window as root: Chromium runs as root WITHOUT its sandbox; run --headed as another user to keep it"
+        );
+        return Plan {
+            run_as: None,
+            sandbox: false,
         };
     }
     let run_as = account();
@@ -250,19 +261,29 @@ mod tests {
 
     #[test]
     fn the_plan_keeps_the_sandbox_and_runs_root_as_another_user() {
+        let exe = Path::new("/nonexistent/chromium");
         if is_root() {
-            let plan = plan(Path::new("/nonexistent/chromium"));
-            let account = plan.run_as.expect("root runs Chromium as another user");
+            let headless = plan(exe, false);
+            let account = headless.run_as.expect("root runs Chromium as another user");
             assert_ne!(account.uid, 0);
-            assert!(plan.sandbox);
-        } else {
+            assert!(headless.sandbox);
             assert_eq!(
-                plan(Path::new("/nonexistent/chromium")),
+                plan(exe, true),
                 Plan {
                     run_as: None,
-                    sandbox: true
+                    sandbox: false
                 }
             );
+        } else {
+            for headed in [false, true] {
+                assert_eq!(
+                    plan(exe, headed),
+                    Plan {
+                        run_as: None,
+                        sandbox: true
+                    }
+                );
+            }
         }
     }
 

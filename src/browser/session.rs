@@ -68,7 +68,8 @@ impl Session {
         };
         let session_id = format!("{:016x}", rand::random::<u64>());
         let exe = executable.clone();
-        let mut plan = tokio::task::spawn_blocking(move || sandbox::plan(&exe))
+        let headed = settings.headed;
+        let mut plan = tokio::task::spawn_blocking(move || sandbox::plan(&exe, headed))
             .await
             .map_err(|e| launch_error(format!("cannot plan its start: {e}")))?;
         let profile = profile::create(&session_id)
@@ -177,7 +178,16 @@ impl Session {
                 .map(|a| (a.uid, a.gid, profile_dir.clone())),
         })
         .await;
-        let mut child = spawned.map_err(|e| Start::Failed(format!("cannot start it: {e}")))?;
+        let mut child = spawned.map_err(|e| {
+            let hint = match &plan.run_as {
+                Some(a) if e.kind() == std::io::ErrorKind::PermissionDenied => format!(
+                    " (it runs as the user {}, which must be able to read and run it)",
+                    a.name
+                ),
+                _ => String::new(),
+            };
+            Start::Failed(format!("cannot start it: {e}{hint}"))
+        })?;
         self.pid = Some(child.id());
         let stderr = child.stderr.take();
         self.child = Some(child);
@@ -467,10 +477,8 @@ mod tests {
         assert_eq!(starts.len(), 2, "{starts:?}");
         assert!(!starts[0].contains("--no-sandbox"), "{starts:?}");
         assert!(starts[1].contains("--no-sandbox"), "{starts:?}");
-        assert!(sandbox::plan(&found.path).run_as.is_some() || !sandbox::is_root());
-        assert!(
-            !sandbox::plan(&found.path).sandbox,
-            "remembered for the next login"
-        );
+        let next = sandbox::plan(&found.path, false);
+        assert!(next.run_as.is_some() || !sandbox::is_root());
+        assert!(!next.sandbox, "remembered for the next login");
     }
 }
