@@ -171,7 +171,8 @@ pub use source::{BoxFuture, Context, Outcome, TokenSource, run_chain, sends};
 pub use store::{
     ConsentLedger, FileBackend, LastError, Lease, Ledger, LedgerDay, LegacyLockout, LockError,
     Lockout, LockoutStore, Lockouts, Ownership, PendingConsent, PgBackend, ProfileLock,
-    ProfileState, StateBackend, StoreError, TokenStore, next_ist_midnight, write_atomic,
+    ProfileState, StateBackend, StoreError, TokenStore, check_profile_name, next_ist_midnight,
+    write_atomic,
 };
 pub use token::{AccessToken, SourceKind, Token, TokenError, TokenJson, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
@@ -180,7 +181,7 @@ pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 #[cfg(feature = "browser")]
 pub use browser::{
     Artifacts, BrowserError, ConsentLogin, Limit, OtpSource, PageReport, SelectorProfile, Step,
-    become_subreaper, capture_token_id, find_browser, inspect_consent_page,
+    become_subreaper, browser_sandbox, capture_token_id, find_browser, inspect_consent_page,
 };
 #[cfg(feature = "browser")]
 pub use source::Inspection;

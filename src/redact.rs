@@ -1,5 +1,7 @@
 //! Removes secrets from any text that may reach a log, an error or an artifact.
 
+use zeroize::Zeroize;
+
 /// What replaces a scrubbed value.
 const MASK: &str = "****";
 
@@ -10,6 +12,13 @@ const MASK: &str = "****";
 #[derive(Default, Clone)]
 pub struct Scrubber {
     values: Vec<String>,
+}
+
+/// The values are copies of secrets: they are wiped, not just freed.
+impl Drop for Scrubber {
+    fn drop(&mut self) {
+        self.values.zeroize();
+    }
 }
 
 /// Counts the values; printing them would leak what the scrubber exists to hide.

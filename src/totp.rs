@@ -125,11 +125,12 @@ impl TotpGenerator {
             dhan_accepts(&totp)?;
             totp
         } else {
-            let cleaned: String = raw
-                .chars()
-                .filter(|c| !c.is_whitespace() && *c != '-')
-                .map(|c| c.to_ascii_uppercase())
-                .collect();
+            let cleaned: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+                raw.chars()
+                    .filter(|c| !c.is_whitespace() && *c != '-')
+                    .map(|c| c.to_ascii_uppercase())
+                    .collect(),
+            );
             let cleaned = cleaned.trim_end_matches('=');
             let bytes = Secret::try_from_base32(cleaned).map_err(|_| TotpError::BadSecret)?;
             let len = bytes.as_ref().len();

@@ -371,23 +371,24 @@ async fn dropping_the_login_midway_leaves_no_process_or_profile() {
     assert!(cmdline.contains(" --disable-quic"), "{cmdline}");
     assert!(cmdline.contains(" --no-startup-window"), "{cmdline}");
     assert!(!cmdline.contains("----"), "{cmdline}");
-    #[cfg(unix)]
-    if running_as_root() {
-        assert!(cmdline.contains(" --no-sandbox"), "{cmdline}");
-    }
+    // Root's Chromium runs as another user, with its sandbox.
+    assert!(!cmdline.contains(" --no-sandbox"), "{cmdline}");
     case.assert_clean();
 }
 
-#[cfg(unix)]
-fn running_as_root() -> bool {
+/// This process's effective uid, from /proc/self/status.
+fn my_uid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
+        .ok()
+        .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2))
-                == Some("0")
+                .find(|l| l.starts_with("Uid:"))?
+                .split_whitespace()
+                .nth(2)?
+                .parse()
+                .ok()
         })
-        .unwrap_or(false)
+        .expect("/proc/self/status names the uid")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,16 +527,23 @@ async fn login_watching_processes(case: &Case) -> Vec<String> {
                 let mut seen = seen.lock().unwrap();
                 let found = session_processes(&profile, &session);
                 // A child that rewrites its title overwrites its environment (the session
-                // marker) too: children are also found as the browser's.
+                // marker) too: descendants are also found as the browser's (a sandboxed
+                // renderer is a zygote's grandchild).
                 let pids: Vec<u32> = found
                     .iter()
                     .filter_map(|p| p.split_once(": ")?.0.parse().ok())
                     .collect();
-                for p in found.into_iter().chain(children_of(&pids)) {
-                    // The pid prefix goes: one process is one command line.
-                    let cmdline = p.split_once(": ").map_or(p.clone(), |(_, c)| c.to_string());
-                    if !seen.contains(&cmdline) {
-                        seen.push(cmdline);
+                for p in found.into_iter().chain(descendants_of(&pids)) {
+                    // The pid goes, its uids stay: one process is one line.
+                    let Some((pid, cmdline)) = p.split_once(": ") else {
+                        continue;
+                    };
+                    let Some(uids) = uids_of(pid) else {
+                        continue;
+                    };
+                    let line = format!("uid {uids}: {cmdline}");
+                    if !seen.contains(&line) {
+                        seen.push(line);
                     }
                 }
             }
@@ -550,6 +558,33 @@ async fn login_watching_processes(case: &Case) -> Vec<String> {
     assert!(grant["accessToken"].is_string(), "{grant}");
     case.assert_clean();
     seen.into_inner().unwrap()
+}
+
+/// "real effective" uids of a live process, from /proc/PID/status.
+fn uids_of(pid: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uids: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .take(2)
+        .collect();
+    Some(uids.join(" "))
+}
+
+/// "pid: command line" of every live process below one of `parents`.
+fn descendants_of(parents: &[u32]) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut level = children_of(parents);
+    while !level.is_empty() {
+        let pids: Vec<u32> = level
+            .iter()
+            .filter_map(|p| p.split_once(": ")?.0.parse().ok())
+            .collect();
+        all.append(&mut level);
+        level = children_of(&pids);
+    }
+    all
 }
 
 /// "pid: command line" of every live process whose parent is one of `parents`.
@@ -588,30 +623,72 @@ async fn the_page_has_a_process_of_its_own_unless_chromium_runs_as_one() {
         ..Default::default()
     })
     .await;
-    let seen = login_watching_processes(&case).await;
-    #[cfg(unix)]
-    if running_as_root() {
-        // Headless as root: one process, the page inside the browser's.
-        assert!(!renderer(&seen), "{seen:#?}");
-        assert!(seen.iter().all(|c| !c.contains("--type=")), "{seen:#?}");
-        assert!(
-            seen.iter().any(|c| c.contains(" --single-process")),
-            "{seen:#?}"
-        );
-    } else {
-        assert!(renderer(&seen), "{seen:#?}");
-    }
-
-    let mut case = Case::start(MockOptions {
-        page_variant: PageVariant::default(),
-        ..Default::default()
-    })
-    .await;
-    case.settings.single_process = Some(false);
+    // With the sandbox on, for root too (Chromium then runs as another user), the page
+    // has a sandboxed renderer of its own.
     let seen = login_watching_processes(&case).await;
     assert!(renderer(&seen), "{seen:#?}");
     assert!(
         seen.iter().all(|c| !c.contains("--single-process")),
         "{seen:#?}"
     );
+
+    let mut case = Case::start(MockOptions {
+        page_variant: PageVariant::default(),
+        ..Default::default()
+    })
+    .await;
+    case.settings.single_process = Some(true);
+    let seen = login_watching_processes(&case).await;
+    assert!(!renderer(&seen), "{seen:#?}");
+    assert!(seen.iter().all(|c| !c.contains("--type=")), "{seen:#?}");
+    assert!(
+        seen.iter().any(|c| c.contains(" --single-process")),
+        "{seen:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_login_runs_chromium_as_another_user_with_its_sandbox_on() {
+    if skipped("sandbox") {
+        return;
+    }
+    let case = Case::start(MockOptions::default()).await;
+    let seen = login_watching_processes(&case).await;
+    let me = my_uid();
+    let ran_as = |line: &String| -> Vec<u32> {
+        line.strip_prefix("uid ")
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(uids, _)| uids.split(' ').filter_map(|u| u.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    // The page's renderer is among them: the page itself ran unprivileged, sandboxed.
+    assert!(
+        seen.iter().any(|c| c.contains("--type=renderer")),
+        "{seen:#?}"
+    );
+    for line in &seen {
+        let uids = ran_as(line);
+        assert_eq!(uids.len(), 2, "{line}");
+        if me == 0 {
+            // Not root, neither real nor effective, in any process of the tree.
+            assert!(uids.iter().all(|u| *u != 0), "{seen:#?}");
+        } else {
+            // Another user's login is unchanged: Chromium runs as that user.
+            assert!(uids.iter().all(|u| *u == me), "{seen:#?}");
+        }
+        assert!(!line.contains("--no-sandbox"), "{seen:#?}");
+        assert!(!line.contains("--single-process"), "{seen:#?}");
+    }
+    if me == 0 {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        let dedicated: u32 = passwd
+            .lines()
+            .find_map(|l| l.strip_prefix("dhan-login-chromium:x:"))
+            .and_then(|rest| rest.split(':').next()?.parse().ok())
+            .expect("the dedicated user was created");
+        assert!(
+            seen.iter().all(|l| ran_as(l) == [dedicated, dedicated]),
+            "{seen:#?}"
+        );
+    }
 }

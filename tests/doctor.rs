@@ -24,6 +24,10 @@ async fn doctor_reports_the_mobile_screen_spends_one_consent_and_types_nothing()
     assert_eq!(r["screen"], "mobile", "{first}");
     assert_eq!(r["consent"], "generated", "{first}");
     assert!(r["artifacts"].is_null(), "{first}");
+    // How Chromium ran: sandboxed, and never as root.
+    let browser = r["browser"].as_str().unwrap_or_default();
+    assert!(browser.ends_with("with its sandbox on"), "{first}");
+    assert!(!browser.contains("as root"), "{first}");
     // Only the page itself was loaded: no mobile, code or PIN was posted.
     assert_eq!(stand.server.calls(Endpoint::GenerateConsent), 1);
     assert_eq!(stand.server.calls(Endpoint::ConsentLoginPage), 1, "{first}");
@@ -45,6 +49,10 @@ async fn doctor_reports_the_mobile_screen_spends_one_consent_and_types_nothing()
         "{human}"
     );
     assert!(human.stdout.contains("nothing was typed"), "{human}");
+    assert!(
+        human.stdout.contains("browser: Chromium runs as "),
+        "{human}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

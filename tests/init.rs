@@ -462,3 +462,111 @@ fn man_pages_and_completions_are_generated_for_every_command() {
         assert!(r.stdout.contains("init"), "{shell} completes init");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_inits_at_once_leave_ten_profiles() {
+    let s = Stand::start().await;
+    let config = s.sandbox.write_config(EXISTING);
+    let mut runs = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let mut cmd = s.command();
+        cmd.env("DHAN_LOGIN_CONFIG", &config).args([
+            "--profile",
+            &format!("p{i}"),
+            "init",
+            "--no-input",
+        ]);
+        runs.spawn(run(cmd, None));
+    }
+    while let Some(r) = runs.join_next().await {
+        r.expect("init ran").assert_ok();
+    }
+    let text = std::fs::read_to_string(&config).expect("read the config");
+    let parsed: toml::Table = toml::from_str(&text).expect("valid TOML");
+    let profiles = parsed["profiles"].as_table().expect("profiles");
+    for i in 0..10 {
+        assert!(
+            profiles.contains_key(&format!("p{i}")),
+            "p{i} lost:\n{text}"
+        );
+    }
+    assert!(profiles.contains_key("work"), "{text}");
+    assert_eq!(profiles.len(), 11, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_writes_through_a_symlink_and_keeps_the_files_mode_owner_and_group() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Stand::start().await;
+    let real_dir = s.sandbox.path().join("etc-dhan-login");
+    std::fs::create_dir(&real_dir).expect("mkdir");
+    let real = real_dir.join("config.toml");
+    std::fs::write(&real, EXISTING).expect("write");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    // The documented service layout: root's file, readable by the service's group.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&real, Some(0), Some(65534)).expect("chown");
+    }
+    let before = std::fs::metadata(&real).expect("stat");
+    let link = s.sandbox.path().join("config-link.toml");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+
+    let mut cmd = s.command();
+    cmd.env("DHAN_LOGIN_CONFIG", &link)
+        .args(["--profile", "demo", "init", "--no-input"]);
+    let r = run(cmd, None).await;
+    r.assert_ok();
+    assert!(r.stdout.contains("mode 0640"), "{r}");
+
+    let meta = std::fs::symlink_metadata(&link).expect("lstat");
+    assert!(meta.file_type().is_symlink(), "the link was replaced");
+    let text = std::fs::read_to_string(&real).expect("read the target");
+    assert!(
+        text.contains("[profiles.demo]") && text.contains("[profiles.work]"),
+        "{text}"
+    );
+    let after = std::fs::metadata(&real).expect("stat");
+    assert_eq!(mode(&real), 0o640);
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    if root {
+        assert_eq!(after.gid(), 65534);
+    }
+    // Nothing was left beside the target (no temporary file, no second config).
+    let names: Vec<String> = std::fs::read_dir(&real_dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["config.toml"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_refuses_a_profile_name_no_command_takes_and_a_secret_with_a_line_break() {
+    let s = Stand::start().await;
+    let config = s.sandbox.config_path();
+    for name in ["../evil", "a b", ".hidden"] {
+        let mut cmd = s.command();
+        cmd.env("DHAN_LOGIN_CONFIG", &config)
+            .args(["--profile", name, "init", "--no-input"]);
+        let r = run(cmd, None).await;
+        r.assert_code(2);
+        assert!(r.stderr.contains("profile"), "{r}");
+        assert!(!config.exists(), "nothing written for `{name}`");
+    }
+    // On macOS the secret goes to `security -i` as one command line: a line break would
+    // start a second command.
+    let injected = "s3cret-value\nadd-generic-password -a x -s y -w z";
+    let mut cmd = s.command();
+    cmd.env("DHAN_LOGIN_CONFIG", &config)
+        .env("DHAN_API_SECRET", injected)
+        .args(["init", "--no-input"]);
+    let r = run(cmd, None).await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("api_secret") && r.stderr.contains("line break"),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("s3cret-value"), "{r}");
+    assert!(!config.exists(), "nothing written");
+}

@@ -369,39 +369,20 @@ const SWITCHES: &[&str] = &[
     "remote-debugging-port=0",
 ];
 
-fn is_root() -> bool {
-    #[cfg(unix)]
-    {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        unsafe { libc::geteuid() == 0 }
-    }
-    #[cfg(not(unix))]
-    {
-        false
-    }
-}
-
 /// A user switch, with exactly two leading dashes whatever was written.
 fn user_switch(raw: &str) -> Option<String> {
     let raw = raw.trim().trim_start_matches('-');
     (!raw.is_empty()).then(|| format!("--{raw}"))
 }
 
-/// Chromium's arguments for one login on `profile`. User switches come last, so that
-/// one of theirs with the same key wins.
+/// Chromium's arguments for one login on `profile`, with its sandbox on when `sandbox`
+/// (see `sandbox::plan`). User switches come last, so that one of theirs with the same
+/// key wins.
 pub(crate) fn command_line(
     settings: &BrowserSettings,
     kind: Kind,
     profile: &Path,
-) -> Vec<OsString> {
-    command_line_as(settings, kind, profile, is_root())
-}
-
-fn command_line_as(
-    settings: &BrowserSettings,
-    kind: Kind,
-    profile: &Path,
-    root: bool,
+    sandbox: bool,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = SWITCHES.iter().map(|s| format!("--{s}").into()).collect();
     let mut dir = OsString::from("--user-data-dir=");
@@ -413,16 +394,15 @@ fn command_line_as(
             args.push(s.into());
         }
     }
-    // As root Chromium runs without its sandbox, so the page's own process isolates
-    // nothing and costs a second copy of Chromium's relocated data: one process instead
-    // of two, peak tree PSS 187 -> 172 MiB and 0.93x the time (BENCHMARKS.md). Kept to
-    // headless logins, and a setting turns it off.
-    let single = settings.single_process.unwrap_or(root && headless);
-    if root || single {
-        // Chromium refuses to start as root with its sandbox on. Without the sandbox the
-        // zygotes serve nothing: children are started directly, two processes fewer
-        // (peak tree PSS 215 -> 205 MiB, BENCHMARKS.md). With the sandbox on, Chromium
-        // refuses `--no-zygote`.
+    // Where the kernel refuses the sandbox, the page's own process isolates nothing
+    // and costs a second copy of Chromium's relocated data: one process instead of two,
+    // peak tree PSS 187 -> 172 MiB and 0.93x the time (BENCHMARKS.md). Kept to headless
+    // logins, and a setting turns it off. Asked for, it costs the sandbox.
+    let single = settings.single_process.unwrap_or(!sandbox && headless);
+    if !sandbox || single {
+        // Without the sandbox the zygotes serve nothing: children are started directly,
+        // two processes fewer (peak tree PSS 215 -> 205 MiB, BENCHMARKS.md). With the
+        // sandbox on, Chromium refuses `--no-zygote`.
         args.push("--no-sandbox".into());
         args.push("--no-zygote".into());
     }
@@ -642,7 +622,7 @@ mod tests {
     fn switches_have_two_dashes_and_user_ones_come_last() {
         let mut s = settings();
         s.extra_args = vec!["--lang=fr".into(), "mute-audio".into(), " ".into()];
-        let args = command_line(&s, Kind::HeadlessShell, Path::new("/tmp/p"));
+        let args = command_line(&s, Kind::HeadlessShell, Path::new("/tmp/p"), true);
         let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
         assert!(
             args.iter()
@@ -661,47 +641,43 @@ mod tests {
             "{args:?}"
         );
         s.headed = true;
-        let args = command_line(&s, Kind::Full, Path::new("/tmp/p"));
+        let args = command_line(&s, Kind::Full, Path::new("/tmp/p"), true);
         assert!(!args.iter().any(|a| a == "--headless"), "{args:?}");
     }
 
     #[test]
-    fn one_process_only_for_headless_logins_as_root_unless_set() {
-        let has = |s: &BrowserSettings, kind: Kind, root: bool, switch: &str| {
-            command_line_as(s, kind, Path::new("/tmp/p"), root)
+    fn one_process_only_for_headless_logins_without_the_sandbox_unless_set() {
+        let has = |s: &BrowserSettings, kind: Kind, sandbox: bool, switch: &str| {
+            command_line(s, kind, Path::new("/tmp/p"), sandbox)
                 .iter()
                 .any(|a| a == switch)
         };
         let mut s = settings();
-        for (kind, root, single, no_sandbox) in [
-            (Kind::HeadlessShell, true, true, true),
-            (Kind::Full, true, true, true),
-            (Kind::HeadlessShell, false, false, false),
-            (Kind::Full, false, false, false),
-        ] {
-            assert_eq!(
-                has(&s, kind, root, "--single-process"),
-                single,
-                "{kind:?} root {root}"
-            );
-            assert_eq!(
-                has(&s, kind, root, "--no-sandbox"),
-                no_sandbox,
-                "{kind:?} root {root}"
-            );
+        // With the sandbox (any user, root included since Chromium then runs as another
+        // one): Chromium's usual processes, nothing turned off.
+        for kind in [Kind::HeadlessShell, Kind::Full] {
+            for switch in ["--single-process", "--no-sandbox", "--no-zygote"] {
+                assert!(!has(&s, kind, true, switch), "{kind:?} {switch}");
+            }
         }
-        // A headed window as root keeps Chromium's usual processes.
+        // Where the kernel refused the sandbox: one process for headless logins.
+        for kind in [Kind::HeadlessShell, Kind::Full] {
+            for switch in ["--single-process", "--no-sandbox", "--no-zygote"] {
+                assert!(has(&s, kind, false, switch), "{kind:?} {switch}");
+            }
+        }
+        // A headed window keeps Chromium's usual processes.
         s.headed = true;
-        assert!(!has(&s, Kind::Full, true, "--single-process"));
-        assert!(has(&s, Kind::Full, true, "--no-sandbox"));
+        assert!(!has(&s, Kind::Full, false, "--single-process"));
+        assert!(has(&s, Kind::Full, false, "--no-sandbox"));
         s.headed = false;
         s.single_process = Some(false);
-        assert!(!has(&s, Kind::HeadlessShell, true, "--single-process"));
-        assert!(has(&s, Kind::HeadlessShell, true, "--no-sandbox"));
-        // Asked for as another user, one process goes without the sandbox (and zygote).
+        assert!(!has(&s, Kind::HeadlessShell, false, "--single-process"));
+        assert!(has(&s, Kind::HeadlessShell, false, "--no-sandbox"));
+        // Asked for with the sandbox available, one process goes without it (and zygote).
         s.single_process = Some(true);
         for switch in ["--single-process", "--no-sandbox", "--no-zygote"] {
-            assert!(has(&s, Kind::HeadlessShell, false, switch), "{switch}");
+            assert!(has(&s, Kind::HeadlessShell, true, switch), "{switch}");
         }
     }
 
@@ -712,7 +688,7 @@ mod tests {
             "--disable-features=PaintHolding,TranslateUI".into(),
             "enable-features=Foo".into(),
         ];
-        let args: Vec<String> = command_line(&s, Kind::HeadlessShell, Path::new("/tmp/p"))
+        let args: Vec<String> = command_line(&s, Kind::HeadlessShell, Path::new("/tmp/p"), true)
             .iter()
             .map(|a| a.to_string_lossy().into())
             .collect();

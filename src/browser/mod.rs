@@ -29,6 +29,7 @@ mod launch;
 mod profile;
 mod quiet;
 mod reap;
+mod sandbox;
 mod screens;
 mod selectors;
 mod session;
@@ -140,6 +141,12 @@ fn token_id_of(outcome: flow::Outcome) -> Result<SecretString, BrowserError> {
         flow::Outcome::TokenId(id) => Ok(id),
         flow::Outcome::Report(_) => Err(BrowserError::driver(Step::Capture, "no tokenId")),
     }
+}
+
+/// How the last Chromium this process started ran: as which user, and whether with its
+/// sandbox (`dhan-login doctor` tells it). `None` before any browser was started.
+pub fn browser_sandbox() -> Option<String> {
+    sandbox::last()
 }
 
 /// What `dhan-login doctor` saw on the consent page.

@@ -145,7 +145,8 @@ pub(crate) fn sweep_stale(base: &Path) -> Vec<PathBuf> {
     removed
 }
 
-/// Another user's folder in a shared /tmp is none of our business.
+/// Another user's folder in a shared /tmp is none of our business. A folder handed to
+/// the user Chromium runs as (see `sandbox`) is still ours when its owner file is.
 fn is_mine(entry: &std::fs::DirEntry) -> bool {
     let Ok(meta) = entry.metadata() else {
         return false;
@@ -154,7 +155,12 @@ fn is_mine(entry: &std::fs::DirEntry) -> bool {
     {
         use std::os::unix::fs::MetadataExt;
         // SAFETY: geteuid has no preconditions and cannot fail.
-        meta.is_dir() && meta.uid() == unsafe { libc::geteuid() }
+        let me = unsafe { libc::geteuid() };
+        let owner_file_is_mine = || {
+            std::fs::symlink_metadata(entry.path().join(OWNER_FILE))
+                .is_ok_and(|m| m.is_file() && m.uid() == me)
+        };
+        meta.is_dir() && (meta.uid() == me || owner_file_is_mine())
     }
     #[cfg(not(unix))]
     {

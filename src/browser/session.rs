@@ -22,6 +22,7 @@ use super::error::BrowserError;
 use super::launch::{self, Found};
 use super::quiet::Muffler;
 use super::reap::{self, Marker};
+use super::sandbox;
 use super::spawn::{self, Announced, Spawn};
 use super::{SharedScrubber, profile};
 use crate::config::BrowserSettings;
@@ -44,6 +45,13 @@ pub(crate) struct Session {
     muffler: Muffler,
 }
 
+/// Why a start gave no DevTools address.
+enum Start {
+    /// Chromium exited first; its last lines.
+    Exited(String),
+    Failed(String),
+}
+
 impl Session {
     /// Starts Chromium on a fresh profile and keeps its CDP handler polled.
     pub(crate) async fn launch(
@@ -59,6 +67,11 @@ impl Session {
             message,
         };
         let session_id = format!("{:016x}", rand::random::<u64>());
+        let exe = executable.clone();
+        let headed = settings.headed;
+        let mut plan = tokio::task::spawn_blocking(move || sandbox::plan(&exe, headed))
+            .await
+            .map_err(|e| launch_error(format!("cannot plan its start: {e}")))?;
         let profile = profile::create(&session_id)
             .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?;
         let mut session = Session {
@@ -72,53 +85,31 @@ impl Session {
             muffler,
         };
         let profile_dir = session.profile_dir().to_path_buf();
-        tracing::debug!(
-            executable = %executable.display(),
-            profile_dir = %profile_dir.display(),
-            session = %session_id,
-            "starting Chromium"
-        );
-        let env = |k: &str, v: PathBuf| (k.into(), v.into_os_string());
-        let spawned = spawn::start(Spawn {
-            program: executable.clone(),
-            args: launch::command_line(settings, found.kind, &profile_dir),
-            envs: vec![
-                // Lets every process of this session be found again by its environment.
-                (reap::SESSION_ENV.into(), session_id.clone().into()),
-                // The crash handler otherwise writes its database under ~/.config.
-                env("XDG_CONFIG_HOME", profile_dir.join("xdg-config")),
-                env("XDG_CACHE_HOME", profile_dir.join("xdg-cache")),
-                env("TMPDIR", profile_dir.join("tmp")),
-            ],
-        })
-        .await;
-        let mut child = spawned.map_err(|e| launch_error(format!("cannot start it: {e}")))?;
-        session.pid = Some(child.id());
-        let stderr = child.stderr.take();
-        session.child = Some(child);
-        // While Chromium starts: clear what killed runs left behind.
-        if let Some(base) = profile_dir.parent() {
-            profile::sweep_stale(base);
+        #[cfg(unix)]
+        if let Some(account) = &plan.run_as {
+            sandbox::hand_over(&[&profile_dir, &profile_dir.join("tmp")], account).map_err(
+                |e| launch_error(format!("cannot hand the profile to {}: {e}", account.name)),
+            )?;
         }
-        let announced = stderr
-            .ok_or_else(|| std::io::Error::other("no stderr pipe"))
-            .and_then(spawn::watch_stderr)
-            .map_err(|e| launch_error(format!("cannot read its output: {e}")))?;
-        // If this await is cancelled, the Drop of `session` kills the tree.
-        let ws_url = match tokio::time::timeout(launch_timeout, announced).await {
-            Err(_) => {
-                return Err(launch_error(format!(
-                    "no DevTools address within {launch_timeout:?}"
-                )));
+        let ws_url = loop {
+            let started = session
+                .start(settings, found, &plan, &session_id, launch_timeout)
+                .await;
+            match started {
+                Ok(url) => break url,
+                Err(Start::Exited(tail)) if plan.sandbox && sandbox::blames_sandbox(&tail) => {
+                    sandbox::note_refused(executable, &plan);
+                    plan = plan.without_sandbox();
+                    session.forget_child();
+                }
+                Err(Start::Exited(tail)) => {
+                    return Err(launch_error(format!(
+                        "it exited at start: {}",
+                        scrub(&scrubber, &tail)
+                    )));
+                }
+                Err(Start::Failed(message)) => return Err(launch_error(message)),
             }
-            Ok(Ok(Announced::Listening(url))) => url,
-            Ok(Ok(Announced::Exited(tail))) => {
-                return Err(launch_error(format!(
-                    "it exited at start: {}",
-                    scrub(&scrubber, &tail)
-                )));
-            }
-            Ok(Err(_)) => return Err(launch_error("its output ended unread".into())),
         };
         let config = HandlerConfig {
             request_timeout: settings.step_timeout,
@@ -133,6 +124,7 @@ impl Session {
                 })?
                 .map_err(|e| launch_error(scrub(&scrubber, &e.to_string())))?;
         session.browser = Some(browser);
+        sandbox::record(&plan);
         let task = tokio::spawn(
             drive_handler(handler, scrubber).with_subscriber(session.muffler.dispatch.clone()),
         );
@@ -143,6 +135,88 @@ impl Session {
             "Chromium started"
         );
         Ok(session)
+    }
+
+    /// Starts Chromium once on the session's profile and waits for its DevTools address.
+    async fn start(
+        &mut self,
+        settings: &BrowserSettings,
+        found: &Found,
+        plan: &sandbox::Plan,
+        session_id: &str,
+        launch_timeout: Duration,
+    ) -> Result<String, Start> {
+        let profile_dir = self.profile_dir().to_path_buf();
+        tracing::debug!(
+            executable = %found.path.display(),
+            profile_dir = %profile_dir.display(),
+            session = %session_id,
+            plan = %plan.describe(),
+            "starting Chromium"
+        );
+        let env = |k: &str, v: PathBuf| (k.into(), v.into_os_string());
+        let mut envs = vec![
+            // Lets every process of this session be found again by its environment.
+            (reap::SESSION_ENV.into(), session_id.into()),
+            // The crash handler otherwise writes its database under ~/.config.
+            env("XDG_CONFIG_HOME", profile_dir.join("xdg-config")),
+            env("XDG_CACHE_HOME", profile_dir.join("xdg-cache")),
+            env("TMPDIR", profile_dir.join("tmp")),
+        ];
+        if plan.run_as.is_some() {
+            // Root's home is closed to the other user: what Chromium keeps there
+            // (~/.pki) goes into the throw-away profile too.
+            envs.push(env("HOME", profile_dir.clone()));
+        }
+        let spawned = spawn::start(Spawn {
+            program: found.path.clone(),
+            args: launch::command_line(settings, found.kind, &profile_dir, plan.sandbox),
+            envs,
+            run_as: plan
+                .run_as
+                .as_ref()
+                .map(|a| (a.uid, a.gid, profile_dir.clone())),
+        })
+        .await;
+        let mut child = spawned.map_err(|e| {
+            let hint = match &plan.run_as {
+                Some(a) if e.kind() == std::io::ErrorKind::PermissionDenied => format!(
+                    " (it runs as the user {}, which must be able to read and run it)",
+                    a.name
+                ),
+                _ => String::new(),
+            };
+            Start::Failed(format!("cannot start it: {e}{hint}"))
+        })?;
+        self.pid = Some(child.id());
+        let stderr = child.stderr.take();
+        self.child = Some(child);
+        // While Chromium starts: clear what killed runs left behind.
+        if let Some(base) = profile_dir.parent() {
+            profile::sweep_stale(base);
+        }
+        let announced = stderr
+            .ok_or_else(|| std::io::Error::other("no stderr pipe"))
+            .and_then(spawn::watch_stderr)
+            .map_err(|e| Start::Failed(format!("cannot read its output: {e}")))?;
+        // If this await is cancelled, the Drop of the session kills the tree.
+        match tokio::time::timeout(launch_timeout, announced).await {
+            Err(_) => Err(Start::Failed(format!(
+                "no DevTools address within {launch_timeout:?}"
+            ))),
+            Ok(Ok(Announced::Listening(url))) => Ok(url),
+            Ok(Ok(Announced::Exited(tail))) => Err(Start::Exited(tail)),
+            Ok(Err(_)) => Err(Start::Failed("its output ended unread".into())),
+        }
+    }
+
+    /// Reaps a browser that exited at start, before it is started again.
+    fn forget_child(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.pid = None;
     }
 
     /// Opens the blank tab the login will use, so that its renderer starts while the
@@ -353,5 +427,58 @@ impl Ending {
             tracing::warn!(error = %e, "ending Chromium failed");
         }
         self.started.elapsed()
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A browser whose sandbox the "kernel" refuses: it exits naming the sandbox unless
+    /// started with `--no-sandbox`, then announces a DevTools address nobody listens on.
+    #[tokio::test]
+    async fn a_refused_sandbox_is_started_again_without_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // Chromium may run as another user (root's plan): it must reach the script.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let log = dir.path().join("args");
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let exe = dir.path().join("fake-chromium");
+        std::fs::write(
+            &exe,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {log}\ncase \" $* \" in *' --no-sandbox '*)\n  \
+                 echo 'DevTools listening on ws://127.0.0.1:9/devtools/browser/x' >&2; exec sleep 30;;\nesac\n\
+                 echo '[FATAL:zygote_host_impl_linux.cc(128)] No usable sandbox!' >&2\nexit 1\n",
+                log = log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut settings = BrowserSettings::with_defaults(Path::new("/nonexistent-state"));
+        settings.executable = Some(exe.clone());
+        let found = launch::find_executable(&settings, &|_| None).unwrap();
+
+        let launched = Session::launch(
+            &settings,
+            &found,
+            Duration::from_secs(20),
+            Muffler::new(),
+            SharedScrubber::default(),
+        )
+        .await;
+        // Nothing listens on port 9: the second start got as far as connecting.
+        let err = launched.err().expect("no DevTools server to connect to");
+        assert!(!err.to_string().contains("No usable sandbox"), "{err}");
+        let starts = std::fs::read_to_string(&log).unwrap();
+        let starts: Vec<&str> = starts.lines().collect();
+        assert_eq!(starts.len(), 2, "{starts:?}");
+        assert!(!starts[0].contains("--no-sandbox"), "{starts:?}");
+        assert!(starts[1].contains("--no-sandbox"), "{starts:?}");
+        let next = sandbox::plan(&found.path, false);
+        assert!(next.run_as.is_some() || !sandbox::is_root());
+        assert!(!next.sandbox, "remembered for the next login");
     }
 }

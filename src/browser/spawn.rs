@@ -25,6 +25,9 @@ pub(crate) struct Spawn {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub envs: Vec<(OsString, OsString)>,
+    /// Another user (uid, gid) to run it as, and the folder it starts in (root's own
+    /// working directory may be closed to that user).
+    pub run_as: Option<(u32, u32, PathBuf)>,
 }
 
 struct Request {
@@ -62,13 +65,21 @@ fn fork_exec(spawn: Spawn) -> std::io::Result<Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    #[cfg(unix)]
+    if let Some((uid, gid, dir)) = &spawn.run_as {
+        use std::os::unix::process::CommandExt;
+        // The standard library drops the supplementary groups, then sets the group and
+        // the user, all before the `pre_exec` below runs.
+        cmd.uid(*uid).gid(*gid).current_dir(dir);
+    }
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
         let parent = std::process::id() as libc::pid_t;
         // SAFETY: the closure runs between fork and exec and only makes two system calls,
         // both async-signal-safe; it allocates nothing (the error is built from a
-        // constant) and touches no lock.
+        // constant) and touches no lock. It runs after the change of user, which clears
+        // a parent-death signal set before it.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::prctl(
@@ -161,6 +172,7 @@ mod tests {
             program: "/bin/sh".into(),
             args: vec!["-c".into(), script.into()],
             envs: Vec::new(),
+            run_as: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use chromiumoxide::Page;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
 use super::dom;
 use super::driver::{Deadline, Driver};
@@ -18,11 +19,15 @@ pub(super) fn digits(
     secret: &SecretString,
     len: Option<usize>,
 ) -> Result<SecretString, BrowserError> {
-    let cleaned: String = secret
-        .expose_secret()
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect();
+    // Wiped when dropped; the secret made from it is a copy of exactly its length (a
+    // `String` turned into one could reallocate and leave the old buffer unwiped).
+    let cleaned: Zeroizing<String> = Zeroizing::new(
+        secret
+            .expose_secret()
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect(),
+    );
     let bad = |message: String| BrowserError::Input { field, message };
     if cleaned.is_empty() || !cleaned.chars().all(|c| c.is_ascii_digit()) {
         return Err(bad("must be digits only (the value is not shown)".into()));
@@ -32,7 +37,7 @@ pub(super) fn digits(
     {
         return Err(bad(format!("must be {n} digits (the value is not shown)")));
     }
-    Ok(SecretString::from(cleaned))
+    Ok(SecretString::from(cleaned.as_str()))
 }
 
 impl Driver<'_> {

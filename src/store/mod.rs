@@ -14,4 +14,6 @@ pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
 pub use lockout::{Lockout, LockoutStore, Lockouts};
 pub use pg::{Lease, PgBackend};
-pub use tokens::{LastError, LegacyLockout, ProfileState, StoreError, TokenStore};
+pub use tokens::{
+    LastError, LegacyLockout, ProfileState, StoreError, TokenStore, check_profile_name,
+};

@@ -186,8 +186,9 @@ impl ProfileState {
 }
 
 /// Checks a profile name before it becomes part of a path: `../x` must never name a
-/// file outside the state folder.
-pub(super) fn check_profile_name(profile: &str) -> Result<(), StoreError> {
+/// file outside the state folder. Every command that reaches the state refuses what
+/// this refuses; `init` checks it before writing a profile no command could use.
+pub fn check_profile_name(profile: &str) -> Result<(), StoreError> {
     let ok = !profile.is_empty()
         && !profile.starts_with('.')
         && profile

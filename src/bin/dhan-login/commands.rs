@@ -485,6 +485,7 @@ async fn doctor(m: &TokenManager, json: bool, quiet: bool) -> Result<u8> {
         dhan_login::Artifacts::Saved(dir) => Some(dir.display().to_string()),
         _ => None,
     };
+    let sandbox = dhan_login::browser_sandbox();
     if json {
         let out = serde_json::json!({
             "ok": ok,
@@ -492,6 +493,7 @@ async fn doctor(m: &TokenManager, json: bool, quiet: bool) -> Result<u8> {
             "screen": report.screen,
             "reasons": report.reasons,
             "artifacts": artifacts,
+            "browser": sandbox,
         });
         println!("{out}");
     } else {
@@ -503,6 +505,9 @@ async fn doctor(m: &TokenManager, json: bool, quiet: bool) -> Result<u8> {
                 "generated one"
             }
         );
+        if let Some(sandbox) = &sandbox {
+            println!("browser: {sandbox}");
+        }
         println!("consent page: shows the `{}` screen", report.screen);
         for r in &report.reasons {
             println!("  - {r}");
@@ -567,6 +572,7 @@ fn exec(command: &[String], token: &dhan_login::Token) -> Result<u8> {
         .context("exec needs a program to run")?;
     // Exactly two variables go to the program, and each holds one value.
     token.check().map_err(dhan_login::Error::from)?;
+    crate::hardening::release_for_exec();
     let err = std::process::Command::new(program)
         .args(args)
         .env("DHAN_ACCESS_TOKEN", token.access_token.secret())

@@ -11,6 +11,7 @@ use dhan_login::{ConfigError, Profile, TokenManager};
 use toml_edit::{DocumentMut, Item, Table, value};
 
 use crate::checks;
+use crate::config_file;
 use crate::keepers::{self, Keeper};
 use crate::readiness;
 
@@ -151,9 +152,12 @@ fn config_error(field: &str, message: impl Into<String>) -> anyhow::Error {
 }
 
 pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result<u8> {
+    // The name every other command would refuse is refused before anything is asked.
+    dhan_login::check_profile_name(profile)
+        .map_err(|e| config_error("--profile", e.to_string()))?;
     let paths = crate::load::paths(config)?;
-    let file = paths.config_file.clone();
-    let mut doc = read_document(&file)?;
+    let file = config_file::target(&paths.config_file);
+    let doc = read_document(&file)?;
     let exists = doc.get("profiles").and_then(|p| p.get(profile)).is_some();
     let interactive = !args.no_input && std::io::stdin().is_terminal();
     if interactive {
@@ -202,7 +206,7 @@ pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result
     for f in FIELDS {
         let value = match given(f) {
             Some((v, from)) => {
-                if let Some(p) = checks::problem(f.name, &v) {
+                if let Some(p) = line_break(&v).or_else(|| checks::problem(f.name, &v)) {
                     if interactive {
                         ui.say(&format!("{} from {from}: {p}", f.name));
                     }
@@ -244,28 +248,36 @@ pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result
         return Err(ConfigError::Several(bad)).context("nothing written");
     }
 
-    let table = profile_table(&mut doc, profile)?;
     let mut kept_in = Vec::new();
+    let mut entries: Vec<(&'static Field, String, String)> = Vec::new();
     for (f, v) in &values {
-        for suffix in ["", "_file", "_command"] {
-            table.remove(&format!("{}{suffix}", f.name));
-        }
         if f.secret && keeper != Keeper::Inline {
             let command = keepers::keep(keeper, profile, f.name, v)
                 .with_context(|| format!("{}: cannot keep it in {}", f.name, keeper.describe()))?;
             check_read_back(f.name, &command, v, keeper)?;
-            table.insert(&format!("{}_command", f.name), value(command));
+            entries.push((f, format!("{}_command", f.name), command));
             kept_in.push(f.name);
         } else {
-            table.insert(f.name, value(v.as_str()));
+            entries.push((f, f.name.to_owned(), v.clone()));
         }
     }
+    // The file as it is now, not as it was before the questions: another init (or an
+    // editor) may have written it since. Only this profile's fields are laid over it.
+    let lock = config_file::lock(&file)?;
+    let mut doc = read_document(&file)?;
+    let table = profile_table(&mut doc, profile)?;
+    for (f, key, v) in &entries {
+        for suffix in ["", "_file", "_command"] {
+            table.remove(&format!("{}{suffix}", f.name));
+        }
+        table.insert(key, value(v.as_str()));
+    }
     let has_login_at = table.contains_key("login_at");
-    dhan_login::write_atomic(&file, doc.to_string().as_bytes())
-        .with_context(|| format!("cannot write {}", file.display()))?;
+    let mode = config_file::write(&file, doc.to_string().as_bytes(), &lock)?;
+    drop(lock);
 
     println!(
-        "wrote profile `{profile}` to {} (mode 0600{})",
+        "wrote profile `{profile}` to {} (mode {mode:04o}{})",
         file.display(),
         if kept_in.is_empty() {
             String::new()
@@ -319,9 +331,20 @@ async fn report(profile: &str, paths: &dhan_login::Paths) -> Result<()> {
     Ok(())
 }
 
+/// Long enough to type a GPG passphrase into the pinentry `pass show` may open.
+const READ_BACK_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A line break inside a value would end it early in the file or in a password
+/// manager's input (`security -i` would run the rest as a second command).
+fn line_break(value: &str) -> Option<String> {
+    value
+        .contains(['\n', '\r'])
+        .then(|| "holds a line break".to_owned())
+}
+
 /// The secret a `*_command` prints must be the one typed (or, for a reference, a valid one).
 fn check_read_back(field: &str, command: &str, typed: &str, keeper: Keeper) -> Result<()> {
-    let got = keepers::read_back(command)
+    let got = keepers::read_back(command, READ_BACK_LIMIT)
         .with_context(|| format!("{field}: {} cannot read it back", keeper.describe()))?;
     if keeper.takes_reference() {
         if let Some(p) = checks::problem(field, &got) {
@@ -397,7 +420,7 @@ fn ask(ui: &mut Terminal, f: &Field, question: &str, keeper: Keeper) -> Result<O
         let problem = if reference {
             (!answer.starts_with("op://")).then(|| "an op:// reference starts with op://".into())
         } else {
-            checks::problem(f.name, answer)
+            line_break(answer).or_else(|| checks::problem(f.name, answer))
         };
         match problem {
             Some(p) => ui.say(&format!("  {}: {p}; again", f.name)),

@@ -6,6 +6,7 @@
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
@@ -162,18 +163,47 @@ fn feed(cmd: &mut Command, input: &str) -> Result<()> {
 }
 
 /// The first line `command` prints, as `*_command` is read at login time.
-pub fn read_back(command: &str) -> Result<String> {
-    let out = Command::new("sh")
+pub fn read_back(command: &str, limit: Duration) -> Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
+        // A group of its own, so that the whole of it (sh, the manager, gpg) can be
+        // killed when it does not answer in time.
+        .process_group(0)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
+        .spawn()
         .context("cannot run sh")?;
-    if !out.status.success() {
-        bail!("`{command}` failed ({})", out.status);
+    let mut stdout = child.stdout.take().context("no stdout pipe")?;
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).map(|_| out)
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: kill(2) on the group this function started, not yet reaped.
+            unsafe {
+                libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+            }
+            let _ = child.wait();
+            bail!("`{command}` did not answer within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !status.success() {
+        bail!("`{command}` failed ({status})");
     }
-    let text = String::from_utf8(out.stdout).context("the command printed non-UTF-8")?;
+    let out = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading `{command}` failed"))??;
+    let text = String::from_utf8(out).context("the command printed non-UTF-8")?;
     Ok(text.lines().next().unwrap_or("").trim().to_owned())
 }
 
@@ -184,8 +214,23 @@ mod tests {
     #[test]
     fn quoting_survives_sh() {
         let tricky = "it's a \"name\" $HOME `x`";
-        let out = read_back(&format!("printf '%s\\n' {}", shell_quote(tricky))).expect("sh");
+        let out = read_back(
+            &format!("printf '%s\\n' {}", shell_quote(tricky)),
+            Duration::from_secs(60),
+        )
+        .expect("sh");
         assert_eq!(out, tricky);
+    }
+
+    #[test]
+    fn a_read_back_that_never_answers_is_killed_at_its_limit() {
+        let started = Instant::now();
+        let e = read_back("sleep 30; echo late", Duration::from_millis(300))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did not answer"), "{e}");
+        // Killed with its group: the call did not wait for `sleep` to end.
+        assert!(started.elapsed() < Duration::from_secs(25));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 mod checks;
 mod cli;
 mod commands;
+mod config_file;
 mod console;
 mod demo;
 mod echo;
+mod hardening;
 mod init;
 mod interrupt;
 mod ip;
@@ -40,6 +42,8 @@ fn main() -> ExitCode {
     #[cfg(feature = "browser")]
     dhan_login::become_subreaper();
     output::init_logging(cli.verbose, cli.quiet);
+    // Before a secret is read from a file or a command, and before any thread exists.
+    hardening::protect();
     output::FORCE_PROGRESS.store(cli.progress, std::sync::atomic::Ordering::Relaxed);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -30,9 +30,11 @@ impl Cipher {
                 "store.key: {why} (expected 32 random bytes in base64, e.g. the output of `openssl rand -base64 32`)"
             ),
         };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(key.expose_secret().trim())
-            .map_err(|_| bad("not base64"))?;
+        let bytes = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(key.expose_secret().trim())
+                .map_err(|_| bad("not base64"))?,
+        );
         if bytes.len() != 32 {
             return Err(bad(&format!("{} bytes", bytes.len())));
         }
