@@ -53,7 +53,7 @@ async fn page(seed: u64) -> Result<Duration, String> {
     let outcome = case
         .login(Login {
             // Half the pages without a redirect URL: the tracker's decoy must still lose.
-            redirect: (seed % 2 == 0).then_some(&redirect),
+            redirect: seed.is_multiple_of(2).then_some(&redirect),
             progress: Some(&steps),
             otp: Some(&otp),
             ..Default::default()

@@ -508,14 +508,13 @@ pub(crate) fn render(
             let (a, b) = (escape(&t.split.0), escape(&t.split.1));
             in_form = format!(r#"<h3 class="login-title"><span>{a}</span> <b>{b}</b></h3>"#);
         }
-        "attribute" => {
-            if layout.seed % 2 == 0 {
-                labelled_by = Some(name_id.clone());
-                in_form = format!(
-                    r#"<span id="{name_id}" class="visually-hidden">{}</span>"#,
-                    escape(t.name)
-                );
-            }
+        // Half the pages name the inputs by aria-labelledby, the others by aria-label.
+        "attribute" if layout.seed.is_multiple_of(2) => {
+            labelled_by = Some(name_id.clone());
+            in_form = format!(
+                r#"<span id="{name_id}" class="visually-hidden">{}</span>"#,
+                escape(t.name)
+            );
         }
         _ => {}
     }
