@@ -43,8 +43,9 @@ impl OtpSource for FixedOtp {
     }
 }
 
-/// One login on the page of `seed`; Err says what went wrong.
-async fn page(seed: u64) -> Result<Duration, String> {
+/// One login on the page of `seed`: how long it took, and each step. Err says what
+/// went wrong.
+async fn page(seed: u64) -> Result<(Duration, Vec<(String, Duration)>), String> {
     let variant = PageVariant::generated(seed);
     let case = Case::start(MockOptions {
         page_variant: variant,
@@ -124,7 +125,7 @@ async fn page(seed: u64) -> Result<Duration, String> {
     let mut secrets = case.secrets(Some(token.expose_secret()), None);
     secrets.push(s.sms_otp());
     case.assert_logs_clean(&secrets);
-    Ok(took)
+    Ok((took, steps.durations()))
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -169,6 +170,17 @@ fn seeds() -> (Vec<u64>, String) {
 
 /// Logs in on every page of `seeds`, `parallel` at a time; the report and the failures.
 async fn run(seeds: &[u64], parallel: usize) -> (Vec<String>, Vec<(u64, String)>) {
+    let (report, failed, _) = run_with_steps(seeds, parallel).await;
+    (report, failed)
+}
+
+type StepTimes = Vec<(u64, Vec<(String, Duration)>)>;
+
+/// [`run`], also giving each passed page's step durations.
+async fn run_with_steps(
+    seeds: &[u64],
+    parallel: usize,
+) -> (Vec<String>, Vec<(u64, String)>, StepTimes) {
     let gate = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     let mut tasks = Vec::new();
     for &seed in seeds {
@@ -183,9 +195,13 @@ async fn run(seeds: &[u64], parallel: usize) -> (Vec<String>, Vec<(u64, String)>
     }
     let mut times = Vec::new();
     let mut failed = Vec::new();
+    let mut steps = Vec::new();
     for (seed, task) in tasks {
         match task.await {
-            Ok(Ok(took)) => times.push((took, seed)),
+            Ok(Ok((took, durations))) => {
+                times.push((took, seed));
+                steps.push((seed, durations));
+            }
             Ok(Err(why)) => failed.push((seed, why)),
             Err(e) => failed.push((seed, format!("panicked: {e}"))),
         }
@@ -204,7 +220,7 @@ async fn run(seeds: &[u64], parallel: usize) -> (Vec<String>, Vec<(u64, String)>
             last.1
         ));
     }
-    (report, failed)
+    (report, failed, steps)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +270,14 @@ async fn the_three_reported_layouts_are_drawn_and_log_in() {
     let on_input =
         seed_where(|l| l["mobile"]["enable"] == "on-input" && l["mobile"]["button"] == "button");
     let swallowed = seed_where(|l| l["swallow"] == "mobile" && l["mobile"]["enable"] == "on-input");
-    let (report, failed) = run(&[above, on_input, swallowed], 2).await;
+    let (report, failed, steps) = run_with_steps(&[above, on_input, swallowed], 2).await;
     eprintln!("reported layouts (seeds {above}, {on_input}, {swallowed}): {report:?}");
+    for (seed, durations) in &steps {
+        let shown: Vec<String> = durations
+            .iter()
+            .map(|(step, d)| format!("{step} {} ms", d.as_millis()))
+            .collect();
+        eprintln!("  seed {seed}: {}", shown.join(", "));
+    }
     assert!(failed.is_empty(), "{failed:#?}");
 }
