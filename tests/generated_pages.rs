@@ -168,15 +168,10 @@ fn seeds() -> (Vec<u64>, String) {
     )
 }
 
-/// Logs in on every page of `seeds`, `parallel` at a time; the report and the failures.
-async fn run(seeds: &[u64], parallel: usize) -> (Vec<String>, Vec<(u64, String)>) {
-    let (report, failed, _) = run_with_steps(seeds, parallel).await;
-    (report, failed)
-}
-
 type StepTimes = Vec<(u64, Vec<(String, Duration)>)>;
 
-/// [`run`], also giving each passed page's step durations.
+/// Logs in on every page of `seeds`, `parallel` at a time: the report, the failures,
+/// and each passed page's step durations.
 async fn run_with_steps(
     seeds: &[u64],
     parallel: usize,
@@ -232,13 +227,24 @@ async fn a_sample_of_generated_pages_all_log_in() {
     let parallel = env_number("DHAN_LOGIN_PAGE_PARALLEL", 2);
     eprintln!("generated pages: {chosen}");
     let started = Instant::now();
-    let (report, failed) = run(&seeds, parallel).await;
+    let (report, failed, steps) = run_with_steps(&seeds, parallel).await;
     eprintln!(
         "generated pages: {} seeds in {} s; {}",
         seeds.len(),
         started.elapsed().as_secs(),
         report.join("; ")
     );
+    let total = |d: &[(String, Duration)]| d.iter().map(|(_, t)| *t).sum::<Duration>();
+    if let Some((seed, durations)) = steps.iter().max_by_key(|(_, d)| total(d)) {
+        let shown: Vec<String> = durations
+            .iter()
+            .map(|(step, d)| format!("{step} {} ms", d.as_millis()))
+            .collect();
+        eprintln!(
+            "generated pages: slowest steps, seed {seed}: {}",
+            shown.join(", ")
+        );
+    }
     let mut text = String::new();
     for (seed, why) in &failed {
         text.push_str(&format!(
