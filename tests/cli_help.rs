@@ -160,3 +160,39 @@ async fn mock_server_prints_the_demo_account_as_its_first_line() {
 
     child.kill().await.expect("stop mock-server");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mock_server_with_a_page_seed_prints_what_it_drew() {
+    use tokio::io::AsyncBufReadExt;
+
+    let sandbox = Sandbox::new();
+    let mut cmd = tokio::process::Command::from(sandbox.command());
+    cmd.args(["mock-server", "--port", "0", "--page-seed", "42"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("start mock-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("mock-server printed nothing within 10 s")
+        .expect("read stdout")
+        .expect("mock-server closed stdout without a line");
+    let v: Value = serde_json::from_str(&first).expect("first line is JSON");
+    let page = &v["page"];
+    assert_eq!(page["seed"], 42, "{first}");
+    for dimension in ["rendering", "origin", "second_factor", "redraw", "decoys"] {
+        assert!(!page[dimension].is_null(), "{dimension} missing: {first}");
+    }
+    for screen in ["mobile", "totp", "otp", "pin"] {
+        for dimension in ["words", "inputs", "button", "enable", "submit", "form"] {
+            assert!(
+                !page[screen][dimension].is_null(),
+                "{screen}.{dimension} missing: {first}"
+            );
+        }
+    }
+    child.kill().await.expect("stop mock-server");
+}

@@ -851,3 +851,46 @@ async fn single_page_steps_honour_faults_and_spend_each_totp_once() {
     // Page load, mobile and TOTP calls for both sessions: every one counted.
     assert_eq!(s.calls(Endpoint::ConsentLoginPage), 2 + 2 + 3);
 }
+
+/// The first seed whose drawn page satisfies `wanted`.
+fn generated_seed(wanted: impl Fn(&Value) -> bool) -> u64 {
+    (0..10_000)
+        .find(|s| {
+            PageVariant::generated(*s)
+                .layout_json()
+                .is_some_and(|l| wanted(&l))
+        })
+        .expect("some seed draws it")
+}
+
+#[tokio::test]
+async fn a_generated_page_is_reproducible_described_and_may_move_origin() {
+    let same = generated_seed(|l| l["origin"] == "same" && l["rendering"] == "documents");
+    let s = serving(PageVariant::generated(same)).await;
+    assert_eq!(s.describe_json()["page"]["seed"], same);
+    assert_eq!(
+        PageVariant::generated(same).layout_json(),
+        PageVariant::generated(same).layout_json()
+    );
+    let consent = consent_id(&s).await;
+    let page = get_page(&s, &consent).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#""gen":{"#),
+        "the page script gets the drawn behaviour"
+    );
+
+    let moved = generated_seed(|l| l["origin"] == "redirected");
+    let s = serving(PageVariant::generated(moved)).await;
+    let consent = consent_id(&s).await;
+    let page = get_page(&s, &consent).await;
+    assert_eq!(page.status(), StatusCode::FOUND);
+    let to = location(&page);
+    assert_eq!(to.host_str(), Some("localhost"), "{to}");
+    assert_eq!(to.port(), Some(s.local_addr().port()));
+    assert!(to.as_str().contains(&consent));
+    // The second origin serves the page itself.
+    let there = client().get(to.as_str()).send().await.unwrap();
+    assert_eq!(there.status(), StatusCode::OK);
+}

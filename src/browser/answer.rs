@@ -68,14 +68,14 @@ impl Driver<'_> {
     pub(super) async fn answer_screens(&mut self) -> Result<(), BrowserError> {
         let page = self.page()?;
         let patience = Patience {
-            proceed_retry: self.profile.proceed_retry(),
+            press_retry: self.profile.proceed_retry(),
             settle: SETTLE,
         };
         let mut history = History::default();
         let mut watch = Watch::new();
-        // When the mobile screen was submitted, when its typing began, and the page's own
-        // count of the requests it had sent then.
-        let mut mobile_sent: Option<(Instant, Mark, u64)> = None;
+        // When the driver last pressed, when that screen's typing began, and the page's
+        // own count of the requests it had sent then.
+        let mut pressed: Option<(Instant, Mark, u64)> = None;
         loop {
             let decide = |me: &Self, view: View<'_>| match view {
                 View::Captured => Some(None),
@@ -83,7 +83,7 @@ impl Driver<'_> {
                 View::Page(snap, stable_for) => {
                     let timing = Timing {
                         stable_for,
-                        since_mobile_submit: mobile_sent.map(|(at, typed_from, page)| {
+                        since_press: pressed.map(|(at, typed_from, page)| {
                             let sent = me.traffic.sent_since(typed_from) || snap.submits > page;
                             (at.elapsed(), sent)
                         }),
@@ -105,15 +105,19 @@ impl Driver<'_> {
                     self.record("mobile").await;
                     let before = (Traffic::mark(), snap.submits);
                     self.type_mobile(&page).await?;
-                    self.submit(&page, &snap).await?;
+                    let did = self.press(&page, Screen::Mobile, before).await?;
                     history.mobile_submitted = true;
-                    mobile_sent = Some((Instant::now(), before.0, before.1));
+                    history.pressed = did.then_some(Screen::Mobile);
+                    history.retried = false;
+                    pressed = Some((Instant::now(), before.0, before.1));
                 }
-                Action::RetryProceed => {
+                Action::RetryPress => {
                     self.log
-                        .note("the mobile screen did not move and the page sent nothing: pressing its button once more");
-                    history.mobile_retried = true;
-                    self.submit(&page, &snap).await?;
+                        .note("the screen did not move and the page sent nothing: pressing its button once more");
+                    history.retried = true;
+                    if let Some((_, from, page_before)) = pressed {
+                        self.press(&page, snap.screen, (from, page_before)).await?;
+                    }
                 }
                 Action::Type(code) => {
                     self.enter(code.step());
@@ -127,9 +131,12 @@ impl Driver<'_> {
                     // is never typed a second time.
                     history.typed.push(code);
                     self.type_code(&snap, &secret).await?;
-                    self.within(dom::mark_filled(&page, "code", code.as_str()))
+                    self.acting(dom::mark_filled(&page, "code", code.as_str()))
                         .await?;
-                    self.after_code(&page, code, before).await?;
+                    let did = self.after_code(&page, code, before).await?;
+                    history.pressed = did.then_some(Screen::Pending);
+                    history.retried = false;
+                    pressed = Some((Instant::now(), before.0, before.1));
                     if code == Code::Pin {
                         self.enter(Step::Capture);
                     }

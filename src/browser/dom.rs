@@ -145,6 +145,18 @@ pub(crate) async fn press_enter(page: &Page) -> Result<(), EvalError> {
     Ok(())
 }
 
+/// Leaves the focused field, as a person does by clicking elsewhere: pages that check a
+/// field when it loses focus enable their button then.
+pub(crate) async fn blur(page: &Page) -> Result<(), EvalError> {
+    let body = r#"
+const el = document.activeElement;
+if (el && el !== document.body && typeof el.blur === 'function') el.blur();
+return true;
+"#;
+    let _: bool = eval(page, script(body, "")).await?;
+    Ok(())
+}
+
 /// Tags the inputs tagged `key` as filled with `code`: until the page replaces or
 /// clears them, the classifier takes them for the screen already answered.
 pub(crate) async fn mark_filled(page: &Page, key: &str, code: &str) -> Result<(), EvalError> {
@@ -163,8 +175,8 @@ return els.length;
     Ok(())
 }
 
-/// Counts, in every document the page loads, the fetch and XHR writes the page itself
-/// starts. The driver reads the count in the same look as the screen, so a page that
+/// Counts, in every document the page loads, the fetch and XHR writes and the form
+/// posts the page itself starts. The driver reads the count in the same look as the screen, so a page that
 /// submits on its own is never clicked after it did. (A `submit` event is no evidence:
 /// a page may swallow it and send nothing; a real form post shows as a document load.)
 pub(crate) const SUBMIT_WATCH: &str = r#"
@@ -181,6 +193,10 @@ pub(crate) const SUBMIT_WATCH: &str = r#"
       return fetch0.apply(this, arguments);
     };
   }
+  // A form post by script, or a submit event the page let through, leaves the page too.
+  const submit0 = HTMLFormElement.prototype.submit;
+  HTMLFormElement.prototype.submit = function () { w.submits += 1; return submit0.apply(this, arguments); };
+  window.addEventListener('submit', (e) => { if (!e.defaultPrevented) w.submits += 1; });
   const open0 = XMLHttpRequest.prototype.open;
   const send0 = XMLHttpRequest.prototype.send;
   XMLHttpRequest.prototype.open = function (m) { this.__dhanLoginMethod = m; return open0.apply(this, arguments); };

@@ -129,6 +129,19 @@ impl Driver<'_> {
         }
     }
 
+    /// [`Driver::within`], ended early (None) by a captured tokenId: a page may leave for
+    /// the redirect in the middle of an action (it submits on a key event), and Chromium
+    /// then never acknowledges that action.
+    pub(super) async fn acting<T, E: Display>(
+        &self,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<Option<T>, BrowserError> {
+        tokio::select! {
+            r = self.within(fut) => r.map(Some),
+            _ = self.slot.wait() => Ok(None),
+        }
+    }
+
     /// Saves the screen just reached (`dhan-login record`).
     pub(super) async fn record(&mut self, screen: &str) {
         let Some(page) = self.page.clone() else {

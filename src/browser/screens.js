@@ -181,33 +181,64 @@ const maskedInput = (el, root) => {
 };
 
 const HEADINGS = 'h1, h2, h3, h4, h5, h6, legend, label, [role="heading"], .title, .heading, header';
-// Text around a group: the nearest ancestor (up to the form or six levels) that holds a
-// heading, its headings apart from its other text, links and buttons left out.
-const scopeOf = (root) => {
-  let scope = root;
-  for (let i = 0; i < 6 && scope.parentElement; i++) {
-    if (Array.from(scope.querySelectorAll(HEADINGS)).some(shown)) break;
-    if (scope.tagName === 'FORM' && i > 0) break;
-    scope = scope.parentElement;
+// Messages are answers, not titles: their words never say which code a group wants.
+const MESSAGES = '[role="alert"], [role="status"], [aria-live], #toast-container, .toast-container, .ngx-toastr';
+// Elements that hold one screen the way a card or dialog does.
+const BOUNDARY = '[role="dialog"], dialog, main, section, article, mat-card, .card, .modal-content';
+const ownField = (el, root) => root.contains(el) || el === root;
+// The ancestors a person reads a group in, nearest first: from the group outwards to
+// its card (a dialog, section or card, or the last ancestor below <body> that holds no
+// other screen's field), past any form.
+const levelsOf = (root) => {
+  const out = [root];
+  let n = root;
+  for (let i = 0; i < 14; i++) {
+    if (n !== root && n.matches(BOUNDARY)) break;
+    const p = n.parentElement;
+    if (!p || p === document.body || p === document.documentElement) break;
+    const others = digits.some((o) => !ownField(o, root) && p.contains(o))
+      || (mobile && !ownField(mobile, root) && p.contains(mobile));
+    if (others) break;
+    n = p;
+    out.push(n);
   }
-  return scope;
+  return out;
 };
-const contextOf = (root, els) => {
-  const scope = scopeOf(root);
-  const headings = Array.from(scope.querySelectorAll(HEADINGS)).filter(shown).map((h) => h.innerText);
-  headings.push(...els.map(attrText));
+const ariaName = (el) => [el.getAttribute('aria-label'),
+  ...(el.getAttribute('aria-labelledby') || '').split(/\s+/).filter(Boolean)
+    .map((id) => { const n = document.getElementById(id); return n ? n.innerText : ''; })].map(norm).join(' ');
+const headingsIn = (scope) => Array.from(scope.querySelectorAll(HEADINGS))
+  .filter((h) => shown(h) && !h.closest(MESSAGES)).map((h) => h.innerText);
+const textIn = (scope) => {
   const rest = [];
   const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT);
   let total = 0;
   for (let n = walker.nextNode(); n && total < 4000; n = walker.nextNode()) {
     const parent = n.parentElement;
     if (!parent || parent.closest('a, button, [role="button"], script, style, template, noscript')) continue;
-    if (parent.closest(HEADINGS) || !shown(parent)) continue;
+    if (parent.closest(HEADINGS) || parent.closest(MESSAGES) || !shown(parent)) continue;
     const t = norm(n.textContent);
     if (t) { rest.push(t); total += t.length; }
   }
-  return { scope, heading: headings.join(' | '), text: rest.join(' ') };
+  return rest.join(' ');
 };
+// The words around a group, level by level: the nearest level whose titles (headings,
+// labels, accessible names) name a code wins; else the nearest whose other text does.
+const contextOf = (root, els) => {
+  const levels = levelsOf(root);
+  const names = els.map(attrText).concat([ariaName(root)]);
+  const views = levels.map((scope, i) => {
+    if (i > 0) names.push(ariaName(scope));
+    return { scope, heading: headingsIn(scope).concat(names).join(' | '), text: textIn(scope) };
+  });
+  const top = views[views.length - 1];
+  const byHeading = views.find((v) => kindsOf(v.heading).length > 0);
+  if (byHeading) return { ...byHeading, card: top.scope, where: 'headings' };
+  const byText = views.find((v) => kindsOf(v.text).length > 0);
+  if (byText) return { scope: byText.scope, heading: '', text: byText.text, card: top.scope, where: 'text' };
+  return { ...top, card: top.scope, where: 'none' };
+};
+const scopeOf = (el) => { const l = levelsOf(el); return l[l.length - 1]; };
 
 const place = (root, els) => {
   const g = { els, root, count: els.length, reasons: [] };
@@ -217,7 +248,7 @@ const place = (root, els) => {
   g.filled = els.filter((el) => (el.value || '').length > 0).length;
   g.ours = els.every((el) => el.hasAttribute(FILLED)) ? els[0].getAttribute(FILLED) : null;
   const ctx = contextOf(root, els);
-  g.scope = ctx.scope;
+  g.scope = ctx.card;
   const lens = els.map(maxLen);
   if (els.length === 6) {
     if (lens.some((m) => m !== null && m > 1 && m < 6)) return { ...g, kind: null, why: 'six inputs whose maxlength is neither 1 nor a whole code' };
@@ -263,9 +294,12 @@ const current = groups.filter((g) => !(g.ours && g.filled === g.count));
 const old = groups.filter((g) => g.ours && g.filled === g.count);
 
 // --- the screen's own button ------------------------------------------------------
-const BUTTONS = 'button, input[type="submit"], input[type="button"], [role="button"]';
-const buttonText = (b) => lower(b.innerText || b.value || b.getAttribute('aria-label') || '');
-const enabledBtn = (b) => !b.disabled && b.getAttribute('aria-disabled') !== 'true';
+const BUTTONS = 'button, input[type="submit"], input[type="button"], [role="button"], a[href]';
+// What the button says: its text, or for an icon, its accessible name.
+const buttonText = (b) => lower([b.innerText, b.value, b.getAttribute('aria-label'), b.getAttribute('title')]
+  .filter(Boolean).join(' '));
+const enabledBtn = (b) => !b.disabled && b.getAttribute('aria-disabled') !== 'true'
+  && !b.classList.contains('disabled');
 const findSubmit = (near, explicit) => {
   for (const cand of explicit) {
     const hit = query(cand);
@@ -278,7 +312,7 @@ const findSubmit = (near, explicit) => {
     const all = Array.from(scope.querySelectorAll(BUTTONS)).filter(shown)
       .filter((b) => !has(RE.notSubmit, buttonText(b)));
     const worded = all.filter((b) => has(RE.submit, buttonText(b)));
-    if (worded.length > 0) return { el: worded.find(enabledBtn) || worded[0], via: 'text "' + norm(worded[0].innerText || worded[0].value) + '"' };
+    if (worded.length > 0) return { el: worded.find(enabledBtn) || worded[0], via: 'text "' + buttonText(worded[0]) + '"' };
     const typed = all.filter((b) => (b.getAttribute('type') || (b.tagName === 'BUTTON' ? 'submit' : '')) === 'submit');
     if (form && scope === form && typed.length === 1) return { el: typed[0], via: 'the one submit button of its form' };
   }

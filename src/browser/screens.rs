@@ -200,8 +200,11 @@ pub(crate) async fn look(
 pub(crate) struct History {
     /// The mobile number was typed and submitted.
     pub mobile_submitted: bool,
-    /// Proceed was pressed a second time (at most once).
-    pub mobile_retried: bool,
+    /// The screen the driver last pressed a button (or Enter) on: `Mobile`, or
+    /// `Pending` for a code screen it filled.
+    pub pressed: Option<Screen>,
+    /// That press was made a second time (at most once per screen).
+    pub retried: bool,
     /// Codes typed, in order; each at most once per login.
     pub typed: Vec<Code>,
 }
@@ -213,20 +216,21 @@ impl History {
 }
 
 /// How long the current screen has looked the same, and whether the page sent
-/// anything since the driver last submitted.
+/// anything since the driver last pressed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
     /// Since the current signature was first seen.
     pub stable_for: Duration,
-    /// Since the mobile screen was last submitted, and whether a request left the page
-    /// since then.
-    pub since_mobile_submit: Option<(Duration, bool)>,
+    /// Since the driver last pressed, and whether a request left the page since its
+    /// typing began.
+    pub since_press: Option<(Duration, bool)>,
 }
 
 /// Knobs of [`decide`], from the page profile.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Patience {
-    pub proceed_retry: Duration,
+    /// How long a press may go without anything sent before it is made once more.
+    pub press_retry: Duration,
     /// How long a doubtful screen (ambiguous, unplaced, a code screen shown again) must
     /// stay the same before the login gives up on it; pages pass through such states
     /// while they redraw.
@@ -255,8 +259,8 @@ pub(crate) enum Stop {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
     TypeMobile,
-    /// Press the mobile screen's Proceed once more: the first press did not take.
-    RetryProceed,
+    /// Press the screen's button once more: the first press sent nothing.
+    RetryPress,
     Type(Code),
     Wait,
     Stop(Stop),
@@ -286,12 +290,8 @@ pub(crate) fn decide(
                 .unwrap_or_default(),
         )),
         Screen::Mobile if !h.mobile_submitted => Action::TypeMobile,
-        Screen::Mobile => match t.since_mobile_submit {
-            Some((since, false)) if !h.mobile_retried && since >= p.proceed_retry => {
-                Action::RetryProceed
-            }
-            _ => Action::Wait,
-        },
+        Screen::Mobile | Screen::Pending if retry_due(s, h, t, p) => Action::RetryPress,
+        Screen::Mobile => Action::Wait,
         Screen::Totp | Screen::Otp | Screen::Pin => {
             let Some(code) = Code::of(s.screen) else {
                 return Action::Wait;
@@ -317,6 +317,16 @@ pub(crate) fn decide(
         Screen::Ambiguous | Screen::Unplaced => doubt(s, t, p, ""),
         Screen::Pending | Screen::Navigating | Screen::Unknown => Action::Wait,
     }
+}
+
+/// A press that sent nothing is made once more: by what was sent, never while the
+/// button is disabled, at most once per screen.
+fn retry_due(s: &Snapshot, h: &History, t: Timing, p: Patience) -> bool {
+    let nothing_sent = matches!(t.since_press, Some((since, false)) if since >= p.press_retry);
+    h.pressed == Some(s.screen)
+        && !h.retried
+        && nothing_sent
+        && s.submit.as_ref().is_none_or(|b| b.enabled)
 }
 
 fn doubt(s: &Snapshot, t: Timing, p: Patience, what: &str) -> Action {
@@ -353,14 +363,14 @@ mod tests {
     }
 
     const P: Patience = Patience {
-        proceed_retry: Duration::from_secs(3),
+        press_retry: Duration::from_secs(3),
         settle: Duration::from_secs(1),
     };
 
     fn at(stable_ms: u64) -> Timing {
         Timing {
             stable_for: Duration::from_millis(stable_ms),
-            since_mobile_submit: None,
+            since_press: None,
         }
     }
 
@@ -410,21 +420,35 @@ mod tests {
     }
 
     #[test]
-    fn proceed_is_retried_once_and_only_when_nothing_was_sent() {
-        let mut h = after_mobile();
-        let s = snap(Screen::Mobile);
+    fn a_press_is_retried_once_and_only_when_nothing_was_sent() {
         let t = |ms: u64, sent: bool| Timing {
             stable_for: Duration::ZERO,
-            since_mobile_submit: Some((Duration::from_millis(ms), sent)),
+            since_press: Some((Duration::from_millis(ms), sent)),
         };
-        assert_eq!(decide(&s, &h, t(1000, false), P, false), Action::Wait);
-        assert_eq!(decide(&s, &h, t(3100, true), P, false), Action::Wait);
+        for screen in [Screen::Mobile, Screen::Pending] {
+            let mut h = after_mobile();
+            h.pressed = Some(screen);
+            let mut s = snap(screen);
+            assert_eq!(decide(&s, &h, t(1000, false), P, false), Action::Wait);
+            assert_eq!(decide(&s, &h, t(3100, true), P, false), Action::Wait);
+            assert_eq!(decide(&s, &h, t(3100, false), P, false), Action::RetryPress);
+            // Never spent on a disabled button.
+            s.submit = Some(Button {
+                enabled: false,
+                via: "text".into(),
+            });
+            assert_eq!(decide(&s, &h, t(9000, false), P, false), Action::Wait);
+            s.submit = None;
+            h.retried = true;
+            assert_eq!(decide(&s, &h, t(9000, false), P, false), Action::Wait);
+        }
+        // A press on another screen is no reason to press this one.
+        let mut h = after_mobile();
+        h.pressed = Some(Screen::Mobile);
         assert_eq!(
-            decide(&s, &h, t(3100, false), P, false),
-            Action::RetryProceed
+            decide(&snap(Screen::Pending), &h, t(9000, false), P, false),
+            Action::Wait
         );
-        h.mobile_retried = true;
-        assert_eq!(decide(&s, &h, t(9000, false), P, false), Action::Wait);
     }
 
     #[test]

@@ -62,8 +62,8 @@ pub struct SelectorProfile {
     /// After the last digit, how long (milliseconds) a page may take to submit by
     /// itself before its button is clicked.
     pub submit_grace_ms: u64,
-    /// How long (milliseconds) the mobile screen may stay after Proceed, with
-    /// nothing sent, before Proceed is pressed once more.
+    /// How long (milliseconds) a screen may stay after its button was pressed, with
+    /// nothing sent, before the button is pressed once more (once per screen).
     pub proceed_retry_ms: u64,
     /// The longest (milliseconds) one look waits for the page to change before
     /// looking again anyway.

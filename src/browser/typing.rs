@@ -116,50 +116,92 @@ impl Driver<'_> {
         }
     }
 
-    /// Presses the screen's own button, or Enter where it has none.
-    pub(super) async fn submit(
+    /// Presses the screen's own button, or Enter where it has none, once the page lets
+    /// it: a disabled button is waited for by event (it turns enabled, or the page sends
+    /// or moves on), after leaving the field once, as a person would. `on` is the screen
+    /// the press is for; `from` when its typing began. True when something was pressed.
+    pub(super) async fn press(
         &mut self,
         page: &Page,
-        snap: &Snapshot,
-    ) -> Result<(), BrowserError> {
-        match &snap.submit {
-            Some(b) if b.enabled => {
-                let via = self.scrub(&b.via);
-                match self.within(dom::click(page, "submit")).await {
-                    Ok(()) => self
-                        .log
-                        .note(format!("clicked the screen's button ({via})")),
-                    // Once only, even if the click reports an error: a second submission
-                    // of the same code may count as a wrong attempt.
-                    Err(e) => {
-                        let msg = self.scrub(&e.to_string());
-                        self.log.note(format!("clicking the button failed: {msg}"));
+        on: Screen,
+        (from, page_before): (Mark, u64),
+    ) -> Result<bool, BrowserError> {
+        let mut blurred = false;
+        let mut watch = Watch::quiet();
+        loop {
+            let rule = |me: &Self, view: View<'_>| match view {
+                View::Captured | View::Navigating => Some(Next::Gone),
+                View::Page(snap, _) => {
+                    if snap.submits > page_before || me.traffic.sent_since(from) {
+                        return Some(Next::Gone);
+                    }
+                    if snap.screen != on {
+                        return Some(Next::Gone);
+                    }
+                    match &snap.submit {
+                        None => Some(Next::Enter),
+                        Some(b) if b.enabled => Some(Next::Click),
+                        Some(_) if !blurred => Some(Next::Blur),
+                        // Disabled: the next look waits for the page to change.
+                        Some(_) => None,
                     }
                 }
-            }
-            Some(_) => self
-                .log
-                .note("the screen's button is disabled: waiting for the page"),
-            None => {
-                self.within(dom::press_enter(page)).await?;
-                self.log.note("no button on this screen: pressed Enter");
+            };
+            let (next, snap) = self.wait_for(page, &mut watch, rule).await?;
+            match next {
+                Next::Gone => {
+                    self.log
+                        .note("the page sent or moved on before the button was pressed");
+                    return Ok(false);
+                }
+                Next::Blur => {
+                    self.log.note(
+                        "the screen's button is disabled: leaving the field and waiting for the page to enable it",
+                    );
+                    self.within(dom::blur(page)).await?;
+                    blurred = true;
+                }
+                Next::Click => {
+                    let via = snap
+                        .as_ref()
+                        .and_then(|s| s.submit.as_ref())
+                        .map(|b| self.scrub(&b.via))
+                        .unwrap_or_default();
+                    match self.acting(dom::click(page, "submit")).await {
+                        Ok(_) => self
+                            .log
+                            .note(format!("clicked the screen's button ({via})")),
+                        // Once only, even if the click reports an error: a second
+                        // submission of the same code may count as a wrong attempt.
+                        Err(e) => {
+                            let msg = self.scrub(&e.to_string());
+                            self.log.note(format!("clicking the button failed: {msg}"));
+                        }
+                    }
+                    return Ok(true);
+                }
+                Next::Enter => {
+                    self.acting(dom::press_enter(page)).await?;
+                    self.log.note("no button on this screen: pressed Enter");
+                    return Ok(true);
+                }
             }
         }
-        Ok(())
     }
 
     /// After the last digit: lets a page that submits by itself go first; presses the
-    /// screen's button (once) only when the page sent nothing within the grace.
+    /// screen's button (once) only when the page sent nothing within the grace. True
+    /// when the driver pressed.
     pub(super) async fn after_code(
         &mut self,
         page: &Page,
         code: Code,
         (typed_from, page_before): (Mark, u64),
-    ) -> Result<(), BrowserError> {
+    ) -> Result<bool, BrowserError> {
         const BY_ITSELF: &str = "the page submitted by itself";
         if self.traffic.sent_since(typed_from) {
             self.log.note(BY_ITSELF);
-            return Ok(());
+            return Ok(false);
         }
         let grace_until = Instant::now() + self.profile.submit_grace();
         let rule = |me: &Self, view: View<'_>| match view {
@@ -185,28 +227,33 @@ impl Driver<'_> {
                 if let Some(note) = note {
                     self.log.note(note);
                 }
-                Ok(())
+                Ok(false)
             }
             (AfterCode::MovedOn, _) => {
                 self.log.note(format!(
                     "the page moved on from the {} screen by itself",
                     code.as_str()
                 ));
-                Ok(())
+                Ok(false)
             }
-            (AfterCode::Press, Some(snap)) => self.submit(page, &snap).await,
-            (AfterCode::Press, None) => Ok(()),
+            (AfterCode::Press, _) => {
+                self.press(page, Screen::Pending, (typed_from, page_before))
+                    .await
+            }
         }
     }
 
-    /// Types `secret` into one field, focused first, key by key.
+    /// Types `secret` into one field, focused first, key by key. Stops early when the
+    /// tokenId arrives meanwhile (a page that submits on a key event).
     async fn type_field(
         &mut self,
         key: &'static str,
         secret: &SecretString,
     ) -> Result<(), BrowserError> {
         let page = self.page()?;
-        let focused = self.within(dom::focus(&page, key, 0)).await?;
+        let Some(focused) = self.acting(dom::focus(&page, key, 0)).await? else {
+            return Ok(());
+        };
         if !focused.ok {
             return Err(BrowserError::driver(
                 self.step,
@@ -214,7 +261,9 @@ impl Driver<'_> {
             ));
         }
         for c in secret.expose_secret().chars() {
-            self.within(dom::press_digit(&page, c)).await?;
+            if self.acting(dom::press_digit(&page, c)).await?.is_none() {
+                return Ok(());
+            }
         }
         Ok(())
     }
@@ -229,7 +278,9 @@ impl Driver<'_> {
     ) -> Result<(), BrowserError> {
         let page = self.page()?;
         for (i, c) in secret.expose_secret().chars().enumerate() {
-            let focused = self.within(dom::focus(&page, key, i)).await?;
+            let Some(focused) = self.acting(dom::focus(&page, key, i)).await? else {
+                return Ok(());
+            };
             if !focused.ok {
                 return Err(BrowserError::driver(
                     self.step,
@@ -245,10 +296,23 @@ impl Driver<'_> {
                     ),
                 ));
             }
-            self.within(dom::press_digit(&page, c)).await?;
+            if self.acting(dom::press_digit(&page, c)).await?.is_none() {
+                return Ok(());
+            }
         }
         Ok(())
     }
+}
+
+/// What to do about the screen's button.
+enum Next {
+    /// The page sent, moved on or is navigating: nothing to press.
+    Gone,
+    /// Disabled, and the field not yet left.
+    Blur,
+    Click,
+    /// No button: Enter.
+    Enter,
 }
 
 /// How the wait after a typed code ended.

@@ -70,6 +70,7 @@
 //! [`MockServer::consents_today`] count what reached it.
 
 mod gate;
+mod generator;
 mod ip_book;
 mod jwt;
 mod pages;
@@ -190,6 +191,9 @@ pub struct PageVariant {
     /// An analytics iframe on every screen whose document requests URLs carrying a decoy
     /// tokenId, and a third-party tag script in the head.
     pub tracker_iframe: bool,
+    /// A generated page ([`PageVariant::generated`]): every screen composed from
+    /// dimensions drawn from this seed. `markup` and `submission` are then unused.
+    pub seed: Option<u64>,
 }
 
 impl Default for PageVariant {
@@ -203,6 +207,7 @@ impl Default for PageVariant {
             second_factor: SecondFactor::Totp,
             proceed_ignored_once: false,
             tracker_iframe: true,
+            seed: None,
         }
     }
 }
@@ -217,6 +222,33 @@ impl PageVariant {
             tracker_iframe: false,
             ..Self::default()
         }
+    }
+
+    /// A generated page: where each screen's words are, its wrappers, inputs, masking,
+    /// button, submission, decoys, timing, origin and rendering, all drawn from `seed`
+    /// (the same seed, the same page). [`PageVariant::layout_json`] says what was drawn.
+    pub fn generated(seed: u64) -> Self {
+        let layout = generator::Layout::draw(seed);
+        Self {
+            markup: Markup::CodeInput,
+            submission: Submission::Button,
+            totp_screen: layout.second_factor != "skipped",
+            spa: layout.rendering == "single-page",
+            second_factor: if layout.second_factor == "sms-otp" {
+                SecondFactor::SmsOtp
+            } else {
+                SecondFactor::Totp
+            },
+            proceed_ignored_once: false,
+            tracker_iframe: layout.decoys.tracker,
+            seed: Some(seed),
+        }
+    }
+
+    /// The dimensions drawn for a generated page, as JSON (None for other pages).
+    pub fn layout_json(&self) -> Option<serde_json::Value> {
+        let layout = generator::Layout::draw(self.seed?);
+        serde_json::to_value(layout).ok()
     }
 
     /// [`PageVariant::classic`]'s boxes on a page that draws its screens by script and
@@ -503,6 +535,9 @@ impl MockServer {
         described["auth_base_url"] = self.auth_base_url().as_str().trim_end_matches('/').into();
         described["api_base_url"] = self.api_base_url().as_str().into();
         described["sms_otp"] = self.state.sms_otp.clone().into();
+        if let Some(page) = self.state.page_variant().layout_json() {
+            described["page"] = page;
+        }
         if self.state.accounts.len() > 1 {
             described["accounts"] = self.state.accounts.iter().map(account).collect();
         }

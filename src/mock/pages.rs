@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State as Extract};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rand::Rng;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::gate::{Gate, Shared, counted, gate, json_response, query_map};
+use super::generator::{self, Layout};
 use super::screens::{EXPIRED, escape, fill, screen, session_field};
 use super::state::{Entry, Stage, StepOutcome};
 use super::{Endpoint, PageVariant, Submission};
@@ -136,24 +137,36 @@ fn form_screen(
     first_load: bool,
 ) -> Response {
     let variant = state.page_variant();
-    let content = screen(
-        stage,
-        variant,
-        &session_field(session),
-        &state.session_account(session).mobile,
-    );
-    let page = json!({
+    let mobile = &state.session_account(session).mobile;
+    let layout = variant.seed.map(Layout::draw);
+    let mut content = match &layout {
+        Some(l) => generator::render(stage, l, &session_field(session), mobile, ""),
+        None => screen(stage, variant, &session_field(session), mobile),
+    };
+    let mut page = json!({
         "mode": "form",
         "screen": stage_name(stage),
         "submission": resolved(variant.submission),
         "ignoreFirstProceed": first_load && variant.proceed_ignored_once,
     });
+    let mut templates = String::new();
+    if let Some(l) = &layout {
+        page["gen"] = l.behaviour();
+        templates = l.hidden_copy(mobile);
+        if l.render_delay_ms > 0 {
+            // Drawn by the page script after its delay, as a client-side app would.
+            templates.push_str(&format!(
+                r#"<template id="screen-deferred">{content}</template>"#
+            ));
+            content.clear();
+        }
+    }
     html(
         StatusCode::OK,
         document(Document {
             variant,
             content: &content,
-            templates: "",
+            templates: &templates,
             error,
             page,
         }),
@@ -178,9 +191,13 @@ fn expired_page(state: &Shared) -> Response {
 fn spa_page(state: &Shared, session: &str) -> Response {
     let variant = state.page_variant();
     let mobile = &state.session_account(session).mobile;
+    let layout = variant.seed.map(Layout::draw);
     let mut templates = String::new();
     for stage in [Stage::Mobile, Stage::Totp, Stage::SmsOtp, Stage::Pin] {
-        let body = screen(stage, variant, "", mobile);
+        let body = match &layout {
+            Some(l) => generator::render(stage, l, "", mobile, ""),
+            None => screen(stage, variant, "", mobile),
+        };
         templates.push_str(&format!(
             r#"<template id="screen-{}">{body}</template>"#,
             stage_name(stage)
@@ -194,13 +211,18 @@ fn spa_page(state: &Shared, session: &str) -> Response {
         Submission::Button => "button",
         Submission::Random => "random",
     };
-    let page = json!({
+    let mut page = json!({
         "mode": "spa",
         "session": session,
         "renderDelayMs": u64::try_from(state.spa_render_delay.as_millis()).unwrap_or(u64::MAX),
         "submission": submission,
         "ignoreFirstProceed": variant.proceed_ignored_once,
     });
+    if let Some(l) = &layout {
+        page["gen"] = l.behaviour();
+        page["renderDelayMs"] = l.render_delay_ms.into();
+        templates.push_str(&l.hidden_copy(mobile));
+    }
     html(
         StatusCode::OK,
         document(Document {
@@ -241,9 +263,16 @@ fn redirect_with_token_id(redirect_url: &str, token_id: &str) -> Response {
     }
 }
 
-async fn login_page(Extract(state): Extract<Shared>, RawQuery(q): RawQuery) -> Response {
+async fn login_page(
+    Extract(state): Extract<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if let Gate::Answer(r) = gate(&state, Endpoint::ConsentLoginPage).await {
         return r;
+    }
+    if let Some(to) = second_origin(&state, q.as_deref(), &headers) {
+        return to;
     }
     let q = query_map(q);
     let consent = q.get("consentAppId").map(|s| s.trim()).unwrap_or_default();
@@ -255,6 +284,33 @@ async fn login_page(Extract(state): Extract<Shared>, RawQuery(q): RawQuery) -> R
     } else {
         form_screen(&state, Stage::Mobile, &session, None, true)
     }
+}
+
+/// On a generated page drawn "redirected", the consent URL on 127.0.0.1 answers 302 to
+/// the same path on `localhost`: another origin on the same listener, as a login may be
+/// handed from one host to a partner's.
+fn second_origin(state: &Shared, query: Option<&str>, headers: &HeaderMap) -> Option<Response> {
+    let layout = Layout::draw(state.page_variant().seed?);
+    if layout.origin != "redirected" {
+        return None;
+    }
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let port = host.strip_prefix("127.0.0.1:")?;
+    let location = format!(
+        "http://localhost:{port}/login/consentApp-login?{}",
+        query.unwrap_or_default()
+    );
+    let value = HeaderValue::from_str(&location).ok()?;
+    Some(
+        (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, value),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+        )
+            .into_response(),
+    )
 }
 
 fn joined(pairs: &[(String, String)], name: &str) -> Option<String> {

@@ -99,7 +99,7 @@ fn pin_group(markup: Markup) -> String {
 }
 
 /// `******0042`: the last four digits of the mobile number.
-fn masked_phone(mobile: &str) -> String {
+pub(crate) fn masked_phone(mobile: &str) -> String {
     let digits: Vec<char> = mobile.chars().filter(char::is_ascii_digit).collect();
     let tail: String = digits[digits.len().saturating_sub(4)..].iter().collect();
     format!("******{tail}")

@@ -380,6 +380,10 @@ pub struct PageArgs {
     /// No analytics iframe (which carries a decoy tokenId) and no third-party tag script.
     #[arg(long)]
     pub no_tracker: bool,
+    /// A generated page: every screen composed from dimensions drawn from this seed (the
+    /// other page flags are then ignored); the first JSON line says what was drawn.
+    #[arg(long, value_name = "N")]
+    pub page_seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

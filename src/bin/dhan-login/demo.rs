@@ -11,6 +11,9 @@ use crate::interrupt::interruptible;
 use crate::output::StepPrinter;
 
 fn page_variant(page: &PageArgs) -> PageVariant {
+    if let Some(seed) = page.page_seed {
+        return PageVariant::generated(seed);
+    }
     PageVariant {
         markup: match page.markup {
             MarkupArg::CodeInput => Markup::CodeInput,
@@ -35,6 +38,7 @@ fn page_variant(page: &PageArgs) -> PageVariant {
         },
         proceed_ignored_once: page.proceed_ignored_once,
         tracker_iframe: !page.no_tracker,
+        seed: None,
     }
 }
 
