@@ -259,6 +259,59 @@ async fn a_held_lease_is_renewed_and_let_go_when_dropped() {
     assert!(!next.took_over(), "a released lease is not a takeover");
 }
 
+/// The race behind a rare "a released lease is not a takeover": a release that commits
+/// while the next holder's statement waits for the row. The release is held open in a
+/// transaction of our own until the next holder is seen waiting for its lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_committing_while_the_next_holder_waits_is_not_a_takeover() {
+    let Some(db) = fresh_db().await else { return };
+    let (a, b) = (db.backend("a", 30), db.backend("b", 30));
+    let owner = a.own("p", Duration::from_secs(5)).await.unwrap();
+    let (holder, epoch) = match &owner {
+        Ownership::Lease(l) => (l.holder().to_owned(), l.epoch()),
+        Ownership::File(_) => panic!("a store URL must give a lease"),
+    };
+    let mut sql = db.sql().await;
+    let release = sql.transaction().await.unwrap();
+    // What `Lease::release` runs, not committed yet.
+    let n = release
+        .execute(
+            "UPDATE dhan_login_leases SET expires_at = now(), holder = ''
+             WHERE profile = 'p' AND holder = $1 AND epoch = $2",
+            &[&holder, &epoch],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let next = tokio::spawn(async move { b.own("p", Duration::from_secs(20)).await });
+    let watcher = db.sql().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE NOT l.granted AND a.application_name = 'dhan-login-b'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the next holder never waited for the row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    release.commit().await.unwrap();
+    let next = next.await.unwrap().unwrap();
+    assert_eq!(lease_epoch(&next), epoch + 1);
+    assert!(!next.took_over(), "a released lease is not a takeover");
+    drop(owner);
+}
+
 #[tokio::test]
 async fn tokens_are_sealed_in_the_database() {
     let Some(db) = fresh_db().await else { return };
@@ -481,4 +534,82 @@ async fn a_logout_never_drops_a_token_stored_after_it_read() {
     let after = a.load("p").await.unwrap();
     assert!(after.token.is_none());
     assert_eq!(after.totp_last_step, Some(42), "only the token goes");
+}
+
+/// A wrong PIN with the database: the lockout row holds a keyed fingerprint (the unkeyed
+/// SHA-256 of the credentials is not in it), and `-vv` does not log the driver's
+/// statement parameters (the lockout JSON, lease holders).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockout_row_is_keyed_and_debug_logs_hold_no_statement_parameters() {
+    let Some(db) = fresh_db().await else { return };
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let a = s.account().clone();
+    let mut env = db.env("cli", 15);
+    env.extend([
+        ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
+        ("DHAN_PIN".to_owned(), "424242".to_owned()),
+        ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
+        (
+            "DHAN_AUTH_BASE_URL".to_owned(),
+            s.auth_base_url().to_string(),
+        ),
+        ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
+    ]);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = tokio::task::block_in_place(|| run(&["-vv", "login", "--via", "totp"]));
+    assert_eq!(code, Some(3), "{err}");
+    let (code, err2) = tokio::task::block_in_place(|| run(&["-vv", "token"]));
+    assert_eq!(code, Some(3), "{err2}");
+    let row: String = db
+        .sql()
+        .await
+        .query_one(
+            "SELECT lockouts FROM dhan_login_lockouts WHERE profile = 'default'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let holder: String = db
+        .sql()
+        .await
+        .query_one("SELECT holder FROM dhan_login_leases", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    for log in [&err, &err2] {
+        assert!(!log.contains("with parameters"), "{log}");
+        assert!(!log.contains("\"fingerprint\""), "{log}");
+        assert!(!log.contains("hmac1:"), "{log}");
+        assert!(holder.is_empty() || !log.contains(&holder), "{log}");
+    }
+    let lockouts: serde_json::Value = serde_json::from_str(&row).unwrap();
+    let fingerprint = lockouts[0]["fingerprint"].as_str().unwrap();
+    assert!(fingerprint.starts_with("hmac1:"), "{row}");
+    let unkeyed = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"dhan-login credentials v2\0");
+        h.update(a.client_id.as_bytes());
+        h.update(b"\0pin=424242\0totp_secret=");
+        h.update(a.totp_secret.as_bytes());
+        h.finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert!(!row.contains(&unkeyed), "the row holds a searchable hash");
 }

@@ -32,7 +32,7 @@ use crate::console::Console;
 use crate::error::{Attempt, AttemptResult, ChainFailure, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
-use crate::store::{Ledger, Lockouts, StateBackend};
+use crate::store::{FingerprintKey, Ledger, Lockouts, StateBackend};
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
 
@@ -82,6 +82,9 @@ pub struct Context<'a> {
     pub ledger: Ledger,
     /// The credentials Dhan rejected before: a path that would send them is refused.
     pub lockouts: Lockouts,
+    /// The key the lockouts' fingerprints were made with; without it (or for one made
+    /// with another key) a lockout holds whatever the values are now.
+    pub fingerprints: Option<FingerprintKey>,
     /// The last TOTP step an earlier run submitted.
     pub totp_resume: Option<i64>,
     totp: OnceLock<TotpGenerator>,
@@ -124,6 +127,7 @@ impl<'a> Context<'a> {
             console: None,
             ledger: StateBackend::files(&profile.state_dir).ledger(profile.consent_cap),
             lockouts: Lockouts::Recorded(Vec::new()),
+            fingerprints: None,
             totp_resume: None,
             totp: OnceLock::new(),
             running: Mutex::new(None),
@@ -179,12 +183,15 @@ impl<'a> Context<'a> {
                 let mut hit = None;
                 for l in all {
                     if l.secrets.iter().any(|s| sends.contains(&s.as_str()))
-                        && (l.fingerprint.is_empty()
-                            || self
-                                .profile
-                                .secrets_fingerprint(&l.secrets)
+                        && match &self.fingerprints {
+                            Some(key) if key.made(&l.fingerprint) => key
+                                .fingerprint(self.profile, &l.secrets)
                                 .await
-                                .is_none_or(|fp| fp == l.fingerprint))
+                                .is_none_or(|fp| fp == l.fingerprint),
+                            // Empty, unkeyed, or another key's: the values cannot be
+                            // compared, so the rejection holds.
+                            _ => true,
+                        }
                     {
                         hit = Some(l);
                         break;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::fingerprint::{FingerprintKey, KEY_FILE};
 use super::ledger::{ConsentLedger, LedgerDay};
 use super::lock::ProfileLock;
 use super::lockout::{Lockout, LockoutStore, Lockouts};
@@ -178,6 +179,20 @@ impl StateBackend {
         match self {
             StateBackend::Files(f) => f.lockouts.load(profile),
             StateBackend::Postgres(p) => p.lockouts(profile).await,
+        }
+    }
+
+    /// The key lockout fingerprints are made with: `fingerprint.key` in the state folder
+    /// (made on first use), or derived from `store.key` for the database.
+    pub async fn fingerprint_key(&self) -> Result<FingerprintKey, StoreError> {
+        match self {
+            StateBackend::Files(f) => {
+                FingerprintKey::in_state_dir(&f.state_dir).map_err(|source| StoreError::Write {
+                    path: f.state_dir.join(KEY_FILE),
+                    source,
+                })
+            }
+            StateBackend::Postgres(p) => p.fingerprint_key().await,
         }
     }
 

@@ -23,8 +23,9 @@ use cipher::Cipher;
 pub(crate) use lease::HeldElsewhere;
 pub use lease::Lease;
 
+use super::fingerprint::FingerprintKey;
 use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
-use super::lockout::{Lockout, Lockouts};
+use super::lockout::{Lockout, Lockouts, drop_unkeyed};
 use super::tokens::{ProfileState, StoreError};
 use crate::config::StoreSettings;
 use crate::token::{Token, ist};
@@ -56,6 +57,7 @@ pub(crate) fn unreachable(e: deadpool_postgres::PoolError) -> StoreError {
 struct Ready {
     pool: Pool,
     cipher: Cipher,
+    fingerprints: FingerprintKey,
 }
 
 /// The state of every profile, in the database named by `[store] url`. Opaque: use it
@@ -118,11 +120,18 @@ impl PgBackend {
                     return Ok(r.clone());
                 }
                 let cipher = Cipher::from_key(key)?;
+                // From the store key, which the database never sees: a dump of the
+                // lockouts alone cannot be searched for a PIN.
+                let fingerprints = FingerprintKey::derived_from(key.expose_secret().as_bytes());
                 let pool = connect(url.expose_secret())?;
                 let mut client = pool.get().await.map_err(unreachable)?;
                 migrations::apply(&mut client).await?;
                 drop(client);
-                let ready = Arc::new(Ready { pool, cipher });
+                let ready = Arc::new(Ready {
+                    pool,
+                    cipher,
+                    fingerprints,
+                });
                 pools()
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -310,6 +319,10 @@ impl PgBackend {
         Lease::try_acquire(ready.pool.clone(), profile, self.settings.lease).await
     }
 
+    pub(crate) async fn fingerprint_key(&self) -> Result<FingerprintKey, StoreError> {
+        Ok(self.ready().await?.fingerprints.clone())
+    }
+
     pub(crate) async fn lockouts(&self, profile: &str) -> Result<Lockouts, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -319,7 +332,20 @@ impl PgBackend {
             )
             .await
             .map_err(db)?;
-        Ok(parse_lockouts(profile, row.map(|r| r.get(0))))
+        drop(client);
+        let mut lockouts = parse_lockouts(profile, row.map(|r| r.get(0)));
+        if let Lockouts::Recorded(all) = &mut lockouts
+            && drop_unkeyed(all)
+        {
+            // An older version's unkeyed hash could be searched for the PIN: replace the
+            // row now (best effort; the lockouts hold either way).
+            let _ = self
+                .change_lockouts(profile, |all| {
+                    drop_unkeyed(all);
+                })
+                .await;
+        }
+        Ok(lockouts)
     }
 
     /// Read, change and write one profile's lockouts under a row lock.
