@@ -139,3 +139,117 @@ async fn an_old_unkeyed_lockout_is_scrubbed_and_still_holds() {
     stand.run(["unlock"]).await.assert_ok();
     stand.run(["login", "--via", "totp"]).await.assert_ok();
 }
+
+/// `[serve] token_file` naming a FIFO (or `/dev/null`, a socket): the rename that replaces
+/// the token file would replace it. `serve` refuses to start, naming the path, and the
+/// FIFO is still a FIFO.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_refuses_a_token_file_that_is_not_a_regular_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let server = dhan_login::mock::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let sandbox = common::Sandbox::new();
+    let fifo = sandbox.path().join("consumer.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    sandbox.write_config(&format!(
+        "[serve]\ntoken_file = \"{}\"\n{}",
+        fifo.display(),
+        common::serve::profile("main", &server, common::serve::Login::Totp)
+    ));
+    let r = run(
+        {
+            let mut cmd = common::serve::cli(&sandbox);
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "main"]);
+            cmd
+        },
+        None,
+    )
+    .await;
+    r.assert_code(common::cli::EXIT_CONFIG);
+    assert!(r.stderr.contains("serve.token_file"), "{r}");
+    assert!(r.stderr.contains(&fifo.display().to_string()), "{r}");
+    assert!(r.stderr.contains("not a regular file"), "{r}");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}
+
+/// Bodies sent a byte at a time used to hold their connections for ever: with the
+/// daemon's connection cap at 32 (a small descriptor limit), 40 of them stalled
+/// `/healthz`. Now each is cut once its body is late, and `/healthz` answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_request_bodies_are_cut_and_healthz_still_answers() {
+    use std::os::unix::process::CommandExt;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = dhan_login::mock::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let sandbox = common::serve::configured(
+        &(common::serve::serve_table(3600.0)
+            + &common::serve::profile("main", &server, common::serve::Login::Totp)),
+    );
+    let mut cmd = common::serve::cli(&sandbox);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // 160 descriptors: the daemon keeps 128 for itself and serves 32 connections.
+            let limit = libc::rlimit {
+                rlim_cur: 160,
+                rlim_max: 160,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let d = common::serve::Daemon::start(cmd, &["main"]).await;
+
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let mut conn = tokio::net::TcpStream::connect(&d.addr).await.unwrap();
+        slow.spawn(async move {
+            let head = "POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                        Content-Length: 4000\r\n\r\n{";
+            if conn.write_all(head.as_bytes()).await.is_err() {
+                return true;
+            }
+            let started = std::time::Instant::now();
+            // A byte every half second, for longer than any timeout of the daemon's.
+            while started.elapsed() < Duration::from_secs(120) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if conn.write_all(b" ").await.is_err() {
+                    return true;
+                }
+                let mut buf = [0u8; 256];
+                match tokio::time::timeout(Duration::from_millis(1), conn.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return true,
+                    // A 408 answer; the close follows (the next write or read sees it).
+                    Ok(Ok(_)) | Err(_) => {}
+                }
+            }
+            false
+        });
+    }
+    let health = tokio::time::timeout(Duration::from_secs(90), d.health())
+        .await
+        .unwrap_or_else(|_| panic!("/healthz stalled behind slow bodies:\n{}", d.log()));
+    assert!(health == 200 || health == 503, "{health}");
+    while let Some(cut) = slow.join_next().await {
+        assert!(
+            cut.unwrap(),
+            "a slow body kept its connection for 2 minutes"
+        );
+    }
+    d.stop().await;
+}
