@@ -253,3 +253,31 @@ async fn slow_request_bodies_are_cut_and_healthz_still_answers() {
     }
     d.stop().await;
 }
+
+/// During an outage (nothing listens where Dhan should be) every generate-consent fails
+/// before a byte is sent: 30 tries spend nothing from the day's 25, where they used to
+/// lock the browser path until midnight IST.
+#[tokio::test(flavor = "multi_thread")]
+async fn consents_that_never_left_the_machine_are_not_counted() {
+    let stand = Stand::start().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    for _ in 0..30 {
+        let mut cmd = stand.cli(["login", "--via", "browser"]);
+        cmd.env("DHAN_AUTH_BASE_URL", &closed)
+            .env("DHAN_API_BASE_URL", format!("{closed}/v2"));
+        let r = run(cmd, None).await;
+        r.assert_code(5);
+        assert!(r.stderr.contains("nothing sent"), "{r}");
+    }
+    let client_id = stand.server.account().client_id.clone();
+    let day = dhan_login::StateBackend::files(&stand.sandbox.state_dir())
+        .ledger(25)
+        .today(&client_id, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(day.used, 0, "consents counted for requests that never left");
+    assert!(!day.exhausted);
+}

@@ -613,3 +613,19 @@ async fn a_lockout_row_is_keyed_and_debug_logs_hold_no_statement_parameters() {
     };
     assert!(!row.contains(&unkeyed), "the row holds a searchable hash");
 }
+
+/// A consent whose request never left is given back in the database's ledger too.
+#[tokio::test]
+async fn an_unsent_consent_is_given_back_in_the_database() {
+    let Some(db) = fresh_db().await else { return };
+    let ledger = db.backend("a", 15).ledger(25);
+    let now = Utc::now();
+    for _ in 0..30 {
+        ledger.reserve("1100000001", now).await.unwrap();
+        ledger.unreserve("1100000001", now).await.unwrap();
+    }
+    let day = ledger.today("1100000001", now).await.unwrap();
+    assert_eq!(day.used, 0);
+    ledger.reserve("1100000001", now).await.unwrap();
+    assert_eq!(ledger.today("1100000001", now).await.unwrap().used, 1);
+}

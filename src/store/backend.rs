@@ -270,6 +270,19 @@ impl Ledger {
         }
     }
 
+    /// Gives back the consent `reserve` counted at `reserved_at`: its request never left
+    /// this machine (refused connection, DNS, TLS handshake), so Dhan spent none.
+    pub async fn unreserve(
+        &self,
+        client_id: &str,
+        reserved_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            StateBackend::Files(f) => self.files(f).unreserve(client_id, reserved_at),
+            StateBackend::Postgres(p) => p.unreserve(client_id, reserved_at).await,
+        }
+    }
+
     /// Records that Dhan answered CONSENT_LIMIT_EXCEED: nothing is reserved again until
     /// the next IST midnight.
     pub async fn mark_exhausted(

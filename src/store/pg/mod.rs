@@ -502,6 +502,25 @@ impl PgBackend {
         }))
     }
 
+    pub(crate) async fn unreserve(
+        &self,
+        client_id: &str,
+        reserved_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        check_client_id(client_id)?;
+        let day = reserved_at.with_timezone(&ist()).date_naive().to_string();
+        self.client()
+            .await?
+            .execute(
+                "UPDATE dhan_login_consents SET used = used - 1
+                 WHERE client_id = $1 AND day = $2 AND used > 0",
+                &[&client_id, &day],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     pub(crate) async fn mark_exhausted(
         &self,
         client_id: &str,
