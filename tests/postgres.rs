@@ -372,13 +372,106 @@ async fn tokens_are_sealed_in_the_database() {
             other_key.path().to_string_lossy().into_owned(),
         )],
     );
-    let err = StateBackend::for_settings(&p.state_dir, &p.store)
-        .load("p")
+    // A token sealed with another key counts as absent (the next login replaces it):
+    // it used to fail every command until the row was deleted by hand.
+    let other = StateBackend::for_settings(&p.state_dir, &p.store);
+    let state = other.load("p").await.unwrap();
+    assert!(state.token.is_none());
+    assert_eq!(
+        state.totp_last_step,
+        Some(42),
+        "the rest of the state stays"
+    );
+    owner.release().await;
+    let owner = other.own("p", Duration::from_secs(5)).await.unwrap();
+    other
+        .save("p", &with_token("resealed.with.newkey"), Some(&owner))
         .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("does not decrypt"), "{err}");
-    assert!(!err.contains(&secret[..12]), "{err}");
+        .unwrap();
+    let reopened = other.load("p").await.unwrap().token.unwrap();
+    assert_eq!(reopened.access_token.secret(), "resealed.with.newkey");
+}
+
+/// After README's "point dhan-login at a new key", the CLI logs in again and stores the
+/// token under the new key (it used to exit 5 for ever, saying the row does not
+/// decrypt). What only the user can fix is a configuration error, exit 2, not exit 5:
+/// a missing key file, a user the server does not know, a database that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_store_key_means_log_in_again_and_what_the_user_must_fix_is_exit_2() {
+    let Some(db) = fresh_db().await else { return };
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let a = s.account().clone();
+    let mut env = db.env("cli", 15);
+    env.extend([
+        ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
+        ("DHAN_PIN".to_owned(), a.pin.clone()),
+        ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
+        (
+            "DHAN_AUTH_BASE_URL".to_owned(),
+            s.auth_base_url().to_string(),
+        ),
+        ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
+    ]);
+    let run = |args: &[&str], over: &[(&str, String)]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(over.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, first, err) = tokio::task::block_in_place(|| run(&["token"], &[]));
+    assert_eq!(code, Some(0), "{err}");
+    std::fs::write(
+        &db.key_file,
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+    )
+    .unwrap();
+    for args in [&["status"][..], &["token"][..]] {
+        let (code, out, err) = tokio::task::block_in_place(|| run(args, &[]));
+        assert_eq!(code, Some(0), "{args:?}: {out}\n{err}");
+        assert!(err.contains("does not decrypt"), "{args:?}: {err}");
+        assert!(!err.contains(&first), "the old token leaked");
+    }
+    assert_eq!(s.logins(), 2, "the new key meant one new login");
+    let (code, again, err) = tokio::task::block_in_place(|| run(&["token"], &[]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("does not decrypt"), "resealed: {err}");
+    assert_eq!(s.logins(), 2, "{again}");
+
+    let missing = db.state.path().join("no-such.key");
+    let mut wrong_user = url::Url::parse(&db.url).unwrap();
+    wrong_user.set_username("no_such_user").unwrap();
+    let mut no_db = url::Url::parse(&db.url).unwrap();
+    no_db.set_path("no_such_database");
+    for (what, over) in [
+        (
+            "a missing key file",
+            ("DHAN_LOGIN_STORE_KEY_FILE", missing.display().to_string()),
+        ),
+        (
+            "an unknown user",
+            ("DHAN_LOGIN_STORE_URL", wrong_user.to_string()),
+        ),
+        (
+            "a missing database",
+            ("DHAN_LOGIN_STORE_URL", no_db.to_string()),
+        ),
+    ] {
+        for args in [&["token"][..], &["status"][..]] {
+            let (code, out, err) =
+                tokio::task::block_in_place(|| run(args, std::slice::from_ref(&over)));
+            assert_eq!(code, Some(2), "{what}, {args:?}: {out}\n{err}");
+            assert!(err.contains("state database"), "{what}: {err}");
+        }
+    }
 }
 
 #[tokio::test]

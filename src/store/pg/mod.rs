@@ -40,6 +40,25 @@ pub(crate) fn db(e: impl std::fmt::Display) -> StoreError {
 /// A connection that could not be made, with its causes: tokio-postgres and deadpool
 /// keep the reason (a refused certificate, pg_hba) in the error's source, not its text.
 pub(crate) fn unreachable(e: deadpool_postgres::PoolError) -> StoreError {
+    use tokio_postgres::error::SqlState;
+    if let deadpool_postgres::PoolError::Backend(pg) = &e
+        && let Some(code) = pg.code()
+        && [
+            SqlState::INVALID_PASSWORD,
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            SqlState::INVALID_CATALOG_NAME,
+        ]
+        .contains(code)
+    {
+        // The server's own words ("password authentication failed for user …",
+        // "database … does not exist") name no password.
+        let said = pg
+            .as_db_error()
+            .map_or_else(|| pg.to_string(), |d| d.message().to_owned());
+        return StoreError::Unusable {
+            message: format!("the server refused the connection ({said}): check store.url"),
+        };
+    }
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -90,7 +109,7 @@ impl PgBackend {
             .ready
             .get_or_try_init(|| async {
                 let config_error =
-                    |field: &str, e: crate::config::ConfigError| StoreError::Database {
+                    |field: &str, e: crate::config::ConfigError| StoreError::Unusable {
                         message: format!("{field}: {e}"),
                     };
                 let url = self
@@ -105,7 +124,9 @@ impl PgBackend {
                     .settings
                     .key
                     .as_ref()
-                    .ok_or_else(|| db("store.key_file or store.key_command is required"))?
+                    .ok_or_else(|| StoreError::Unusable {
+                        message: "store.key_file or store.key_command is required".into(),
+                    })?
                     .load()
                     .await
                     .map_err(|e| config_error("store.key", e))?;
@@ -171,14 +192,20 @@ impl PgBackend {
         })?;
         state.token = match sealed {
             None => None,
-            Some(sealed) => {
-                let plain = ready.cipher.open(profile, &sealed)?;
-                Some(serde_json::from_slice::<Token>(&plain).map_err(|e| {
+            // A token sealed with another key (store.key was replaced) can never be
+            // opened: treated as absent, the next login stores one under the new key
+            // instead of every command failing until someone edits the row.
+            Some(sealed) => match ready.cipher.open(profile, &sealed) {
+                Ok(plain) => Some(serde_json::from_slice::<Token>(&plain).map_err(|e| {
                     db(format!(
                         "the stored token of profile `{profile}` does not parse ({e})"
                     ))
-                })?)
-            }
+                })?),
+                Err(e) => {
+                    tracing::warn!("{e}; it counts as absent, and the next login replaces it");
+                    None
+                }
+            },
         };
         Ok(state)
     }
