@@ -281,3 +281,54 @@ async fn consents_that_never_left_the_machine_are_not_counted() {
     assert_eq!(day.used, 0, "consents counted for requests that never left");
     assert!(!day.exhausted);
 }
+
+/// `exec` hands the program the token, the client id and the DHAN_* variables named with
+/// `--pass-env`, nothing else of dhan-login's: not the database URL (with its password),
+/// the webhook (a bot token), the OTP command, nor any login secret. Other variables
+/// (PATH, the program's own settings) pass as they are.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_passes_only_the_token_the_client_id_and_what_is_named() {
+    let stand = Stand::start().await;
+    let mut cmd = stand.cli([
+        "exec",
+        "--pass-env",
+        "DHAN_API_BASE_URL",
+        "--",
+        "sh",
+        "-c",
+        "env | grep -E '^(DHAN_|BOT_SETTING=)' | sort",
+    ]);
+    cmd.env(
+        "DHAN_LOGIN_NOTIFY_WEBHOOK",
+        "https://api.telegram.org/botSECRETBOT/sendMessage",
+    )
+    .env("DHAN_OTP_COMMAND", "cat /secret/otp")
+    .env("DHAN_LOGIN_LOG", "info")
+    .env("DHAN_SOMETHING_NEW", "x")
+    .env("BOT_SETTING", "kept");
+    let r = run(cmd, None).await;
+    r.assert_ok();
+    let names: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "BOT_SETTING",
+            "DHAN_ACCESS_TOKEN",
+            "DHAN_API_BASE_URL",
+            "DHAN_CLIENT_ID"
+        ],
+        "{r}"
+    );
+    assert!(!r.stdout.contains("SECRETBOT"));
+
+    // A login secret cannot be named: refused before any login.
+    let r = stand
+        .run(["exec", "--pass-env", "DHAN_PIN", "--", "true"])
+        .await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("login secret"), "{r}");
+}
