@@ -332,3 +332,42 @@ async fn exec_passes_only_the_token_the_client_id_and_what_is_named() {
     r.assert_code(2);
     assert!(r.stderr.contains("login secret"), "{r}");
 }
+
+/// Files and commands whose size the user controls are read up to a cap: `--config
+/// /dev/zero` and `pin_file = "/dev/zero"` used to grow to gigabytes, and a command
+/// printing more than 64 KiB died of SIGPIPE (exit 141). Each is a configuration error
+/// naming what is wrong.
+#[tokio::test(flavor = "multi_thread")]
+async fn endless_files_and_chatty_commands_are_bounded_config_errors() {
+    let sandbox = common::Sandbox::new();
+    let mut cmd = sandbox.command();
+    cmd.args(["--config", "/dev/zero", "config", "check"]);
+    let r = run(cmd, None).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("more than 1024 KiB"), "{r}");
+
+    for (field, line) in [
+        ("pin_file", "pin_file = \"/dev/zero\""),
+        (
+            "pin_command",
+            "pin_command = \"head -c 300000 /dev/zero | tr '\\\\\\\\0' 7\"",
+        ),
+    ] {
+        let config = sandbox.write_config(&format!(
+            "[profiles.default]\nclient_id = \"1100000042\"\n{line}\n"
+        ));
+        let mut cmd = sandbox.command();
+        cmd.env("DHAN_LOGIN_CONFIG", &config)
+            .args(["config", "check"]);
+        let r = run(cmd, None).await;
+        r.assert_code(2);
+        assert!(
+            r.stdout.contains("more than 64 KiB") || r.stderr.contains("more than 64 KiB"),
+            "{field}: {r}"
+        );
+        assert!(
+            !r.stderr.contains("141") && !r.stdout.contains("141"),
+            "{field}: {r}"
+        );
+    }
+}

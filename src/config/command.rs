@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 
-/// A secret is one line: more output than this is not read.
-const MAX_OUTPUT: u64 = 64 * 1024;
+/// A secret is one line: more output than this is not read, and is an error.
+const MAX_OUTPUT: u64 = super::bounded::SECRET_MAX;
 
 fn sh(cmd: &str) -> std::process::Command {
     let mut c = std::process::Command::new("sh");
@@ -35,6 +35,9 @@ pub(crate) enum Failure {
     TimedOut(Duration),
     Status(ExitStatus),
     NotUtf8,
+    /// Printed more than `MAX_OUTPUT`: reading stopped and the group was killed (it
+    /// used to die of SIGPIPE, reported as a puzzling exit 141).
+    TooLong,
 }
 
 impl std::fmt::Display for Failure {
@@ -47,12 +50,20 @@ impl std::fmt::Display for Failure {
             }
             Failure::Status(s) => write!(f, "failed ({s})"),
             Failure::NotUtf8 => f.write_str("printed non-UTF-8"),
+            Failure::TooLong => write!(
+                f,
+                "printed more than {} KiB; a secret is one line",
+                MAX_OUTPUT / 1024
+            ),
         }
     }
 }
 
 /// Only the first line: password managers often print notes after it.
 fn first_line(status: ExitStatus, out: Vec<u8>) -> Result<String, Failure> {
+    if out.len() as u64 > MAX_OUTPUT {
+        return Err(Failure::TooLong);
+    }
     if !status.success() {
         return Err(Failure::Status(status));
     }
@@ -110,7 +121,10 @@ pub(crate) async fn run(cmd: &str, limit: Duration) -> Result<String, Failure> {
     let answered = tokio::time::timeout(limit, async {
         let mut out = Vec::new();
         if let Some(pipe) = stdout {
-            let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut out).await;
+            let _ = pipe.take(MAX_OUTPUT + 1).read_to_end(&mut out).await;
+        }
+        if out.len() as u64 > MAX_OUTPUT {
+            return Err(Failure::TooLong);
         }
         let status = group.child.wait().await.map_err(Failure::Wait)?;
         Ok::<_, Failure>((status, out))
@@ -137,7 +151,7 @@ pub(crate) fn run_blocking(cmd: &str, limit: Duration) -> Result<String, Failure
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
         if let Some(p) = pipe.as_mut() {
-            let _ = p.take(MAX_OUTPUT).read_to_end(&mut out);
+            let _ = p.take(MAX_OUTPUT + 1).read_to_end(&mut out);
         }
         out
     });
@@ -184,6 +198,10 @@ mod tests {
             run("printf '\\377'", limit).await,
             Err(Failure::NotUtf8)
         ));
+        // Over 64 KiB: a clear error, not the SIGPIPE (exit 141) of a closed pipe.
+        let chatty = "head -c 200000 /dev/zero | tr '\\0' a";
+        assert!(matches!(run(chatty, limit).await, Err(Failure::TooLong)));
+        assert!(matches!(run_blocking(chatty, limit), Err(Failure::TooLong)));
         let slow = run("sleep 5", Duration::from_millis(200)).await;
         assert!(matches!(slow, Err(Failure::TimedOut(_))), "{slow:?}");
     }
