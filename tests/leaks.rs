@@ -371,3 +371,26 @@ async fn endless_files_and_chatty_commands_are_bounded_config_errors() {
         );
     }
 }
+
+/// An API key with a line break in it passed `config check`, then every login failed as
+/// "temporary" (exit 5, retried for ever). It is now a configuration error naming the
+/// field, never the value.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_key_with_a_line_break_fails_config_check() {
+    let sandbox = common::Sandbox::new();
+    let config = sandbox.write_config(
+        "[profiles.default]\nclient_id = \"1100000042\"\npin = \"135790\"\n\
+         totp_secret = \"MOCKDHANDEMOTOTPSECRETMOCKDHAN23\"\n\
+         api_key = \"keyfirsthalf\\nkeysecondhalf\"\napi_secret = \"apisecretvalue\"\n",
+    );
+    let mut cmd = sandbox.command();
+    cmd.env("DHAN_LOGIN_CONFIG", &config)
+        .args(["config", "check"]);
+    let r = run(cmd, None).await;
+    r.assert_code(2);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("api_key"), "{r}");
+    assert!(all.contains("line break"), "{r}");
+    assert!(!all.contains("keyfirsthalf"), "the value is shown: {r}");
+    assert!(!all.contains("api_secret:"), "the secret is fine: {r}");
+}
