@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::api::{DhanApi, ProfileInfo};
-use crate::config::Profile;
+use crate::config::{ConfigError, Profile};
 use crate::console::Console;
 use crate::decide::{Ask, Decision, IstTime, Logins, Why, decide};
 use crate::error::{AttemptResult, Error};
@@ -687,6 +687,18 @@ impl TokenManager {
                     now,
                 )
             })?;
+        // Another account's token would be handed out, and renewed, as this one's.
+        if let Some(mine) = self.profile.client_id.as_deref()
+            && token.client_id != mine
+        {
+            return Err(Error::Config(ConfigError::Field {
+                field: "client_id".into(),
+                message: format!(
+                    "the token belongs to client id {}, not this profile's {mine}: import it into that account's profile",
+                    token.client_id
+                ),
+            }));
+        }
         let owner = self.own_to_write().await?;
         let mut state = self.state().await?;
         state.token = Some(token.clone());

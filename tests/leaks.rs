@@ -394,3 +394,40 @@ async fn an_api_key_with_a_line_break_fails_config_check() {
     assert!(!all.contains("keyfirsthalf"), "the value is shown: {r}");
     assert!(!all.contains("api_secret:"), "the secret is fine: {r}");
 }
+
+/// `import` of a token of another account (another client id than the profile's) is
+/// refused: it used to be stored without a word, then handed out as this account's.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_refuses_a_token_of_another_client_id() {
+    let stand = Stand::start_with(dhan_login::mock::MockOptions {
+        accounts: 2,
+        ..Default::default()
+    })
+    .await;
+    let other = stand.server.accounts()[1].client_id.clone();
+    let theirs = stand
+        .server
+        .issue_token_for(
+            &other,
+            dhan_login::mock::TokenKind::SelfWeb,
+            std::time::Duration::from_secs(3600),
+        )
+        .unwrap();
+    let r = run(stand.cli(["import"]), Some(theirs.as_bytes())).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains(&other), "{r}");
+    assert!(!r.stderr.contains(&theirs), "the token is shown: {r}");
+    let status = stand.run(["status", "--json"]).await;
+    assert!(
+        !status.stdout.contains("\"import\""),
+        "it was stored: {status}"
+    );
+    // The profile's own account still imports.
+    let mine = stand.server.issue_token(
+        dhan_login::mock::TokenKind::SelfWeb,
+        std::time::Duration::from_secs(3600),
+    );
+    run(stand.cli(["import"]), Some(mine.as_bytes()))
+        .await
+        .assert_ok();
+}
