@@ -431,3 +431,45 @@ async fn import_refuses_a_token_of_another_client_id() {
         .await
         .assert_ok();
 }
+
+/// A store key readable by every user opens every stored token, and a config readable by
+/// every user may hold the database's password: both are warned about (a group-readable
+/// config, the documented service layout, is not).
+#[tokio::test(flavor = "multi_thread")]
+async fn world_readable_store_key_and_database_password_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = common::Sandbox::new();
+    let key = sandbox.path().join("store.key");
+    std::fs::write(
+        &key,
+        base64::engine::general_purpose::STANDARD.encode([5u8; 32]),
+    )
+    .unwrap();
+    let config = sandbox.write_config(&format!(
+        "[store]\nurl = \"postgres://dhan:Pw0rdInConfig@127.0.0.1:9/dhan\"\nkey_file = \"{}\"\n\
+         [profiles.default]\nclient_id = \"1100000042\"\npin = \"135790\"\n\
+         totp_secret = \"MOCKDHANDEMOTOTPSECRETMOCKDHAN23\"\n",
+        key.display()
+    ));
+    let check = |mode_config: u32, mode_key: u32| {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode_config)).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode_key)).unwrap();
+        let mut cmd = sandbox.command();
+        cmd.env("DHAN_LOGIN_CONFIG", &config)
+            .args(["config", "check"]);
+        cmd
+    };
+    let r = run(check(0o644, 0o644), None).await;
+    assert!(
+        r.stderr
+            .contains("database's password and is readable by every user"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains("store key") && r.stderr.contains("chmod 600"),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("Pw0rdInConfig"), "{r}");
+    let r = run(check(0o640, 0o600), None).await;
+    assert!(!r.stderr.contains("readable by every user"), "{r}");
+}

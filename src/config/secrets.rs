@@ -139,4 +139,12 @@ impl SecretRef {
     pub(super) fn is_inline(&self) -> bool {
         matches!(self.origin, Origin::Inline(_))
     }
+
+    /// The file the secret is read from, for `*_file`.
+    pub(super) fn file_path(&self) -> Option<PathBuf> {
+        match &self.origin {
+            Origin::File(path) => Some(expand_home(path)),
+            _ => None,
+        }
+    }
 }
