@@ -473,3 +473,33 @@ async fn world_readable_store_key_and_database_password_are_warned_about() {
     let r = run(check(0o640, 0o600), None).await;
     assert!(!r.stderr.contains("readable by every user"), "{r}");
 }
+
+/// A `*_command`'s stderr reached the terminal and the journal as it was: `echo "pin is
+/// 135790" >&2` showed the PIN. It is relayed to the log with digit runs and key-like
+/// words masked, in `config check` (blocking) and in a login (on the runtime).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_command_s_stderr_is_masked() {
+    let stand = Stand::start().await;
+    let account = stand.server.account().clone();
+    let config = stand.sandbox.write_config(&format!(
+        "[profiles.default]\npin_command = \"echo 'pin is {pin}' >&2; echo 'totp {totp}' >&2; echo {pin}\"\n",
+        pin = account.pin,
+        totp = account.totp_secret
+    ));
+    for args in [&["config", "check"][..], &["login", "--via", "totp"][..]] {
+        let mut cmd = stand.cli(args);
+        cmd.env_remove("DHAN_PIN").env("DHAN_LOGIN_CONFIG", &config);
+        let r = run(cmd, None).await;
+        r.assert_ok();
+        assert!(r.stderr.contains("pin is ****"), "{args:?}: {r}");
+        assert!(r.stderr.contains("totp ****"), "{args:?}: {r}");
+        assert!(
+            !r.stderr.contains(&account.pin),
+            "{args:?}: the PIN is shown"
+        );
+        assert!(
+            !r.stderr.contains(&account.totp_secret),
+            "{args:?}: the secret is shown"
+        );
+    }
+}

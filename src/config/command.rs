@@ -22,9 +22,63 @@ fn sh(cmd: &str) -> std::process::Command {
         .arg(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .process_group(0);
     c
+}
+
+/// The most of a command's stderr relayed (the rest is read and dropped, so that the
+/// command never blocks on a full pipe nor dies of a closed one).
+const MAX_STDERR: usize = 16 * 1024;
+
+/// Lines longer than this are relayed in pieces.
+const MAX_LINE: u64 = 1024;
+
+/// Relays a command's stderr to the log line by line, masked (`echo "pin is 135790"
+/// >&2` in a script used to reach the terminal and the journal as it was).
+fn relay_line(line: &[u8], relayed: &mut usize) {
+    if *relayed >= MAX_STDERR {
+        return;
+    }
+    *relayed += line.len();
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_end();
+    if !line.is_empty() {
+        tracing::warn!(
+            "secret command said: {}",
+            crate::redact::mask_secret_like(line)
+        );
+    }
+}
+
+async fn relay_stderr(pipe: tokio::process::ChildStderr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut reader = tokio::io::BufReader::new(pipe);
+    let (mut line, mut relayed) = (Vec::new(), 0);
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) | Err(_) => break,
+            Ok(_) => relay_line(&line, &mut relayed),
+        }
+    }
+}
+
+fn relay_stderr_blocking(pipe: std::process::ChildStderr) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(pipe);
+    let (mut line, mut relayed) = (Vec::new(), 0);
+    loop {
+        line.clear();
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => relay_line(&line, &mut relayed),
+        }
+    }
 }
 
 /// Why a command gave no secret; the caller names the field.
@@ -84,10 +138,13 @@ pub(crate) struct Group {
 
 impl Group {
     pub(crate) fn spawn(cmd: &str) -> Result<Group, Failure> {
-        let child = tokio::process::Command::from(sh(cmd))
+        let mut child = tokio::process::Command::from(sh(cmd))
             .kill_on_drop(true)
             .spawn()
             .map_err(Failure::Start)?;
+        if let Some(pipe) = child.stderr.take() {
+            tokio::spawn(relay_stderr(pipe));
+        }
         Ok(Group { child })
     }
 
@@ -146,6 +203,9 @@ pub(crate) async fn run(cmd: &str, limit: Duration) -> Result<String, Failure> {
 /// `run` for callers outside the runtime (`config check`).
 pub(crate) fn run_blocking(cmd: &str, limit: Duration) -> Result<String, Failure> {
     let mut child = sh(cmd).spawn().map_err(Failure::Start)?;
+    if let Some(pipe) = child.stderr.take() {
+        std::thread::spawn(move || relay_stderr_blocking(pipe));
+    }
     let mut pipe = child.stdout.take();
     // Read on the side, so a chatty command cannot block on a full pipe.
     let reader = std::thread::spawn(move || {
