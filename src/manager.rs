@@ -565,6 +565,9 @@ impl TokenManager {
             return;
         }
         let secrets = rejected_secrets(source, e);
+        if secrets.is_empty() {
+            return;
+        }
         let fingerprint = match self.backend.fingerprint_key().await {
             Ok(key) => match key.fingerprint(&self.profile, secrets).await {
                 Some(fp) => fp,

@@ -31,6 +31,10 @@ fn sh(cmd: &str) -> std::process::Command {
 /// command never blocks on a full pipe nor dies of a closed one).
 const MAX_STDERR: usize = 16 * 1024;
 
+/// How long an ended command's stderr is waited for: a process it left in the
+/// background may hold the pipe open for ever.
+const RELAY_WAIT: Duration = Duration::from_secs(2);
+
 /// Lines longer than this are relayed in pieces.
 const MAX_LINE: u64 = 1024;
 
@@ -134,6 +138,9 @@ fn kill_group(leader: u32) {
 /// A running command. Dropped before the shell ended, it kills the whole group.
 pub(crate) struct Group {
     child: tokio::process::Child,
+    /// Relays the command's stderr; awaited (briefly) once the command ended, so that
+    /// what it said is logged before the program moves on or exits.
+    relay: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Group {
@@ -142,10 +149,11 @@ impl Group {
             .kill_on_drop(true)
             .spawn()
             .map_err(Failure::Start)?;
-        if let Some(pipe) = child.stderr.take() {
-            tokio::spawn(relay_stderr(pipe));
-        }
-        Ok(Group { child })
+        let relay = child
+            .stderr
+            .take()
+            .map(|pipe| tokio::spawn(relay_stderr(pipe)));
+        Ok(Group { child, relay })
     }
 
     pub(crate) fn stdout(&mut self) -> Option<tokio::process::ChildStdout> {
@@ -184,6 +192,11 @@ pub(crate) async fn run(cmd: &str, limit: Duration) -> Result<String, Failure> {
             return Err(Failure::TooLong);
         }
         let status = group.child.wait().await.map_err(Failure::Wait)?;
+        if let Some(relay) = group.relay.take() {
+            // A background process of the command may keep stderr open: do not wait
+            // for it beyond a moment.
+            let _ = tokio::time::timeout(RELAY_WAIT, relay).await;
+        }
         Ok::<_, Failure>((status, out))
     })
     .await;
@@ -203,9 +216,14 @@ pub(crate) async fn run(cmd: &str, limit: Duration) -> Result<String, Failure> {
 /// `run` for callers outside the runtime (`config check`).
 pub(crate) fn run_blocking(cmd: &str, limit: Duration) -> Result<String, Failure> {
     let mut child = sh(cmd).spawn().map_err(Failure::Start)?;
-    if let Some(pipe) = child.stderr.take() {
-        std::thread::spawn(move || relay_stderr_blocking(pipe));
-    }
+    let relayed = child.stderr.take().map(|pipe| {
+        let (done, relayed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            relay_stderr_blocking(pipe);
+            let _ = done.send(());
+        });
+        relayed
+    });
     let mut pipe = child.stdout.take();
     // Read on the side, so a chatty command cannot block on a full pipe.
     let reader = std::thread::spawn(move || {
@@ -230,6 +248,9 @@ pub(crate) fn run_blocking(cmd: &str, limit: Duration) -> Result<String, Failure
             }
         }
     };
+    if let Some(relayed) = relayed {
+        let _ = relayed.recv_timeout(RELAY_WAIT);
+    }
     first_line(status, reader.join().unwrap_or_default())
 }
 

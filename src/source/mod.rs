@@ -334,6 +334,14 @@ pub(crate) fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [&'stati
             "generate-consent" | "consumeApp-consent" => &["api_key", "api_secret"],
             _ => sends(kind),
         },
+        // A code sent by SMS or e-mail is good for one login: its rejection says nothing
+        // of the stored secrets (it used to lock the mobile, PIN and TOTP secret, and
+        // fingerprint the right PIN), and the next login gets a new code.
+        #[cfg(feature = "browser")]
+        Error::Browser(crate::browser::BrowserError::Rejected {
+            step: crate::browser::Step::Otp,
+            ..
+        }) => &[],
         // The login page: the mobile, the PIN or the code.
         #[cfg(feature = "browser")]
         Error::Browser(_) => &["mobile", "pin", "totp_secret"],
@@ -352,5 +360,28 @@ pub(crate) fn outcome_of(e: Error) -> Outcome {
         | ErrorClass::RateLimited
         | ErrorClass::Config => Outcome::Fatal(e),
         _ => Outcome::Failed(e),
+    }
+}
+
+#[cfg(all(test, feature = "browser"))]
+mod rejection_tests {
+    use super::*;
+    use crate::browser::{Artifacts, BrowserError, Step};
+
+    fn rejected_at(step: Step) -> Error {
+        Error::Browser(BrowserError::Rejected {
+            step,
+            message: "Invalid code".into(),
+            artifacts: Artifacts::None,
+        })
+    }
+
+    #[test]
+    fn a_rejected_sms_code_locks_none_of_the_stored_secrets() {
+        assert!(rejected_secrets(SourceKind::Browser, &rejected_at(Step::Otp)).is_empty());
+        assert_eq!(
+            rejected_secrets(SourceKind::Browser, &rejected_at(Step::Pin)),
+            ["mobile", "pin", "totp_secret"]
+        );
     }
 }
