@@ -169,8 +169,8 @@ pub use redact::Scrubber;
 pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
 pub use source::{BoxFuture, Context, Outcome, TokenSource, run_chain, sends};
 pub use store::{
-    ConsentLedger, FileBackend, LastError, Lease, Ledger, LedgerDay, LegacyLockout, LockError,
-    Lockout, LockoutStore, Lockouts, Ownership, PendingConsent, PgBackend, ProfileLock,
+    ConsentLedger, FileBackend, FingerprintKey, LastError, Lease, Ledger, LedgerDay, LegacyLockout,
+    LockError, Lockout, LockoutStore, Lockouts, Ownership, PendingConsent, PgBackend, ProfileLock,
     ProfileState, StateBackend, StoreError, TokenStore, check_profile_name, next_ist_midnight,
     write_atomic,
 };

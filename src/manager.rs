@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::api::{DhanApi, ProfileInfo};
-use crate::config::Profile;
+use crate::config::{ConfigError, Profile};
 use crate::console::Console;
 use crate::decide::{Ask, Decision, IstTime, Logins, Why, decide};
 use crate::error::{AttemptResult, Error};
@@ -21,7 +21,7 @@ use crate::error_class::ErrorClass;
 use crate::progress::Progress;
 use crate::source::{ALL_SECRETS, Context, rejected_secrets, run_chain, sends, sources};
 use crate::store::{
-    LedgerDay, Lockout, Lockouts, Ownership, ProfileState, StateBackend, StoreError,
+    FingerprintKey, LedgerDay, Lockout, Lockouts, Ownership, ProfileState, StateBackend, StoreError,
 };
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, SystemClock};
@@ -403,6 +403,7 @@ impl TokenManager {
         cx.renewable = state.renewable;
         cx.record_dir = req.record_dir.clone();
         cx.console = req.console.as_deref();
+        cx.fingerprints = self.fingerprint_key(&lockouts).await;
         cx.lockouts = lockouts;
         cx.totp_resume = state.totp_last_step;
         let result = run_chain(&sources(req.via), &cx).await;
@@ -540,6 +541,23 @@ impl TokenManager {
         })
     }
 
+    /// The key to compare the lockouts' fingerprints with; none is needed (or made) while
+    /// nothing is locked. Without one every lockout holds.
+    async fn fingerprint_key(&self, lockouts: &Lockouts) -> Option<FingerprintKey> {
+        if lockouts.is_empty() {
+            return None;
+        }
+        match self.backend.fingerprint_key().await {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the key of the lockout fingerprints ({e}): every lockout holds"
+                );
+                None
+            }
+        }
+    }
+
     /// Stores a credential rejection, keyed to the secrets the endpoint that said no was
     /// sent. A lockout that cannot be written is said loudly: the next run could resend.
     async fn record_rejection(&self, source: SourceKind, e: &Error, now: DateTime<Utc>) {
@@ -547,8 +565,20 @@ impl TokenManager {
             return;
         }
         let secrets = rejected_secrets(source, e);
-        let Some(fingerprint) = self.profile.secrets_fingerprint(secrets).await else {
+        if secrets.is_empty() {
             return;
+        }
+        let fingerprint = match self.backend.fingerprint_key().await {
+            Ok(key) => match key.fingerprint(&self.profile, secrets).await {
+                Some(fp) => fp,
+                None => return,
+            },
+            Err(err) => {
+                tracing::warn!(
+                    "no key to fingerprint the rejected credentials ({err}): the lockout holds until `dhan-login unlock`, even once they are fixed"
+                );
+                String::new()
+            }
         };
         let lockout = Lockout {
             secrets: secrets.iter().map(|s| s.to_string()).collect(),
@@ -583,6 +613,7 @@ impl TokenManager {
             &crate::progress::NoProgress,
             self.clock.clone(),
         );
+        cx.fingerprints = self.fingerprint_key(&lockouts).await;
         cx.lockouts = lockouts;
         let configured = |fields: &[&str]| fields.iter().all(|f| self.profile.secret(f).is_some());
         let mut refusal = None;
@@ -659,6 +690,18 @@ impl TokenManager {
                     now,
                 )
             })?;
+        // Another account's token would be handed out, and renewed, as this one's.
+        if let Some(mine) = self.profile.client_id.as_deref()
+            && token.client_id != mine
+        {
+            return Err(Error::Config(ConfigError::Field {
+                field: "client_id".into(),
+                message: format!(
+                    "the token belongs to client id {}, not this profile's {mine}: import it into that account's profile",
+                    token.client_id
+                ),
+            }));
+        }
         let owner = self.own_to_write().await?;
         let mut state = self.state().await?;
         state.token = Some(token.clone());

@@ -65,6 +65,33 @@ impl Scrubber {
     }
 }
 
+/// Masks what may be a secret in a line nobody vetted (a `*_command`'s stderr): JWTs,
+/// every run of 4 or more digits (a PIN, an OTP, a mobile number) and every word of 16
+/// or more letters, digits and `+/=_-` (a TOTP secret, an API secret, a key).
+pub(crate) fn mask_secret_like(line: &str) -> String {
+    let line = mask_jwts(line);
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || "+/=_-".contains(c);
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line.as_str();
+    while let Some(start) = rest.find(|c: char| is_key_char(c)) {
+        out.push_str(&rest[..start]);
+        let run = &rest[start..];
+        let end = run.find(|c: char| !is_key_char(c)).unwrap_or(run.len());
+        let word = &run[..end];
+        let digit_run = word
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|d| d.len() >= 4);
+        if digit_run || word.len() >= 16 {
+            out.push_str(MASK);
+        } else {
+            out.push_str(word);
+        }
+        rest = &run[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Masks every `eyJ….….…` run: the base64url header of a JWT always starts with `eyJ`.
 fn mask_jwts(text: &str) -> String {
     let is_b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
@@ -124,6 +151,20 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains('2'), "{shown}");
+    }
+
+    #[test]
+    fn secret_like_words_are_masked_and_the_rest_kept() {
+        assert_eq!(mask_secret_like("pin is 135790"), "pin is ****");
+        assert_eq!(
+            mask_secret_like("totp=MOCKDHANDEMOTOTPSECRETMOCKDHAN23 ok"),
+            "**** ok"
+        );
+        assert_eq!(
+            mask_secret_like("gpg: decryption failed: No secret key"),
+            "gpg: decryption failed: No secret key"
+        );
+        assert_eq!(mask_secret_like("mobile +919999900042."), "mobile ****.");
     }
 
     #[test]

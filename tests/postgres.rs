@@ -259,6 +259,59 @@ async fn a_held_lease_is_renewed_and_let_go_when_dropped() {
     assert!(!next.took_over(), "a released lease is not a takeover");
 }
 
+/// The race behind a rare "a released lease is not a takeover": a release that commits
+/// while the next holder's statement waits for the row. The release is held open in a
+/// transaction of our own until the next holder is seen waiting for its lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_committing_while_the_next_holder_waits_is_not_a_takeover() {
+    let Some(db) = fresh_db().await else { return };
+    let (a, b) = (db.backend("a", 30), db.backend("b", 30));
+    let owner = a.own("p", Duration::from_secs(5)).await.unwrap();
+    let (holder, epoch) = match &owner {
+        Ownership::Lease(l) => (l.holder().to_owned(), l.epoch()),
+        Ownership::File(_) => panic!("a store URL must give a lease"),
+    };
+    let mut sql = db.sql().await;
+    let release = sql.transaction().await.unwrap();
+    // What `Lease::release` runs, not committed yet.
+    let n = release
+        .execute(
+            "UPDATE dhan_login_leases SET expires_at = now(), holder = ''
+             WHERE profile = 'p' AND holder = $1 AND epoch = $2",
+            &[&holder, &epoch],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let next = tokio::spawn(async move { b.own("p", Duration::from_secs(20)).await });
+    let watcher = db.sql().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE NOT l.granted AND a.application_name = 'dhan-login-b'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the next holder never waited for the row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    release.commit().await.unwrap();
+    let next = next.await.unwrap().unwrap();
+    assert_eq!(lease_epoch(&next), epoch + 1);
+    assert!(!next.took_over(), "a released lease is not a takeover");
+    drop(owner);
+}
+
 #[tokio::test]
 async fn tokens_are_sealed_in_the_database() {
     let Some(db) = fresh_db().await else { return };
@@ -319,13 +372,106 @@ async fn tokens_are_sealed_in_the_database() {
             other_key.path().to_string_lossy().into_owned(),
         )],
     );
-    let err = StateBackend::for_settings(&p.state_dir, &p.store)
-        .load("p")
+    // A token sealed with another key counts as absent (the next login replaces it):
+    // it used to fail every command until the row was deleted by hand.
+    let other = StateBackend::for_settings(&p.state_dir, &p.store);
+    let state = other.load("p").await.unwrap();
+    assert!(state.token.is_none());
+    assert_eq!(
+        state.totp_last_step,
+        Some(42),
+        "the rest of the state stays"
+    );
+    owner.release().await;
+    let owner = other.own("p", Duration::from_secs(5)).await.unwrap();
+    other
+        .save("p", &with_token("resealed.with.newkey"), Some(&owner))
         .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("does not decrypt"), "{err}");
-    assert!(!err.contains(&secret[..12]), "{err}");
+        .unwrap();
+    let reopened = other.load("p").await.unwrap().token.unwrap();
+    assert_eq!(reopened.access_token.secret(), "resealed.with.newkey");
+}
+
+/// After README's "point dhan-login at a new key", the CLI logs in again and stores the
+/// token under the new key (it used to exit 5 for ever, saying the row does not
+/// decrypt). What only the user can fix is a configuration error, exit 2, not exit 5:
+/// a missing key file, a user the server does not know, a database that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_store_key_means_log_in_again_and_what_the_user_must_fix_is_exit_2() {
+    let Some(db) = fresh_db().await else { return };
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let a = s.account().clone();
+    let mut env = db.env("cli", 15);
+    env.extend([
+        ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
+        ("DHAN_PIN".to_owned(), a.pin.clone()),
+        ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
+        (
+            "DHAN_AUTH_BASE_URL".to_owned(),
+            s.auth_base_url().to_string(),
+        ),
+        ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
+    ]);
+    let run = |args: &[&str], over: &[(&str, String)]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(over.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, first, err) = tokio::task::block_in_place(|| run(&["token"], &[]));
+    assert_eq!(code, Some(0), "{err}");
+    std::fs::write(
+        &db.key_file,
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+    )
+    .unwrap();
+    for args in [&["status"][..], &["token"][..]] {
+        let (code, out, err) = tokio::task::block_in_place(|| run(args, &[]));
+        assert_eq!(code, Some(0), "{args:?}: {out}\n{err}");
+        assert!(err.contains("does not decrypt"), "{args:?}: {err}");
+        assert!(!err.contains(&first), "the old token leaked");
+    }
+    assert_eq!(s.logins(), 2, "the new key meant one new login");
+    let (code, again, err) = tokio::task::block_in_place(|| run(&["token"], &[]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("does not decrypt"), "resealed: {err}");
+    assert_eq!(s.logins(), 2, "{again}");
+
+    let missing = db.state.path().join("no-such.key");
+    let mut wrong_user = url::Url::parse(&db.url).unwrap();
+    wrong_user.set_username("no_such_user").unwrap();
+    let mut no_db = url::Url::parse(&db.url).unwrap();
+    no_db.set_path("no_such_database");
+    for (what, over) in [
+        (
+            "a missing key file",
+            ("DHAN_LOGIN_STORE_KEY_FILE", missing.display().to_string()),
+        ),
+        (
+            "an unknown user",
+            ("DHAN_LOGIN_STORE_URL", wrong_user.to_string()),
+        ),
+        (
+            "a missing database",
+            ("DHAN_LOGIN_STORE_URL", no_db.to_string()),
+        ),
+    ] {
+        for args in [&["token"][..], &["status"][..]] {
+            let (code, out, err) =
+                tokio::task::block_in_place(|| run(args, std::slice::from_ref(&over)));
+            assert_eq!(code, Some(2), "{what}, {args:?}: {out}\n{err}");
+            assert!(err.contains("state database"), "{what}: {err}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -481,4 +627,98 @@ async fn a_logout_never_drops_a_token_stored_after_it_read() {
     let after = a.load("p").await.unwrap();
     assert!(after.token.is_none());
     assert_eq!(after.totp_last_step, Some(42), "only the token goes");
+}
+
+/// A wrong PIN with the database: the lockout row holds a keyed fingerprint (the unkeyed
+/// SHA-256 of the credentials is not in it), and `-vv` does not log the driver's
+/// statement parameters (the lockout JSON, lease holders).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockout_row_is_keyed_and_debug_logs_hold_no_statement_parameters() {
+    let Some(db) = fresh_db().await else { return };
+    let s = MockServer::start(MockOptions::default()).await.unwrap();
+    let a = s.account().clone();
+    let mut env = db.env("cli", 15);
+    env.extend([
+        ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
+        ("DHAN_PIN".to_owned(), "424242".to_owned()),
+        ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
+        (
+            "DHAN_AUTH_BASE_URL".to_owned(),
+            s.auth_base_url().to_string(),
+        ),
+        ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
+    ]);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = tokio::task::block_in_place(|| run(&["-vv", "login", "--via", "totp"]));
+    assert_eq!(code, Some(3), "{err}");
+    let (code, err2) = tokio::task::block_in_place(|| run(&["-vv", "token"]));
+    assert_eq!(code, Some(3), "{err2}");
+    let row: String = db
+        .sql()
+        .await
+        .query_one(
+            "SELECT lockouts FROM dhan_login_lockouts WHERE profile = 'default'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let holder: String = db
+        .sql()
+        .await
+        .query_one("SELECT holder FROM dhan_login_leases", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    for log in [&err, &err2] {
+        assert!(!log.contains("with parameters"), "{log}");
+        assert!(!log.contains("\"fingerprint\""), "{log}");
+        assert!(!log.contains("hmac1:"), "{log}");
+        assert!(holder.is_empty() || !log.contains(&holder), "{log}");
+    }
+    let lockouts: serde_json::Value = serde_json::from_str(&row).unwrap();
+    let fingerprint = lockouts[0]["fingerprint"].as_str().unwrap();
+    assert!(fingerprint.starts_with("hmac1:"), "{row}");
+    let unkeyed = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"dhan-login credentials v2\0");
+        h.update(a.client_id.as_bytes());
+        h.update(b"\0pin=424242\0totp_secret=");
+        h.update(a.totp_secret.as_bytes());
+        h.finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert!(!row.contains(&unkeyed), "the row holds a searchable hash");
+}
+
+/// A consent whose request never left is given back in the database's ledger too.
+#[tokio::test]
+async fn an_unsent_consent_is_given_back_in_the_database() {
+    let Some(db) = fresh_db().await else { return };
+    let ledger = db.backend("a", 15).ledger(25);
+    let now = Utc::now();
+    for _ in 0..30 {
+        ledger.reserve("1100000001", now).await.unwrap();
+        ledger.unreserve("1100000001", now).await.unwrap();
+    }
+    let day = ledger.today("1100000001", now).await.unwrap();
+    assert_eq!(day.used, 0);
+    ledger.reserve("1100000001", now).await.unwrap();
+    assert_eq!(ledger.today("1100000001", now).await.unwrap().used, 1);
 }

@@ -218,8 +218,14 @@ async fn round_trip(url: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The refusal of `url`: its message, checked to hold no password.
+/// The refusal of `url`: its message, checked to hold no password, and its class: a
+/// certificate problem is transient, a refusal by the server's pg_hba (the fix is the
+/// user's: sslmode or the server's rules) a configuration error.
 async fn refusal(url: &str) -> String {
+    refusal_as(url, ErrorClass::Transient).await
+}
+
+async fn refusal_as(url: &str, class: ErrorClass) -> String {
     let m = machine(url);
     let e = m
         .backend
@@ -228,7 +234,7 @@ async fn refusal(url: &str) -> String {
         .expect_err("this connection must be refused");
     let shown = e.to_string();
     assert!(!shown.contains(PASSWORD), "the password shows: {shown}");
-    assert_eq!(e.class(), ErrorClass::Transient, "{shown}");
+    assert_eq!(e.class(), class, "{shown}");
     shown
 }
 
@@ -256,7 +262,7 @@ async fn the_store_speaks_tls_and_checks_the_certificate_as_sslmode_says() {
     let plain = plain.err().expect("a connection in clear must be refused");
     let plain = format!("{plain:?}");
     assert!(plain.contains("no encryption"), "{plain}");
-    let shown = refusal(&url("127.0.0.1", "sslmode=disable")).await;
+    let shown = refusal_as(&url("127.0.0.1", "sslmode=disable"), ErrorClass::Config).await;
     assert!(shown.contains("no encryption"), "sslmode=disable: {shown}");
 
     // verify-full with the right CA and the name in the certificate.

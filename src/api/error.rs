@@ -73,6 +73,15 @@ pub enum ApiError {
         /// What happened, without the request's URL (it may hold the PIN).
         detail: String,
     },
+    /// The request never left this machine: no connection could be made (refused, no
+    /// such host, the TLS handshake failed). Dhan saw nothing, so nothing was spent.
+    #[error("{endpoint}: temporary failure, nothing sent: {detail}")]
+    Unsent {
+        /// The call that could not be made.
+        endpoint: &'static str,
+        /// What happened, without the request's URL (it may hold the PIN).
+        detail: String,
+    },
     /// An answer that cannot be read as the endpoint's (no token in it, not JSON, over
     /// 1 MiB): an API change, or something between us and Dhan.
     #[error("{endpoint}: unexpected answer (HTTP {status}): {detail}; body: {body}")]
@@ -114,6 +123,7 @@ impl ApiError {
             | ApiError::TokenInvalid { endpoint, .. }
             | ApiError::RateLimited { endpoint, .. }
             | ApiError::Transient { endpoint, .. }
+            | ApiError::Unsent { endpoint, .. }
             | ApiError::UnexpectedBody { endpoint, .. }
             | ApiError::Refused { endpoint, .. } => endpoint,
         }
@@ -134,7 +144,7 @@ impl ApiError {
             ApiError::ConsentLimit { .. } => ErrorClass::ConsentLimit,
             ApiError::TokenInvalid { .. } => ErrorClass::TokenInvalid,
             ApiError::RateLimited { .. } => ErrorClass::RateLimited,
-            ApiError::Transient { .. } => ErrorClass::Transient,
+            ApiError::Transient { .. } | ApiError::Unsent { .. } => ErrorClass::Transient,
             ApiError::UnexpectedBody { .. } => ErrorClass::UnexpectedBody,
             ApiError::Refused { .. } => ErrorClass::Other,
         }

@@ -375,6 +375,7 @@ fn transport(endpoint: &'static str, e: reqwest::Error) -> ApiError {
         "transport error"
     };
     // without_url: the URL may hold the PIN or a tokenId.
+    let unsent = e.is_connect();
     let e = e.without_url();
     let mut detail = format!("{what}: {e}");
     let mut source = std::error::Error::source(&e);
@@ -382,7 +383,11 @@ fn transport(endpoint: &'static str, e: reqwest::Error) -> ApiError {
         detail.push_str(&format!(": {s}"));
         source = s.source();
     }
-    ApiError::Transient { endpoint, detail }
+    if unsent {
+        ApiError::Unsent { endpoint, detail }
+    } else {
+        ApiError::Transient { endpoint, detail }
+    }
 }
 
 /// Appends a path to a base that may or may not end in a slash (`/v2` vs `/v2/`).

@@ -123,11 +123,41 @@ pub(super) fn warn_if_exposed(path: &Path, profile: &Profile) {
     let Ok(meta) = std::fs::metadata(path) else {
         return;
     };
-    if inline && meta.permissions().mode() & 0o077 != 0 {
+    let mode = meta.permissions().mode();
+    if inline && mode & 0o077 != 0 {
         tracing::warn!(
             "{} holds inline secrets and is readable by group/others: run `chmod 600 {}`",
             path.display(),
             path.display()
         );
     }
+    // Group-readable is the documented service layout (0640 root:dhan-login); readable
+    // by every user is not.
+    let store = &profile.store;
+    let password = store
+        .url
+        .as_ref()
+        .is_some_and(|u| u.is_inline() && u.get().is_ok_and(|v| holds_password(v.expose_secret())));
+    if password && mode & 0o004 != 0 {
+        tracing::warn!(
+            "{} holds the state database's password and is readable by every user: run `chmod o-r {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    if let Some(key) = store.key.as_ref().and_then(|k| k.file_path())
+        && std::fs::metadata(&key).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+    {
+        tracing::warn!(
+            "the store key {} is readable by every user, and opens every stored token: run `chmod 600 {}`",
+            key.display(),
+            key.display()
+        );
+    }
+}
+
+/// A PostgreSQL URL (`postgres://user:pw@…`) or key=value string (`password=…`) that
+/// carries a password.
+fn holds_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some()) || url.contains("password=")
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 
-/// A secret is one line: more output than this is not read.
-const MAX_OUTPUT: u64 = 64 * 1024;
+/// A secret is one line: more output than this is not read, and is an error.
+const MAX_OUTPUT: u64 = super::bounded::SECRET_MAX;
 
 fn sh(cmd: &str) -> std::process::Command {
     let mut c = std::process::Command::new("sh");
@@ -22,9 +22,67 @@ fn sh(cmd: &str) -> std::process::Command {
         .arg(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .process_group(0);
     c
+}
+
+/// The most of a command's stderr relayed (the rest is read and dropped, so that the
+/// command never blocks on a full pipe nor dies of a closed one).
+const MAX_STDERR: usize = 16 * 1024;
+
+/// How long an ended command's stderr is waited for: a process it left in the
+/// background may hold the pipe open for ever.
+const RELAY_WAIT: Duration = Duration::from_secs(2);
+
+/// Lines longer than this are relayed in pieces.
+const MAX_LINE: u64 = 1024;
+
+/// Relays a command's stderr to the log line by line, masked (`echo "pin is 135790"
+/// >&2` in a script used to reach the terminal and the journal as it was).
+fn relay_line(line: &[u8], relayed: &mut usize) {
+    if *relayed >= MAX_STDERR {
+        return;
+    }
+    *relayed += line.len();
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_end();
+    if !line.is_empty() {
+        tracing::warn!(
+            "secret command said: {}",
+            crate::redact::mask_secret_like(line)
+        );
+    }
+}
+
+async fn relay_stderr(pipe: tokio::process::ChildStderr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut reader = tokio::io::BufReader::new(pipe);
+    let (mut line, mut relayed) = (Vec::new(), 0);
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) | Err(_) => break,
+            Ok(_) => relay_line(&line, &mut relayed),
+        }
+    }
+}
+
+fn relay_stderr_blocking(pipe: std::process::ChildStderr) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(pipe);
+    let (mut line, mut relayed) = (Vec::new(), 0);
+    loop {
+        line.clear();
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => relay_line(&line, &mut relayed),
+        }
+    }
 }
 
 /// Why a command gave no secret; the caller names the field.
@@ -35,6 +93,9 @@ pub(crate) enum Failure {
     TimedOut(Duration),
     Status(ExitStatus),
     NotUtf8,
+    /// Printed more than `MAX_OUTPUT`: reading stopped and the group was killed (it
+    /// used to die of SIGPIPE, reported as a puzzling exit 141).
+    TooLong,
 }
 
 impl std::fmt::Display for Failure {
@@ -47,12 +108,20 @@ impl std::fmt::Display for Failure {
             }
             Failure::Status(s) => write!(f, "failed ({s})"),
             Failure::NotUtf8 => f.write_str("printed non-UTF-8"),
+            Failure::TooLong => write!(
+                f,
+                "printed more than {} KiB; a secret is one line",
+                MAX_OUTPUT / 1024
+            ),
         }
     }
 }
 
 /// Only the first line: password managers often print notes after it.
 fn first_line(status: ExitStatus, out: Vec<u8>) -> Result<String, Failure> {
+    if out.len() as u64 > MAX_OUTPUT {
+        return Err(Failure::TooLong);
+    }
     if !status.success() {
         return Err(Failure::Status(status));
     }
@@ -69,15 +138,22 @@ fn kill_group(leader: u32) {
 /// A running command. Dropped before the shell ended, it kills the whole group.
 pub(crate) struct Group {
     child: tokio::process::Child,
+    /// Relays the command's stderr; awaited (briefly) once the command ended, so that
+    /// what it said is logged before the program moves on or exits.
+    relay: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Group {
     pub(crate) fn spawn(cmd: &str) -> Result<Group, Failure> {
-        let child = tokio::process::Command::from(sh(cmd))
+        let mut child = tokio::process::Command::from(sh(cmd))
             .kill_on_drop(true)
             .spawn()
             .map_err(Failure::Start)?;
-        Ok(Group { child })
+        let relay = child
+            .stderr
+            .take()
+            .map(|pipe| tokio::spawn(relay_stderr(pipe)));
+        Ok(Group { child, relay })
     }
 
     pub(crate) fn stdout(&mut self) -> Option<tokio::process::ChildStdout> {
@@ -110,9 +186,17 @@ pub(crate) async fn run(cmd: &str, limit: Duration) -> Result<String, Failure> {
     let answered = tokio::time::timeout(limit, async {
         let mut out = Vec::new();
         if let Some(pipe) = stdout {
-            let _ = pipe.take(MAX_OUTPUT).read_to_end(&mut out).await;
+            let _ = pipe.take(MAX_OUTPUT + 1).read_to_end(&mut out).await;
+        }
+        if out.len() as u64 > MAX_OUTPUT {
+            return Err(Failure::TooLong);
         }
         let status = group.child.wait().await.map_err(Failure::Wait)?;
+        if let Some(relay) = group.relay.take() {
+            // A background process of the command may keep stderr open: do not wait
+            // for it beyond a moment.
+            let _ = tokio::time::timeout(RELAY_WAIT, relay).await;
+        }
         Ok::<_, Failure>((status, out))
     })
     .await;
@@ -132,12 +216,20 @@ pub(crate) async fn run(cmd: &str, limit: Duration) -> Result<String, Failure> {
 /// `run` for callers outside the runtime (`config check`).
 pub(crate) fn run_blocking(cmd: &str, limit: Duration) -> Result<String, Failure> {
     let mut child = sh(cmd).spawn().map_err(Failure::Start)?;
+    let relayed = child.stderr.take().map(|pipe| {
+        let (done, relayed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            relay_stderr_blocking(pipe);
+            let _ = done.send(());
+        });
+        relayed
+    });
     let mut pipe = child.stdout.take();
     // Read on the side, so a chatty command cannot block on a full pipe.
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
         if let Some(p) = pipe.as_mut() {
-            let _ = p.take(MAX_OUTPUT).read_to_end(&mut out);
+            let _ = p.take(MAX_OUTPUT + 1).read_to_end(&mut out);
         }
         out
     });
@@ -156,6 +248,9 @@ pub(crate) fn run_blocking(cmd: &str, limit: Duration) -> Result<String, Failure
             }
         }
     };
+    if let Some(relayed) = relayed {
+        let _ = relayed.recv_timeout(RELAY_WAIT);
+    }
     first_line(status, reader.join().unwrap_or_default())
 }
 
@@ -184,6 +279,10 @@ mod tests {
             run("printf '\\377'", limit).await,
             Err(Failure::NotUtf8)
         ));
+        // Over 64 KiB: a clear error, not the SIGPIPE (exit 141) of a closed pipe.
+        let chatty = "head -c 200000 /dev/zero | tr '\\0' a";
+        assert!(matches!(run(chatty, limit).await, Err(Failure::TooLong)));
+        assert!(matches!(run_blocking(chatty, limit), Err(Failure::TooLong)));
         let slow = run("sleep 5", Duration::from_millis(200)).await;
         assert!(matches!(slow, Err(Failure::TimedOut(_))), "{slow:?}");
     }

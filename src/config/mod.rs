@@ -4,6 +4,7 @@
 //! a password manager). They are read only when a login needs them, so the cached-token
 //! path never runs a password manager.
 
+mod bounded;
 mod check;
 pub(crate) mod command;
 mod env;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use url::Url;
 
 use super::check::warn_if_exposed;
@@ -379,36 +379,6 @@ impl Profile {
             "api_secret" => self.api_secret.as_ref(),
             _ => None,
         }
-    }
-
-    /// A hash of the client id and the values of `fields`, to recognise "the same
-    /// credentials that were rejected" without storing them. None when one of them is
-    /// configured but cannot be read now (a failing command): that is not a change.
-    pub async fn secrets_fingerprint(&self, fields: &[impl AsRef<str>]) -> Option<String> {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(b"dhan-login credentials v2\0");
-        h.update(self.client_id.as_deref().unwrap_or("").as_bytes());
-        for field in fields {
-            let field = field.as_ref();
-            h.update(b"\0");
-            h.update(field.as_bytes());
-            h.update(b"=");
-            match self.secret(field) {
-                Some(s) => match s.load().await {
-                    Ok(v) => h.update(v.expose_secret().as_bytes()),
-                    Err(_) => return None,
-                },
-                None => h.update(b"\x01absent"),
-            }
-        }
-        Some(
-            h.finalize()
-                .iter()
-                .take(16)
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
     }
 
     /// The secret in `field`, or the error naming it and its variable. A command runs on

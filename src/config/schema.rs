@@ -125,7 +125,7 @@ pub(crate) fn read_toml<T: DeserializeOwned + Default>(
     paths: &Paths,
 ) -> Result<(T, PathBuf), ConfigError> {
     let path = paths.config_file.clone();
-    let text = match std::fs::read_to_string(&path) {
+    let text = match super::bounded::read_to_string(&path, super::bounded::CONFIG_MAX) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !paths.config_explicit => {
             return Ok((T::default(), path));

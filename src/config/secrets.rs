@@ -84,13 +84,15 @@ impl SecretRef {
         let v = match &self.origin {
             Origin::Inline(v) | Origin::Env(v) => v.clone(),
             Origin::File(path) => {
-                let text = std::fs::read_to_string(expand_home(path)).map_err(|e| {
-                    self.error(format!(
-                        "cannot read {}_file {}: {e}",
-                        self.field,
-                        path.display()
-                    ))
-                })?;
+                let text =
+                    super::bounded::read_to_string(&expand_home(path), super::bounded::SECRET_MAX)
+                        .map_err(|e| {
+                            self.error(format!(
+                                "cannot read {}_file {}: {e}",
+                                self.field,
+                                path.display()
+                            ))
+                        })?;
                 SecretString::from(text.trim().to_owned())
             }
             Origin::Command(cmd) => SecretString::from(
@@ -136,5 +138,13 @@ impl SecretRef {
 
     pub(super) fn is_inline(&self) -> bool {
         matches!(self.origin, Origin::Inline(_))
+    }
+
+    /// The file the secret is read from, for `*_file`.
+    pub(super) fn file_path(&self) -> Option<PathBuf> {
+        match &self.origin {
+            Origin::File(path) => Some(expand_home(path)),
+            _ => None,
+        }
     }
 }

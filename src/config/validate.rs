@@ -38,6 +38,10 @@ pub enum Problem {
     /// SHA1, 6 digits, 30 s); the text says which, without the secret.
     #[error("{0}")]
     Totp(String),
+    /// A space, newline or other control character: the value goes into an HTTP header,
+    /// where Dhan never sees it whole (every login then failed as "temporary").
+    #[error("holds a space, line break or other control character (it is sent in an HTTP header)")]
+    NotAHeaderValue,
 }
 
 /// The 6-digit trading PIN.
@@ -79,6 +83,24 @@ pub fn totp_secret(value: &str) -> Result<(), Invalid> {
         })
 }
 
+/// The API key or secret of a Dhan app: printable ASCII without spaces, as sent in the
+/// generate-consent headers.
+pub fn api_credential(field: &'static str, value: &str) -> Result<(), Invalid> {
+    if value.is_empty() {
+        return Err(Invalid {
+            field,
+            problem: Problem::Empty,
+        });
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Invalid {
+            field,
+            problem: Problem::NotAHeaderValue,
+        });
+    }
+    Ok(())
+}
+
 /// The validator of a secret field, for code that goes through fields by name.
 pub fn field(name: &str, value: &str) -> Result<(), Invalid> {
     match name {
@@ -86,6 +108,8 @@ pub fn field(name: &str, value: &str) -> Result<(), Invalid> {
         "mobile" => mobile(value),
         "totp_secret" => totp_secret(value),
         "client_id" => client_id(value),
+        "api_key" => api_credential("api_key", value),
+        "api_secret" => api_credential("api_secret", value),
         _ => Ok(()),
     }
 }

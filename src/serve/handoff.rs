@@ -42,6 +42,8 @@ impl Handoff {
         if self.written == Some(digest) {
             return Ok(false);
         }
+        check_target(&self.token_file)?;
+        check_target(&self.env_file)?;
         // No trailing newline: `Files.readString`, `open().read()` and `fs.readFileSync`
         // then hand over exactly the token.
         write_atomic(&self.token_file, value.as_bytes())?;
@@ -52,6 +54,31 @@ impl Handoff {
         write_atomic(&self.env_file, env.as_bytes())?;
         self.written = Some(digest);
         Ok(true)
+    }
+}
+
+/// Refuses a path that exists and is not a regular file. The files are replaced by a
+/// rename, which goes over whatever is there: `token_file = "/dev/null"` as root replaced
+/// the device with a file, and a FIFO or socket another program listens on would go too.
+pub(crate) fn check_target(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) => {
+            let what = if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else if m.is_dir() {
+                "a folder"
+            } else {
+                "a device, FIFO or socket"
+            };
+            Err(std::io::Error::other(format!(
+                "{} is {what}, not a regular file: dhan-login replaces the file it hands \
+                 the token over in, so it will not write there",
+                path.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

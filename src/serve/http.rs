@@ -32,6 +32,14 @@ pub(crate) struct App {
     pub(crate) stop: watch::Receiver<bool>,
 }
 
+/// How long a request's body may take to arrive once its headers have. The header
+/// timeout alone let a body sent a byte at a time hold its connection, and so a place
+/// under the connection cap, for ever: a few thousand of them stalled the daemon.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest body a route reads (a challenge is under 100 bytes).
+const BODY_LIMIT: usize = 64 * 1024;
+
 pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route("/v1/challenge", post(challenge))
@@ -39,7 +47,32 @@ pub(crate) fn router(app: App) -> Router {
         .route("/v1/profiles", get(profiles))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(body_in_time))
         .with_state(app)
+}
+
+/// Reads the whole body within `BODY_TIMEOUT` before the route runs; a body that is late
+/// or too large ends the connection (`Connection: close`, and hyper cannot reuse a
+/// connection whose body was not read).
+async fn body_in_time(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await;
+    let refused = match read {
+        Ok(Ok(bytes)) => {
+            let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+            return next.run(req).await;
+        }
+        Ok(Err(_)) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large or cut off\n",
+        ),
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, "request body too slow\n"),
+    };
+    let mut answer = refused.into_response();
+    answer
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    answer
 }
 
 /// Who asked: a plain client with the key itself, or our own client through the

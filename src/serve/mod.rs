@@ -97,6 +97,7 @@ impl Daemon {
                 ("serve.token_file", settings.token_file_for(name)),
                 ("serve.env_file", settings.env_file_for(name)),
             ] {
+                handoff::check_target(&file).map_err(|e| config(key, e.to_string()))?;
                 if !files.insert(file.clone()) {
                     return Err(config(
                         key,

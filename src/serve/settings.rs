@@ -158,11 +158,13 @@ impl ServeSettings {
                 .unwrap_or_else(|| paths.state_dir.join("serve.key")),
             token_file: get
                 .text("serve", "token_file", serve.token_file)
-                .map(|p| path_text(expand_home(Path::new(&p))))
+                .map(|p| handoff_path("serve.token_file", &p))
+                .transpose()?
                 .unwrap_or_else(|| state("serve/{profile}.token")),
             env_file: get
                 .text("serve", "env_file", serve.env_file)
-                .map(|p| path_text(expand_home(Path::new(&p))))
+                .map(|p| handoff_path("serve.env_file", &p))
+                .transpose()?
                 .unwrap_or_else(|| state("serve/{profile}.env")),
             refresh_ahead: get
                 .parsed(
@@ -232,6 +234,23 @@ impl ServeSettings {
         };
         SocketAddr::new(ip, self.listen.port())
     }
+}
+
+/// A hand-over file's path as configured, `~/` expanded. A `..` is refused: after
+/// `{profile}` it climbed out of the folder the path names (`serve/{profile}/../../x`),
+/// so the files landed where nobody would look for them, or somewhere they replace.
+fn handoff_path(key: &str, raw: &str) -> Result<String, ConfigError> {
+    let path = expand_home(Path::new(raw));
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(field(
+            key,
+            format!("{raw}: `..` is not allowed; write the path without it"),
+        ));
+    }
+    Ok(path_text(path))
 }
 
 /// The environment first, then the file: `DHAN_LOGIN_<TABLE>_<KEY>` overrides `key`.
@@ -319,6 +338,22 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         ServeSettings::load(&paths, &|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn a_handoff_path_with_dot_dot_is_refused() {
+        for (key, var) in [
+            ("serve.token_file", "DHAN_LOGIN_SERVE_TOKEN_FILE"),
+            ("serve.env_file", "DHAN_LOGIN_SERVE_ENV_FILE"),
+        ] {
+            let e = load("", &[(var, "out/{profile}/../../x")]).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+            assert!(e.to_string().contains("`..`"), "{e}");
+        }
+        let table = "[serve]\ntoken_file = \"/srv/t/{profile}/../x\"\n";
+        assert!(load(table, &[]).is_err());
+        let fine = load("[serve]\ntoken_file = \"out/{profile}.token\"\n", &[]).unwrap();
+        assert_eq!(fine.token_file_for("a"), PathBuf::from("out/a.token"));
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub(super) async fn obtain(
                 .await?;
             Ok(Consent { id, reused: false })
         }
+        Err(e @ crate::api::ApiError::Unsent { .. }) => {
+            cx.ledger.unreserve(client_id, now).await?;
+            Err(e.into())
+        }
         Err(e) => {
             if e.class() == ErrorClass::ConsentLimit {
                 cx.ledger.mark_exhausted(client_id, cx.clock.now()).await?;

@@ -32,7 +32,7 @@ use crate::console::Console;
 use crate::error::{Attempt, AttemptResult, ChainFailure, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
-use crate::store::{Ledger, Lockouts, StateBackend};
+use crate::store::{FingerprintKey, Ledger, Lockouts, StateBackend};
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
 
@@ -82,6 +82,9 @@ pub struct Context<'a> {
     pub ledger: Ledger,
     /// The credentials Dhan rejected before: a path that would send them is refused.
     pub lockouts: Lockouts,
+    /// The key the lockouts' fingerprints were made with; without it (or for one made
+    /// with another key) a lockout holds whatever the values are now.
+    pub fingerprints: Option<FingerprintKey>,
     /// The last TOTP step an earlier run submitted.
     pub totp_resume: Option<i64>,
     totp: OnceLock<TotpGenerator>,
@@ -124,6 +127,7 @@ impl<'a> Context<'a> {
             console: None,
             ledger: StateBackend::files(&profile.state_dir).ledger(profile.consent_cap),
             lockouts: Lockouts::Recorded(Vec::new()),
+            fingerprints: None,
             totp_resume: None,
             totp: OnceLock::new(),
             running: Mutex::new(None),
@@ -179,12 +183,15 @@ impl<'a> Context<'a> {
                 let mut hit = None;
                 for l in all {
                     if l.secrets.iter().any(|s| sends.contains(&s.as_str()))
-                        && (l.fingerprint.is_empty()
-                            || self
-                                .profile
-                                .secrets_fingerprint(&l.secrets)
+                        && match &self.fingerprints {
+                            Some(key) if key.made(&l.fingerprint) => key
+                                .fingerprint(self.profile, &l.secrets)
                                 .await
-                                .is_none_or(|fp| fp == l.fingerprint))
+                                .is_none_or(|fp| fp == l.fingerprint),
+                            // Empty, unkeyed, or another key's: the values cannot be
+                            // compared, so the rejection holds.
+                            _ => true,
+                        }
                     {
                         hit = Some(l);
                         break;
@@ -327,6 +334,14 @@ pub(crate) fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [&'stati
             "generate-consent" | "consumeApp-consent" => &["api_key", "api_secret"],
             _ => sends(kind),
         },
+        // A code sent by SMS or e-mail is good for one login: its rejection says nothing
+        // of the stored secrets (it used to lock the mobile, PIN and TOTP secret, and
+        // fingerprint the right PIN), and the next login gets a new code.
+        #[cfg(feature = "browser")]
+        Error::Browser(crate::browser::BrowserError::Rejected {
+            step: crate::browser::Step::Otp,
+            ..
+        }) => &[],
         // The login page: the mobile, the PIN or the code.
         #[cfg(feature = "browser")]
         Error::Browser(_) => &["mobile", "pin", "totp_secret"],
@@ -345,5 +360,28 @@ pub(crate) fn outcome_of(e: Error) -> Outcome {
         | ErrorClass::RateLimited
         | ErrorClass::Config => Outcome::Fatal(e),
         _ => Outcome::Failed(e),
+    }
+}
+
+#[cfg(all(test, feature = "browser"))]
+mod rejection_tests {
+    use super::*;
+    use crate::browser::{Artifacts, BrowserError, Step};
+
+    fn rejected_at(step: Step) -> Error {
+        Error::Browser(BrowserError::Rejected {
+            step,
+            message: "Invalid code".into(),
+            artifacts: Artifacts::None,
+        })
+    }
+
+    #[test]
+    fn a_rejected_sms_code_locks_none_of_the_stored_secrets() {
+        assert!(rejected_secrets(SourceKind::Browser, &rejected_at(Step::Otp)).is_empty());
+        assert_eq!(
+            rejected_secrets(SourceKind::Browser, &rejected_at(Step::Pin)),
+            ["mobile", "pin", "totp_secret"]
+        );
     }
 }

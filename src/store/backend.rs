@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::fingerprint::{FingerprintKey, KEY_FILE};
 use super::ledger::{ConsentLedger, LedgerDay};
 use super::lock::ProfileLock;
 use super::lockout::{Lockout, LockoutStore, Lockouts};
@@ -181,6 +182,20 @@ impl StateBackend {
         }
     }
 
+    /// The key lockout fingerprints are made with: `fingerprint.key` in the state folder
+    /// (made on first use), or derived from `store.key` for the database.
+    pub async fn fingerprint_key(&self) -> Result<FingerprintKey, StoreError> {
+        match self {
+            StateBackend::Files(f) => {
+                FingerprintKey::in_state_dir(&f.state_dir).map_err(|source| StoreError::Write {
+                    path: f.state_dir.join(KEY_FILE),
+                    source,
+                })
+            }
+            StateBackend::Postgres(p) => p.fingerprint_key().await,
+        }
+    }
+
     /// Records a rejection, replacing one for the same secrets and values. An unreadable
     /// record is left as it is (it already locks everything).
     pub async fn add_lockout(&self, profile: &str, lockout: Lockout) -> Result<(), StoreError> {
@@ -252,6 +267,19 @@ impl Ledger {
         match &self.backend {
             StateBackend::Files(f) => self.files(f).reserve(client_id, now),
             StateBackend::Postgres(p) => p.reserve(client_id, now, self.cap).await,
+        }
+    }
+
+    /// Gives back the consent `reserve` counted at `reserved_at`: its request never left
+    /// this machine (refused connection, DNS, TLS handshake), so Dhan spent none.
+    pub async fn unreserve(
+        &self,
+        client_id: &str,
+        reserved_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            StateBackend::Files(f) => self.files(f).unreserve(client_id, reserved_at),
+            StateBackend::Postgres(p) => p.unreserve(client_id, reserved_at).await,
         }
     }
 

@@ -96,6 +96,16 @@ impl ConsentLedger {
         .map(|_| ())
     }
 
+    /// Gives back a consent `reserve` counted at `reserved_at` whose request never left
+    /// this machine (no connection could be made): Dhan saw nothing, so nothing was spent.
+    pub fn unreserve(&self, client_id: &str, reserved_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.update(client_id, reserved_at, |d| {
+            d.used = d.used.saturating_sub(1);
+            Ok(())
+        })
+        .map(|_| ())
+    }
+
     /// Records that Dhan answered CONSENT_LIMIT_EXCEED: no consent is reserved again
     /// until the next IST midnight, whatever the count says.
     pub fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {

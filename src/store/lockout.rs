@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
+use super::fingerprint::is_unkeyed;
 use super::tokens::{StoreError, profile_file};
 
 /// One rejection by Dhan: while the same secrets hold the same values, no login path that
@@ -20,8 +21,10 @@ use super::tokens::{StoreError, profile_file};
 pub struct Lockout {
     /// The fields Dhan rejected together (`pin`, `totp_secret`…); never their values.
     pub secrets: Vec<String>,
-    /// A hash of the client id and those values (see `Profile::secrets_fingerprint`);
-    /// empty for a lockout that holds whatever values are configured.
+    /// A keyed hash of the client id and those values (see [`FingerprintKey`]); empty
+    /// for a lockout that holds whatever values are configured.
+    ///
+    /// [`FingerprintKey`]: super::FingerprintKey
     pub fingerprint: String,
     /// When Dhan rejected them.
     pub at: DateTime<Utc>,
@@ -56,6 +59,17 @@ impl Lockouts {
     pub fn is_empty(&self) -> bool {
         matches!(self, Lockouts::Recorded(l) if l.is_empty())
     }
+}
+
+/// Blanks the fingerprints an older version made without a key (they could be searched
+/// for the PIN), so that their lockouts hold whatever the values are. True if it did.
+pub(crate) fn drop_unkeyed(all: &mut [Lockout]) -> bool {
+    let mut changed = false;
+    for l in all.iter_mut().filter(|l| is_unkeyed(&l.fingerprint)) {
+        l.fingerprint.clear();
+        changed = true;
+    }
+    changed
 }
 
 /// Lockout files under `<state>/lockouts/<profile>.json`, mode 0600.
@@ -96,7 +110,14 @@ impl LockoutStore {
             Err(e) => return Ok(unreadable(e.to_string())),
         };
         match serde_json::from_slice::<LockoutFile>(&bytes) {
-            Ok(f) => Ok(Lockouts::Recorded(f.lockouts)),
+            Ok(mut f) => {
+                if drop_unkeyed(&mut f.lockouts) {
+                    // Best effort: the lockouts hold either way, this only stops the file
+                    // from keeping a searchable hash of a PIN.
+                    let _ = self.write(profile, f.lockouts.clone());
+                }
+                Ok(Lockouts::Recorded(f.lockouts))
+            }
             // serde_json's message names line and column, never the content.
             Err(e) => Ok(unreadable(e.to_string())),
         }

@@ -2,6 +2,7 @@
 
 mod atomic;
 mod backend;
+mod fingerprint;
 mod ledger;
 mod lock;
 mod lockout;
@@ -10,6 +11,7 @@ mod tokens;
 
 pub use atomic::write_atomic;
 pub use backend::{FileBackend, Ledger, Ownership, StateBackend};
+pub use fingerprint::FingerprintKey;
 pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
 pub use lockout::{Lockout, LockoutStore, Lockouts};

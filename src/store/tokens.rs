@@ -62,6 +62,14 @@ pub enum StoreError {
         /// at fault; never the URL's password or a token.
         message: String,
     },
+    /// The database cannot be used as configured, and waiting will not change that: the
+    /// store key is missing or malformed, the server refused the user or password, the
+    /// database does not exist. The fix is the user's (exit 2).
+    #[error("state database: {message}")]
+    Unusable {
+        /// What is wrong, naming the setting to fix; never the URL's password or a key.
+        message: String,
+    },
     /// A write made under a database lease that has since passed to another holder
     /// (this process paused or lost the network for longer than the lease).
     #[error(
@@ -105,7 +113,9 @@ impl StoreError {
     /// The class that decides fallback, retries and the exit code.
     pub fn class(&self) -> ErrorClass {
         match self {
-            StoreError::BadProfileName(_) | StoreError::SchemaTooNew { .. } => ErrorClass::Config,
+            StoreError::BadProfileName(_)
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::Unusable { .. } => ErrorClass::Config,
             // The database is down or restarting, or another machine took the profile
             // over: worth trying again shortly.
             StoreError::Database { .. } | StoreError::Fenced { .. } => ErrorClass::Transient,

@@ -106,9 +106,13 @@ pub enum Command {
 
     /// Run a program with DHAN_ACCESS_TOKEN and DHAN_CLIENT_ID in its environment.
     #[command(
-        after_help = "Examples:\n  dhan-login exec -- python3 bot.py --live\n  dhan-login exec -- java -jar bot.jar\n\nThe program replaces dhan-login, so its exit code is the exit code."
+        after_help = "Examples:\n  dhan-login exec -- python3 bot.py --live\n  dhan-login exec -- java -jar bot.jar\n  dhan-login exec --pass-env DHAN_API_BASE_URL -- node bot.js\n\nNo other DHAN_* variable reaches the program unless named with --pass-env (the\nlogin secrets never do). The program replaces dhan-login, so its exit code is the exit code."
     )]
     Exec {
+        /// Also pass this DHAN_* variable to the program (repeatable). Every other one
+        /// (store URL, webhook, OTP command…) is removed; the login secrets always are.
+        #[arg(long = "pass-env", value_name = "NAME")]
+        pass_env: Vec<String>,
         /// The program and its arguments (after `--`).
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,

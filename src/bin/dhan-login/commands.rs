@@ -129,7 +129,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Exec { command } => {
+        Command::Exec { command, pass_env } => {
+            check_pass_env(&pass_env)?;
             let m = manager(&cli.profile, cli.config.as_deref())?;
             let daemon = interruptible(crate::serve::daemon_token(
                 &cli.profile,
@@ -149,7 +150,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     command.first().map_or("the program", String::as_str)
                 );
             }
-            exec(&command, &got.token)
+            exec(&command, &pass_env, &got.token)
         }
         Command::Ip { action } => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
@@ -564,8 +565,32 @@ fn man(out: Option<&std::path::Path>) -> Result<u8> {
     Ok(0)
 }
 
-/// Replaces this process with the program, token in its environment.
-fn exec(command: &[String], token: &dhan_login::Token) -> Result<u8> {
+/// What minted the token: never passed to the program, even when named.
+const LOGIN_SECRETS: [&str; 5] = [
+    "DHAN_PIN",
+    "DHAN_TOTP_SECRET",
+    "DHAN_API_SECRET",
+    "DHAN_API_KEY",
+    "DHAN_MOBILE",
+];
+
+/// Refuses `--pass-env` of a login secret, before any login is made for nothing.
+fn check_pass_env(pass: &[String]) -> Result<()> {
+    if let Some(secret) = pass.iter().find(|n| LOGIN_SECRETS.contains(&n.as_str())) {
+        anyhow::bail!(dhan_login::ConfigError::Field {
+            field: "--pass-env".into(),
+            message: format!("{secret} is a login secret: it is never passed to the program"),
+        });
+    }
+    Ok(())
+}
+
+/// Replaces this process with the program, token in its environment. Of the DHAN_*
+/// variables it gets the token, the client id and those named in `pass`: the rest
+/// (DHAN_LOGIN_STORE_URL with the database password, a webhook's bot token, the OTP
+/// command) is dhan-login's own business, and a bot that logs its environment must
+/// not give it away.
+fn exec(command: &[String], pass: &[String], token: &dhan_login::Token) -> Result<u8> {
     use std::os::unix::process::CommandExt;
     let (program, args) = command
         .split_first()
@@ -573,17 +598,17 @@ fn exec(command: &[String], token: &dhan_login::Token) -> Result<u8> {
     // Exactly two variables go to the program, and each holds one value.
     token.check().map_err(dhan_login::Error::from)?;
     crate::hardening::release_for_exec();
-    let err = std::process::Command::new(program)
-        .args(args)
+    let mut child = std::process::Command::new(program);
+    child.args(args);
+    for (name, _) in std::env::vars_os() {
+        let dhan = name.as_encoded_bytes().starts_with(b"DHAN_");
+        if dhan && !pass.iter().any(|p| name == p.as_str()) {
+            child.env_remove(&name);
+        }
+    }
+    let err = child
         .env("DHAN_ACCESS_TOKEN", token.access_token.secret())
         .env("DHAN_CLIENT_ID", &token.client_id)
-        // The program needs the token, not what mints tokens: a bot that logs its
-        // environment must not give the account away.
-        .env_remove("DHAN_PIN")
-        .env_remove("DHAN_TOTP_SECRET")
-        .env_remove("DHAN_API_SECRET")
-        .env_remove("DHAN_API_KEY")
-        .env_remove("DHAN_MOBILE")
         .exec();
     eprintln!(
         "error: cannot run {}: {err}",

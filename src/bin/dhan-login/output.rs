@@ -16,7 +16,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     // DHAN_LOGIN_LOG takes tracing's filter syntax for finer control.
-    let filter = std::env::var("DHAN_LOGIN_LOG")
+    let mut filter = std::env::var("DHAN_LOGIN_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| {
@@ -24,6 +24,17 @@ pub fn init_logging(verbose: u8, quiet: bool) {
                 "{level},chromiumoxide=error,hyper=warn,reqwest=warn"
             ))
         });
+    // At debug the PostgreSQL driver logs every statement with its parameters (lockouts,
+    // consentAppIds, lease holders), whatever filter was asked for.
+    for quiet in [
+        "tokio_postgres=info",
+        "deadpool=info",
+        "deadpool_postgres=info",
+    ] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

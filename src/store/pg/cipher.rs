@@ -25,7 +25,7 @@ impl std::fmt::Debug for Cipher {
 impl Cipher {
     /// From the configured key: 32 random bytes in base64 (`openssl rand -base64 32`).
     pub(super) fn from_key(key: &SecretString) -> Result<Cipher, StoreError> {
-        let bad = |why: &str| StoreError::Database {
+        let bad = |why: &str| StoreError::Unusable {
             message: format!(
                 "store.key: {why} (expected 32 random bytes in base64, e.g. the output of `openssl rand -base64 32`)"
             ),

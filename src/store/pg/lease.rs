@@ -260,38 +260,64 @@ impl Drop for Lease {
 
 /// The epoch of a new lease and whether it was taken from a holder whose lease lapsed
 /// (a released lease has no holder), or who holds it now.
+///
+/// The row is read `FOR UPDATE` before it is changed, in one transaction: the holder it
+/// names is then the one whose lease is replaced. (A single `INSERT … ON CONFLICT` that
+/// read the previous holder in a CTE saw the statement's snapshot, so a release that
+/// committed while it ran was taken for a lapsed holder: a false takeover.)
 async fn try_take(
     pool: &Pool,
     profile: &str,
     holder: &str,
     lease: Duration,
 ) -> Result<Result<(i64, bool), HeldElsewhere>, StoreError> {
-    let client = pool.get().await.map_err(super::unreachable)?;
-    let taken = client
+    let mut client = pool.get().await.map_err(super::unreachable)?;
+    let tx = client.transaction().await.map_err(db)?;
+    let current = tx
         .query_opt(
-            "WITH previous AS (SELECT holder FROM dhan_login_leases WHERE profile = $1)
-             INSERT INTO dhan_login_leases AS l (profile, holder, epoch, expires_at)
-             VALUES ($1, $2, 1, now() + make_interval(secs => $3))
-             ON CONFLICT (profile) DO UPDATE
-             SET holder = EXCLUDED.holder, epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at
-             WHERE l.expires_at <= now()
-             RETURNING epoch, coalesce((SELECT holder FROM previous), '') <> ''",
-            &[&profile, &holder, &lease.as_secs_f64()],
-        )
-        .await
-        .map_err(db)?;
-    if let Some(row) = taken {
-        return Ok(Ok((row.get(0), row.get(1))));
-    }
-    let current = client
-        .query_opt(
-            "SELECT holder, greatest(extract(epoch FROM expires_at - now()), 0)::float8
-             FROM dhan_login_leases WHERE profile = $1",
+            "SELECT holder, expires_at <= now(),
+                    greatest(extract(epoch FROM expires_at - now()), 0)::float8
+             FROM dhan_login_leases WHERE profile = $1 FOR UPDATE",
             &[&profile],
         )
         .await
         .map_err(db)?;
-    let (holder, lapses_in) = current.map_or((String::new(), 0.0), |r| (r.get(0), r.get(1)));
+    let secs = lease.as_secs_f64();
+    let taken = match &current {
+        None => tx
+            .query_opt(
+                "INSERT INTO dhan_login_leases (profile, holder, epoch, expires_at)
+                 VALUES ($1, $2, 1, now() + make_interval(secs => $3))
+                 ON CONFLICT (profile) DO NOTHING
+                 RETURNING epoch",
+                &[&profile, &holder, &secs],
+            )
+            .await
+            .map_err(db)?
+            .map(|r| (r.get(0), false)),
+        Some(row) if row.get::<_, bool>(1) => {
+            let previous: String = row.get(0);
+            let r = tx
+                .query_one(
+                    "UPDATE dhan_login_leases
+                     SET holder = $2, epoch = epoch + 1,
+                         expires_at = now() + make_interval(secs => $3)
+                     WHERE profile = $1
+                     RETURNING epoch",
+                    &[&profile, &holder, &secs],
+                )
+                .await
+                .map_err(db)?;
+            Some((r.get(0), !previous.is_empty()))
+        }
+        Some(_) => None,
+    };
+    tx.commit().await.map_err(db)?;
+    if let Some(taken) = taken {
+        return Ok(Ok(taken));
+    }
+    // Held, or made by another holder between our read and our insert.
+    let (holder, lapses_in) = current.map_or((String::new(), 0.0), |r| (r.get(0), r.get(2)));
     Ok(Err(HeldElsewhere {
         holder,
         lapses_in: Duration::try_from_secs_f64(lapses_in).unwrap_or_default(),

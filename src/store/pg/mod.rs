@@ -23,8 +23,9 @@ use cipher::Cipher;
 pub(crate) use lease::HeldElsewhere;
 pub use lease::Lease;
 
+use super::fingerprint::FingerprintKey;
 use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
-use super::lockout::{Lockout, Lockouts};
+use super::lockout::{Lockout, Lockouts, drop_unkeyed};
 use super::tokens::{ProfileState, StoreError};
 use crate::config::StoreSettings;
 use crate::token::{Token, ist};
@@ -39,6 +40,25 @@ pub(crate) fn db(e: impl std::fmt::Display) -> StoreError {
 /// A connection that could not be made, with its causes: tokio-postgres and deadpool
 /// keep the reason (a refused certificate, pg_hba) in the error's source, not its text.
 pub(crate) fn unreachable(e: deadpool_postgres::PoolError) -> StoreError {
+    use tokio_postgres::error::SqlState;
+    if let deadpool_postgres::PoolError::Backend(pg) = &e
+        && let Some(code) = pg.code()
+        && [
+            SqlState::INVALID_PASSWORD,
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            SqlState::INVALID_CATALOG_NAME,
+        ]
+        .contains(code)
+    {
+        // The server's own words ("password authentication failed for user …",
+        // "database … does not exist") name no password.
+        let said = pg
+            .as_db_error()
+            .map_or_else(|| pg.to_string(), |d| d.message().to_owned());
+        return StoreError::Unusable {
+            message: format!("the server refused the connection ({said}): check store.url"),
+        };
+    }
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -56,6 +76,7 @@ pub(crate) fn unreachable(e: deadpool_postgres::PoolError) -> StoreError {
 struct Ready {
     pool: Pool,
     cipher: Cipher,
+    fingerprints: FingerprintKey,
 }
 
 /// The state of every profile, in the database named by `[store] url`. Opaque: use it
@@ -88,7 +109,7 @@ impl PgBackend {
             .ready
             .get_or_try_init(|| async {
                 let config_error =
-                    |field: &str, e: crate::config::ConfigError| StoreError::Database {
+                    |field: &str, e: crate::config::ConfigError| StoreError::Unusable {
                         message: format!("{field}: {e}"),
                     };
                 let url = self
@@ -103,7 +124,9 @@ impl PgBackend {
                     .settings
                     .key
                     .as_ref()
-                    .ok_or_else(|| db("store.key_file or store.key_command is required"))?
+                    .ok_or_else(|| StoreError::Unusable {
+                        message: "store.key_file or store.key_command is required".into(),
+                    })?
                     .load()
                     .await
                     .map_err(|e| config_error("store.key", e))?;
@@ -118,11 +141,18 @@ impl PgBackend {
                     return Ok(r.clone());
                 }
                 let cipher = Cipher::from_key(key)?;
+                // From the store key, which the database never sees: a dump of the
+                // lockouts alone cannot be searched for a PIN.
+                let fingerprints = FingerprintKey::derived_from(key.expose_secret().as_bytes());
                 let pool = connect(url.expose_secret())?;
                 let mut client = pool.get().await.map_err(unreachable)?;
                 migrations::apply(&mut client).await?;
                 drop(client);
-                let ready = Arc::new(Ready { pool, cipher });
+                let ready = Arc::new(Ready {
+                    pool,
+                    cipher,
+                    fingerprints,
+                });
                 pools()
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -162,14 +192,20 @@ impl PgBackend {
         })?;
         state.token = match sealed {
             None => None,
-            Some(sealed) => {
-                let plain = ready.cipher.open(profile, &sealed)?;
-                Some(serde_json::from_slice::<Token>(&plain).map_err(|e| {
+            // A token sealed with another key (store.key was replaced) can never be
+            // opened: treated as absent, the next login stores one under the new key
+            // instead of every command failing until someone edits the row.
+            Some(sealed) => match ready.cipher.open(profile, &sealed) {
+                Ok(plain) => Some(serde_json::from_slice::<Token>(&plain).map_err(|e| {
                     db(format!(
                         "the stored token of profile `{profile}` does not parse ({e})"
                     ))
-                })?)
-            }
+                })?),
+                Err(e) => {
+                    tracing::warn!("{e}; it counts as absent, and the next login replaces it");
+                    None
+                }
+            },
         };
         Ok(state)
     }
@@ -310,6 +346,10 @@ impl PgBackend {
         Lease::try_acquire(ready.pool.clone(), profile, self.settings.lease).await
     }
 
+    pub(crate) async fn fingerprint_key(&self) -> Result<FingerprintKey, StoreError> {
+        Ok(self.ready().await?.fingerprints.clone())
+    }
+
     pub(crate) async fn lockouts(&self, profile: &str) -> Result<Lockouts, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -319,7 +359,20 @@ impl PgBackend {
             )
             .await
             .map_err(db)?;
-        Ok(parse_lockouts(profile, row.map(|r| r.get(0))))
+        drop(client);
+        let mut lockouts = parse_lockouts(profile, row.map(|r| r.get(0)));
+        if let Lockouts::Recorded(all) = &mut lockouts
+            && drop_unkeyed(all)
+        {
+            // An older version's unkeyed hash could be searched for the PIN: replace the
+            // row now (best effort; the lockouts hold either way).
+            let _ = self
+                .change_lockouts(profile, |all| {
+                    drop_unkeyed(all);
+                })
+                .await;
+        }
+        Ok(lockouts)
     }
 
     /// Read, change and write one profile's lockouts under a row lock.
@@ -474,6 +527,25 @@ impl PgBackend {
             refusal(&LedgerDay { used: cap, ..today }, cap, now)
                 .unwrap_or_else(|| db("the consent ledger changed while it was read"))
         }))
+    }
+
+    pub(crate) async fn unreserve(
+        &self,
+        client_id: &str,
+        reserved_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        check_client_id(client_id)?;
+        let day = reserved_at.with_timezone(&ist()).date_naive().to_string();
+        self.client()
+            .await?
+            .execute(
+                "UPDATE dhan_login_consents SET used = used - 1
+                 WHERE client_id = $1 AND day = $2 AND used > 0",
+                &[&client_id, &day],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 
     pub(crate) async fn mark_exhausted(
