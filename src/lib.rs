@@ -154,7 +154,7 @@ mod store;
 mod token;
 mod totp;
 
-pub use api::{ApiError, DhanApi, Grant, IpFlag, ProfileInfo, StaticIps};
+pub use api::{ApiError, DhanApi, Grant, IpFlag, MINT_INTERVAL, ProfileInfo, StaticIps};
 pub use config::{
     BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, ProfileBuilder,
     SecretRef, StoreSettings, check_env, validate,
@@ -170,9 +170,9 @@ pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daem
 pub use source::{BoxFuture, Context, Outcome, TokenSource, run_chain, sends};
 pub use store::{
     ConsentLedger, FileBackend, LastError, Lease, Ledger, LedgerDay, LegacyLockout, LockError,
-    Lockout, LockoutStore, Lockouts, Ownership, PendingConsent, PgBackend, ProfileLock,
-    ProfileState, StateBackend, StoreError, TokenStore, check_profile_name, next_ist_midnight,
-    write_atomic,
+    Lockout, LockoutStore, Lockouts, MintAttempt, MintOutcome, MintWait, MintWindow, Ownership,
+    PendingConsent, PgBackend, ProfileLock, ProfileState, StateBackend, StoreError, TokenStore,
+    check_profile_name, next_ist_midnight, write_atomic,
 };
 pub use token::{AccessToken, SourceKind, Token, TokenError, TokenJson, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};

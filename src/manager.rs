@@ -399,6 +399,7 @@ impl TokenManager {
         let lockouts = self.lockouts(&state).await?;
         let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
         cx.ledger = self.backend.ledger(self.profile.consent_cap);
+        cx.mint = self.backend.mint_window(self.profile.mint_interval);
         cx.current = state.token.as_ref();
         cx.renewable = state.renewable;
         cx.record_dir = req.record_dir.clone();

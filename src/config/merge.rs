@@ -150,6 +150,23 @@ pub(super) fn merge(
             keep(&mut bad, parsed)
         });
     let logins = keep(&mut bad, logins(&env, pf.login.as_deref())).unwrap_or_default();
+    // Environment only: a knob for tests against the stand-in, not a setting.
+    let mint_interval = env
+        .number(
+            "mint_interval_secs",
+            "DHAN_LOGIN_MINT_INTERVAL_SECS",
+            None,
+            &mut bad,
+        )
+        .and_then(|s| {
+            let d = if s == 0.0 {
+                Ok(std::time::Duration::ZERO)
+            } else {
+                seconds("mint_interval_secs", s)
+            };
+            keep(&mut bad, d)
+        })
+        .unwrap_or(crate::api::MINT_INTERVAL);
 
     let [mobile, pin, totp_secret, api_key, api_secret] = SECRETS.map(|(field, env_name)| {
         let origins = pf.take_secret(field);
@@ -172,6 +189,9 @@ pub(super) fn merge(
     )
     .flatten()
     .unwrap_or_else(|| default_url(DEFAULT_API_BASE_URL));
+    if let Err(e) = super::profile::check_mint_interval(mint_interval, &auth_base_url) {
+        bad.push(e);
+    }
     let profile = Profile {
         name: name.to_owned(),
         client_id: env
@@ -195,6 +215,7 @@ pub(super) fn merge(
         lock_wait,
         login_at,
         logins,
+        mint_interval,
         browser,
         state_dir: paths.state_dir.clone(),
         store: Default::default(),

@@ -14,7 +14,31 @@ use super::{
     DEFAULT_PROFILE, Paths, SecretRef, StoreSettings,
 };
 use crate::api::DHAN_CONSENT_LIMIT;
+use crate::api::MINT_INTERVAL;
 use crate::decide::{IstTime, Logins, Rules};
+
+/// Dhan mints one token per client every 2 minutes and re-arms the wait on an attempt
+/// inside it: a shorter interval than `MINT_INTERVAL` is for a stand-in on this machine
+/// (tests that log in back to back), never for Dhan.
+pub(super) fn check_mint_interval(interval: Duration, auth: &Url) -> Result<(), ConfigError> {
+    let loopback = match auth.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if interval < MINT_INTERVAL && !loopback {
+        return Err(ConfigError::Field {
+            field: "mint_interval_secs (DHAN_LOGIN_MINT_INTERVAL_SECS)".into(),
+            message: format!(
+                "{} s is below {} s, which only a stand-in on a loopback address may use: Dhan refuses a second token within 2 minutes and restarts the wait on every early attempt",
+                interval.as_secs_f64(),
+                MINT_INTERVAL.as_secs()
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// How the headless browser login runs. Start from [`BrowserSettings::with_defaults`] and
 /// set fields: more may come, so a struct literal cannot be written outside the crate.
@@ -107,6 +131,10 @@ pub struct Profile {
     pub login_at: Option<IstTime>,
     /// Whether this host may obtain tokens itself, or only use live ones made elsewhere.
     pub logins: Logins,
+    /// The least time between two generateAccessToken attempts for the client id, by any
+    /// process (default and least against Dhan: 125 s). Shorter only for a stand-in on a
+    /// loopback address (`DHAN_LOGIN_MINT_INTERVAL_SECS`, for tests).
+    pub mint_interval: Duration,
     /// How the headless browser login runs.
     pub browser: BrowserSettings,
     /// The folder holding this profile's state when it is kept in files.
@@ -213,6 +241,13 @@ impl ProfileBuilder {
         self
     }
 
+    /// The least time between two generateAccessToken attempts (default 125 s; shorter
+    /// is refused unless the auth host is a stand-in on a loopback address).
+    pub fn mint_interval(mut self, interval: Duration) -> Self {
+        self.profile.mint_interval = interval;
+        self
+    }
+
     /// How the browser login runs (default: `BrowserSettings::with_defaults`).
     pub fn browser(mut self, browser: BrowserSettings) -> Self {
         self.profile.browser = browser;
@@ -241,6 +276,9 @@ impl ProfileBuilder {
                     p.consent_cap
                 ),
             });
+        }
+        if let Err(e) = check_mint_interval(p.mint_interval, &p.auth_base_url) {
+            bad.push(e);
         }
         let urls = [
             ("auth_base_url", Some(&p.auth_base_url)),
@@ -310,6 +348,7 @@ impl Profile {
                 lock_wait: DEFAULT_LOCK_WAIT,
                 login_at: None,
                 logins: Logins::Allowed,
+                mint_interval: MINT_INTERVAL,
                 browser: BrowserSettings::with_defaults(&state_dir),
                 state_dir,
                 store: Default::default(),

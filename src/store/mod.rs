@@ -5,14 +5,16 @@ mod backend;
 mod ledger;
 mod lock;
 mod lockout;
+mod mint;
 mod pg;
 mod tokens;
 
 pub use atomic::write_atomic;
-pub use backend::{FileBackend, Ledger, Ownership, StateBackend};
+pub use backend::{FileBackend, Ledger, MintWindow, Ownership, StateBackend};
 pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
 pub use lockout::{Lockout, LockoutStore, Lockouts};
+pub use mint::{MintAttempt, MintOutcome, MintWait};
 pub use pg::{Lease, PgBackend};
 pub use tokens::{
     LastError, LegacyLockout, ProfileState, StoreError, TokenStore, check_profile_name,

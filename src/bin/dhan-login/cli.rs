@@ -352,6 +352,10 @@ pub struct MockArgs {
     /// Accept a TOTP code more than once (benchmarks that log in many times a minute).
     #[arg(long)]
     pub allow_totp_reuse: bool,
+    /// Refuse a generateAccessToken attempt within this many seconds of the account's
+    /// last one, restarting the wait, as Dhan does with its 2 minutes (0 = never).
+    #[arg(long, default_value_t = 120)]
+    pub mint_interval_secs: u64,
 }
 
 /// Which consent login page the stand-in serves.
