@@ -157,7 +157,7 @@ mod totp;
 pub use api::{ApiError, DhanApi, Grant, IpFlag, MINT_INTERVAL, ProfileInfo, StaticIps};
 pub use config::{
     BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, ProfileBuilder,
-    SecretRef, StoreSettings, check_env, validate,
+    SecretRef, StoreSettings, check_client_ids, check_env, validate,
 };
 pub use console::{Console, ConsoleFuture};
 pub use decide::{Ask, Decision, IstTime, Logins, Rules, Why, decide, ist_wall_clock};

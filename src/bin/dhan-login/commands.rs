@@ -441,6 +441,14 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
                     .iter()
                     .map(|p| format!("{}: {}", p.field, p.message)),
             );
+            // Another profile on the same client id would log this one out.
+            let names = Profile::names(&paths).unwrap_or_default();
+            for other in names.iter().filter(|n| *n != name) {
+                let (other, _) = Profile::load_lenient(other, &paths, &|k| std::env::var(k).ok())?;
+                if let Err(e) = dhan_login::check_client_ids([&profile, &other]) {
+                    problems.push(e.to_string());
+                }
+            }
             if problems.is_empty() {
                 println!(
                     "profile `{name}` is valid ({})",
