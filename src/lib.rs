@@ -163,10 +163,14 @@ pub use console::{Console, ConsoleFuture};
 pub use decide::{Ask, Decision, IstTime, Logins, Rules, Why, decide, ist_wall_clock};
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};
 pub use error_class::ErrorClass;
-pub use manager::{Checked, Obtained, Request, TokenManager, TokenManagerBuilder};
+pub use manager::{
+    Checked, Obtained, Rechecked, Request, TokenManager, TokenManagerBuilder, Verdict,
+};
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
-pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
+pub use serve::{
+    Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon, report_rejected,
+};
 pub use source::{BoxFuture, Context, Outcome, TokenSource, run_chain, sends};
 pub use store::{
     ConsentLedger, FileBackend, LastError, Lease, Ledger, LedgerDay, LegacyLockout, LockError,

@@ -5,6 +5,10 @@
 //! database) for separate processes. Whoever waited re-reads the
 //! store first, so twenty processes started together cause one login, not twenty.
 
+mod rejected;
+
+pub use rejected::{Rechecked, Verdict};
+
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -32,7 +32,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
-pub use client::ask_daemon;
+pub use client::{ask_daemon, report_rejected};
 pub use settings::{NotifySettings, ServeSettings};
 
 use crate::config::{ConfigError, Paths, Profile, check_client_ids};

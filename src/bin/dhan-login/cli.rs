@@ -310,6 +310,11 @@ pub struct TokenArgs {
     /// one-off run that must last until then.
     #[arg(long, value_name = "HH:MM")]
     pub valid_until: Option<IstTime>,
+    /// Dhan refused the token (DH-901): check it with Dhan's profile endpoint and get a
+    /// new one only if it is dead; a live one is printed again. Asks the running serve
+    /// when there is one.
+    #[arg(long, conflicts_with = "verify")]
+    pub rejected: bool,
 }
 
 #[derive(Debug, Args)]
