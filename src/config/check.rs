@@ -30,20 +30,22 @@ pub fn check_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result
     }
 }
 
-/// Fails, naming both, when two of `profiles` resolve to one client id (in the file, or
-/// through a `DHAN_CLIENT_ID` that applies to every profile). Dhan keeps one live token
+/// Fails, naming both, when two of `profiles` resolve to one client id at one Dhan (in
+/// the file, or through a `DHAN_CLIENT_ID` that applies to every profile). Dhan keeps one live token
 /// per client: each login of one would end the token the other hands out.
 pub fn check_client_ids<'a>(
     profiles: impl IntoIterator<Item = &'a Profile>,
 ) -> Result<(), ConfigError> {
-    let mut owner: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    // Keyed by Dhan's auth host too: two stand-ins of Dhan are two sets of accounts.
+    let mut owner: std::collections::HashMap<(&str, &str), &str> = std::collections::HashMap::new();
     let mut bad = Vec::new();
     for p in profiles {
         let Some(id) = p.client_id.as_deref() else {
             continue;
         };
-        if let Some(first) = owner.insert(id, &p.name) {
-            owner.insert(id, first);
+        let key = (id, p.auth_base_url.as_str());
+        if let Some(first) = owner.insert(key, &p.name) {
+            owner.insert(key, first);
             bad.push(ConfigError::Field {
                 field: "client_id".into(),
                 message: format!(

@@ -14,31 +14,7 @@ use super::{
     DEFAULT_PROFILE, Paths, SecretRef, StoreSettings,
 };
 use crate::api::DHAN_CONSENT_LIMIT;
-use crate::api::MINT_INTERVAL;
 use crate::decide::{IstTime, Logins, Rules};
-
-/// Dhan mints one token per client every 2 minutes and re-arms the wait on an attempt
-/// inside it: a shorter interval than `MINT_INTERVAL` is for a stand-in on this machine
-/// (tests that log in back to back), never for Dhan.
-pub(super) fn check_mint_interval(interval: Duration, auth: &Url) -> Result<(), ConfigError> {
-    let loopback = match auth.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    if interval < MINT_INTERVAL && !loopback {
-        return Err(ConfigError::Field {
-            field: "mint_interval_secs (DHAN_LOGIN_MINT_INTERVAL_SECS)".into(),
-            message: format!(
-                "{} s is below {} s, which only a stand-in on a loopback address may use: Dhan refuses a second token within 2 minutes and restarts the wait on every early attempt",
-                interval.as_secs_f64(),
-                MINT_INTERVAL.as_secs()
-            ),
-        });
-    }
-    Ok(())
-}
 
 /// How the headless browser login runs. Start from [`BrowserSettings::with_defaults`] and
 /// set fields: more may come, so a struct literal cannot be written outside the crate.
@@ -242,7 +218,7 @@ impl ProfileBuilder {
     }
 
     /// The least time between two generateAccessToken attempts (default 125 s; shorter
-    /// is refused unless the auth host is a stand-in on a loopback address).
+    /// only for an auth host on a loopback address, else 125 s still holds).
     pub fn mint_interval(mut self, interval: Duration) -> Self {
         self.profile.mint_interval = interval;
         self
@@ -277,9 +253,6 @@ impl ProfileBuilder {
                 ),
             });
         }
-        if let Err(e) = check_mint_interval(p.mint_interval, &p.auth_base_url) {
-            bad.push(e);
-        }
         let urls = [
             ("auth_base_url", Some(&p.auth_base_url)),
             ("api_base_url", Some(&p.api_base_url)),
@@ -293,8 +266,11 @@ impl ProfileBuilder {
                 });
             }
         }
+        let mut profile = self.profile;
+        profile.mint_interval =
+            super::merge::mint_interval(profile.mint_interval, &profile.auth_base_url);
         match bad.len() {
-            0 => Ok(self.profile),
+            0 => Ok(profile),
             1 => Err(bad.remove(0)),
             _ => Err(ConfigError::Several(bad)),
         }
@@ -348,7 +324,7 @@ impl Profile {
                 lock_wait: DEFAULT_LOCK_WAIT,
                 login_at: None,
                 logins: Logins::Allowed,
-                mint_interval: MINT_INTERVAL,
+                mint_interval: crate::api::MINT_INTERVAL,
                 browser: BrowserSettings::with_defaults(&state_dir),
                 state_dir,
                 store: Default::default(),

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::attempt::{MintAttempt, MintOutcome, MintWait, wait_for};
 use super::ledger::{ConsentLedger, LedgerDay};
 use super::lock::ProfileLock;
 use super::lockout::{Lockout, LockoutStore, Lockouts};
-use super::mint::{MintAttempt, MintFiles, MintOutcome, MintWait};
+use super::mint::MintFiles;
 use super::pg::{Lease, PgBackend};
 use super::tokens::{ProfileState, StoreError, TokenStore, check_profile_name};
 use crate::config::StoreSettings;
@@ -335,7 +336,7 @@ impl MintWindow {
     /// last. Only reads: a caller about to wait for a fresh TOTP code asks this first.
     pub async fn check(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let last = self.last(client_id, now).await?;
-        match super::mint::wait_for(client_id, last, now, self.interval) {
+        match wait_for(client_id, last, now, self.interval) {
             Some(wait) => Err(wait.into()),
             None => Ok(()),
         }

@@ -1,6 +1,7 @@
 //! What survives between runs: one state file per profile, and a lock per profile.
 
 mod atomic;
+mod attempt;
 mod backend;
 mod ledger;
 mod lock;
@@ -10,11 +11,11 @@ mod pg;
 mod tokens;
 
 pub use atomic::write_atomic;
+pub use attempt::{MintAttempt, MintOutcome, MintWait};
 pub use backend::{FileBackend, Ledger, MintWindow, Ownership, StateBackend};
 pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
 pub use lockout::{Lockout, LockoutStore, Lockouts};
-pub use mint::{MintAttempt, MintOutcome, MintWait};
 pub use pg::{Lease, PgBackend};
 pub use tokens::{
     LastError, LegacyLockout, ProfileState, StoreError, TokenStore, check_profile_name,

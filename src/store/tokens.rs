@@ -101,7 +101,7 @@ pub enum StoreError {
     Lock(#[from] super::lock::LockError),
     /// generateAccessToken was tried too recently for this client id: no request sent.
     #[error(transparent)]
-    MintWindow(#[from] super::mint::MintWait),
+    MintWindow(#[from] super::attempt::MintWait),
 }
 
 impl StoreError {

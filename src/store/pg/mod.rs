@@ -23,9 +23,9 @@ use cipher::Cipher;
 pub(crate) use lease::HeldElsewhere;
 pub use lease::Lease;
 
+use super::attempt::{MintAttempt, MintOutcome, MintWait, wait_for};
 use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
 use super::lockout::{Lockout, Lockouts};
-use super::mint::{MintAttempt, MintOutcome, MintWait, wait_for};
 use super::tokens::{ProfileState, StoreError};
 use crate::config::StoreSettings;
 use crate::token::{Token, ist};
