@@ -66,8 +66,10 @@ def main():
     webbrowser.open = lambda *a, **k: False  # generate_login_session opens a browser
 
     binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/dhan-login"
-    # Server-rendered screens: browser_login posts their forms over plain HTTP.
-    server = subprocess.Popen([binary, "mock-server", "--server-rendered"], stdout=subprocess.PIPE,
+    # Server-rendered screens: browser_login posts their forms over plain HTTP. No 2-minute
+    # mint window: the wrong-PIN check follows the first token within seconds.
+    server = subprocess.Popen([binary, "mock-server", "--server-rendered", "--mint-interval-secs", "0"],
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     passed, failed = 0, 0
     try:

@@ -70,10 +70,12 @@ impl From<StoreError> for Error {
 }
 
 impl Error {
-    /// How long Dhan asked us to wait before the next try, if it did.
+    /// How long Dhan asked us to wait before the next try, if it did (or how long its
+    /// 2-minute mint window has left, when that refused the try).
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Error::Api(e) => e.retry_after(),
+            Error::Store(StoreError::MintWindow(w)) => Some(w.wait),
             Error::Chain(c) => c
                 .attempts
                 .iter()

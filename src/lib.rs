@@ -154,25 +154,29 @@ mod store;
 mod token;
 mod totp;
 
-pub use api::{ApiError, DhanApi, Grant, IpFlag, ProfileInfo, StaticIps};
+pub use api::{ApiError, DhanApi, Grant, IpFlag, MINT_INTERVAL, ProfileInfo, StaticIps};
 pub use config::{
     BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, ProfileBuilder,
-    SecretRef, StoreSettings, check_env, validate,
+    SecretRef, StoreSettings, check_client_ids, check_env, validate,
 };
 pub use console::{Console, ConsoleFuture};
 pub use decide::{Ask, Decision, IstTime, Logins, Rules, Why, decide, ist_wall_clock};
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};
 pub use error_class::ErrorClass;
-pub use manager::{Checked, Obtained, Request, TokenManager, TokenManagerBuilder};
+pub use manager::{
+    Checked, Obtained, Rechecked, Request, TokenManager, TokenManagerBuilder, Verdict,
+};
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
-pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
+pub use serve::{
+    Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon, report_rejected,
+};
 pub use source::{BoxFuture, Context, Outcome, TokenSource, run_chain, sends};
 pub use store::{
     ConsentLedger, FileBackend, FingerprintKey, LastError, Lease, Ledger, LedgerDay, LegacyLockout,
-    LockError, Lockout, LockoutStore, Lockouts, Ownership, PendingConsent, PgBackend, ProfileLock,
-    ProfileState, StateBackend, StoreError, TokenStore, check_profile_name, next_ist_midnight,
-    write_atomic,
+    LockError, Lockout, LockoutStore, Lockouts, MintAttempt, MintOutcome, MintWait, MintWindow,
+    Ownership, PendingConsent, PgBackend, ProfileLock, ProfileState, StateBackend, StoreError,
+    TokenStore, check_profile_name, next_ist_midnight, write_atomic,
 };
 pub use token::{AccessToken, SourceKind, Token, TokenError, TokenJson, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};

@@ -5,6 +5,10 @@
 //! database) for separate processes. Whoever waited re-reads the
 //! store first, so twenty processes started together cause one login, not twenty.
 
+mod rejected;
+
+pub use rejected::{Rechecked, Verdict};
+
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -399,6 +403,7 @@ impl TokenManager {
         let lockouts = self.lockouts(&state).await?;
         let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
         cx.ledger = self.backend.ledger(self.profile.consent_cap);
+        cx.mint = self.backend.mint_window(self.profile.mint_interval);
         cx.current = state.token.as_ref();
         cx.renewable = state.renewable;
         cx.record_dir = req.record_dir.clone();

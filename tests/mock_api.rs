@@ -391,7 +391,16 @@ async fn mock_server_with_several_accounts_lists_them_and_each_logs_in_alone() {
 
     let bin = env!("CARGO_BIN_EXE_dhan-login");
     let mut child = tokio::process::Command::new(bin)
-        .args(["mock-server", "--port", "0", "--accounts", "3"])
+        // A wrong PIN right after a login must reach the PIN check, not Dhan's window.
+        .args([
+            "mock-server",
+            "--port",
+            "0",
+            "--accounts",
+            "3",
+            "--mint-interval-secs",
+            "0",
+        ])
         .env_clear()
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

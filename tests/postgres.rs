@@ -492,7 +492,7 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     client
         .execute("INSERT INTO dhan_login_schema (version) VALUES (99)", &[])
         .await
@@ -503,7 +503,7 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                known: 1
+                known: 2
             }
         ),
         "{err}"
@@ -721,4 +721,71 @@ async fn an_unsent_consent_is_given_back_in_the_database() {
     assert_eq!(day.used, 0);
     ledger.reserve("1100000001", now).await.unwrap();
     assert_eq!(ledger.today("1100000001", now).await.unwrap().used, 1);
+}
+
+/// Two machines on one database, each with a state folder of its own, run `login --via
+/// totp` one after the other: one generateAccessToken request reaches Dhan, and the second
+/// machine exits 5 naming the IST time of the next allowed attempt. The window is read
+/// from the database, not from either machine's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_send_one_generate_access_token_within_the_mint_window() {
+    use dhan_login::mock::Endpoint;
+    let Some(db) = fresh_db().await else { return };
+    let s = MockServer::start(MockOptions {
+        mint_interval: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let a = s.account().clone();
+    let run = |replica: &str| {
+        let own_state = tempfile::tempdir().unwrap();
+        let mut env = db.env(replica, 15);
+        env.retain(|(k, _)| k != "DHAN_LOGIN_STATE_DIR");
+        env.extend([
+            (
+                "DHAN_LOGIN_STATE_DIR".to_owned(),
+                own_state.path().to_string_lossy().into_owned(),
+            ),
+            ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
+            ("DHAN_PIN".to_owned(), a.pin.clone()),
+            ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
+            (
+                "DHAN_AUTH_BASE_URL".to_owned(),
+                s.auth_base_url().to_string(),
+            ),
+            ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
+        ]);
+        let out = std::process::Command::new(BIN)
+            .args(["login", "--via", "totp"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, token, err) = tokio::task::block_in_place(|| run("r1"));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = tokio::task::block_in_place(|| run("r2"));
+    assert_eq!(code, Some(5), "{out}\n{err}");
+    assert!(err.contains("next attempt is allowed at"), "{err}");
+    assert!(err.contains(" IST"), "{err}");
+    assert!(!err.contains(&token), "the token leaked into the error");
+    assert_eq!(s.calls(Endpoint::GenerateAccessToken), 1);
+    let stored: String = db
+        .sql()
+        .await
+        .query_one(
+            "SELECT outcome FROM dhan_login_mints WHERE client_id = $1",
+            &[&a.client_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, "minted");
 }

@@ -226,10 +226,6 @@ const CREDENTIAL_WORDS: [&str; 11] = [
     "unauthorized",
 ];
 
-/// How long generateAccessToken wants between two tokens (Dhan's v2 docs: "Token can be
-/// generated once every 2 minutes").
-pub(crate) const TOKEN_INTERVAL: Duration = Duration::from_secs(120);
-
 /// How long a TOTP code lasts (RFC 6238's step, which Dhan uses).
 pub(crate) const TOTP_STEP: Duration = Duration::from_secs(30);
 
@@ -305,11 +301,13 @@ pub(crate) fn classify(
                 body,
             };
         }
+        // Dhan counts its 2 minutes from the last attempt, this one included: the next
+        // may go `MINT_INTERVAL` after it, never a credential verdict.
         if s.says("every 2 minutes") {
             return ApiError::RateLimited {
                 endpoint,
                 status,
-                retry_after: Some(TOKEN_INTERVAL),
+                retry_after: Some(super::MINT_INTERVAL),
                 body,
             };
         }
@@ -535,8 +533,8 @@ mod tests {
             200,
             r#"{"status":"error","message":"Token can be generated once every 2 minutes."}"#,
         );
-        assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
-        assert!(e.to_string().contains("try again after 120 s"), "{e}");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(125)));
+        assert!(e.to_string().contains("try again after 125 s"), "{e}");
     }
 
     #[test]

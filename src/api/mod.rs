@@ -27,6 +27,11 @@ use crate::token::{SourceKind, Token, TokenError};
 /// Dhan's documented daily limit of generate-consent calls per client id (IST day).
 pub(crate) const DHAN_CONSENT_LIMIT: u32 = 25;
 
+/// How long dhan-login leaves between two generateAccessToken attempts for one client
+/// id: Dhan's 2 minutes (which an early attempt restarts) and a margin for the clocks of
+/// two machines.
+pub const MINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(125);
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -30,6 +30,38 @@ pub fn check_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result
     }
 }
 
+/// Fails, naming both, when two of `profiles` resolve to one client id at one Dhan (in
+/// the file, or through a `DHAN_CLIENT_ID` that applies to every profile). Dhan keeps one live token
+/// per client: each login of one would end the token the other hands out.
+pub fn check_client_ids<'a>(
+    profiles: impl IntoIterator<Item = &'a Profile>,
+) -> Result<(), ConfigError> {
+    // Keyed by Dhan's auth host too: two stand-ins of Dhan are two sets of accounts.
+    let mut owner: std::collections::HashMap<(&str, &str), &str> = std::collections::HashMap::new();
+    let mut bad = Vec::new();
+    for p in profiles {
+        let Some(id) = p.client_id.as_deref() else {
+            continue;
+        };
+        let key = (id, p.auth_base_url.as_str());
+        if let Some(first) = owner.insert(key, &p.name) {
+            owner.insert(key, first);
+            bad.push(ConfigError::Field {
+                field: "client_id".into(),
+                message: format!(
+                    "profiles `{first}` and `{}` both resolve to client id {id} (in the config file or through DHAN_CLIENT_ID): Dhan keeps one live token per client, so each login of one would end the token the other hands out. Serve one profile per client id",
+                    p.name
+                ),
+            });
+        }
+    }
+    match bad.len() {
+        0 => Ok(()),
+        1 => Err(bad.remove(0)),
+        _ => Err(ConfigError::Several(bad)),
+    }
+}
+
 /// A field that `config check` found wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {

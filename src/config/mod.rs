@@ -18,7 +18,7 @@ pub mod validate;
 
 use std::path::PathBuf;
 
-pub use check::{Problem, check_env};
+pub use check::{Problem, check_client_ids, check_env};
 pub(crate) use env::{Overrides, Setting, minutes, seconds};
 pub use paths::Paths;
 pub(crate) use paths::expand_home;

@@ -107,6 +107,10 @@ pub struct Profile {
     pub login_at: Option<IstTime>,
     /// Whether this host may obtain tokens itself, or only use live ones made elsewhere.
     pub logins: Logins,
+    /// The least time between two generateAccessToken attempts for the client id, by any
+    /// process (default and least against Dhan: 125 s). Shorter only for a stand-in on a
+    /// loopback address (`DHAN_LOGIN_MINT_INTERVAL_SECS`, for tests).
+    pub mint_interval: Duration,
     /// How the headless browser login runs.
     pub browser: BrowserSettings,
     /// The folder holding this profile's state when it is kept in files.
@@ -213,6 +217,13 @@ impl ProfileBuilder {
         self
     }
 
+    /// The least time between two generateAccessToken attempts (default 125 s; shorter
+    /// only for an auth host on a loopback address, else 125 s still holds).
+    pub fn mint_interval(mut self, interval: Duration) -> Self {
+        self.profile.mint_interval = interval;
+        self
+    }
+
     /// How the browser login runs (default: `BrowserSettings::with_defaults`).
     pub fn browser(mut self, browser: BrowserSettings) -> Self {
         self.profile.browser = browser;
@@ -255,8 +266,11 @@ impl ProfileBuilder {
                 });
             }
         }
+        let mut profile = self.profile;
+        profile.mint_interval =
+            super::merge::mint_interval(profile.mint_interval, &profile.auth_base_url);
         match bad.len() {
-            0 => Ok(self.profile),
+            0 => Ok(profile),
             1 => Err(bad.remove(0)),
             _ => Err(ConfigError::Several(bad)),
         }
@@ -310,6 +324,7 @@ impl Profile {
                 lock_wait: DEFAULT_LOCK_WAIT,
                 login_at: None,
                 logins: Logins::Allowed,
+                mint_interval: crate::api::MINT_INTERVAL,
                 browser: BrowserSettings::with_defaults(&state_dir),
                 state_dir,
                 store: Default::default(),

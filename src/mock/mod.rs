@@ -57,7 +57,9 @@
 //! current 30 s step or the next/previous one, and each step only once
 //! ([`MockServer::set_totp_reuse_allowed`] lifts that); a consentAppId yields one tokenId,
 //! and a tokenId one token; every new token ends the account's earlier ones; RenewToken
-//! accepts only live [`TokenKind::SelfWeb`] tokens; each account gets
+//! accepts only live [`TokenKind::SelfWeb`] tokens; generateAccessToken refuses an
+//! attempt within [`MockOptions::mint_interval`] of the account's last one, and that
+//! refusal restarts the window; each account gets
 //! [`MockOptions::consent_cap`] consents per IST calendar day; three wrong codes (TOTP,
 //! OTP or PIN) on one opened login page block that page. Its error texts and bodies are partly invented:
 //! the crate's `fixtures/README.md` says which facts each follows.
@@ -353,6 +355,11 @@ pub struct MockOptions {
     pub page_variant: PageVariant,
     /// How long a single-page variant shows an empty page before drawing the first screen.
     pub spa_render_delay: Duration,
+    /// generateAccessToken's window: an attempt within this of the account's last one
+    /// (refused attempts included) gets Dhan's HTTP 200 "Token can be generated once
+    /// every 2 minutes." and restarts the window. Dhan's is 2 minutes; zero (the default
+    /// here, for tests that log in back to back) turns it off.
+    pub mint_interval: Duration,
 }
 
 impl Default for MockOptions {
@@ -365,6 +372,7 @@ impl Default for MockOptions {
             consent_cap: 25,
             page_variant: PageVariant::default(),
             spa_render_delay: Duration::from_millis(300),
+            mint_interval: Duration::ZERO,
         }
     }
 }
@@ -612,6 +620,12 @@ impl MockServer {
     /// still count against it.
     pub fn set_consent_cap(&self, n: u32) {
         self.state.set_consent_cap(n);
+    }
+
+    /// Changes generateAccessToken's window ([`MockOptions::mint_interval`]); zero turns
+    /// it off.
+    pub fn set_mint_interval(&self, interval: Duration) {
+        self.state.set_mint_interval(interval);
     }
 
     /// Off by default, as RFC 6238 asks. Turning it on lets a demo or a test log in twice

@@ -110,6 +110,10 @@ fn grant(state: &State, acct: Acct, minted: Minted) -> Response {
         .into_response()
 }
 
+/// Dhan's answer to a token asked for within 2 minutes of the last attempt (its v2 docs;
+/// HTTP 200, seen live in 2026).
+const MINT_THROTTLED: &str = "Token can be generated once every 2 minutes.";
+
 async fn generate_access_token(Extract(state): Extract<Shared>, RawQuery(q): RawQuery) -> Response {
     let wrong = match gate(&state, Endpoint::GenerateAccessToken).await {
         Gate::Answer(r) => return r,
@@ -128,6 +132,9 @@ async fn generate_access_token(Extract(state): Extract<Shared>, RawQuery(q): Raw
     let Some(acct) = state.account_by_client_id(client_id) else {
         return auth_status_error(StatusCode::UNAUTHORIZED, "Invalid dhanClientId");
     };
+    if !state.mint_attempt(acct) {
+        return auth_status_error(StatusCode::OK, MINT_THROTTLED);
+    }
     let pin = q.get("pin").map(String::as_str).unwrap_or_default();
     if wrong || !state.pin_matches(acct, pin) {
         return auth_status_error(StatusCode::UNAUTHORIZED, "Invalid PIN");

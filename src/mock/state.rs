@@ -93,6 +93,10 @@ struct Inner {
     token_ids: HashMap<String, Acct>,
     tokens: HashMap<String, TokenRecord>,
     used_totp_steps: HashSet<(Acct, u64)>,
+    /// generateAccessToken's window: no token within this of the last attempt.
+    mint_interval: Duration,
+    /// The last generateAccessToken attempt per account, refused ones included.
+    last_mint_attempt: HashMap<Acct, Instant>,
 }
 
 pub(crate) struct Minted {
@@ -272,6 +276,8 @@ impl State {
                 token_ids: HashMap::new(),
                 tokens: HashMap::new(),
                 used_totp_steps: HashSet::new(),
+                mint_interval: opts.mint_interval,
+                last_mint_attempt: HashMap::new(),
             }),
             ip_book: IpBook::default(),
         })
@@ -383,6 +389,20 @@ impl State {
 
     pub(crate) fn set_totp_reuse_allowed(&self, allowed: bool) {
         self.lock().totp_reuse_allowed = allowed;
+    }
+
+    pub(crate) fn set_mint_interval(&self, interval: Duration) {
+        self.lock().mint_interval = interval;
+    }
+
+    /// Counts a generateAccessToken attempt for `acct`: false when it came within the
+    /// window of the last attempt, which this one restarts (as Dhan's does).
+    pub(crate) fn mint_attempt(&self, acct: Acct) -> bool {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let interval = inner.mint_interval;
+        let last = inner.last_mint_attempt.insert(acct, now);
+        last.is_none_or(|at| now.duration_since(at) >= interval)
     }
 
     pub(crate) fn pin_matches(&self, acct: Acct, pin: &str) -> bool {

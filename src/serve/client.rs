@@ -15,10 +15,14 @@ use super::settings::ServeSettings;
 use crate::api::{BodyError, MAX_BODY, read_capped};
 use crate::error::Error;
 use crate::error_class::ErrorClass;
+use crate::manager::{Rechecked, Verdict};
 use crate::token::{Token, TokenJson};
 
 /// Longer than the daemon's own wait for a refresh under way.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The daemon asks Dhan's `profile` endpoint (up to 30 s) before it may wait for a
+/// refresh.
+const REJECTED_TIMEOUT: Duration = Duration::from_secs(90);
 /// The daemon answers the challenge at once.
 const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -49,6 +53,83 @@ struct Refusal {
 /// the client does not log in itself either, since a daemon with another key may be
 /// running.
 pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Option<Token>, Error> {
+    let route = format!("/v1/profiles/{profile}/token");
+    let Some((plain, addr)) = ask(settings, reqwest::Method::GET, &route, ANSWER_TIMEOUT).await?
+    else {
+        return Ok(None);
+    };
+    let b: TokenJson = serde_json::from_slice(&plain).map_err(|e| {
+        refused(
+            ErrorClass::UnexpectedBody,
+            format!("the daemon at {addr} answered an unreadable token ({e})"),
+        )
+    })?;
+    let token = checked(b, addr)?;
+    tracing::debug!(profile, "token from the daemon at {addr}");
+    Ok(Some(token))
+}
+
+/// Tells the daemon of `settings` that Dhan refused the profile's token: the daemon
+/// checks it with Dhan's `profile` endpoint and answers a new one only if it is dead
+/// (`token --rejected`, and `token --verify` beside a daemon). `None` as for
+/// [`ask_daemon`]: then the caller checks the token itself.
+pub async fn report_rejected(
+    settings: &ServeSettings,
+    profile: &str,
+) -> Result<Option<Rechecked>, Error> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(flatten)]
+        token: TokenJson,
+        verdict: Verdict,
+        detail: Option<String>,
+    }
+    let route = format!("/v1/profiles/{profile}/token/rejected");
+    let Some((plain, addr)) =
+        ask(settings, reqwest::Method::POST, &route, REJECTED_TIMEOUT).await?
+    else {
+        return Ok(None);
+    };
+    let a: Answer = serde_json::from_slice(&plain).map_err(|e| {
+        refused(
+            ErrorClass::UnexpectedBody,
+            format!("the daemon at {addr} answered an unreadable token ({e})"),
+        )
+    })?;
+    Ok(Some(Rechecked {
+        token: checked(a.token, addr)?,
+        verdict: a.verdict,
+        detail: a.detail,
+        unsaved: None,
+    }))
+}
+
+/// Sealed by the key holder, yet still only a token-shaped, live token is taken.
+fn checked(b: TokenJson, addr: std::net::SocketAddr) -> Result<Token, Error> {
+    let token = b.into_token(Utc::now());
+    token.check().map_err(|e| {
+        refused(
+            ErrorClass::UnexpectedBody,
+            format!("the daemon at {addr} answered something that is not a token: {e}"),
+        )
+    })?;
+    if !token.is_live(Utc::now()) {
+        return Err(refused(
+            ErrorClass::UnexpectedBody,
+            format!("the daemon at {addr} answered an expired token"),
+        ));
+    }
+    Ok(token)
+}
+
+/// One request to `route` of the daemon, through the challenge: the opened answer of a
+/// 200, `None` when no daemon is configured or answers or it does not serve the profile.
+async fn ask(
+    settings: &ServeSettings,
+    method: reqwest::Method,
+    route: &str,
+    limit: Duration,
+) -> Result<Option<(Vec<u8>, std::net::SocketAddr)>, Error> {
     if !settings.listen_configured {
         return Ok(None);
     }
@@ -96,16 +177,16 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
         ));
     };
 
-    let line = format!("GET /v1/profiles/{profile}/token");
+    let line = format!("{method} {route}");
     let mac = challenge::request_mac(&key, &client, &daemon, &line);
-    let ask = http
-        .get(format!("http://{addr}/v1/profiles/{profile}/token"))
+    let request = http
+        .request(method, format!("http://{addr}{route}"))
         .header(
             reqwest::header::AUTHORIZATION,
             challenge::authorization(&daemon, &mac),
         )
-        .timeout(ANSWER_TIMEOUT);
-    let Some((status, text)) = exchange(ask, ANSWER_TIMEOUT, addr).await? else {
+        .timeout(limit);
+    let Some((status, text)) = exchange(request, limit, addr).await? else {
         return Err(refused(
             ErrorClass::Transient,
             format!("the daemon at {addr} went away between two requests"),
@@ -113,7 +194,7 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
     };
     match status {
         200 => {
-            let b = serde_json::from_str::<Sealed>(&text)
+            let plain = serde_json::from_str::<Sealed>(&text)
                 .ok()
                 .and_then(|s| challenge::open(&key, &client, &daemon, &line, &s.sealed))
                 .ok_or_else(|| {
@@ -124,28 +205,7 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
                         ),
                     )
                 })?;
-            let b: TokenJson = serde_json::from_slice(&b).map_err(|e| {
-                refused(
-                    ErrorClass::UnexpectedBody,
-                    format!("the daemon at {addr} answered an unreadable token ({e})"),
-                )
-            })?;
-            let token = b.into_token(Utc::now());
-            // Sealed by the key holder, yet still only a token-shaped, live token is taken.
-            token.check().map_err(|e| {
-                refused(
-                    ErrorClass::UnexpectedBody,
-                    format!("the daemon at {addr} answered something that is not a token: {e}"),
-                )
-            })?;
-            if !token.is_live(Utc::now()) {
-                return Err(refused(
-                    ErrorClass::UnexpectedBody,
-                    format!("the daemon at {addr} answered an expired token"),
-                ));
-            }
-            tracing::debug!(profile, "token from the daemon at {addr}");
-            Ok(Some(token))
+            Ok(Some((plain, addr)))
         }
         404 => Ok(None),
         401 => Err(refused(

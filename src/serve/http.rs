@@ -18,7 +18,9 @@ use super::key::ApiKey;
 use super::metrics;
 use super::scheduler::stopped;
 use super::status::{Phase, Slot, health, view};
-use crate::token::TokenJson;
+use crate::error_class::ErrorClass;
+use crate::manager::Verdict;
+use crate::token::{Token, TokenJson};
 
 /// How long a token request waits for a refresh under way (the first login after start
 /// included) before answering 503. A TOTP login may wait up to 30 s for a fresh code.
@@ -44,6 +46,7 @@ pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route("/v1/challenge", post(challenge))
         .route("/v1/profiles/{name}/token", get(token))
+        .route("/v1/profiles/{name}/token/rejected", post(rejected))
         .route("/v1/profiles", get(profiles))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -86,12 +89,13 @@ enum Caller {
     },
 }
 
-fn caller(app: &App, name: &str, headers: &HeaderMap) -> Option<Caller> {
+/// The caller of the request `line` (`GET /v1/profiles/NAME/token`): the challenge's
+/// answer is bound to it, so it cannot be replayed on another route.
+fn caller(app: &App, line: String, headers: &HeaderMap) -> Option<Caller> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())?;
     if let Some((daemon, mac)) = challenge::parse_authorization(value) {
-        let line = format!("GET /v1/profiles/{name}/token");
         let client = app.challenges.redeem(&app.key, &daemon, &mac, &line)?;
         return Some(Caller::Challenged {
             client,
@@ -136,7 +140,62 @@ async fn token(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(caller) = caller(&app, &name, &headers) else {
+    let line = format!("GET /v1/profiles/{name}/token");
+    let (caller, slot) = match authorised(&app, &name, line, &headers) {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
+    match served(&mut app, &slot, None).await {
+        Ok(t) => answer(&app, &caller, json!(TokenJson::from(&t))),
+        Err(r) => *r,
+    }
+}
+
+/// `POST /v1/profiles/{name}/token/rejected`: a consumer says Dhan refused the token. The
+/// token is checked with Dhan's `profile` endpoint: dead → the scheduler replaces it at
+/// once and the new one is answered; alive, or Dhan unreachable → the same token, saying
+/// so. Never a login because of a timeout.
+async fn rejected(
+    State(mut app): State<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let line = format!("POST /v1/profiles/{name}/token/rejected");
+    let (caller, slot) = match authorised(&app, &name, line, &headers) {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
+    let current = match served(&mut app, &slot, None).await {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let manager = slot.status.borrow().manager.clone();
+    let (token, verdict, detail) = match manager.verify(&current).await {
+        Ok(_) => (current, Verdict::Alive, None),
+        Err(e) if e.class() == ErrorClass::TokenInvalid => {
+            tracing::warn!(profile = %name, "a consumer reported the token and Dhan's profile endpoint calls it dead: replacing it");
+            slot.report_dead(&current);
+            match served(&mut app, &slot, Some(&current)).await {
+                Ok(t) => (t, Verdict::Replaced, Some(e.to_string())),
+                Err(r) => return *r,
+            }
+        }
+        Err(e) => (current, Verdict::Unverified, Some(e.to_string())),
+    };
+    let mut body = json!(TokenJson::from(&token));
+    body["verdict"] = json!(verdict.as_str());
+    body["detail"] = json!(detail);
+    answer(&app, &caller, body)
+}
+
+/// The caller and the slot of `name`, or the answer refusing them.
+fn authorised(
+    app: &App,
+    name: &str,
+    line: String,
+    headers: &HeaderMap,
+) -> Result<(Caller, Arc<Slot>), Box<Response>> {
+    let Some(caller) = caller(app, line, headers) else {
         let mut r = error(
             StatusCode::UNAUTHORIZED,
             json!({"error": "send the key of the daemon's key file as `Authorization: Bearer <key>`"}),
@@ -145,14 +204,47 @@ async fn token(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"dhan-login\""),
         );
-        return r;
+        return Err(Box::new(r));
     };
-    let Some(slot) = app.slots.get(&name).cloned() else {
-        return error(
+    let Some(slot) = app.slots.get(name).cloned() else {
+        return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             json!({"error": format!("profile `{name}` is not served by this daemon")}),
-        );
+        )));
     };
+    Ok((caller, slot))
+}
+
+/// `body` as the caller may read it (sealed for our own client), never cached.
+fn answer(app: &App, caller: &Caller, body: Value) -> Response {
+    let body = match caller {
+        Caller::Bearer => body,
+        Caller::Challenged {
+            client,
+            daemon,
+            line,
+        } => {
+            let plain = body.to_string();
+            match challenge::seal(&app.key, client, daemon, line, plain.as_bytes()) {
+                Some(sealed) => json!({ "sealed": sealed }),
+                None => {
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"error": "cannot seal the answer"}),
+                    );
+                }
+            }
+        }
+    };
+    let mut r = axum::Json(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The slot's token valid beyond the margin (other than `not`), waiting up to
+/// `TOKEN_WAIT` for a refresh under way; else the answer saying why there is none.
+async fn served(app: &mut App, slot: &Slot, not: Option<&Token>) -> Result<Token, Box<Response>> {
     let deadline = tokio::time::Instant::now() + TOKEN_WAIT;
     let mut rx = slot.status.subscribe();
     loop {
@@ -161,51 +253,30 @@ async fn token(
             (s.manager.clone(), s.phase.busy())
         };
         match manager.cached().await {
-            Ok(Some(t)) => {
-                // Strings and enums only: serialising cannot fail.
-                let plain = json!(TokenJson::from(&t));
-                let body = match &caller {
-                    Caller::Bearer => plain,
-                    Caller::Challenged {
-                        client,
-                        daemon,
-                        line,
-                    } => {
-                        let plain = plain.to_string();
-                        match challenge::seal(&app.key, client, daemon, line, plain.as_bytes()) {
-                            Some(sealed) => json!({ "sealed": sealed }),
-                            None => {
-                                return error(
-                                    StatusCode::INTERNAL_SERVER_ERROR,
-                                    json!({"error": "cannot seal the answer"}),
-                                );
-                            }
-                        }
-                    }
-                };
-                let mut r = axum::Json(body).into_response();
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                return r;
+            Ok(Some(t))
+                if not.is_none_or(|n| n.access_token.secret() != t.access_token.secret()) =>
+            {
+                return Ok(t);
             }
-            Ok(None) => {}
+            Ok(_) => {}
             Err(e) => {
-                return error(
+                return Err(Box::new(error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({"error": e.to_string(), "class": e.class()}),
-                );
+                )));
             }
         }
-        if !busy {
-            return unavailable(&slot);
+        // A token reported dead is being replaced, whatever the phase says right now.
+        if !busy && not.is_none() {
+            return Err(Box::new(unavailable(slot)));
         }
         tokio::select! {
             changed = tokio::time::timeout_at(deadline, rx.changed()) => {
                 if !matches!(changed, Ok(Ok(()))) {
-                    return unavailable(&slot);
+                    return Err(Box::new(unavailable(slot)));
                 }
             }
-            _ = stopped(&mut app.stop) => return unavailable(&slot),
+            _ = stopped(&mut app.stop) => return Err(Box::new(unavailable(slot))),
         }
     }
 }

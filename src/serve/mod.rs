@@ -32,10 +32,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
-pub use client::ask_daemon;
+pub use client::{ask_daemon, report_rejected};
 pub use settings::{NotifySettings, ServeSettings};
 
-use crate::config::{ConfigError, Paths, Profile};
+use crate::config::{ConfigError, Paths, Profile, check_client_ids};
 use crate::error::Error;
 use crate::error_class::ErrorClass;
 use crate::manager::TokenManager;
@@ -83,9 +83,14 @@ impl Daemon {
         let paths = Arc::new(paths);
         let mut slots = BTreeMap::new();
         let mut files = HashSet::new();
-        for name in profiles {
-            // Every profile loads now: a typo fails the start, not a refresh at 3 a.m.
-            let profile = Profile::load(name, &paths, &*env)?;
+        // Every profile loads now: a typo fails the start, not a refresh at 3 a.m.
+        let loaded = profiles
+            .iter()
+            .map(|name| Profile::load(name, &paths, &*env))
+            .collect::<Result<Vec<_>, _>>()?;
+        check_client_ids(&loaded)?;
+        for profile in loaded {
+            let name = &profile.name.clone();
             if settings.refresh_ahead <= profile.margin.to_std().unwrap_or_default() {
                 tracing::warn!(
                     profile = %name,

@@ -140,6 +140,20 @@ impl Scheduler {
                 self.wait(until, Phase::Standby).await;
                 continue;
             }
+            // A consumer reported the token and Dhan's `profile` endpoint called it dead:
+            // replace it now (Dhan's mint window and the backoff still apply).
+            if live.is_some_and(|t| self.slot.is_dead(t)) {
+                match self.plan.retry_at().filter(|at| *at > now) {
+                    Some(at) => self.wait(at, Phase::Retrying).await,
+                    None => {
+                        self.reload();
+                        if !self.refresh(None).await {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
             // The manager's own guard: the profile is held while every login path it
             // has would send credentials Dhan rejected.
             let lockout = self.manager.lockout_hold(&state).await.unwrap_or_else(|e| {
@@ -331,6 +345,7 @@ impl Scheduler {
         tokio::select! {
             _ = tokio::time::sleep(left) => {}
             _ = self.nudge.notified() => {}
+            _ = self.slot.wake.notified() => {}
             _ = stopped(&mut self.stop) => {}
         }
     }

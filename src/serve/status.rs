@@ -2,26 +2,61 @@
 //! and the HTTP routes, plus the views of it that the routes return. Never a token.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+
+use crate::token::Token;
 
 use crate::decide::daily_login_after;
 use crate::error_class::ErrorClass;
 use crate::manager::TokenManager;
 use crate::store::next_ist_midnight;
 
+/// A token told apart from its successor without keeping its value.
+type Seen = (DateTime<Utc>, DateTime<Utc>);
+
+fn seen(t: &Token) -> Seen {
+    (t.expires_at, t.obtained_at)
+}
+
 /// One served profile.
 pub(crate) struct Slot {
     pub(crate) name: String,
     pub(crate) status: watch::Sender<Status>,
+    /// A token Dhan's `profile` endpoint called dead after a consumer reported it: the
+    /// scheduler replaces it at once, whatever its expiry says.
+    dead: Mutex<Option<Seen>>,
+    /// Wakes the scheduler when a token is reported dead.
+    pub(crate) wake: Notify,
 }
 
 impl Slot {
+    /// Marks `t` dead and wakes the scheduler to replace it.
+    pub(crate) fn report_dead(&self, t: &Token) {
+        *self.dead.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen(t));
+        self.wake.notify_one();
+    }
+
+    /// Whether `t` was reported dead; a mark for another token is dropped (replaced).
+    pub(crate) fn is_dead(&self, t: &Token) -> bool {
+        let mut dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
+        match *dead {
+            Some(d) if d == seen(t) => true,
+            Some(_) => {
+                *dead = None;
+                false
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn new(name: &str, manager: Arc<TokenManager>) -> Self {
         Slot {
+            dead: Mutex::new(None),
+            wake: Notify::new(),
             name: name.to_owned(),
             status: watch::Sender::new(Status {
                 manager,

@@ -32,7 +32,7 @@ use crate::console::Console;
 use crate::error::{Attempt, AttemptResult, ChainFailure, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
-use crate::store::{FingerprintKey, Ledger, Lockouts, StateBackend};
+use crate::store::{FingerprintKey, Ledger, Lockouts, MintWindow, StateBackend};
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
 
@@ -80,6 +80,8 @@ pub struct Context<'a> {
     pub console: Option<&'a dyn Console>,
     /// Consents used today and the pending consentAppId.
     pub ledger: Ledger,
+    /// When generateAccessToken was last tried for the client id, by any process.
+    pub mint: MintWindow,
     /// The credentials Dhan rejected before: a path that would send them is refused.
     pub lockouts: Lockouts,
     /// The key the lockouts' fingerprints were made with; without it (or for one made
@@ -108,7 +110,8 @@ impl fmt::Debug for Context<'_> {
 
 impl<'a> Context<'a> {
     /// A context for `profile` with nothing stored: no current token, no lockouts, no
-    /// console, the consent ledger in files under the profile's state folder. The
+    /// console, the consent ledger and the mint window in files under the profile's
+    /// state folder. The
     /// manager fills in the rest from the stored state.
     pub fn new(
         profile: &'a Profile,
@@ -126,6 +129,7 @@ impl<'a> Context<'a> {
             record_dir: None,
             console: None,
             ledger: StateBackend::files(&profile.state_dir).ledger(profile.consent_cap),
+            mint: StateBackend::files(&profile.state_dir).mint_window(profile.mint_interval),
             lockouts: Lockouts::Recorded(Vec::new()),
             fingerprints: None,
             totp_resume: None,

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::attempt::{MintAttempt, MintOutcome, MintWait, wait_for};
 use super::fingerprint::{FingerprintKey, KEY_FILE};
 use super::ledger::{ConsentLedger, LedgerDay};
 use super::lock::ProfileLock;
 use super::lockout::{Lockout, LockoutStore, Lockouts};
+use super::mint::MintFiles;
 use super::pg::{Lease, PgBackend};
 use super::tokens::{ProfileState, StoreError, TokenStore, check_profile_name};
 use crate::config::StoreSettings;
@@ -222,6 +224,14 @@ impl StateBackend {
         }
     }
 
+    /// The mint window of every client id, leaving `interval` between two attempts.
+    pub fn mint_window(&self, interval: Duration) -> MintWindow {
+        MintWindow {
+            backend: self.clone(),
+            interval,
+        }
+    }
+
     /// The consent ledger, with the profile's daily cap.
     pub fn ledger(&self, cap: u32) -> Ledger {
         Ledger {
@@ -320,6 +330,74 @@ impl Ledger {
         match &self.backend {
             StateBackend::Files(f) => self.files(f).clear_pending(client_id, id, now),
             StateBackend::Postgres(p) => p.clear_pending(client_id, id).await,
+        }
+    }
+}
+
+/// When `generateAccessToken` was last tried per client id, shared by every process (and
+/// every replica, in the database): no attempt is sent within `interval` of the last.
+#[derive(Debug, Clone)]
+pub struct MintWindow {
+    backend: StateBackend,
+    interval: Duration,
+}
+
+impl MintWindow {
+    /// The least time left between two attempts.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The last attempt for `client_id`, if one is recorded.
+    pub async fn last(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MintAttempt>, StoreError> {
+        match &self.backend {
+            StateBackend::Files(f) => MintFiles::new(&f.state_dir).last(client_id, now),
+            StateBackend::Postgres(p) => p.last_mint(client_id).await,
+        }
+    }
+
+    /// `StoreError::MintWindow` when an attempt at `now` would come too soon after the
+    /// last. Only reads: a caller about to wait for a fresh TOTP code asks this first.
+    pub async fn check(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let last = self.last(client_id, now).await?;
+        match wait_for(client_id, last, now, self.interval) {
+            Some(wait) => Err(wait.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Records an attempt at `now`, to be sent right after, in the same step as the
+    /// check: two callers never both pass. `StoreError::MintWindow` when it is too soon.
+    pub async fn reserve(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<MintAttempt, StoreError> {
+        let reserved = match &self.backend {
+            StateBackend::Files(f) => {
+                MintFiles::new(&f.state_dir).reserve(client_id, now, self.interval)?
+            }
+            StateBackend::Postgres(p) => p.reserve_mint(client_id, now, self.interval).await?,
+        };
+        reserved.map_err(|wait: MintWait| wait.into())
+    }
+
+    /// Sets how `attempt` ended (kept only while it is still the last attempt).
+    pub async fn record(
+        &self,
+        client_id: &str,
+        attempt: MintAttempt,
+        outcome: MintOutcome,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            StateBackend::Files(f) => {
+                MintFiles::new(&f.state_dir).record(client_id, attempt, outcome)
+            }
+            StateBackend::Postgres(p) => p.record_mint(client_id, attempt, outcome).await,
         }
     }
 }

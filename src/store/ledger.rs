@@ -183,7 +183,7 @@ impl ConsentLedger {
     }
 }
 
-fn lock(path: &Path) -> Result<File, StoreError> {
+pub(super) fn lock(path: &Path) -> Result<File, StoreError> {
     let locked = OpenOptions::new()
         .create(true)
         .truncate(false)

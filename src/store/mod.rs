@@ -1,16 +1,19 @@
 //! What survives between runs: one state file per profile, and a lock per profile.
 
 mod atomic;
+mod attempt;
 mod backend;
 mod fingerprint;
 mod ledger;
 mod lock;
 mod lockout;
+mod mint;
 mod pg;
 mod tokens;
 
 pub use atomic::write_atomic;
-pub use backend::{FileBackend, Ledger, Ownership, StateBackend};
+pub use attempt::{MintAttempt, MintOutcome, MintWait};
+pub use backend::{FileBackend, Ledger, MintWindow, Ownership, StateBackend};
 pub use fingerprint::FingerprintKey;
 pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};

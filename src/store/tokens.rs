@@ -107,6 +107,9 @@ pub enum StoreError {
     /// The right to log in for a profile was not obtained.
     #[error(transparent)]
     Lock(#[from] super::lock::LockError),
+    /// generateAccessToken was tried too recently for this client id: no request sent.
+    #[error(transparent)]
+    MintWindow(#[from] super::attempt::MintWait),
 }
 
 impl StoreError {
@@ -121,6 +124,7 @@ impl StoreError {
             StoreError::Database { .. } | StoreError::Fenced { .. } => ErrorClass::Transient,
             StoreError::Refused { class, .. } => *class,
             StoreError::Lock(e) => e.class(),
+            StoreError::MintWindow(_) => ErrorClass::RateLimited,
             StoreError::Read { .. }
             | StoreError::Write { .. }
             | StoreError::Corrupt { .. }

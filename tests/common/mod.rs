@@ -96,7 +96,8 @@ impl Sandbox {
     }
 
     /// The binary with a clean environment: PATH, HOME and the XDG folders into the
-    /// sandbox, the state folder in it, no DHAN_* variable at all.
+    /// sandbox, the state folder in it, no mint window between logins, no DHAN_*
+    /// variable at all.
     ///
     /// `DHAN_LOGIN_CONFIG` is left unset on purpose: a file named there must exist (a
     /// missing one is a configuration error), while the default location under the
@@ -116,6 +117,9 @@ impl Sandbox {
             .env("XDG_DATA_HOME", xdg.join("data"))
             .env("XDG_CACHE_HOME", xdg.join("cache"))
             .env("DHAN_LOGIN_STATE_DIR", self.state_dir())
+            // Tests log in back to back against a stand-in on loopback; the mint window's
+            // own tests set it back.
+            .env("DHAN_LOGIN_MINT_INTERVAL_SECS", "0")
             .current_dir(self.path());
         cmd
     }

@@ -314,6 +314,11 @@ pub struct TokenArgs {
     /// one-off run that must last until then.
     #[arg(long, value_name = "HH:MM")]
     pub valid_until: Option<IstTime>,
+    /// Dhan refused the token (DH-901): check it with Dhan's profile endpoint and get a
+    /// new one only if it is dead; a live one is printed again. Asks the running serve
+    /// when there is one.
+    #[arg(long, conflicts_with = "verify")]
+    pub rejected: bool,
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +361,10 @@ pub struct MockArgs {
     /// Accept a TOTP code more than once (benchmarks that log in many times a minute).
     #[arg(long)]
     pub allow_totp_reuse: bool,
+    /// Refuse a generateAccessToken attempt within this many seconds of the account's
+    /// last one, restarting the wait, as Dhan does with its 2 minutes (0 = never).
+    #[arg(long, default_value_t = 120)]
+    pub mint_interval_secs: u64,
 }
 
 /// Which consent login page the stand-in serves.

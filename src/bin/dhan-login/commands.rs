@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    Checked, Console, Lockouts, Obtained, Profile, ProfileState, Request, SourceKind, StoreError,
-    TokenManager, next_ist_midnight,
+    Checked, Console, Lockouts, Obtained, Profile, ProfileState, Rechecked, Request, SourceKind,
+    StoreError, TokenManager, Verdict, next_ist_midnight,
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
@@ -24,6 +24,24 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Token(args) => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
+            if args.rejected || args.output.verify {
+                // Beside a daemon, the daemon checks and replaces: never a login here,
+                // which would end the token it hands out.
+                let daemon = interruptible(crate::serve::daemon_rejected(
+                    &cli.profile,
+                    cli.config.as_deref(),
+                ))
+                .await??;
+                if let Some(r) = daemon {
+                    return rechecked(r, &args.output);
+                }
+                if args.rejected {
+                    let progress = StepPrinter::for_terminal(quiet);
+                    let r =
+                        interruptible(m.rejected(&Request::default(), progress.as_ref())).await??;
+                    return rechecked(r, &args.output);
+                }
+            }
             let daemon = interruptible(crate::serve::daemon_token(
                 &cli.profile,
                 cli.config.as_deref(),
@@ -217,14 +235,7 @@ async fn obtain(
             }
         }
     }
-    let format = if out.json {
-        Format::Json
-    } else if out.env {
-        Format::Env
-    } else {
-        Format::Plain
-    };
-    print_token(&got.token, format)?;
+    print_token(&got.token, format_of(out))?;
     match got.unsaved {
         // Printed, because Dhan has already killed the old token; failed, because the
         // next run will have to log in again.
@@ -232,6 +243,40 @@ async fn obtain(
             "the new token (printed above) could not be saved; the token it replaced was set aside, so the next run logs in again",
         )),
         None => Ok(0),
+    }
+}
+
+/// Prints a token a check of the stored one produced, saying what the check found.
+fn rechecked(r: Rechecked, out: &OutputArgs) -> Result<u8> {
+    let detail = r.detail.as_deref().unwrap_or("no detail");
+    match r.verdict {
+        Verdict::Alive => eprintln!(
+            "Dhan's profile endpoint accepts the token: it is unchanged (a refusal came from something else: the client id sent with it, the data plan, the endpoint)"
+        ),
+        Verdict::Replaced => eprintln!("the token was dead ({detail}): this is a new one"),
+        Verdict::Unverified => {
+            eprintln!(
+                "Dhan's profile endpoint could not be asked ({detail}): the token is unchanged"
+            )
+        }
+        _ => {}
+    }
+    print_token(&r.token, format_of(out))?;
+    match r.unsaved {
+        Some(e) => Err(anyhow::Error::new(e).context(
+            "the new token (printed above) could not be saved; the token it replaced was set aside, so the next run logs in again",
+        )),
+        None => Ok(0),
+    }
+}
+
+fn format_of(out: &OutputArgs) -> Format {
+    if out.json {
+        Format::Json
+    } else if out.env {
+        Format::Env
+    } else {
+        Format::Plain
     }
 }
 
@@ -442,6 +487,14 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
                     .iter()
                     .map(|p| format!("{}: {}", p.field, p.message)),
             );
+            // Another profile on the same client id would log this one out.
+            let names = Profile::names(&paths).unwrap_or_default();
+            for other in names.iter().filter(|n| *n != name) {
+                let (other, _) = Profile::load_lenient(other, &paths, &|k| std::env::var(k).ok())?;
+                if let Err(e) = dhan_login::check_client_ids([&profile, &other]) {
+                    problems.push(e.to_string());
+                }
+            }
             if problems.is_empty() {
                 println!(
                     "profile `{name}` is valid ({})",

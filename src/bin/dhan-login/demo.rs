@@ -49,6 +49,7 @@ pub async fn mock_server(args: MockArgs) -> Result<u8> {
         consent_cap: args.consent_cap,
         token_lifetime: Duration::from_secs(args.token_lifetime_secs.max(1)),
         page_variant: page_variant(&args.page),
+        mint_interval: Duration::from_secs(args.mint_interval_secs),
         ..MockOptions::default()
     };
     let server = MockServer::start(opts)

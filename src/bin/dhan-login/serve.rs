@@ -6,7 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use dhan_login::{ConfigError, Daemon, Obtained, Profile, ServeEnv, ServeSettings, ask_daemon};
+use dhan_login::{
+    ConfigError, Daemon, Obtained, Profile, Rechecked, ServeEnv, ServeSettings, ask_daemon,
+    report_rejected,
+};
 
 use crate::cli::ServeArgs;
 use crate::load::paths;
@@ -86,4 +89,12 @@ pub async fn daemon_token(profile: &str, config: Option<&Path>) -> Result<Option
         cached: true,
         unsaved: None,
     }))
+}
+
+/// The daemon's check of the profile's token (`token --rejected`, `token --verify`), when
+/// `serve.listen` is configured and it answers.
+pub async fn daemon_rejected(profile: &str, config: Option<&Path>) -> Result<Option<Rechecked>> {
+    let paths = paths(config)?;
+    let settings = ServeSettings::load(&paths, &|k| std::env::var(k).ok())?;
+    Ok(report_rejected(&settings, profile).await?)
 }

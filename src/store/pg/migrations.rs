@@ -7,9 +7,10 @@ use tokio_postgres::Client;
 use crate::store::StoreError;
 
 /// `(version, SQL)`, in order.
-const STEPS: &[(i32, &str)] = &[(
-    1,
-    "
+const STEPS: &[(i32, &str)] = &[
+    (
+        1,
+        "
     CREATE TABLE dhan_login_profiles (
         profile    text PRIMARY KEY,
         -- The token, sealed with store.key (format byte, nonce, AES-256-GCM); never plain.
@@ -43,10 +44,23 @@ const STEPS: &[(i32, &str)] = &[(
         created_at_ms  bigint NOT NULL
     );
     ",
-)];
+    ),
+    (
+        2,
+        "
+    -- The last generateAccessToken attempt per client id: Dhan's 2-minute window counts
+    -- from the last attempt, by any machine.
+    CREATE TABLE dhan_login_mints (
+        client_id text PRIMARY KEY,
+        at_ms     bigint NOT NULL,
+        outcome   text NOT NULL
+    );
+    ",
+    ),
+];
 
 /// The newest schema this binary knows.
-pub(super) const KNOWN: i32 = 1;
+pub(super) const KNOWN: i32 = 2;
 
 /// A constant key for `pg_advisory_xact_lock`: "dhanlgin" in ASCII.
 const LOCK_KEY: i64 = 0x6468_616e_6c67_696e;

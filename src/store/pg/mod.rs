@@ -23,6 +23,7 @@ use cipher::Cipher;
 pub(crate) use lease::HeldElsewhere;
 pub use lease::Lease;
 
+use super::attempt::{MintAttempt, MintOutcome, MintWait, wait_for};
 use super::fingerprint::FingerprintKey;
 use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
 use super::lockout::{Lockout, Lockouts, drop_unkeyed};
@@ -598,6 +599,95 @@ impl PgBackend {
                 "DELETE FROM dhan_login_pending_consents
                  WHERE client_id = $1 AND consent_app_id = $2",
                 &[&client_id, &id],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+impl PgBackend {
+    pub(crate) async fn last_mint(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<MintAttempt>, StoreError> {
+        check_client_id(client_id)?;
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT at_ms, outcome FROM dhan_login_mints WHERE client_id = $1",
+                &[&client_id],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| MintAttempt {
+            at: DateTime::from_timestamp_millis(r.get(0)).unwrap_or_default(),
+            outcome: MintOutcome::parse(r.get(1)),
+        }))
+    }
+
+    /// Records an attempt at `now` in one statement that also checks the window: two
+    /// replicas never both pass it.
+    pub(crate) async fn reserve_mint(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+        interval: std::time::Duration,
+    ) -> Result<Result<MintAttempt, MintWait>, StoreError> {
+        check_client_id(client_id)?;
+        let at_ms = now.timestamp_millis();
+        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let attempt = MintAttempt {
+            at: DateTime::from_timestamp_millis(at_ms).unwrap_or(now),
+            outcome: MintOutcome::Sent,
+        };
+        let recorded = self
+            .client()
+            .await?
+            .query_opt(
+                "INSERT INTO dhan_login_mints AS m (client_id, at_ms, outcome)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (client_id) DO UPDATE
+                 SET at_ms = EXCLUDED.at_ms, outcome = EXCLUDED.outcome
+                 WHERE m.at_ms <= $2 - $4
+                 RETURNING at_ms",
+                &[&client_id, &at_ms, &attempt.outcome.as_str(), &interval_ms],
+            )
+            .await
+            .map_err(db)?;
+        if recorded.is_some() {
+            return Ok(Ok(attempt));
+        }
+        let last = self.last_mint(client_id).await?;
+        Ok(Err(wait_for(client_id, last, now, interval)
+            .unwrap_or_else(|| {
+                // The row moved between the two statements: another attempt just now.
+                MintWait {
+                    client_id: client_id.to_owned(),
+                    last: MintAttempt { at: now, ..attempt },
+                    next_at: now + chrono::Duration::from_std(interval).unwrap_or_default(),
+                    wait: interval,
+                }
+            })))
+    }
+
+    pub(crate) async fn record_mint(
+        &self,
+        client_id: &str,
+        attempt: MintAttempt,
+        outcome: MintOutcome,
+    ) -> Result<(), StoreError> {
+        check_client_id(client_id)?;
+        self.client()
+            .await?
+            .execute(
+                "UPDATE dhan_login_mints SET outcome = $3 WHERE client_id = $1 AND at_ms = $2",
+                &[
+                    &client_id,
+                    &attempt.at.timestamp_millis(),
+                    &outcome.as_str(),
+                ],
             )
             .await
             .map_err(db)?;
