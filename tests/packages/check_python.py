@@ -101,23 +101,12 @@ assert ips.primary == "203.0.113.7" and ips.secondary is None, ips
 assert isinstance(ips.modify_date_primary, date) and ips.modify_date_primary > date.today()
 ok("ip() reads the whitelist (%s, may change from %s)" % (ips.primary, ips.modify_date_primary))
 
-# `token --rejected` (and once, `--valid-until`) come with another change of the binary;
-# until this binary has them, the calls must fail as a usage error naming the flag.
-usage = subprocess.run([binary, "token", "--help"], capture_output=True, text=True).stdout
-if "--rejected" in usage:
-    r = dhan_login.rejected()
-    assert r.client_id == t.client_id, r
-    ok("rejected() returns a live token")
-else:
-    err = raises(dhan_login.ConfigError, 2, dhan_login.rejected, "rejected() [PENDING: this binary has no token --rejected]")
-    assert "--rejected" in err.message, err.message
-if "--valid-until" in usage:
-    assert dhan_login.token(valid_until="23:59").client_id == t.client_id
-    ok("token(valid_until=...) returns a token")
-else:
-    err = raises(dhan_login.ConfigError, 2, lambda: dhan_login.token(valid_until="08:00"),
-                 "token(valid_until=...) [PENDING: this binary has no token --valid-until]")
-    assert "--valid-until" in err.message, err.message
+# A consumer that saw DH-901 reports the token: a live one comes back unchanged.
+r = dhan_login.rejected()
+assert r.client_id == t.client_id and r.access_token == t.access_token, r
+ok("rejected() returns the live token unchanged")
+assert dhan_login.token(valid_until="23:59").client_id == t.client_id
+ok("token(valid_until=...) returns a token")
 
 use(stand_in, DHAN_LOGIN_MARGIN_MINUTES="soon")
 err = raises(dhan_login.ConfigError, 2, dhan_login.token, "a malformed variable")
