@@ -403,6 +403,8 @@ async fn a_new_store_key_means_log_in_again_and_what_the_user_must_fix_is_exit_2
     let a = s.account().clone();
     let mut env = db.env("cli", 15);
     env.extend([
+        // Two logins a few seconds apart on purpose: the mint window is not under test.
+        ("DHAN_LOGIN_MINT_INTERVAL_SECS".to_owned(), "0".to_owned()),
         ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
         ("DHAN_PIN".to_owned(), a.pin.clone()),
         ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
