@@ -142,15 +142,18 @@ mod browser;
 mod config;
 mod console;
 mod decide;
+mod dhan;
 mod error;
 mod error_class;
 mod manager;
 pub mod mock;
 mod progress;
 mod redact;
+mod secret;
 mod serve;
 mod source;
 mod store;
+mod sync;
 mod token;
 mod totp;
 
@@ -166,8 +169,9 @@ pub use error_class::ErrorClass;
 pub use manager::{Checked, Obtained, Request, TokenManager, TokenManagerBuilder};
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
+pub use secret::Secret;
 pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
-pub use source::{BoxFuture, Context, Outcome, TokenSource, run_chain, sends};
+pub use source::{BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends};
 pub use store::{
     ConsentLedger, FileBackend, FingerprintKey, LastError, Lease, Ledger, LedgerDay, LegacyLockout,
     LockError, Lockout, LockoutStore, Lockouts, Ownership, PendingConsent, PgBackend, ProfileLock,

@@ -22,10 +22,8 @@ use error::{Kind, classify};
 pub use static_ip::{IpFlag, StaticIps};
 
 use crate::redact::Scrubber;
+use crate::sync::lock;
 use crate::token::{SourceKind, Token, TokenError};
-
-/// Dhan's documented daily limit of generate-consent calls per client id (IST day).
-pub(crate) const DHAN_CONSENT_LIMIT: u32 = 25;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -276,7 +274,7 @@ impl DhanApi {
     /// The server's clock as last read from an answer's `Date` header, paired with the
     /// local time it was read at; `None` before any answer.
     pub fn last_server_time(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        *self.server_time.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.server_time)
     }
 
     fn note_date(&self, resp: &reqwest::Response, sent: DateTime<Utc>) {
@@ -291,8 +289,7 @@ impl DhanApi {
         // The server stamped the answer somewhere in the round trip: take its middle.
         let now = Utc::now();
         let local = sent + (now - sent) / 2;
-        *self.server_time.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((date.with_timezone(&Utc), local));
+        *lock(&self.server_time) = Some((date.with_timezone(&Utc), local));
     }
 
     async fn send<T: serde::de::DeserializeOwned>(

@@ -226,7 +226,7 @@ impl StateBackend {
     pub fn ledger(&self, cap: u32) -> Ledger {
         Ledger {
             backend: self.clone(),
-            cap: cap.min(crate::api::DHAN_CONSENT_LIMIT),
+            cap: cap.min(crate::dhan::DHAN_CONSENT_LIMIT),
         }
     }
 }

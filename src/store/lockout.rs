@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::atomic::write_atomic;
 use super::fingerprint::is_unkeyed;
 use super::tokens::{StoreError, profile_file};
+use crate::secret::Secret;
 
 /// One rejection by Dhan: while the same secrets hold the same values, no login path that
 /// sends any of them is tried again.
@@ -30,6 +31,16 @@ pub struct Lockout {
     pub at: DateTime<Utc>,
     /// What Dhan said, scrubbed of secrets.
     pub message: String,
+}
+
+impl Lockout {
+    /// True when Dhan rejected one of `sends` in this lockout. The file keeps the
+    /// secrets' config keys; a key this version does not know matches nothing.
+    pub fn names_any(&self, sends: &[Secret]) -> bool {
+        self.secrets
+            .iter()
+            .any(|s| sends.iter().any(|which| which.key() == s))
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -28,6 +28,7 @@ use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
 use super::lockout::{Lockout, Lockouts, drop_unkeyed};
 use super::tokens::{ProfileState, StoreError};
 use crate::config::StoreSettings;
+use crate::sync::lock;
 use crate::token::{Token, ist};
 
 /// A database error as the store reports it (tokio-postgres never prints parameters).
@@ -137,7 +138,7 @@ impl PgBackend {
                     h.update(key.expose_secret().as_bytes());
                     format!("{:x}", h.finalize())
                 };
-                if let Some(r) = pools().lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+                if let Some(r) = lock(pools()).get(&id) {
                     return Ok(r.clone());
                 }
                 let cipher = Cipher::from_key(key)?;
@@ -153,10 +154,7 @@ impl PgBackend {
                     cipher,
                     fingerprints,
                 });
-                pools()
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, ready.clone());
+                lock(pools()).insert(id, ready.clone());
                 Ok::<_, StoreError>(ready)
             })
             .await?;
