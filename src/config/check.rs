@@ -81,11 +81,11 @@ impl Profile {
         }
         if has(Secret::ApiKey) != has(Secret::ApiSecret) {
             let missing = if !has(Secret::ApiKey) {
-                "api_key"
+                Secret::ApiKey
             } else {
-                "api_secret"
+                Secret::ApiSecret
             };
-            bad(missing, "api_key and api_secret go together".into());
+            bad(missing.key(), "api_key and api_secret go together".into());
         }
         if let Some(path) = &self.browser.executable
             && !path.exists()
