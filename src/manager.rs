@@ -414,11 +414,11 @@ impl TokenManager {
                 state.last_error = None;
                 state.updated_at = Some(now);
                 // These credentials just worked: a rejection of them alone is over.
-                let worked: Vec<&str> = sends(token.source).iter().map(|s| s.key()).collect();
+                let worked = sends(token.source);
                 if !worked.is_empty() {
                     state.legacy_lockout = None;
                     self.backend
-                        .clear_covered(&self.profile.name, &worked)
+                        .clear_covered(&self.profile.name, worked)
                         .await?;
                 }
                 let unsaved = match self.save_minted(&state, owner).await {

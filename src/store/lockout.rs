@@ -41,6 +41,14 @@ impl Lockout {
             .iter()
             .any(|s| sends.iter().any(|which| which.key() == s))
     }
+
+    /// True when every secret of this lockout is in `worked`: a login that sent them all
+    /// just succeeded, so the rejection is over.
+    pub fn covered_by(&self, worked: &[Secret]) -> bool {
+        self.secrets
+            .iter()
+            .all(|s| worked.iter().any(|which| which.key() == s))
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -145,15 +153,12 @@ impl LockoutStore {
     }
 
     /// Drops the lockouts whose secrets all just worked in a login that sent `worked`.
-    pub fn clear_covered(&self, profile: &str, worked: &[&str]) -> Result<(), StoreError> {
+    pub fn clear_covered(&self, profile: &str, worked: &[Secret]) -> Result<(), StoreError> {
         let Lockouts::Recorded(all) = self.load(profile)? else {
             return Ok(());
         };
         let before = all.len();
-        let left: Vec<Lockout> = all
-            .into_iter()
-            .filter(|l| !l.secrets.iter().all(|s| worked.contains(&s.as_str())))
-            .collect();
+        let left: Vec<Lockout> = all.into_iter().filter(|l| !l.covered_by(worked)).collect();
         if left.len() != before {
             self.write(profile, left)?;
         }
@@ -205,7 +210,8 @@ mod tests {
         s.add("p", lockout(&["pin", "totp_secret"], "a")).unwrap();
         s.add("p", lockout(&["api_key", "api_secret"], "b"))
             .unwrap();
-        s.clear_covered("p", &["pin", "totp_secret"]).unwrap();
+        s.clear_covered("p", &[Secret::Pin, Secret::TotpSecret])
+            .unwrap();
         let Lockouts::Recorded(left) = s.load("p").unwrap() else {
             panic!("readable")
         };
@@ -225,7 +231,8 @@ mod tests {
         assert!(matches!(s.load("p").unwrap(), Lockouts::Unreadable { .. }));
         // Adding or clearing what a login proved does not paper over it.
         s.add("p", lockout(&["api_key"], "c")).unwrap();
-        s.clear_covered("p", &["pin", "totp_secret"]).unwrap();
+        s.clear_covered("p", &[Secret::Pin, Secret::TotpSecret])
+            .unwrap();
         assert!(matches!(s.load("p").unwrap(), Lockouts::Unreadable { .. }));
         assert!(path.exists());
         assert!(s.clear("p").unwrap());

@@ -28,6 +28,7 @@ use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
 use super::lockout::{Lockout, Lockouts, drop_unkeyed};
 use super::tokens::{ProfileState, StoreError};
 use crate::config::StoreSettings;
+use crate::secret::Secret;
 use crate::sync::lock;
 use crate::token::{Token, ist};
 
@@ -432,10 +433,10 @@ impl PgBackend {
     pub(crate) async fn clear_covered(
         &self,
         profile: &str,
-        worked: &[&str],
+        worked: &[Secret],
     ) -> Result<(), StoreError> {
         self.change_lockouts(profile, |all| {
-            all.retain(|l| !l.secrets.iter().all(|s| worked.contains(&s.as_str())));
+            all.retain(|l| !l.covered_by(worked));
         })
         .await
         .map(|_| ())
