@@ -142,15 +142,18 @@ mod browser;
 mod config;
 mod console;
 mod decide;
+mod dhan;
 mod error;
 mod error_class;
 mod manager;
 pub mod mock;
 mod progress;
 mod redact;
+mod secret;
 mod serve;
 mod source;
 mod store;
+mod sync;
 mod token;
 mod totp;
 
@@ -168,10 +171,11 @@ pub use manager::{
 };
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
+pub use secret::Secret;
 pub use serve::{
     Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon, report_rejected,
 };
-pub use source::{BoxFuture, Context, Outcome, TokenSource, run_chain, sends};
+pub use source::{BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends};
 pub use store::{
     ConsentLedger, FileBackend, FingerprintKey, LastError, Lease, Ledger, LedgerDay, LegacyLockout,
     LockError, Lockout, LockoutStore, Lockouts, MintAttempt, MintOutcome, MintWait, MintWindow,

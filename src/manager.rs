@@ -20,13 +20,16 @@ use crate::api::{DhanApi, ProfileInfo};
 use crate::config::{ConfigError, Profile};
 use crate::console::Console;
 use crate::decide::{Ask, Decision, IstTime, Logins, Why, decide};
+use crate::dhan::totp_step;
 use crate::error::{AttemptResult, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
-use crate::source::{ALL_SECRETS, Context, rejected_secrets, run_chain, sends, sources};
+use crate::secret::Secret;
+use crate::source::{Context, needs, rejected_secrets, run_chain, sends, sources};
 use crate::store::{
     FingerprintKey, LedgerDay, Lockout, Lockouts, Ownership, ProfileState, StateBackend, StoreError,
 };
+use crate::sync::lock;
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, SystemClock};
 
@@ -106,11 +109,7 @@ pub struct TokenManager {
 
 impl fmt::Debug for TokenManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unsaved = self
-            .unsaved
-            .lock()
-            .map(|u| u.is_some())
-            .unwrap_or_else(|p| p.into_inner().is_some());
+        let unsaved = lock(&self.unsaved).is_some();
         f.debug_struct("TokenManager")
             .field("profile", &self.profile.name)
             .field("backend", &self.backend)
@@ -224,7 +223,7 @@ impl TokenManager {
                 // a rejection.
                 Ok(ProfileState {
                     renewable: true,
-                    totp_last_step: Some(self.clock.now().timestamp().div_euclid(30)),
+                    totp_last_step: Some(totp_step(self.clock.now().timestamp())),
                     ..Default::default()
                 })
             }
@@ -232,15 +231,11 @@ impl TokenManager {
                 let mut state = other?;
                 if state.set_aside {
                     // As for a corrupt file: the failed run may have used this step.
-                    let step = self.clock.now().timestamp().div_euclid(30);
+                    let step = totp_step(self.clock.now().timestamp());
                     state.totp_last_step = state.totp_last_step.max(Some(step));
                 }
                 // A token this process minted but could not save beats what the disk says.
-                let unsaved = self
-                    .unsaved
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
+                let unsaved = lock(&self.unsaved).clone();
                 if let Some(t) = unsaved
                     && state
                         .token
@@ -256,7 +251,7 @@ impl TokenManager {
                     state.token = None;
                 }
                 if let StateBackend::Postgres(_) = self.backend {
-                    *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = state.token.clone();
+                    *lock(&self.seen) = state.token.clone();
                 }
                 Ok(state)
             }
@@ -290,7 +285,7 @@ impl TokenManager {
             Err(e @ Error::Store(StoreError::Database { .. })) => {
                 let remembered = [&self.unsaved, &self.seen]
                     .into_iter()
-                    .filter_map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                    .filter_map(|m| lock(m).clone())
                     .filter(|t| t.is_live(now))
                     .max_by_key(|t| t.obtained_at);
                 match remembered {
@@ -396,7 +391,7 @@ impl TokenManager {
         if owner.took_over() {
             // The holder before us vanished mid-login and may have submitted the current
             // TOTP code without recording it: Dhan would refuse it as used.
-            let step = self.clock.now().timestamp().div_euclid(30);
+            let step = totp_step(self.clock.now().timestamp());
             state.totp_last_step = state.totp_last_step.max(Some(step));
         }
 
@@ -412,11 +407,11 @@ impl TokenManager {
         cx.lockouts = lockouts;
         cx.totp_resume = state.totp_last_step;
         let result = run_chain(&sources(req.via), &cx).await;
-        let totp_step = cx.totp_last_step();
+        let last_step = cx.totp_last_step();
         drop(cx);
 
         let now = self.clock.now();
-        state.totp_last_step = totp_step.or(state.totp_last_step);
+        state.totp_last_step = last_step.or(state.totp_last_step);
         match result {
             Ok((token, _)) => {
                 state.token = Some(token.clone());
@@ -498,7 +493,7 @@ impl TokenManager {
                 .await
             {
                 Ok(()) => {
-                    *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    *lock(&self.unsaved) = None;
                     return Ok(());
                 }
                 // Another machine holds the profile now and stored its own token: that
@@ -516,7 +511,7 @@ impl TokenManager {
                 "the stored token, which the new one replaced, could not be set aside either ({aside}): a later run may hand out that dead token until a login succeeds"
             );
         }
-        *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()) = state.token.clone();
+        *lock(&self.unsaved) = state.token.clone();
         Err(e)
     }
 
@@ -535,7 +530,7 @@ impl TokenManager {
         Ok(match recorded {
             Lockouts::Recorded(mut all) => {
                 all.push(Lockout {
-                    secrets: ALL_SECRETS.iter().map(|s| s.to_string()).collect(),
+                    secrets: Secret::ALL.iter().map(|s| s.key().to_owned()).collect(),
                     fingerprint: String::new(),
                     at: legacy.at,
                     message: legacy.message.clone(),
@@ -586,7 +581,7 @@ impl TokenManager {
             }
         };
         let lockout = Lockout {
-            secrets: secrets.iter().map(|s| s.to_string()).collect(),
+            secrets: secrets.iter().map(|s| s.key().to_owned()).collect(),
             fingerprint,
             at: now,
             message: format!("{source}: {e}"),
@@ -620,10 +615,9 @@ impl TokenManager {
         );
         cx.fingerprints = self.fingerprint_key(&lockouts).await;
         cx.lockouts = lockouts;
-        let configured = |fields: &[&str]| fields.iter().all(|f| self.profile.secret(f).is_some());
         let mut refusal = None;
         for kind in [SourceKind::Totp, SourceKind::Browser] {
-            if !configured(sends(kind)) {
+            if needs(kind, &self.profile).is_err() {
                 continue;
             }
             match cx.preflight_for(kind).await {

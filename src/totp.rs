@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use totp_rs::{Builder, Secret, Totp};
 
-const STEP_SECS: i64 = 30;
+use crate::dhan::TOTP_STEP_SECS;
+use crate::sync::lock;
 /// A code with less life left than this may expire in flight; wait for the next one.
 const MIN_REMAINING_MS: i64 = 5_000;
 /// Below this the local clock is trusted: a Date header only has whole seconds.
@@ -66,8 +67,8 @@ struct Plan {
 
 /// Decides the step to use at server time `now_ms` (Unix ms), given the last step used.
 fn plan(now_ms: i64, last_step: Option<i64>) -> Plan {
-    let step = now_ms.div_euclid(STEP_SECS * 1000);
-    let remaining = (step + 1) * STEP_SECS * 1000 - now_ms;
+    let step = now_ms.div_euclid(TOTP_STEP_SECS * 1000);
+    let remaining = (step + 1) * TOTP_STEP_SECS * 1000 - now_ms;
     let fresh_enough = remaining >= MIN_REMAINING_MS;
     let unused = last_step.is_none_or(|last| step > last);
     if fresh_enough && unused {
@@ -78,7 +79,7 @@ fn plan(now_ms: i64, last_step: Option<i64>) -> Plan {
     }
     // The next step is always unused: steps only move forward.
     let next = step.max(last_step.unwrap_or(step)) + 1;
-    let wait_ms = next * STEP_SECS * 1000 - now_ms;
+    let wait_ms = next * TOTP_STEP_SECS * 1000 - now_ms;
     Plan {
         step: next,
         wait: Duration::from_millis(wait_ms.max(0) as u64),
@@ -206,7 +207,7 @@ impl TotpGenerator {
         let now_ms = self.clock.now().timestamp_millis() + st.offset_ms;
         let plan = plan(now_ms, st.last_step);
         st.last_step = Some(plan.step);
-        let code = self.totp.generate((plan.step * STEP_SECS) as u64);
+        let code = self.totp.generate((plan.step * TOTP_STEP_SECS) as u64);
         (plan, SecretString::from(code.to_string()))
     }
 
@@ -217,7 +218,7 @@ impl TotpGenerator {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock leaves plain data behind; keep going.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 }
 
@@ -231,7 +232,7 @@ fn dhan_accepts(totp: &Totp) -> Result<(), TotpError> {
     if totp.digits() != 6 {
         asks.push(format!("{} digits", totp.digits()));
     }
-    if totp.step() != STEP_SECS as u64 {
+    if totp.step() != TOTP_STEP_SECS as u64 {
         asks.push(format!("a {} s period", totp.step()));
     }
     if asks.is_empty() {

@@ -390,7 +390,12 @@ async fn a_profile_made_in_code_logs_in_and_its_errors_name_the_field() {
         .pin(dhan_login::SecretRef::file(dir.path().join("absent")))
         .build()
         .unwrap();
-    let e = broken.pin.as_ref().unwrap().get().unwrap_err().to_string();
+    let e = broken
+        .get(dhan_login::Secret::Pin)
+        .unwrap()
+        .get()
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("pin: cannot read pin_file"), "{e}");
     let e = Profile::builder("other", dir.path())
         .client_id("12ab")
@@ -459,4 +464,47 @@ async fn the_manager_follows_login_at_on_its_clock() {
     assert!(!got.cached);
     assert_ne!(got.token, renewed);
     assert_eq!(s.calls(Endpoint::RenewToken), 2);
+}
+
+/// A browser profile answering an SMS/e-mail code screen (`otp_command`, no TOTP) is
+/// a configured login path for the daemon's lockout hold as for the chain: with its API
+/// key refused, the daemon holds it instead of trying a login that would be refused.
+#[tokio::test]
+async fn a_refused_browser_profile_without_totp_is_held_like_the_chain_refuses_it() {
+    use dhan_login::{Lockout, LockoutStore, ProfileState, SecretRef, needs};
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile::builder("sms", dir.path())
+        .client_id("1100000042")
+        .mobile(SecretRef::inline("9999900042"))
+        .pin(SecretRef::inline("135790"))
+        .api_key(SecretRef::inline("key-1"))
+        .api_secret(SecretRef::inline("secret-1"))
+        .otp_command("echo 123456")
+        .build()
+        .unwrap();
+    assert_eq!(needs(SourceKind::Browser, &profile), Ok(()));
+    assert!(needs(SourceKind::Totp, &profile).is_err());
+    let manager = TokenManager::new(profile);
+    let state = ProfileState::default();
+    assert_eq!(manager.lockout_hold(&state).await.unwrap(), None);
+
+    let at = chrono::Utc::now();
+    LockoutStore::new(dir.path())
+        .add(
+            "sms",
+            Lockout {
+                secrets: vec!["api_key".into(), "api_secret".into()],
+                fingerprint: String::new(),
+                at,
+                message: "manual: refused".into(),
+            },
+        )
+        .unwrap();
+    let (since, why) = manager
+        .lockout_hold(&state)
+        .await
+        .unwrap()
+        .expect("held: its only path would resend the refused API key");
+    assert_eq!(since, at);
+    assert!(why.contains("api_key, api_secret"), "{why}");
 }

@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 /// of the layers below its own, never its own layer or one above.
 const LAYERS: &[(&str, &[&str])] = &[
     (
+        "Dhan's fixed numbers, the profile's secrets, the lock",
+        &["dhan", "secret", "sync"],
+    ),
+    (
         "leaves: plain data and helpers",
         &[
             "console",

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::dhan::TOTP_STEP;
 use crate::error_class::ErrorClass;
 
 /// Cap on the body kept in an error: enough to read, not a page of HTML.
@@ -226,8 +227,6 @@ const CREDENTIAL_WORDS: [&str; 11] = [
     "unauthorized",
 ];
 
-/// How long a TOTP code lasts (RFC 6238's step, which Dhan uses).
-pub(crate) const TOTP_STEP: Duration = Duration::from_secs(30);
 
 /// Whether an endpoint takes the user's credentials, so that a 400/401 in Dhan's JSON
 /// from it means "wrong credentials": the conservative reading, since retrying one locks

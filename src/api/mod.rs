@@ -22,10 +22,8 @@ use error::{Kind, classify};
 pub use static_ip::{IpFlag, StaticIps};
 
 use crate::redact::Scrubber;
+use crate::sync::lock;
 use crate::token::{SourceKind, Token, TokenError};
-
-/// Dhan's documented daily limit of generate-consent calls per client id (IST day).
-pub(crate) const DHAN_CONSENT_LIMIT: u32 = 25;
 
 /// How long dhan-login leaves between two generateAccessToken attempts for one client
 /// id: Dhan's 2 minutes (which an early attempt restarts) and a margin for the clocks of
@@ -281,7 +279,7 @@ impl DhanApi {
     /// The server's clock as last read from an answer's `Date` header, paired with the
     /// local time it was read at; `None` before any answer.
     pub fn last_server_time(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        *self.server_time.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.server_time)
     }
 
     fn note_date(&self, resp: &reqwest::Response, sent: DateTime<Utc>) {
@@ -296,8 +294,7 @@ impl DhanApi {
         // The server stamped the answer somewhere in the round trip: take its middle.
         let now = Utc::now();
         let local = sent + (now - sent) / 2;
-        *self.server_time.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((date.with_timezone(&Utc), local));
+        *lock(&self.server_time) = Some((date.with_timezone(&Utc), local));
     }
 
     async fn send<T: serde::de::DeserializeOwned>(

@@ -12,6 +12,8 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
 
+use crate::sync::lock;
+
 /// Texts of the dialogs dismissed so far, oldest first. Unscrubbed.
 #[derive(Clone, Default)]
 pub(crate) struct Dialogs(Arc<Mutex<Vec<String>>>);
@@ -19,17 +21,11 @@ pub(crate) struct Dialogs(Arc<Mutex<Vec<String>>>);
 impl Dialogs {
     /// Takes the texts that arrived since the last call.
     pub(crate) fn take(&self) -> Vec<String> {
-        match self.0.lock() {
-            Ok(mut v) => std::mem::take(&mut *v),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
+        std::mem::take(&mut *lock(&self.0))
     }
 
     fn push(&self, text: String) {
-        match self.0.lock() {
-            Ok(mut v) => v.push(text),
-            Err(p) => p.into_inner().push(text),
-        }
+        lock(&self.0).push(text)
     }
 }
 

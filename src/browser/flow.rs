@@ -29,6 +29,7 @@ use super::traffic::{self, Traffic};
 use super::typing::digits;
 use super::{ConsentLogin, PageReport, SharedScrubber, scrub_with};
 use crate::config::BrowserSettings;
+use crate::sync::lock;
 
 /// Dhan's PIN has six digits.
 const PIN_DIGITS: usize = 6;
@@ -79,7 +80,7 @@ pub(super) async fn run(
     }
     let scrubber: SharedScrubber = match &started_ahead {
         Some(ahead) => {
-            *ahead.scrubber.lock().unwrap_or_else(|p| p.into_inner()) = scrubber;
+            *lock(&ahead.scrubber) = scrubber;
             ahead.scrubber.clone()
         }
         None => Arc::new(Mutex::new(scrubber)),

@@ -61,6 +61,7 @@ pub fn find_browser(
 use crate::config::BrowserSettings;
 use crate::progress::Progress;
 use crate::redact::Scrubber;
+use crate::sync::lock;
 use crate::totp::TotpGenerator;
 
 /// Where a code sent by SMS or e-mail comes from, for accounts whose login page asks for
@@ -256,10 +257,7 @@ impl BrowserEnd {
 pub(crate) type SharedScrubber = Arc<Mutex<Scrubber>>;
 
 pub(crate) fn scrub_with(scrubber: &SharedScrubber, text: &str) -> String {
-    match scrubber.lock() {
-        Ok(s) => s.scrub(text),
-        Err(poisoned) => poisoned.into_inner().scrub(text),
-    }
+    lock(scrubber).scrub(text)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::path::Path;
 use secrecy::ExposeSecret;
 
 use super::{ConfigError, Profile, validate};
+use crate::secret::Secret;
 
 /// Fails, naming each, when a `DHAN_*` variable holds bytes that are not UTF-8. Such a
 /// value used to read as unset: a bad `DHAN_AUTH_BASE_URL` fell back to the real
@@ -87,15 +88,11 @@ impl Profile {
             Some(Err(e)) => bad("client_id", e.problem.to_string()),
             Some(Ok(())) => {}
         }
-        let secrets = [
-            (&self.mobile, "mobile"),
-            (&self.pin, "pin"),
-            (&self.totp_secret, "totp_secret"),
-            (&self.api_key, "api_key"),
-            (&self.api_secret, "api_secret"),
-        ];
-        for (secret, field) in secrets {
-            let Some(secret) = secret else { continue };
+        for &which in Secret::ALL {
+            let Some(secret) = self.get(which) else {
+                continue;
+            };
+            let field = which.key();
             match secret.get() {
                 Err(e) => bad(field, e.to_string()),
                 Ok(v) => {
@@ -105,21 +102,22 @@ impl Profile {
                 }
             }
         }
-        let has_totp = self.pin.is_some() && self.totp_secret.is_some();
-        let has_consent = self.api_key.is_some() && self.api_secret.is_some();
+        let has = |which| self.get(which).is_some();
+        let has_totp = has(Secret::Pin) && has(Secret::TotpSecret);
+        let has_consent = has(Secret::ApiKey) && has(Secret::ApiSecret);
         if !has_totp && !has_consent {
             bad(
                 "login",
                 "no way to log in: set pin + totp_secret (PIN+TOTP login) or api_key + api_secret (+ mobile, pin, totp_secret for the browser login)".into(),
             );
         }
-        if self.api_key.is_some() != self.api_secret.is_some() {
-            let missing = if self.api_key.is_none() {
-                "api_key"
+        if has(Secret::ApiKey) != has(Secret::ApiSecret) {
+            let missing = if !has(Secret::ApiKey) {
+                Secret::ApiKey
             } else {
-                "api_secret"
+                Secret::ApiSecret
             };
-            bad(missing, "api_key and api_secret go together".into());
+            bad(missing.key(), "api_key and api_secret go together".into());
         }
         if let Some(path) = &self.browser.executable
             && !path.exists()
@@ -144,14 +142,9 @@ impl Profile {
 /// Inline secrets in a file others can read are one `cat` away from leaking.
 pub(super) fn warn_if_exposed(path: &Path, profile: &Profile) {
     use std::os::unix::fs::PermissionsExt;
-    let inline = [
-        &profile.pin,
-        &profile.totp_secret,
-        &profile.api_secret,
-        &profile.api_key,
-    ]
-    .iter()
-    .any(|s| s.as_ref().is_some_and(|s| s.is_inline()));
+    let inline = Secret::ALL
+        .iter()
+        .any(|&s| profile.get(s).is_some_and(|s| s.is_inline()));
     let Ok(meta) = std::fs::metadata(path) else {
         return;
     };

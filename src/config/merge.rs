@@ -15,17 +15,9 @@ use super::{
     BrowserSettings, ConfigError, DEFAULT_API_BASE_URL, DEFAULT_AUTH_BASE_URL, DEFAULT_LOCK_WAIT,
     DEFAULT_MARGIN, Paths, Profile,
 };
-use crate::api::DHAN_CONSENT_LIMIT;
 use crate::decide::{IstTime, Logins};
-
-/// The secrets, each with the variable that overrides it.
-const SECRETS: [(&str, &str); 5] = [
-    ("mobile", "DHAN_MOBILE"),
-    ("pin", "DHAN_PIN"),
-    ("totp_secret", "DHAN_TOTP_SECRET"),
-    ("api_key", "DHAN_API_KEY"),
-    ("api_secret", "DHAN_API_SECRET"),
-];
+use crate::dhan::DHAN_CONSENT_LIMIT;
+use crate::secret::Secret;
 
 /// The merge's reading of the environment: the shared overrides, plus secrets and URLs.
 struct Env<'a>(Overrides<'a>);
@@ -46,14 +38,14 @@ impl Env<'_> {
         keep(bad, self.0.parsed(field, env_name, file)).flatten()
     }
 
-    /// The secret `field`: the variable wins, else at most one of the file's origins.
+    /// The secret `which`: its variable wins, else at most one of the file's origins.
     fn secret(
         &self,
-        field: &'static str,
-        env_name: &str,
+        which: Secret,
         (inline, file, command): (Option<SecretString>, Option<PathBuf>, Option<String>),
     ) -> Result<Option<SecretRef>, ConfigError> {
-        if let Some(v) = self.var(env_name) {
+        let field = which.key();
+        if let Some(v) = self.var(which.env()) {
             return Ok(Some(SecretRef::from_env(field, v)));
         }
         let origins = [inline.is_some(), file.is_some(), command.is_some()];
@@ -168,10 +160,13 @@ pub(super) fn merge(
         })
         .unwrap_or(crate::api::MINT_INTERVAL);
 
-    let [mobile, pin, totp_secret, api_key, api_secret] = SECRETS.map(|(field, env_name)| {
-        let origins = pf.take_secret(field);
-        keep(&mut bad, env.secret(field, env_name, origins)).flatten()
-    });
+    let secrets: Vec<(Secret, Option<SecretRef>)> = Secret::ALL
+        .iter()
+        .map(|&which| {
+            let origins = pf.take_secret(which);
+            (which, keep(&mut bad, env.secret(which, origins)).flatten())
+        })
+        .collect();
     let redirect_url = keep(
         &mut bad,
         env.url("redirect_url", "DHAN_REDIRECT_URL", pf.redirect_url),
@@ -190,17 +185,13 @@ pub(super) fn merge(
     .flatten()
     .unwrap_or_else(|| default_url(DEFAULT_API_BASE_URL));
     let mint_interval = self::mint_interval(mint_interval, &auth_base_url);
-    let profile = Profile {
+    let mut profile = Profile {
         name: name.to_owned(),
         client_id: env
             .var("DHAN_CLIENT_ID")
             .or(pf.client_id)
             .map(|s| s.trim().to_owned()),
-        mobile,
-        pin,
-        totp_secret,
-        api_key,
-        api_secret,
+        secrets: Default::default(),
         redirect_url,
         otp_command: env
             .var("DHAN_OTP_COMMAND")
@@ -218,6 +209,9 @@ pub(super) fn merge(
         state_dir: paths.state_dir.clone(),
         store: Default::default(),
     };
+    for (which, secret) in secrets {
+        profile.set(which, secret);
+    }
     (profile, bad)
 }
 

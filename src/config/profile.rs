@@ -13,8 +13,9 @@ use super::{
     ConfigError, DEFAULT_API_BASE_URL, DEFAULT_AUTH_BASE_URL, DEFAULT_LOCK_WAIT, DEFAULT_MARGIN,
     DEFAULT_PROFILE, Paths, SecretRef, StoreSettings,
 };
-use crate::api::DHAN_CONSENT_LIMIT;
 use crate::decide::{IstTime, Logins, Rules};
+use crate::dhan::DHAN_CONSENT_LIMIT;
+use crate::secret::Secret;
 
 /// How the headless browser login runs. Start from [`BrowserSettings::with_defaults`] and
 /// set fields: more may come, so a struct literal cannot be written outside the crate.
@@ -66,6 +67,9 @@ impl BrowserSettings {
     }
 }
 
+/// One origin, or none, per secret of [`Secret::ALL`].
+type Secrets = [Option<SecretRef>; Secret::ALL.len()];
+
 /// Everything one login needs to know about one Dhan account: who it is, where each
 /// secret comes from, where Dhan is and where the state is kept. Read from the config
 /// file with the environment on top ([`Profile::load`]) or made in code
@@ -77,16 +81,8 @@ pub struct Profile {
     pub name: String,
     /// The numeric Dhan client id.
     pub client_id: Option<String>,
-    /// The registered mobile number (the browser login types it).
-    pub mobile: Option<SecretRef>,
-    /// The 6-digit login PIN (PIN + TOTP and browser logins).
-    pub pin: Option<SecretRef>,
-    /// The base32 TOTP secret (or `otpauth://` URI) set up in Dhan Web.
-    pub totp_secret: Option<SecretRef>,
-    /// The API key of the Dhan app, for the consent-based logins (browser, manual).
-    pub api_key: Option<SecretRef>,
-    /// The API secret of the Dhan app.
-    pub api_secret: Option<SecretRef>,
+    /// Where each secret comes from, by [`Secret::index`]: [`Profile::get`] reads it.
+    pub(super) secrets: Secrets,
     /// The redirect URL registered for the app; a loopback one lets the manual login
     /// catch the redirect itself.
     pub redirect_url: Option<Url>,
@@ -133,34 +129,35 @@ impl ProfileBuilder {
         self
     }
 
-    /// The registered mobile number (browser login).
-    pub fn mobile(mut self, secret: SecretRef) -> Self {
-        self.profile.mobile = Some(secret.named("mobile"));
+    /// Where the secret `which` comes from.
+    pub fn secret(mut self, which: Secret, secret: SecretRef) -> Self {
+        self.profile.set(which, Some(secret));
         self
+    }
+
+    /// The registered mobile number (browser login).
+    pub fn mobile(self, secret: SecretRef) -> Self {
+        self.secret(Secret::Mobile, secret)
     }
 
     /// The 6-digit login PIN.
-    pub fn pin(mut self, secret: SecretRef) -> Self {
-        self.profile.pin = Some(secret.named("pin"));
-        self
+    pub fn pin(self, secret: SecretRef) -> Self {
+        self.secret(Secret::Pin, secret)
     }
 
     /// The base32 TOTP secret from Dhan Web's TOTP setup.
-    pub fn totp_secret(mut self, secret: SecretRef) -> Self {
-        self.profile.totp_secret = Some(secret.named("totp_secret"));
-        self
+    pub fn totp_secret(self, secret: SecretRef) -> Self {
+        self.secret(Secret::TotpSecret, secret)
     }
 
     /// The API key of the Dhan app (consent-based logins).
-    pub fn api_key(mut self, secret: SecretRef) -> Self {
-        self.profile.api_key = Some(secret.named("api_key"));
-        self
+    pub fn api_key(self, secret: SecretRef) -> Self {
+        self.secret(Secret::ApiKey, secret)
     }
 
     /// The API secret of the Dhan app.
-    pub fn api_secret(mut self, secret: SecretRef) -> Self {
-        self.profile.api_secret = Some(secret.named("api_secret"));
-        self
+    pub fn api_secret(self, secret: SecretRef) -> Self {
+        self.secret(Secret::ApiSecret, secret)
     }
 
     /// The redirect URL registered for the app.
@@ -310,11 +307,7 @@ impl Profile {
             profile: Profile {
                 name: name.into(),
                 client_id: None,
-                mobile: None,
-                pin: None,
-                totp_secret: None,
-                api_key: None,
-                api_secret: None,
+                secrets: Default::default(),
                 redirect_url: None,
                 otp_command: None,
                 auth_base_url: url(DEFAULT_AUTH_BASE_URL),
@@ -384,28 +377,24 @@ impl Profile {
             .collect())
     }
 
-    /// The configured secret named `field` (`pin`, `totp_secret`…), if that is one.
-    pub fn secret(&self, field: &str) -> Option<&SecretRef> {
-        match field {
-            "mobile" => self.mobile.as_ref(),
-            "pin" => self.pin.as_ref(),
-            "totp_secret" => self.totp_secret.as_ref(),
-            "api_key" => self.api_key.as_ref(),
-            "api_secret" => self.api_secret.as_ref(),
-            _ => None,
-        }
+    /// Where `which` comes from, if the profile has it.
+    pub fn get(&self, which: Secret) -> Option<&SecretRef> {
+        self.secrets[which.index()].as_ref()
     }
 
-    /// The secret in `field`, or the error naming it and its variable. A command runs on
+    /// Sets where `which` comes from, under its config key (which its errors name).
+    pub(crate) fn set(&mut self, which: Secret, secret: Option<SecretRef>) {
+        self.secrets[which.index()] = secret.map(|s| s.named(which.key()));
+    }
+
+    /// The value of `which`, or the error naming it and its variable. A command runs on
     /// the runtime (`SecretRef::load`), so that a signal can end it.
-    pub async fn require<'a>(
-        secret: &'a Option<SecretRef>,
-        field: &'static str,
-        env: &'static str,
-    ) -> Result<&'a SecretString, ConfigError> {
-        secret
-            .as_ref()
-            .ok_or(ConfigError::Missing { field, env })?
+    pub async fn require(&self, which: Secret) -> Result<&SecretString, ConfigError> {
+        self.get(which)
+            .ok_or(ConfigError::Missing {
+                field: which.key(),
+                env: which.env(),
+            })?
             .load()
             .await
     }

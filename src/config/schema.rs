@@ -10,6 +10,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::store::StoreFile;
 use super::{ConfigError, Paths};
+use crate::secret::Secret;
 
 /// One profile as written in the file. Every field is optional: the environment may
 /// supply it, and what a login path needs is checked when that path is taken. Inline
@@ -86,34 +87,36 @@ pub(super) struct FileConfig {
 }
 
 impl ProfileFile {
-    /// The inline value, `*_file` and `*_command` of the secret `field`, taken out.
+    /// The inline value, `*_file` and `*_command` of `which`, taken out. Its three
+    /// fields are the file's spelling of [`Secret::key`]: `pin`, `pin_file`, `pin_command`.
     pub(super) fn take_secret(
         &mut self,
-        field: &str,
+        which: Secret,
     ) -> (Option<SecretString>, Option<PathBuf>, Option<String>) {
-        let (inline, file, command) = match field {
-            "mobile" => (
+        let (inline, file, command) = match which {
+            Secret::Mobile => (
                 &mut self.mobile,
                 &mut self.mobile_file,
                 &mut self.mobile_command,
             ),
-            "pin" => (&mut self.pin, &mut self.pin_file, &mut self.pin_command),
-            "totp_secret" => (
+            Secret::Pin => (&mut self.pin, &mut self.pin_file, &mut self.pin_command),
+            Secret::TotpSecret => (
                 &mut self.totp_secret,
                 &mut self.totp_secret_file,
                 &mut self.totp_secret_command,
             ),
-            "api_key" => (
+            Secret::ApiKey => (
                 &mut self.api_key,
                 &mut self.api_key_file,
                 &mut self.api_key_command,
             ),
-            "api_secret" => (
+            Secret::ApiSecret => (
                 &mut self.api_secret,
                 &mut self.api_secret_file,
                 &mut self.api_secret_command,
             ),
-            _ => return (None, None, None),
+            #[cfg(test)]
+            Secret::Fake => return (None, None, None),
         };
         (inline.take(), file.take(), command.take())
     }

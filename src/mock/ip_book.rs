@@ -7,6 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{NaiveDate, TimeDelta};
 
+use crate::sync::lock;
+
 /// How long a slot stays as it is after a set or a change.
 const FROZEN_DAYS: i64 = 7;
 
@@ -32,7 +34,7 @@ pub(crate) struct IpBook {
 impl IpBook {
     fn lock(&self) -> MutexGuard<'_, HashMap<usize, Slots>> {
         // Every update is one assignment: nothing half-done to refuse to read.
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.slots)
     }
 
     pub(crate) fn get(&self, acct: usize) -> Slots {

@@ -91,6 +91,10 @@ use url::Url;
 
 use state::State;
 
+/// The `tokenConsumerType` the stand-in writes into a token it mints: the library's own
+/// kind, so a test compares what it minted with what the library read.
+pub use crate::token::TokenKind;
+
 /// An account the stand-in knows.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MockAccount {
@@ -429,25 +433,6 @@ pub enum Fault {
         /// The `Content-Type` header.
         content_type: String,
     },
-}
-
-/// The `tokenConsumerType` of a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TokenKind {
-    /// Generated on Dhan Web: the only kind RenewToken accepts.
-    SelfWeb,
-    /// Minted by an API login (PIN + TOTP or consent).
-    App,
-}
-
-impl TokenKind {
-    /// The `tokenConsumerType` value: `SELF` or `APP`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::SelfWeb => "SELF",
-            TokenKind::App => "APP",
-        }
-    }
 }
 
 /// A running stand-in. Dropping it stops the server too; `shutdown` also waits for it.

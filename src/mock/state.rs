@@ -13,6 +13,7 @@ use super::jwt;
 use super::{
     Endpoint, EntryKind, Fault, MockAccount, MockOptions, PageVariant, SecondFactor, TokenKind,
 };
+use crate::sync::lock;
 
 pub(crate) const MOBILE_NOT_REGISTERED: &str = "Mobile number is not registered";
 /// The one text public scripts saw on Dhan's page (a toast after a wrong TOTP).
@@ -286,7 +287,7 @@ impl State {
     // A handler that panicked mid-update leaves nothing half-done worth refusing to read:
     // every update here is a single insert or remove.
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
     /// Counts the request, then hands back the fault armed for it, if any.

@@ -13,6 +13,7 @@
 //! which is also all the daemon keeps in memory. Plain HTTP clients keep the simpler
 //! `Authorization: Bearer` route (README, "serve").
 
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -158,7 +159,7 @@ impl Challenges {
     pub(crate) fn issue(&self, key: &ApiKey, client: RawNonce) -> (RawNonce, Vec<u8>) {
         let daemon = fresh_nonce();
         let now = Instant::now();
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = lock(&self.open);
         open.retain(|c| now.duration_since(c.at) < CHALLENGE_TTL);
         if open.len() >= MAX_OPEN {
             open.pop_front();
@@ -182,7 +183,7 @@ impl Challenges {
     ) -> Option<RawNonce> {
         let now = Instant::now();
         let taken = {
-            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let mut open = lock(&self.open);
             let at = open.iter().position(|c| &c.daemon == daemon)?;
             open.remove(at)?
         };

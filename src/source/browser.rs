@@ -3,14 +3,14 @@
 use secrecy::ExposeSecret;
 
 use super::otp::{CommandOtp, ConsoleOtp};
-use super::{BoxFuture, Context, Outcome, TokenSource, consent, outcome_of};
+use super::{BoxFuture, Context, Outcome, TokenSource, consent, needs, outcome_of};
 use crate::browser::{
     BrowserError, Captured, ConsentLogin, OtpSource, PageReport, StartedBrowser,
     capture_token_id_in, inspect_consent_page, start_browser,
 };
-use crate::config::Profile;
 use crate::error::Error;
 use crate::redact::Scrubber;
+use crate::secret::Secret;
 use crate::token::{SourceKind, Token};
 
 pub(super) struct BrowserSource;
@@ -22,17 +22,8 @@ impl TokenSource for BrowserSource {
 
     fn obtain<'a>(&'a self, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let p = cx.profile;
-            let configured = p.client_id.is_some()
-                && p.api_key.is_some()
-                && p.api_secret.is_some()
-                && p.mobile.is_some()
-                && p.pin.is_some()
-                && (p.totp_secret.is_some() || p.otp_command.is_some());
-            if !configured {
-                return Outcome::NotApplicable(
-                    "needs client_id, api_key, api_secret, mobile, pin and totp_secret (or otp_command for an account without TOTP)".into(),
-                );
+            if let Err(missing) = needs(self.kind(), cx.profile) {
+                return Outcome::NotApplicable(missing.to_string());
             }
             match login(cx).await {
                 Ok(token) => Outcome::Obtained(token),
@@ -46,8 +37,8 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
     cx.preflight().await?;
     let p = cx.profile;
     let client_id = p.require_client_id()?;
-    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY").await?;
-    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET").await?;
+    let api_key = p.require(Secret::ApiKey).await?;
+    let api_secret = p.require(Secret::ApiSecret).await?;
 
     // Chromium starts while Dhan answers generate-consent (and the server-time probe for
     // the TOTP runs): nothing waits for what it does not need. Should either request
@@ -57,7 +48,7 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
         consent::obtain(cx, client_id, api_key, api_secret),
         async {
             // An account without TOTP (otp_command) has no generator to prepare.
-            match p.totp_secret {
+            match p.get(Secret::TotpSecret) {
                 Some(_) => cx.totp().await.map(Some),
                 None => Ok(None),
             }
@@ -104,11 +95,11 @@ async fn fill_page(
     browser: Option<StartedBrowser>,
 ) -> Result<Captured, Error> {
     let p = cx.profile;
-    let mobile = Profile::require(&p.mobile, "mobile", "DHAN_MOBILE").await?;
-    let pin = Profile::require(&p.pin, "pin", "DHAN_PIN").await?;
+    let mobile = p.require(Secret::Mobile).await?;
+    let pin = p.require(Secret::Pin).await?;
     // Without a TOTP secret the page must not show a TOTP screen; if it does, the login
     // stops there with a configuration error.
-    let totp = match p.totp_secret {
+    let totp = match p.get(Secret::TotpSecret) {
         Some(_) => Some(cx.totp().await?),
         None => None,
     };
@@ -123,7 +114,7 @@ async fn fill_page(
         .with(mobile.expose_secret())
         .with(pin.expose_secret())
         .with(consent_id);
-    if let Some(s) = &p.api_secret
+    if let Some(s) = p.get(Secret::ApiSecret)
         && let Ok(secret) = s.load().await
     {
         scrubber.add(secret.expose_secret());
@@ -167,8 +158,8 @@ pub struct Inspection {
 pub(crate) async fn inspect(cx: &Context<'_>) -> Result<Inspection, Error> {
     let p = cx.profile;
     let client_id = p.require_client_id()?;
-    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY").await?;
-    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET").await?;
+    let api_key = p.require(Secret::ApiKey).await?;
+    let api_secret = p.require(Secret::ApiSecret).await?;
     let consent = consent::obtain(cx, client_id, api_key, api_secret).await?;
     let scrubber = Scrubber::new()
         .with(&consent.id)

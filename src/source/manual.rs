@@ -10,11 +10,11 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use url::Url;
 
-use super::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
-use crate::config::Profile;
+use super::{BoxFuture, Context, Outcome, TokenSource, needs, outcome_of};
 use crate::console::Console;
 use crate::error::Error;
 use crate::error_class::ErrorClass;
+use crate::secret::Secret;
 use crate::token::{SourceKind, Token};
 
 /// A person may need a while to find their phone; not forever.
@@ -29,9 +29,8 @@ impl TokenSource for ManualSource {
 
     fn obtain<'a>(&'a self, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let p = cx.profile;
-            if p.client_id.is_none() || p.api_key.is_none() || p.api_secret.is_none() {
-                return Outcome::NotApplicable("needs client_id, api_key and api_secret".into());
+            if let Err(missing) = needs(self.kind(), cx.profile) {
+                return Outcome::NotApplicable(missing.to_string());
             }
             let Some(console) = cx.console else {
                 return Outcome::NotApplicable("nobody at a terminal to log in".into());
@@ -48,8 +47,8 @@ async fn login(cx: &Context<'_>, console: &dyn Console) -> Result<Token, Error> 
     cx.preflight().await?;
     let p = cx.profile;
     let client_id = p.require_client_id()?;
-    let api_key = Profile::require(&p.api_key, "api_key", "DHAN_API_KEY").await?;
-    let api_secret = Profile::require(&p.api_secret, "api_secret", "DHAN_API_SECRET").await?;
+    let api_key = p.require(Secret::ApiKey).await?;
+    let api_secret = p.require(Secret::ApiSecret).await?;
     let consent = super::consent::obtain(cx, client_id, api_key, api_secret).await?;
     let url = cx.api.consent_login_url(&consent.id);
 

@@ -12,6 +12,7 @@ pub use browser::Inspection;
 pub(crate) use browser::inspect;
 mod consent;
 mod manual;
+mod needs;
 #[cfg(feature = "browser")]
 mod otp;
 mod renew;
@@ -27,12 +28,16 @@ use std::time::Instant;
 use crate::api::DhanApi;
 use secrecy::ExposeSecret;
 
+pub use needs::{Missing, needs, sends};
+
 use crate::config::{ConfigError, Profile, validate};
 use crate::console::Console;
 use crate::error::{Attempt, AttemptResult, ChainFailure, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
+use crate::secret::Secret;
 use crate::store::{FingerprintKey, Ledger, Lockouts, MintWindow, StateBackend};
+use crate::sync::lock;
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
 
@@ -146,22 +151,22 @@ impl<'a> Context<'a> {
     /// Runs before a source sends anything: refuses a login whose credentials Dhan
     /// already rejected (unchanged since), or when the lockout file cannot be read.
     pub async fn preflight(&self) -> Result<(), Error> {
-        let kind = *self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let sends = kind.map_or(ALL_SECRETS.as_slice(), sends);
+        let kind = *lock(&self.running);
+        let sends = kind.map_or(Secret::ALL, sends);
         self.check_inputs(sends).await?;
         self.check_lockouts(sends).await
     }
 
     /// Every value this login would send has the shape Dhan accepts: a 5-digit PIN or an
     /// 8-digit TOTP URI is a failed attempt on the account, and no request should carry it.
-    async fn check_inputs(&self, sends: &[&str]) -> Result<(), Error> {
+    async fn check_inputs(&self, sends: &[Secret]) -> Result<(), Error> {
         if let Some(id) = &self.profile.client_id {
             validate::client_id(id).map_err(ConfigError::from)?;
         }
-        for field in sends {
-            if let Some(secret) = self.profile.secret(field) {
+        for &which in sends {
+            if let Some(secret) = self.profile.get(which) {
                 let value = secret.load().await?;
-                validate::field(field, value.expose_secret()).map_err(ConfigError::from)?;
+                validate::field(which.key(), value.expose_secret()).map_err(ConfigError::from)?;
             }
         }
         Ok(())
@@ -172,7 +177,7 @@ impl<'a> Context<'a> {
         self.check_lockouts(sends(kind)).await
     }
 
-    async fn check_lockouts(&self, sends: &[&str]) -> Result<(), Error> {
+    async fn check_lockouts(&self, sends: &[Secret]) -> Result<(), Error> {
         match &self.lockouts {
             Lockouts::Unreadable { path, reason, .. } if !sends.is_empty() => {
                 Err(Error::Locked(format!(
@@ -186,7 +191,7 @@ impl<'a> Context<'a> {
             Lockouts::Recorded(all) => {
                 let mut hit = None;
                 for l in all {
-                    if l.secrets.iter().any(|s| sends.contains(&s.as_str()))
+                    if l.names_any(sends)
                         && match &self.fingerprints {
                             Some(key) if key.made(&l.fingerprint) => key
                                 .fingerprint(self.profile, &l.secrets)
@@ -223,8 +228,7 @@ impl<'a> Context<'a> {
         if let Some(g) = self.totp.get() {
             return Ok(g);
         }
-        let secret =
-            Profile::require(&self.profile.totp_secret, "totp_secret", "DHAN_TOTP_SECRET").await?;
+        let secret = self.profile.require(Secret::TotpSecret).await?;
         let generator = TotpGenerator::new(secret, self.clock.clone())?;
         generator.resume_after(self.totp_resume);
         if let Some((server, local)) = self.api.probe_server_time().await
@@ -262,7 +266,7 @@ pub async fn run_chain(
     let mut attempts = Vec::new();
     for source in sources {
         let kind = source.kind();
-        *cx.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+        *lock(&cx.running) = Some(kind);
         let started = Instant::now();
         let outcome = source.obtain(cx).await;
         let elapsed = started.elapsed();
@@ -315,27 +319,13 @@ pub(crate) fn sources(only: Option<SourceKind>) -> Vec<Box<dyn TokenSource>> {
     }
 }
 
-/// Every secret a login may send.
-pub(crate) const ALL_SECRETS: [&str; 5] = ["mobile", "pin", "totp_secret", "api_key", "api_secret"];
-
-/// The secrets a source sends to Dhan.
-pub fn sends(kind: SourceKind) -> &'static [&'static str] {
-    match kind {
-        SourceKind::Totp => &["pin", "totp_secret"],
-        SourceKind::Browser => &ALL_SECRETS,
-        // The person types mobile, PIN and code; we send only the API key pair.
-        SourceKind::Manual => &["api_key", "api_secret"],
-        SourceKind::Renew | SourceKind::Import => &[],
-    }
-}
-
 /// The secrets Dhan rejected with `e`, which a source of `kind` returned: those of the
 /// endpoint that said no, else all the source sends.
-pub(crate) fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [&'static str] {
+pub(crate) fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [Secret] {
     match e {
         Error::Api(a) => match a.endpoint() {
-            "generateAccessToken" => &["pin", "totp_secret"],
-            "generate-consent" | "consumeApp-consent" => &["api_key", "api_secret"],
+            "generateAccessToken" => &[Secret::Pin, Secret::TotpSecret],
+            "generate-consent" | "consumeApp-consent" => &[Secret::ApiKey, Secret::ApiSecret],
             _ => sends(kind),
         },
         // A code sent by SMS or e-mail is good for one login: its rejection says nothing
@@ -348,7 +338,7 @@ pub(crate) fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [&'stati
         }) => &[],
         // The login page: the mobile, the PIN or the code.
         #[cfg(feature = "browser")]
-        Error::Browser(_) => &["mobile", "pin", "totp_secret"],
+        Error::Browser(_) => &[Secret::Mobile, Secret::Pin, Secret::TotpSecret],
         _ => sends(kind),
     }
 }
@@ -385,7 +375,7 @@ mod rejection_tests {
         assert!(rejected_secrets(SourceKind::Browser, &rejected_at(Step::Otp)).is_empty());
         assert_eq!(
             rejected_secrets(SourceKind::Browser, &rejected_at(Step::Pin)),
-            ["mobile", "pin", "totp_secret"]
+            [Secret::Mobile, Secret::Pin, Secret::TotpSecret]
         );
     }
 }

@@ -1,9 +1,10 @@
 //! PIN + TOTP straight to generateAccessToken: no browser, one request.
 
-use super::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
+use super::{BoxFuture, Context, Outcome, TokenSource, needs, outcome_of};
 use crate::api::ApiError;
 use crate::error::Error;
 use crate::error_class::ErrorClass;
+use crate::secret::Secret;
 use crate::store::MintOutcome;
 use crate::token::SourceKind;
 
@@ -16,12 +17,10 @@ impl TokenSource for TotpSource {
 
     fn obtain<'a>(&'a self, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let p = cx.profile;
-            let (Some(client_id), Some(pin), Some(_)) = (&p.client_id, &p.pin, &p.totp_secret)
-            else {
-                return Outcome::NotApplicable("needs client_id, pin and totp_secret".into());
-            };
-            match login(cx, client_id, pin).await {
+            if let Err(missing) = needs(self.kind(), cx.profile) {
+                return Outcome::NotApplicable(missing.to_string());
+            }
+            match login(cx).await {
                 Ok(token) => Outcome::Obtained(token),
                 Err(e) => outcome_of(e),
             }
@@ -29,15 +28,12 @@ impl TokenSource for TotpSource {
     }
 }
 
-async fn login(
-    cx: &Context<'_>,
-    client_id: &str,
-    pin: &crate::config::SecretRef,
-) -> Result<crate::token::Token, Error> {
+async fn login(cx: &Context<'_>) -> Result<crate::token::Token, Error> {
     cx.preflight().await?;
+    let client_id = cx.profile.require_client_id()?;
     // Before waiting up to 30 s for a fresh code only to be refused.
     cx.mint.check(client_id, cx.clock.now()).await?;
-    let pin = pin.load().await?;
+    let pin = cx.profile.require(Secret::Pin).await?;
     let totp = cx.totp().await?;
     cx.progress.step_started("totp login");
     let started = std::time::Instant::now();

@@ -20,6 +20,7 @@ use super::mint::MintFiles;
 use super::pg::{Lease, PgBackend};
 use super::tokens::{ProfileState, StoreError, TokenStore, check_profile_name};
 use crate::config::StoreSettings;
+use crate::secret::Secret;
 
 /// Where a profile's shared state is kept. Cloning is cheap; clones share the database
 /// pool. The file backend's async methods do their (short) file I/O inline.
@@ -209,7 +210,7 @@ impl StateBackend {
 
     /// Drops the lockouts whose secrets are all in `worked`: a login that sent them just
     /// succeeded.
-    pub async fn clear_covered(&self, profile: &str, worked: &[&str]) -> Result<(), StoreError> {
+    pub async fn clear_covered(&self, profile: &str, worked: &[Secret]) -> Result<(), StoreError> {
         match self {
             StateBackend::Files(f) => f.lockouts.clear_covered(profile, worked),
             StateBackend::Postgres(p) => p.clear_covered(profile, worked).await,
@@ -236,7 +237,7 @@ impl StateBackend {
     pub fn ledger(&self, cap: u32) -> Ledger {
         Ledger {
             backend: self.clone(),
-            cap: cap.min(crate::api::DHAN_CONSENT_LIMIT),
+            cap: cap.min(crate::dhan::DHAN_CONSENT_LIMIT),
         }
     }
 }

@@ -19,6 +19,7 @@ use secrecy::ExposeSecret;
 
 use super::atomic::create_private_dir;
 use crate::config::Profile;
+use crate::secret::Secret;
 
 /// The prefix of a keyed fingerprint: `hmac1:<key id>:<32 hex digits>`.
 const SCHEME: &str = "hmac1:";
@@ -117,7 +118,7 @@ impl FingerprintKey {
             ctx.update(b"\0");
             ctx.update(field.as_bytes());
             ctx.update(b"=");
-            match profile.secret(field) {
+            match Secret::from_key(field).and_then(|s| profile.get(s)) {
                 Some(s) => match s.load().await {
                     Ok(v) => ctx.update(v.expose_secret().as_bytes()),
                     Err(_) => return None,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic::{create_private_dir, write_atomic};
 use super::tokens::StoreError;
-use crate::api::DHAN_CONSENT_LIMIT;
+use crate::dhan::DHAN_CONSENT_LIMIT;
 use crate::error_class::ErrorClass;
 use crate::token::ist;
 

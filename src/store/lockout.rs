@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::atomic::write_atomic;
 use super::fingerprint::is_unkeyed;
 use super::tokens::{StoreError, profile_file};
+use crate::secret::Secret;
 
 /// One rejection by Dhan: while the same secrets hold the same values, no login path that
 /// sends any of them is tried again.
@@ -30,6 +31,24 @@ pub struct Lockout {
     pub at: DateTime<Utc>,
     /// What Dhan said, scrubbed of secrets.
     pub message: String,
+}
+
+impl Lockout {
+    /// True when Dhan rejected one of `sends` in this lockout. The file keeps the
+    /// secrets' config keys; a key this version does not know matches nothing.
+    pub fn names_any(&self, sends: &[Secret]) -> bool {
+        self.secrets
+            .iter()
+            .any(|s| sends.iter().any(|which| which.key() == s))
+    }
+
+    /// True when every secret of this lockout is in `worked`: a login that sent them all
+    /// just succeeded, so the rejection is over.
+    pub fn covered_by(&self, worked: &[Secret]) -> bool {
+        self.secrets
+            .iter()
+            .all(|s| worked.iter().any(|which| which.key() == s))
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -134,15 +153,12 @@ impl LockoutStore {
     }
 
     /// Drops the lockouts whose secrets all just worked in a login that sent `worked`.
-    pub fn clear_covered(&self, profile: &str, worked: &[&str]) -> Result<(), StoreError> {
+    pub fn clear_covered(&self, profile: &str, worked: &[Secret]) -> Result<(), StoreError> {
         let Lockouts::Recorded(all) = self.load(profile)? else {
             return Ok(());
         };
         let before = all.len();
-        let left: Vec<Lockout> = all
-            .into_iter()
-            .filter(|l| !l.secrets.iter().all(|s| worked.contains(&s.as_str())))
-            .collect();
+        let left: Vec<Lockout> = all.into_iter().filter(|l| !l.covered_by(worked)).collect();
         if left.len() != before {
             self.write(profile, left)?;
         }
@@ -194,7 +210,8 @@ mod tests {
         s.add("p", lockout(&["pin", "totp_secret"], "a")).unwrap();
         s.add("p", lockout(&["api_key", "api_secret"], "b"))
             .unwrap();
-        s.clear_covered("p", &["pin", "totp_secret"]).unwrap();
+        s.clear_covered("p", &[Secret::Pin, Secret::TotpSecret])
+            .unwrap();
         let Lockouts::Recorded(left) = s.load("p").unwrap() else {
             panic!("readable")
         };
@@ -214,7 +231,8 @@ mod tests {
         assert!(matches!(s.load("p").unwrap(), Lockouts::Unreadable { .. }));
         // Adding or clearing what a login proved does not paper over it.
         s.add("p", lockout(&["api_key"], "c")).unwrap();
-        s.clear_covered("p", &["pin", "totp_secret"]).unwrap();
+        s.clear_covered("p", &[Secret::Pin, Secret::TotpSecret])
+            .unwrap();
         assert!(matches!(s.load("p").unwrap(), Lockouts::Unreadable { .. }));
         assert!(path.exists());
         assert!(s.clear("p").unwrap());

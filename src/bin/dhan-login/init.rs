@@ -540,3 +540,29 @@ impl Terminal {
         Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dhan_login::Secret;
+
+    use super::FIELDS;
+
+    /// `init` asks for every secret a profile can hold, under the library's key and
+    /// variable, and keeps it with the other secrets.
+    #[test]
+    fn init_asks_for_every_secret_the_library_knows() {
+        for s in Secret::ALL {
+            let field = FIELDS.iter().find(|f| f.name == s.key());
+            let field = field.unwrap_or_else(|| panic!("init does not ask for {s}"));
+            assert_eq!(field.env, s.env());
+            assert!(field.secret, "{s}");
+        }
+        for f in FIELDS.iter().filter(|f| f.secret) {
+            assert!(
+                Secret::from_key(f.name).is_some(),
+                "{} is no Secret",
+                f.name
+            );
+        }
+    }
+}

@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use dhan_login::{
-    LedgerDay, Lockouts, Profile, ProfileState, SourceKind, TokenKind, next_ist_midnight, sends,
+    LedgerDay, Lockouts, Profile, ProfileState, SourceKind, TokenKind, needs, next_ist_midnight,
+    sends,
 };
 
 /// One login path and whether it can run.
@@ -27,24 +28,6 @@ pub fn assess(
     consents: Option<&LedgerDay>,
     now: DateTime<Utc>,
 ) -> Vec<PathReadiness> {
-    let missing = |fields: &[(&'static str, bool)]| -> Vec<&'static str> {
-        fields
-            .iter()
-            .filter(|(_, present)| !present)
-            .map(|(f, _)| *f)
-            .collect()
-    };
-    let client_id = ("client_id", profile.client_id.is_some());
-    let mobile = ("mobile", profile.mobile.is_some());
-    let pin = ("pin", profile.pin.is_some());
-    let totp = ("totp_secret", profile.totp_secret.is_some());
-    // The browser path answers an SMS/e-mail OTP screen instead when otp_command is set.
-    let second_factor = (
-        "totp_secret (or otp_command)",
-        profile.totp_secret.is_some() || profile.otp_command.is_some(),
-    );
-    let api_key = ("api_key", profile.api_key.is_some());
-    let api_secret = ("api_secret", profile.api_secret.is_some());
     // A lockout holds while the rejected values stay configured; telling whether they
     // changed means reading them, so a recorded one counts here.
     let locked = |kind: SourceKind| -> Option<String> {
@@ -55,7 +38,7 @@ pub fn assess(
             )),
             Lockouts::Recorded(all) => all
                 .iter()
-                .filter(|l| l.secrets.iter().any(|s| sends(kind).contains(&s.as_str())))
+                .filter(|l| l.names_any(sends(kind)))
                 .max_by_key(|l| l.at)
                 .map(|l| {
                     format!(
@@ -103,41 +86,23 @@ pub fn assess(
         ),
     };
 
-    let needs = |fields: &[(&'static str, bool)], ok: &str, kind: SourceKind| {
-        let lacking = missing(fields);
-        if !lacking.is_empty() {
-            (false, format!("missing {}", lacking.join(", ")))
-        } else if let Some(l) = locked(kind) {
-            (false, l)
-        } else {
-            (true, ok.to_owned())
-        }
+    let path = |kind: SourceKind, ok: &str| match needs(kind, profile) {
+        Err(missing) => (false, missing.to_string()),
+        Ok(()) => match locked(kind) {
+            Some(l) => (false, l),
+            None => (true, ok.to_owned()),
+        },
     };
-    let totp_path = needs(
-        &[client_id, pin, totp],
-        "needs TOTP enabled on the Dhan account",
-        SourceKind::Totp,
-    );
-    let browser_path = {
-        let (ready, detail) = needs(
-            &[client_id, mobile, pin, second_factor, api_key, api_secret],
-            "",
-            SourceKind::Browser,
-        );
-        match (ready, browser(profile)) {
-            (true, Ok(path)) => (
-                true,
-                format!("{} on the consent page{consent_note}", path.display()),
-            ),
-            (true, Err(why)) => (false, why),
-            (false, _) => (false, format!("{detail}{consent_note}")),
-        }
+    let totp_path = path(SourceKind::Totp, "needs TOTP enabled on the Dhan account");
+    let browser_path = match (path(SourceKind::Browser, ""), browser(profile)) {
+        ((true, _), Ok(path)) => (
+            true,
+            format!("{} on the consent page{consent_note}", path.display()),
+        ),
+        ((true, _), Err(why)) => (false, why),
+        ((false, detail), _) => (false, format!("{detail}{consent_note}")),
     };
-    let (manual_ready, manual_detail) = needs(
-        &[client_id, api_key, api_secret],
-        "needs you at a browser",
-        SourceKind::Manual,
-    );
+    let (manual_ready, manual_detail) = path(SourceKind::Manual, "needs you at a browser");
     let manual_path = (manual_ready, format!("{manual_detail}{consent_note}"));
 
     [

@@ -15,6 +15,7 @@ use deadpool_postgres::Pool;
 
 use super::db;
 use crate::store::{LockError, StoreError};
+use crate::sync::lock;
 
 /// Held while a profile's token is obtained (or, by `serve`, between logins too); let go
 /// (expired at once) when dropped.
@@ -181,10 +182,7 @@ impl Lease {
     /// lease that passed to another holder, or that the database has not confirmed for
     /// longer (it is unreachable), may be someone else's: act as a non-holder.
     pub fn is_current(&self) -> bool {
-        self.confirmed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|at| at.elapsed() < self.length * 2 / 3)
+        lock(&self.confirmed).is_some_and(|at| at.elapsed() < self.length * 2 / 3)
     }
 
     /// This holder's name, `host/pid/random/seq`, as other processes see it in
@@ -334,7 +332,7 @@ async fn renew(
     lease: Duration,
     confirmed: Arc<Mutex<Option<Instant>>>,
 ) {
-    let note = |at: Option<Instant>| *confirmed.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    let note = |at: Option<Instant>| *lock(&confirmed) = at;
     loop {
         tokio::time::sleep(lease / 3).await;
         let renewed = async {

@@ -29,6 +29,8 @@ use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
 use super::lockout::{Lockout, Lockouts, drop_unkeyed};
 use super::tokens::{ProfileState, StoreError};
 use crate::config::StoreSettings;
+use crate::secret::Secret;
+use crate::sync::lock;
 use crate::token::{Token, ist};
 
 /// A database error as the store reports it (tokio-postgres never prints parameters).
@@ -138,7 +140,7 @@ impl PgBackend {
                     h.update(key.expose_secret().as_bytes());
                     format!("{:x}", h.finalize())
                 };
-                if let Some(r) = pools().lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+                if let Some(r) = lock(pools()).get(&id) {
                     return Ok(r.clone());
                 }
                 let cipher = Cipher::from_key(key)?;
@@ -154,10 +156,7 @@ impl PgBackend {
                     cipher,
                     fingerprints,
                 });
-                pools()
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, ready.clone());
+                lock(pools()).insert(id, ready.clone());
                 Ok::<_, StoreError>(ready)
             })
             .await?;
@@ -435,10 +434,10 @@ impl PgBackend {
     pub(crate) async fn clear_covered(
         &self,
         profile: &str,
-        worked: &[&str],
+        worked: &[Secret],
     ) -> Result<(), StoreError> {
         self.change_lockouts(profile, |all| {
-            all.retain(|l| !l.secrets.iter().all(|s| worked.contains(&s.as_str())));
+            all.retain(|l| !l.covered_by(worked));
         })
         .await
         .map(|_| ())

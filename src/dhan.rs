@@ -1,0 +1,32 @@
+//! Dhan's fixed numbers, written once: every layer that counts consents or TOTP steps
+//! reads them from here.
+
+use std::time::Duration;
+
+/// Dhan's documented daily limit of generate-consent calls per client id (IST day).
+pub(crate) const DHAN_CONSENT_LIMIT: u32 = 25;
+
+/// How long a TOTP code lasts, in seconds (RFC 6238's step, which Dhan uses).
+pub(crate) const TOTP_STEP_SECS: i64 = 30;
+
+/// [`TOTP_STEP_SECS`] as a duration: the pause Dhan wants after a refused code.
+pub(crate) const TOTP_STEP: Duration = Duration::from_secs(TOTP_STEP_SECS as u64);
+
+/// The TOTP step a Unix time (seconds) falls in.
+pub(crate) fn totp_step(unix_secs: i64) -> i64 {
+    unix_secs.div_euclid(TOTP_STEP_SECS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_thirty_seconds_and_times_before_1970_round_down() {
+        assert_eq!(totp_step(0), 0);
+        assert_eq!(totp_step(29), 0);
+        assert_eq!(totp_step(30), 1);
+        assert_eq!(totp_step(-1), -1);
+        assert_eq!(TOTP_STEP.as_secs() as i64, TOTP_STEP_SECS);
+    }
+}
