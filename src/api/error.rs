@@ -227,7 +227,6 @@ const CREDENTIAL_WORDS: [&str; 11] = [
     "unauthorized",
 ];
 
-
 /// Whether an endpoint takes the user's credentials, so that a 400/401 in Dhan's JSON
 /// from it means "wrong credentials": the conservative reading, since retrying one locks
 /// accounts.
