@@ -67,7 +67,7 @@ impl ConsentLedger {
     /// `/metrics` must work on a state folder they cannot write. A corrupt file counts as
     /// used up here too, and is moved aside by the next write.
     pub fn today(&self, client_id: &str, now: DateTime<Utc>) -> Result<LedgerDay, StoreError> {
-        let path = self.path(client_id)?;
+        let path = client_file(&self.dir, client_id)?;
         let today = now.with_timezone(&ist()).date_naive();
         let day = match parse(&path)? {
             Parsed::Day(d) => d,
@@ -150,11 +150,6 @@ impl ConsentLedger {
         .map(|_| ())
     }
 
-    fn path(&self, client_id: &str) -> Result<PathBuf, StoreError> {
-        check_client_id(client_id)?;
-        Ok(self.dir.join(format!("{client_id}.json")))
-    }
-
     /// Read, change and write under an exclusive lock, so two processes never both
     /// take the last consent.
     fn update(
@@ -163,12 +158,8 @@ impl ConsentLedger {
         now: DateTime<Utc>,
         change: impl FnOnce(&mut LedgerDay) -> Result<(), StoreError>,
     ) -> Result<LedgerDay, StoreError> {
-        let path = self.path(client_id)?;
-        create_private_dir(&self.dir).map_err(|source| StoreError::Write {
-            path: self.dir.clone(),
-            source,
-        })?;
-        let _guard = lock(&path.with_extension("lock"))?;
+        let path = client_file(&self.dir, client_id)?;
+        let _guard = lock_client_file(&self.dir, &path)?;
         let today = now.with_timezone(&ist()).date_naive();
         let mut day = roll_to(read(&path, today)?, today);
         let before = day.clone();
@@ -181,6 +172,22 @@ impl ConsentLedger {
         }
         Ok(day)
     }
+}
+
+/// `<dir>/<client id>.json`: the ledger's and the mint window's file for a client id.
+pub(super) fn client_file(dir: &Path, client_id: &str) -> Result<PathBuf, StoreError> {
+    check_client_id(client_id)?;
+    Ok(dir.join(format!("{client_id}.json")))
+}
+
+/// Creates `dir` when missing and takes the lock of a client file, held while it is
+/// read and rewritten.
+pub(super) fn lock_client_file(dir: &Path, path: &Path) -> Result<File, StoreError> {
+    create_private_dir(dir).map_err(|source| StoreError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    lock(&path.with_extension("lock"))
 }
 
 pub(super) fn lock(path: &Path) -> Result<File, StoreError> {

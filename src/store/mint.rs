@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::atomic::{create_private_dir, write_atomic};
+use super::atomic::write_atomic;
 use super::attempt::{MintAttempt, MintOutcome, MintWait, wait_for};
-use super::ledger::{check_client_id, lock};
+use super::ledger::{client_file, lock, lock_client_file};
 use super::tokens::StoreError;
 #[cfg(test)]
 use crate::api::MINT_INTERVAL;
@@ -35,8 +35,7 @@ impl MintFiles {
     }
 
     fn path(&self, client_id: &str) -> Result<PathBuf, StoreError> {
-        check_client_id(client_id)?;
-        Ok(self.dir.join(format!("{client_id}.json")))
+        client_file(&self.dir, client_id)
     }
 
     /// The last attempt. A file that does not parse counts as an attempt just now: the
@@ -72,11 +71,7 @@ impl MintFiles {
         interval: Duration,
     ) -> Result<Result<MintAttempt, MintWait>, StoreError> {
         let path = self.path(client_id)?;
-        create_private_dir(&self.dir).map_err(|source| StoreError::Write {
-            path: self.dir.clone(),
-            source,
-        })?;
-        let _guard = lock(&path.with_extension("lock"))?;
+        let _guard = lock_client_file(&self.dir, &path)?;
         if let Some(wait) = wait_for(client_id, self.last(client_id, now)?, now, interval) {
             return Ok(Err(wait));
         }
