@@ -37,6 +37,24 @@ async fn fresh_db() -> Option<Db> {
 
 impl Db {
     /// The environment of one machine: `replica` names its own connection pool.
+    /// [`Self::env`] for a CLI run that logs in to the stand-in `s` with its account and
+    /// `pin`, on a 15 s lease.
+    fn cli_env(&self, replica: &str, s: &MockServer, pin: &str) -> Vec<(String, String)> {
+        let a = s.account();
+        let mut env = self.env(replica, 15);
+        env.extend([
+            ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
+            ("DHAN_PIN".to_owned(), pin.to_owned()),
+            ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
+            (
+                "DHAN_AUTH_BASE_URL".to_owned(),
+                s.auth_base_url().to_string(),
+            ),
+            ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
+        ]);
+        env
+    }
+
     fn env(&self, replica: &str, lease_secs: u32) -> Vec<(String, String)> {
         let mut url = url::Url::parse(&self.url).unwrap();
         url.query_pairs_mut()
@@ -401,19 +419,9 @@ async fn a_new_store_key_means_log_in_again_and_what_the_user_must_fix_is_exit_2
     let Some(db) = fresh_db().await else { return };
     let s = MockServer::start(MockOptions::default()).await.unwrap();
     let a = s.account().clone();
-    let mut env = db.env("cli", 15);
-    env.extend([
-        // Two logins a few seconds apart on purpose: the mint window is not under test.
-        ("DHAN_LOGIN_MINT_INTERVAL_SECS".to_owned(), "0".to_owned()),
-        ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
-        ("DHAN_PIN".to_owned(), a.pin.clone()),
-        ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
-        (
-            "DHAN_AUTH_BASE_URL".to_owned(),
-            s.auth_base_url().to_string(),
-        ),
-        ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
-    ]);
+    let mut env = db.cli_env("cli", &s, &a.pin);
+    // Two logins a few seconds apart on purpose: the mint window is not under test.
+    env.push(("DHAN_LOGIN_MINT_INTERVAL_SECS".to_owned(), "0".to_owned()));
     let run = |args: &[&str], over: &[(&str, String)]| {
         let out = std::process::Command::new(BIN)
             .args(args)
@@ -521,18 +529,8 @@ async fn the_cli_shares_the_database_and_never_logs_in_under_another_lease() {
     let Some(db) = fresh_db().await else { return };
     let s = MockServer::start(MockOptions::default()).await.unwrap();
     let a = s.account().clone();
-    let mut env = db.env("cli", 15);
-    env.extend([
-        ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
-        ("DHAN_PIN".to_owned(), a.pin.clone()),
-        ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
-        (
-            "DHAN_AUTH_BASE_URL".to_owned(),
-            s.auth_base_url().to_string(),
-        ),
-        ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
-        ("DHAN_LOGIN_LOCK_WAIT_SECS".to_owned(), "2".to_owned()),
-    ]);
+    let mut env = db.cli_env("cli", &s, &a.pin);
+    env.push(("DHAN_LOGIN_LOCK_WAIT_SECS".to_owned(), "2".to_owned()));
     let run = |args: &[&str]| {
         let out = std::process::Command::new(BIN)
             .args(args)
@@ -639,17 +637,7 @@ async fn a_lockout_row_is_keyed_and_debug_logs_hold_no_statement_parameters() {
     let Some(db) = fresh_db().await else { return };
     let s = MockServer::start(MockOptions::default()).await.unwrap();
     let a = s.account().clone();
-    let mut env = db.env("cli", 15);
-    env.extend([
-        ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
-        ("DHAN_PIN".to_owned(), "424242".to_owned()),
-        ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
-        (
-            "DHAN_AUTH_BASE_URL".to_owned(),
-            s.auth_base_url().to_string(),
-        ),
-        ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
-    ]);
+    let env = db.cli_env("cli", &s, "424242");
     let run = |args: &[&str]| {
         let out = std::process::Command::new(BIN)
             .args(args)
@@ -742,22 +730,12 @@ async fn two_replicas_send_one_generate_access_token_within_the_mint_window() {
     let a = s.account().clone();
     let run = |replica: &str| {
         let own_state = tempfile::tempdir().unwrap();
-        let mut env = db.env(replica, 15);
+        let mut env = db.cli_env(replica, &s, &a.pin);
         env.retain(|(k, _)| k != "DHAN_LOGIN_STATE_DIR");
-        env.extend([
-            (
-                "DHAN_LOGIN_STATE_DIR".to_owned(),
-                own_state.path().to_string_lossy().into_owned(),
-            ),
-            ("DHAN_CLIENT_ID".to_owned(), a.client_id.clone()),
-            ("DHAN_PIN".to_owned(), a.pin.clone()),
-            ("DHAN_TOTP_SECRET".to_owned(), a.totp_secret.clone()),
-            (
-                "DHAN_AUTH_BASE_URL".to_owned(),
-                s.auth_base_url().to_string(),
-            ),
-            ("DHAN_API_BASE_URL".to_owned(), s.api_base_url().to_string()),
-        ]);
+        env.push((
+            "DHAN_LOGIN_STATE_DIR".to_owned(),
+            own_state.path().to_string_lossy().into_owned(),
+        ));
         let out = std::process::Command::new(BIN)
             .args(["login", "--via", "totp"])
             .env_clear()
