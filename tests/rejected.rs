@@ -10,7 +10,7 @@ use dhan_login::mock::{Endpoint, MockOptions, MockServer};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use common::serve::{Daemon, Login, cli, configured, key_of, profile, serve_table};
+use common::serve::{Daemon, Login, configured, key_of, profile, serve_table};
 use common::stand_in::{current_code, direct_login};
 use common::{Stand, run};
 
@@ -128,13 +128,7 @@ async fn verify_and_rejected_beside_a_daemon_start_no_login_of_their_own() {
     let first = d.served_token("p", &key, Duration::from_secs(10)).await;
     let key_file = sandbox.state_dir().join("serve.key");
     let elsewhere = configured(&toml);
-    let ask = |args: &[&str]| {
-        let mut cmd = cli(&elsewhere);
-        cmd.args(["--profile", "p"]).args(args);
-        cmd.env("DHAN_LOGIN_SERVE_LISTEN", &d.addr)
-            .env("DHAN_LOGIN_SERVE_KEY_FILE", &key_file);
-        cmd
-    };
+    let ask = |args: &[&str]| d.consumer(&elsewhere, &key_file, "p", args);
 
     let verified = run(ask(&["token", "--verify"]), None).await;
     assert_eq!(verified.assert_ok().out(), first);

@@ -62,13 +62,7 @@ async fn the_token_route_needs_the_key_and_token_and_exec_ask_the_daemon() {
 
     // Another state folder, nothing stored there: the token can only come from the daemon.
     let elsewhere = configured(&toml);
-    let ask = |args: &[&str]| {
-        let mut cmd = cli(&elsewhere);
-        cmd.args(["--profile", "p"]).args(args);
-        cmd.env("DHAN_LOGIN_SERVE_LISTEN", &d.addr)
-            .env("DHAN_LOGIN_SERVE_KEY_FILE", &key_file);
-        cmd
-    };
+    let ask = |args: &[&str]| d.consumer(&elsewhere, &key_file, "p", args);
     let printed = run(ask(&["token"]), None).await;
     assert_eq!(printed.assert_ok().out(), token);
     let exec = run(

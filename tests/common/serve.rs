@@ -149,6 +149,22 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// `dhan-login --profile PROFILE ARGS…` run from the `elsewhere` state folder and
+    /// pointed at this daemon with its key file: a consumer on the same host.
+    pub fn consumer(
+        &self,
+        elsewhere: &Sandbox,
+        key_file: &Path,
+        profile: &str,
+        args: &[&str],
+    ) -> std::process::Command {
+        let mut cmd = cli(elsewhere);
+        cmd.args(["--profile", profile]).args(args);
+        cmd.env("DHAN_LOGIN_SERVE_LISTEN", &self.addr)
+            .env("DHAN_LOGIN_SERVE_KEY_FILE", key_file);
+        cmd
+    }
+
     /// Starts `serve` with these arguments (plus `--listen 127.0.0.1:0` unless given) and
     /// waits for its ready line.
     pub async fn start(mut cmd: std::process::Command, args: &[&str]) -> Daemon {
