@@ -502,7 +502,7 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     client
         .execute("INSERT INTO dhan_login_schema (version) VALUES (99)", &[])
         .await
@@ -513,7 +513,7 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                known: 2
+                known: 3
             }
         ),
         "{err}"

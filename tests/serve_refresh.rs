@@ -414,3 +414,71 @@ async fn serve_wakes_at_login_at_replaces_the_token_once_and_says_when_the_next_
     );
     d.stop().await;
 }
+
+/// `serve` on a host that never logs in holds while no live token is stored: it says so
+/// in `/healthz`, `/v1/profiles` and `status`, answers a token request at once with the
+/// logins-off class, counts and logs no failure and sends nothing to Dhan; a token
+/// another host stores is served as soon as it is there.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_on_a_host_that_never_logs_in_waits_for_a_token_from_another_host() {
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let sandbox = configured(
+        &(serve_table(60.0) + &profile("p", &server, Login::Totp) + "login = \"never\"\n"),
+    );
+    let d = Daemon::start(cli(&sandbox), &["p"]).await;
+    let key = key_of(&sandbox);
+    eventually(
+        Duration::from_secs(10),
+        "the profile awaiting a token",
+        || async { d.profile("p").await["state"] == "awaiting" },
+    )
+    .await;
+    let (status, body) = d.get("/healthz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("waiting for a token from another host"),
+        "{body}"
+    );
+    let asked = Instant::now();
+    let (status, body) = d.token("p", &key).await.unwrap_err();
+    assert_eq!(status, 503, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["class"], "logins_off", "{v}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "a token request waited {:?} for a login that never comes",
+        asked.elapsed()
+    );
+    let mut status = cli(&sandbox);
+    status.args(["--profile", "p", "status"]);
+    let r = run(status, None).await;
+    assert!(
+        r.stdout.contains("waiting for one from another host"),
+        "{r}"
+    );
+    // Holding is not failing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let p = d.profile("p").await;
+    assert_eq!(p["attempts"], 0, "{p}");
+    assert_eq!(p["failures"], serde_json::json!({}), "{p}");
+    assert!(p["last_error"].is_null(), "{p}");
+    for ep in [
+        Endpoint::GenerateAccessToken,
+        Endpoint::GenerateConsent,
+        Endpoint::RenewToken,
+    ] {
+        assert_eq!(server.calls(ep), 0, "{ep:?}");
+    }
+    assert!(!d.log().contains("refresh failed"), "{}", d.log());
+
+    // Another host's token lands in the store.
+    let live = server.issue_token(TokenKind::App, Duration::from_secs(24 * 3600));
+    import(&sandbox, "p", &live).await;
+    assert_eq!(
+        d.served_token("p", &key, Duration::from_secs(10)).await,
+        live
+    );
+    assert_eq!(d.health().await, 200);
+    assert_eq!(server.logins(), 0);
+    d.stop().await;
+}

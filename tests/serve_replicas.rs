@@ -623,3 +623,130 @@ async fn two_replicas_and_a_cli_consumer_cross_login_at_with_exactly_one_login()
         d.stop().await;
     }
 }
+
+/// A consumer reports the token to a replica standing by, after a login elsewhere ended
+/// it: the standby answers within its bounded wait (the new token, or a 503 with
+/// Retry-After), not after the 40 s a token request may wait; the report reaches the
+/// lease holder through the database, which replaces the token once; asked again, the
+/// standby answers the new token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_token_reported_to_a_standby_replica_is_replaced_by_the_holder() {
+    use common::stand_in::{current_code, direct_login};
+    let Some(store) = SharedStore::new().await else {
+        return;
+    };
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    server.set_totp_reuse_allowed(true);
+    let machines = store.machines(
+        2,
+        &(profile("acct", &server, Login::Totp) + &serve_table(60.0)),
+    );
+    let daemons = start_all(machines.iter().map(|m| {
+        let mut cmd = m.command();
+        cmd.env("DHAN_LOGIN_LEASE_SECS", test_lease_secs().to_string());
+        (cmd, vec!["acct".to_owned()])
+    }))
+    .await;
+    let first = daemons[0]
+        .served_token("acct", &machines[0].key(), Duration::from_secs(40))
+        .await;
+    let mut standby = None;
+    for _ in 0..100 {
+        for (i, d) in daemons.iter().enumerate() {
+            if d.profile("acct").await["state"] == "standby" {
+                standby = Some(i);
+            }
+        }
+        if standby.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s = standby.expect("one replica stands by");
+    let (d, key) = (&daemons[s], machines[s].key());
+    assert_eq!(
+        d.served_token("acct", &key, Duration::from_secs(5)).await,
+        first
+    );
+
+    let elsewhere = direct_login(
+        &server,
+        &server.account().pin.clone(),
+        &current_code(&server),
+    )
+    .await
+    .json::<serde_json::Value>()
+    .await
+    .unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!server.is_live(&first));
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let report = || async {
+        let r = http
+            .post(format!("http://{}/v1/profiles/acct/token/rejected", d.addr))
+            .header("Authorization", &key)
+            .send()
+            .await
+            .unwrap();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), retry_after, r.text().await.unwrap())
+    };
+    let asked = Instant::now();
+    let (status, retry_after, body) = report().await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "the standby held the report {:?}",
+        asked.elapsed()
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    match status {
+        200 => assert_eq!(v["verdict"], "replaced", "{v}"),
+        503 => {
+            assert!(
+                retry_after.is_some_and(|s| s.parse::<u64>().is_ok()),
+                "{body}"
+            );
+            assert_eq!(v["class"], "transient", "{v}");
+        }
+        other => panic!("HTTP {other}: {body}"),
+    }
+    assert!(!body.contains(&first), "the dead token came back");
+
+    eventually(
+        Duration::from_secs(90),
+        "the holder's new token",
+        || async { server.logins() >= 3 },
+    )
+    .await;
+    let (status, _, body) = report().await;
+    assert_eq!(status, 200, "{body}\n{}", daemons[0].log());
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let new = v["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(new, first);
+    assert_ne!(new, elsewhere);
+    assert!(server.is_live(&new));
+    // One login at the start, one elsewhere, one replacing the dead token: no more.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        server.logins(),
+        3,
+        "{}\n{}",
+        daemons[0].log(),
+        daemons[1].log()
+    );
+    for (d, m) in daemons.iter().zip(&machines) {
+        assert_eq!(
+            d.served_token("acct", &m.key(), Duration::from_secs(5))
+                .await,
+            new
+        );
+    }
+    for d in daemons {
+        d.stop().await;
+    }
+}

@@ -16,8 +16,10 @@ use tokio::sync::watch;
 use super::challenge::{self, Challenges, RawNonce};
 use super::key::ApiKey;
 use super::metrics;
+use super::plan::MAX_NAP;
 use super::scheduler::stopped;
-use super::status::{Phase, Slot, health, view};
+use super::status::{AWAITING, Phase, Slot, health, view};
+use crate::decide::Logins;
 use crate::error_class::ErrorClass;
 use crate::manager::Verdict;
 use crate::token::{Token, TokenJson};
@@ -25,6 +27,17 @@ use crate::token::{Token, TokenJson};
 /// How long a token request waits for a refresh under way (the first login after start
 /// included) before answering 503. A TOTP login may wait up to 30 s for a fresh code.
 const TOKEN_WAIT: Duration = Duration::from_secs(40);
+
+/// How long a report of a dead token waits for the token of the replica (or host) that
+/// replaces it, before a 503 saying when to ask again.
+const REPORT_WAIT: Duration = Duration::from_secs(10);
+
+/// When to ask again after that 503: the holder reads the report on its next look (at
+/// most `MAX_NAP` away), then logs in.
+const REPORT_RETRY_AFTER: Duration = Duration::from_secs(MAX_NAP.as_secs() + 15);
+
+/// How often a waiting token request reads the store again on its own.
+const STORE_LOOK: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub(crate) struct App {
@@ -145,7 +158,7 @@ async fn token(
         Ok(found) => found,
         Err(r) => return *r,
     };
-    match served(&mut app, &slot, None).await {
+    match served(&mut app, &slot, None, TOKEN_WAIT).await {
         Ok(t) => answer(&app, &caller, json!(TokenJson::from(&t))),
         Err(r) => *r,
     }
@@ -165,7 +178,7 @@ async fn rejected(
         Ok(found) => found,
         Err(r) => return *r,
     };
-    let current = match served(&mut app, &slot, None).await {
+    let current = match served(&mut app, &slot, None, TOKEN_WAIT).await {
         Ok(t) => t,
         Err(r) => return *r,
     };
@@ -173,11 +186,32 @@ async fn rejected(
     let (token, verdict, detail) = match manager.verify(&current).await {
         Ok(_) => (current, Verdict::Alive, None),
         Err(e) if e.class() == ErrorClass::TokenInvalid => {
-            tracing::warn!(profile = %name, "a consumer reported the token and Dhan's profile endpoint calls it dead: replacing it");
-            slot.report_dead(&current);
-            match served(&mut app, &slot, Some(&current)).await {
-                Ok(t) => (t, Verdict::Replaced, Some(e.to_string())),
-                Err(r) => return *r,
+            let (standby, never) = {
+                let s = slot.status.borrow();
+                (
+                    s.phase == Phase::Standby,
+                    s.manager.profile().logins == Logins::Never,
+                )
+            };
+            if !standby && !never {
+                tracing::warn!(profile = %name, "a consumer reported the token and Dhan's profile endpoint calls it dead: replacing it");
+                slot.report_dead(&current);
+                match served(&mut app, &slot, Some(&current), TOKEN_WAIT).await {
+                    Ok(t) => (t, Verdict::Replaced, Some(e.to_string())),
+                    Err(r) => return *r,
+                }
+            } else {
+                // Another replica, or another host, replaces it: the report goes to it
+                // through the shared database, and its token is answered if it comes
+                // soon; else a 503 saying when to ask again, not a 40 s hang.
+                tracing::warn!(profile = %name, "a consumer reported the token and Dhan's profile endpoint calls it dead: passing the report on to whoever replaces it");
+                if let Err(e) = manager.backend().report_dead(&name, &current).await {
+                    tracing::warn!(profile = %name, "cannot pass the report on: {e}");
+                }
+                match served(&mut app, &slot, Some(&current), REPORT_WAIT).await {
+                    Ok(t) => (t, Verdict::Replaced, Some(e.to_string())),
+                    Err(_) => return replaced_elsewhere(&slot, never),
+                }
             }
         }
         Err(e) => (current, Verdict::Unverified, Some(e.to_string())),
@@ -186,6 +220,40 @@ async fn rejected(
     body["verdict"] = json!(verdict.as_str());
     body["detail"] = json!(detail);
     answer(&app, &caller, body)
+}
+
+/// 503 for a dead token that another replica (or host) replaces: when to ask again.
+fn replaced_elsewhere(slot: &Slot, never: bool) -> Response {
+    let (class, who) = if never {
+        (
+            ErrorClass::LoginsOff,
+            "another host (logins are off on this one)",
+        )
+    } else {
+        (
+            ErrorClass::Transient,
+            "the replica holding the profile, told through the shared database",
+        )
+    };
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({
+            "error": format!(
+                "Dhan's profile endpoint calls the token of profile `{}` dead; {who} replaces it: ask again after {} s",
+                slot.name,
+                REPORT_RETRY_AFTER.as_secs()
+            ),
+            "profile": slot.name,
+            "state": slot.status.borrow().phase.as_str(),
+            "class": class,
+            "retry_after_secs": REPORT_RETRY_AFTER.as_secs(),
+        }),
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(REPORT_RETRY_AFTER.as_secs()),
+    );
+    r
 }
 
 /// The caller and the slot of `name`, or the answer refusing them.
@@ -242,10 +310,15 @@ fn answer(app: &App, caller: &Caller, body: Value) -> Response {
     r
 }
 
-/// The slot's token valid beyond the margin (other than `not`), waiting up to
-/// `TOKEN_WAIT` for a refresh under way; else the answer saying why there is none.
-async fn served(app: &mut App, slot: &Slot, not: Option<&Token>) -> Result<Token, Box<Response>> {
-    let deadline = tokio::time::Instant::now() + TOKEN_WAIT;
+/// The slot's token valid beyond the margin (other than `not`), waiting up to `wait`
+/// for a refresh under way; else the answer saying why there is none.
+async fn served(
+    app: &mut App,
+    slot: &Slot,
+    not: Option<&Token>,
+    wait: Duration,
+) -> Result<Token, Box<Response>> {
+    let deadline = tokio::time::Instant::now() + wait;
     let mut rx = slot.status.subscribe();
     loop {
         let (manager, busy) = {
@@ -270,12 +343,14 @@ async fn served(app: &mut App, slot: &Slot, not: Option<&Token>) -> Result<Token
         if !busy && not.is_none() {
             return Err(Box::new(unavailable(slot)));
         }
+        // Another replica's token shows in the store before this one's scheduler looks.
+        let look = (tokio::time::Instant::now() + STORE_LOOK).min(deadline);
         tokio::select! {
-            changed = tokio::time::timeout_at(deadline, rx.changed()) => {
-                if !matches!(changed, Ok(Ok(()))) {
-                    return Err(Box::new(unavailable(slot)));
-                }
-            }
+            changed = tokio::time::timeout_at(look, rx.changed()) => match changed {
+                Ok(Ok(())) => {}
+                Err(_) if look < deadline => {}
+                _ => return Err(Box::new(unavailable(slot))),
+            },
             _ = stopped(&mut app.stop) => return Err(Box::new(unavailable(slot))),
         }
     }
@@ -294,6 +369,7 @@ fn unavailable(slot: &Slot) -> Response {
                 .map(|f| f.message.clone())
                 .or_else(|| Some(format!("held until {}", h.lifted_by()))),
         ),
+        Phase::Awaiting => (Some(ErrorClass::LoginsOff), Some(AWAITING.to_owned())),
         _ => (failure.map(|f| f.class), failure.map(|f| f.message.clone())),
     };
     error(

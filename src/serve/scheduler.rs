@@ -21,6 +21,7 @@ use super::notify::{Event, Notifier};
 use super::plan::{Failed, MAX_NAP, Plan, Seen, Step, Timing, backoff, chrono_duration, ident};
 use super::status::{Failure, Phase, Slot};
 use crate::config::{Paths, Profile};
+use crate::decide::Logins;
 use crate::error::Error;
 use crate::error_class::ErrorClass;
 use crate::manager::{Request, TokenManager};
@@ -133,12 +134,34 @@ impl Scheduler {
             if let Some(t) = live {
                 self.publish(t);
             }
+            // This host never logs in: serve what another host stores, and look again
+            // soon. Nothing failed, so nothing is counted or logged as a failure; and it
+            // takes no lease, which would keep a replica that may log in standing by.
+            if self.manager.profile().logins == Logins::Never {
+                self.keeper.release().await;
+                let phase = if live.is_some() {
+                    Phase::Waiting
+                } else {
+                    Phase::Awaiting
+                };
+                self.wait(now + chrono_duration(MAX_NAP), phase).await;
+                continue;
+            }
             // Another replica holds the profile and refreshes it: serve what it stores.
             let manager = self.manager.clone();
             let standby = self.keeper.standby_until(&manager, live.is_some(), now);
             if let Some(until) = standby.await {
                 self.wait(until, Phase::Standby).await;
                 continue;
+            }
+            // A replica that may not replace the token passed a consumer's report on
+            // through the shared database.
+            if let (Some(t), Some(reported)) = (live, state.reported_dead)
+                && t.obtained_at.timestamp_millis() == reported.timestamp_millis()
+                && !self.slot.is_dead(t)
+            {
+                tracing::warn!(profile = %self.slot.name, "another replica reported the token and Dhan's profile endpoint calls it dead: replacing it");
+                self.slot.report_dead(t);
             }
             // A consumer reported the token and Dhan's `profile` endpoint called it dead:
             // replace it now (Dhan's mint window and the backoff still apply).

@@ -10,7 +10,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::token::Token;
 
-use crate::decide::daily_login_after;
+use crate::decide::{Logins, daily_login_after};
 use crate::error_class::ErrorClass;
 use crate::manager::TokenManager;
 use crate::store::next_ist_midnight;
@@ -103,6 +103,9 @@ pub(crate) enum Phase {
     /// Another replica on the shared database holds the profile and refreshes it; this
     /// one serves the token it stores and takes over if its lease lapses.
     Standby,
+    /// This host never logs in (`login = "never"`) and no live token is stored: it
+    /// serves the one another host stores as soon as there is one.
+    Awaiting,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -129,6 +132,7 @@ impl Phase {
             Phase::Retrying => "retrying",
             Phase::Held(_) => "held",
             Phase::Standby => "standby",
+            Phase::Awaiting => "awaiting",
         }
     }
 
@@ -138,6 +142,9 @@ impl Phase {
         matches!(self, Phase::Starting | Phase::Refreshing | Phase::Standby)
     }
 }
+
+/// Why a profile on a host that never logs in has no token, for people.
+pub(crate) const AWAITING: &str = "no live token, and logins are off on this host (login = \"never\"): waiting for a token from another host";
 
 impl Hold {
     pub(crate) fn class(&self) -> ErrorClass {
@@ -178,6 +185,7 @@ pub(crate) async fn health(status: &Status) -> Result<(), String> {
     }
     match status.manager.cached().await {
         Ok(Some(_)) => Ok(()),
+        Ok(None) if status.phase == Phase::Awaiting => Err(AWAITING.into()),
         Ok(None) => Err("no token valid beyond the margin".into()),
         Err(e) => Err(format!("cannot read the stored token: {e}")),
     }
@@ -216,6 +224,10 @@ pub(crate) async fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
             .and_then(|st| st.token.as_ref())
             .map_or_else(|| at.next(now), |t| daily_login_after(at, t.obtained_at))
     });
+    let logins = match m.profile().logins {
+        Logins::Allowed => "auto",
+        Logins::Never => "never",
+    };
     let held = match &s.phase {
         Phase::Held(h) => h.view(),
         _ => Value::Null,
@@ -228,6 +240,7 @@ pub(crate) async fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
         "next_at": s.next_at,
         "login_at": login_at.map(|at| at.to_string()),
         "next_daily_login_at": next_daily_login,
+        "logins": logins,
         "last_success_at": s.last_success,
         "last_error": s.last_failure.as_ref().map(|f| json!({
             "at": f.at,

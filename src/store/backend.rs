@@ -161,6 +161,21 @@ impl StateBackend {
         }
     }
 
+    /// A consumer reported `token` (the stored one) and Dhan's `profile` endpoint called
+    /// it dead, to a process that may not replace it: in the shared database the report
+    /// waits for the replica holding the profile. With state files every daemon replaces
+    /// its own token, so there is no one to tell.
+    pub async fn report_dead(
+        &self,
+        profile: &str,
+        token: &crate::token::Token,
+    ) -> Result<(), StoreError> {
+        match self {
+            StateBackend::Files(_) => Ok(()),
+            StateBackend::Postgres(p) => p.report_dead(profile, token.obtained_at).await,
+        }
+    }
+
     /// Waits up to `wait` for the right to log in for `profile`.
     pub async fn own(&self, profile: &str, wait: Duration) -> Result<Ownership, StoreError> {
         // Before the name becomes a file's name: `../x` stays inside the state folder.

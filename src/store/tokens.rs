@@ -171,6 +171,11 @@ pub struct ProfileState {
     /// used a later TOTP step than the one recorded.
     #[serde(skip)]
     pub set_aside: bool,
+    /// When the token was obtained that a consumer reported to a replica which may not
+    /// replace it and that Dhan's `profile` endpoint called dead (shared database only):
+    /// the replica holding the profile replaces that token.
+    #[serde(skip)]
+    pub reported_dead: Option<DateTime<Utc>>,
 }
 
 /// A lockout in the format of versions before lockouts got their own file

@@ -395,7 +395,12 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
         );
     }
     if m.profile().logins == dhan_login::Logins::Never {
-        println!("logins:     never on this host (login = \"never\")");
+        let waiting = if state.token.as_ref().is_some_and(|t| t.is_live(now)) {
+            ""
+        } else {
+            "; no live token: waiting for one from another host"
+        };
+        println!("logins:     never on this host (login = \"never\"){waiting}");
     }
     if let Some(d) = &consents {
         println!(

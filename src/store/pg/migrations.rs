@@ -57,10 +57,19 @@ const STEPS: &[(i32, &str)] = &[
     );
     ",
     ),
+    (
+        3,
+        "
+    -- When the stored token was obtained, for a token a consumer reported to a replica
+    -- that may not replace it (standing by, or logins off) and Dhan's profile endpoint
+    -- called dead: the lease holder reads it and replaces that token.
+    ALTER TABLE dhan_login_profiles ADD COLUMN reported_dead_ms bigint;
+    ",
+    ),
 ];
 
 /// The newest schema this binary knows.
-pub(super) const KNOWN: i32 = 2;
+pub(super) const KNOWN: i32 = 3;
 
 /// A constant key for `pg_advisory_xact_lock`: "dhanlgin" in ASCII.
 const LOCK_KEY: i64 = 0x6468_616e_6c67_696e;

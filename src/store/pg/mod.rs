@@ -172,7 +172,7 @@ impl PgBackend {
         let client = ready.pool.get().await.map_err(unreachable)?;
         let row = client
             .query_opt(
-                "SELECT token, state FROM dhan_login_profiles WHERE profile = $1",
+                "SELECT token, state, reported_dead_ms FROM dhan_login_profiles WHERE profile = $1",
                 &[&profile],
             )
             .await
@@ -185,6 +185,7 @@ impl PgBackend {
         };
         let sealed: Option<Vec<u8>> = row.get(0);
         let state: String = row.get(1);
+        let reported_dead: Option<i64> = row.get(2);
         let mut state: ProfileState = serde_json::from_str(&state).map_err(|e| {
             db(format!(
                 "the stored state of profile `{profile}` does not parse ({e})"
@@ -207,6 +208,7 @@ impl PgBackend {
                 }
             },
         };
+        state.reported_dead = reported_dead.and_then(DateTime::from_timestamp_millis);
         Ok(state)
     }
 
@@ -321,6 +323,24 @@ impl PgBackend {
                 "UPDATE dhan_login_profiles SET token = NULL, updated_at = now()
                  WHERE profile = $1",
                 &[&profile],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Notes that the stored token obtained at `obtained_at` is dead, for the lease holder
+    /// to replace. Touches nothing else: no lease is needed.
+    pub(crate) async fn report_dead(
+        &self,
+        profile: &str,
+        obtained_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE dhan_login_profiles SET reported_dead_ms = $2 WHERE profile = $1",
+                &[&profile, &obtained_at.timestamp_millis()],
             )
             .await
             .map_err(db)?;
