@@ -27,7 +27,8 @@ use crate::progress::Progress;
 use crate::secret::Secret;
 use crate::source::{Context, needs, rejected_secrets, run_chain, sends, sources};
 use crate::store::{
-    FingerprintKey, LedgerDay, Lockout, Lockouts, Ownership, ProfileState, StateBackend, StoreError,
+    FingerprintKey, LedgerDay, Lockout, Lockouts, MintWait, Ownership, ProfileState, StateBackend,
+    StoreError,
 };
 use crate::sync::lock;
 use crate::token::{SourceKind, Token};
@@ -667,6 +668,21 @@ impl TokenManager {
         };
         let ledger = self.backend.ledger(self.profile.consent_cap);
         Ok(Some(ledger.today(client_id, self.clock.now()).await?))
+    }
+
+    /// The wait before generateAccessToken may be tried again for the profile's client
+    /// id (the last attempt, by any process or replica, was within the profile's
+    /// `mint_interval`); None while an attempt may go now or without a client id.
+    pub async fn mint_wait(&self) -> Result<Option<MintWait>, Error> {
+        let Some(client_id) = self.profile.client_id.as_deref() else {
+            return Ok(None);
+        };
+        let window = self.backend.mint_window(self.profile.mint_interval);
+        match window.check(client_id, self.clock.now()).await {
+            Ok(()) => Ok(None),
+            Err(StoreError::MintWindow(wait)) => Ok(Some(wait)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Stores a token made elsewhere (Dhan Web), after checking it with `profile`.

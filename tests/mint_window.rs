@@ -121,6 +121,35 @@ async fn a_second_process_within_125_s_sends_nothing_and_exits_5_naming_the_ist_
     assert!(!second.stderr.contains(first.out()), "the token leaked");
     // A wait is no lockout: nothing was recorded against the PIN or the TOTP secret.
     assert!(!stand.sandbox.state_dir().join("lockouts").exists());
+
+    // `status` shows the closed window and the same next attempt, and sends nothing.
+    let named = next
+        .with_timezone(&ist())
+        .format("%Y-%m-%d %H:%M:%S IST")
+        .to_string();
+    let status = |json: bool| {
+        let mut cmd = stand.cli(if json {
+            &["status", "--json"][..]
+        } else {
+            &["status"][..]
+        });
+        cmd.env_remove("DHAN_LOGIN_MINT_INTERVAL_SECS");
+        common::run(cmd, None)
+    };
+    let text = status(false).await;
+    assert!(
+        text.stdout
+            .contains(&format!("mint window: closed until {named}")),
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(status(true).await.assert_ok().out()).unwrap();
+    assert_eq!(
+        json["mint_window"]["closed_until_ist"],
+        named.as_str(),
+        "{json}"
+    );
+    assert_eq!(json["mint_window"]["last_outcome"], "minted", "{json}");
+    assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

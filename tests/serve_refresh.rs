@@ -356,7 +356,9 @@ async fn serve_wakes_at_login_at_replaces_the_token_once_and_says_when_the_next_
         chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + chrono::Duration::seconds(8), 0);
     let daily = || {
         let mut cmd = cli(&sandbox);
-        cmd.env("DHAN_LOGIN_AT", ist_time_of_day(at));
+        // With the 125 s mint window of a real run, for /v1/profiles to show it closed.
+        cmd.env("DHAN_LOGIN_AT", ist_time_of_day(at))
+            .env("DHAN_LOGIN_MINT_INTERVAL_SECS", "125");
         cmd
     };
     // Dhan's profile endpoint down all along: not a reason to log in.
@@ -410,6 +412,20 @@ async fn serve_wakes_at_login_at_replaces_the_token_once_and_says_when_the_next_
             seen_at(&p, "next_daily_login_at"),
             at + chrono::Duration::days(1)
         ) < 1000,
+        "{p}"
+    );
+    assert_eq!(p["logins"], "auto", "{p}");
+    // The login just made closes the mint window for 125 s, to the second in IST too.
+    let closed = seen_at(&p["mint_window"], "closed_until");
+    assert!(
+        closed >= at + chrono::Duration::seconds(124)
+            && closed <= chrono::Utc::now() + chrono::Duration::seconds(125),
+        "{p}"
+    );
+    assert!(
+        p["mint_window"]["closed_until_ist"]
+            .as_str()
+            .is_some_and(|s| s.ends_with(" IST")),
         "{p}"
     );
     d.stop().await;

@@ -224,6 +224,15 @@ pub(crate) async fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
             .and_then(|st| st.token.as_ref())
             .map_or_else(|| at.next(now), |t| daily_login_after(at, t.obtained_at))
     });
+    // While closed a login here is refused without a request: say until when.
+    let mint_window = m.mint_wait().await.ok().flatten().map(|w| {
+        json!({
+            "closed_until": w.next_at,
+            "closed_until_ist": w.next_at_ist(),
+            "last_attempt_at": w.last.at,
+            "last_outcome": w.last.outcome.as_str(),
+        })
+    });
     let logins = match m.profile().logins {
         Logins::Allowed => "auto",
         Logins::Never => "never",
@@ -241,6 +250,7 @@ pub(crate) async fn view(slot: &Slot, now: DateTime<Utc>) -> Value {
         "login_at": login_at.map(|at| at.to_string()),
         "next_daily_login_at": next_daily_login,
         "logins": logins,
+        "mint_window": mint_window,
         "last_success_at": s.last_success,
         "last_error": s.last_failure.as_ref().map(|f| json!({
             "at": f.at,

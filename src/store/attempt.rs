@@ -78,6 +78,13 @@ pub struct MintWait {
     pub wait: Duration,
 }
 
+impl MintWait {
+    /// When the next attempt is allowed, as IST clocks show it (to the second).
+    pub fn next_at_ist(&self) -> String {
+        ist_time(self.next_at)
+    }
+}
+
 fn ist_time(t: DateTime<Utc>) -> String {
     t.with_timezone(&ist())
         .format("%Y-%m-%d %H:%M:%S IST")

@@ -303,6 +303,7 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
         consents.as_ref(),
         now,
     );
+    let mint_wait = m.mint_wait().await?;
     let login_at = m.profile().login_at;
     let next_daily_login = login_at.map(|at| {
         state
@@ -331,6 +332,12 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
             "login_at": login_at.map(|at| at.to_string()),
             "next_daily_login_at": next_daily_login.map(|t| t.to_rfc3339()),
             "logins": if m.profile().logins == dhan_login::Logins::Never { "never" } else { "auto" },
+            "mint_window": mint_wait.as_ref().map(|w| serde_json::json!({
+                "closed_until": w.next_at.to_rfc3339(),
+                "closed_until_ist": w.next_at_ist(),
+                "last_attempt_at": w.last.at.to_rfc3339(),
+                "last_outcome": w.last.outcome.as_str(),
+            })),
             "last_error": state.last_error,
             "locked": locked.as_ref().map(|(at, secrets, message)| serde_json::json!({"at": at, "secrets": secrets, "message": message})),
             "consents": consents.as_ref().map(|d| serde_json::json!({
@@ -392,6 +399,15 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
         println!(
             "daily login: {at} IST, next {} ({when})",
             dhan_login::ist_wall_clock(next)
+        );
+    }
+    if let Some(w) = &mint_wait {
+        println!(
+            "mint window: closed until {} (generateAccessToken tried at {}, {}; one attempt per {} s)",
+            w.next_at_ist(),
+            dhan_login::ist_wall_clock(w.last.at),
+            w.last.outcome.as_str(),
+            m.profile().mint_interval.as_secs()
         );
     }
     if m.profile().logins == dhan_login::Logins::Never {
