@@ -154,3 +154,37 @@ async fn verify_and_rejected_beside_a_daemon_start_no_login_of_their_own() {
     );
     d.stop().await;
 }
+
+/// Dhan's `profile` endpoint answering 503, or not answering at all, says nothing about
+/// the token: the daemon's route hands the same token back ("unverified") and starts no
+/// login.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_serve_route_keeps_the_token_when_dhan_answers_503_or_not_at_all() {
+    use dhan_login::mock::Fault;
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let sandbox = configured(&(serve_table(3600.0) + &profile("p", &server, Login::Totp)));
+    let d = Daemon::with_tokens(&sandbox, &["p"]).await;
+    let key = key_of(&sandbox);
+    let first = d.served_token("p", &key, Duration::from_secs(10)).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // Longer than the 30 s request timeout: no answer at all.
+    for fault in [Fault::Status(503), Fault::Delay(Duration::from_secs(45))] {
+        server.set_fault(Endpoint::Profile, fault);
+        let r = http
+            .post(format!("http://{}/v1/profiles/p/token/rejected", d.addr))
+            .header("Authorization", &key)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["verdict"], "unverified", "{v}");
+        assert_eq!(v["access_token"], first.as_str(), "{v}");
+    }
+    assert_eq!(server.logins(), 1, "{}", d.log());
+    assert!(server.is_live(&first));
+    assert_eq!(d.token("p", &key).await.unwrap(), first);
+    d.stop().await;
+}
