@@ -6,9 +6,15 @@
 //
 //   node scripts/bench_puppeteer.cjs '<stand-in description JSON>' BROWSER_PATH shell|full
 //
+// On a generated page (`mock-server --page-seed`) the description carries the drawn layout
+// under `page`, and the script is what such a user would write after inspecting that page:
+// selectors, button and submission taken from the layout (texts in bench_pages.json).
 // Prints one line of JSON with the timings and the token's length (never the token).
 const crypto = require("node:crypto");
+const path = require("node:path");
 const puppeteer = require("puppeteer-core");
+
+const PAGES = require(path.join(__dirname, "bench_pages.json"));
 
 const ARGS = [
   "--disable-background-networking",
@@ -38,6 +44,93 @@ async function call(method, url, headers) {
   const resp = await fetch(url, { method, headers, signal: AbortSignal.timeout(10_000) });
   if (!resp.ok) throw new Error(`${method} ${url}: HTTP ${resp.status}`);
   return resp.json();
+}
+
+async function defaultPage(page, d) {
+  await page.locator('input[placeholder="Enter mobile number"]').fill(d.mobile);
+  await page.locator("button::-p-text(Proceed)").click();
+  // The code boxes (an Angular code-input; plain one-digit boxes on the stand-in's
+  // classic page) move focus themselves: type the code into the first one.
+  await page.locator("::-p-text(Enter TOTP)").wait();
+  await page.locator('code-input input, input[maxlength="1"]').click();
+  await page.keyboard.type(totp(d.totp_secret, Date.now() / 1000));
+  await page.locator("button::-p-text(Proceed)").click();
+  await page.locator("::-p-text(Enter PIN)").wait();
+  await page.locator('code-input input, input[type="password"]').click();
+  await page.keyboard.type(d.pin);
+  await page.locator("button::-p-text(Continue)").click();
+}
+
+function screens(layout) {
+  const second = { totp: ["totp"], "sms-otp": ["otp"], skipped: [] }[layout.second_factor];
+  return ["mobile", ...second, "pin"];
+}
+
+// What shows that a code screen is drawn: its words, where the layout put them.
+function ready(layout, screen) {
+  const s = layout[screen];
+  const name = PAGES.name[screen];
+  switch (s.words) {
+    case "in-form":
+    case "above-form":
+    case "header-beside":
+    case "split":
+      return `app-login ::-p-text(${PAGES.title[screen]})`;
+    case "paragraph":
+      return `app-login ::-p-text(${PAGES.hint[screen]})`;
+    case "attribute":
+      if (s.inputs === "one-field") return `app-login input[placeholder="${name}"]`;
+      // The page names its boxes by aria-labelledby on even seeds, by aria-label on odd.
+      return layout.seed % 2 === 0
+        ? `app-login input[aria-labelledby="code-name-${screen}"]`
+        : `app-login input[aria-label="${name} digit 1"]`;
+    default:
+      // No words at all (a PIN only): its masking tells it from the screen before.
+      return PAGES.mask[s.mask]
+        .split(", ")
+        .map((m) => `app-login ${m}`)
+        .join(", ");
+  }
+}
+
+// Fills one screen of a generated page and sends it the way that screen sends.
+async function answer(page, layout, screen, value) {
+  const s = layout[screen];
+  if (screen === "mobile") {
+    await page.locator(`app-login ${PAGES.mobile[s.mobile_attr]}`).fill(value());
+  } else {
+    await page.waitForSelector(ready(layout, screen), { visible: true });
+    // The boxes move focus themselves: the code goes into the first one.
+    await page.locator(`app-login ${PAGES.inputs[s.inputs]}`).click();
+    await page.keyboard.type(value());
+  }
+  if (s.submit !== "button") return; // it sends itself, on its last key or after its timer
+  if (s.enable === "on-blur" && s.button !== "none") {
+    await page.keyboard.press("Tab"); // its button is enabled when the field is left
+  }
+  const role = s.button === "anchor" ? "link" : "button";
+  // This screen ignores its first press (seen when inspecting it): press twice.
+  const presses = layout.swallow === screen ? 2 : 1;
+  for (let i = 0; i < presses; i++) {
+    if (s.button === "none") {
+      await page.keyboard.press("Enter");
+    } else {
+      await page.locator(`::-p-aria([name="${s.label}"][role="${role}"])`).click();
+    }
+  }
+}
+
+async function generatedPage(page, d, layout) {
+  const values = {
+    mobile: () => d.mobile,
+    // Only when typed: the code must be fresh.
+    totp: () => totp(d.totp_secret, Date.now() / 1000),
+    otp: () => d.sms_otp,
+    pin: () => d.pin,
+  };
+  for (const screen of screens(layout)) {
+    await answer(page, layout, screen, values[screen]);
+  }
 }
 
 async function main() {
@@ -80,18 +173,11 @@ async function main() {
       }
     });
     await page.goto(url);
-    await page.locator('input[placeholder="Enter mobile number"]').fill(d.mobile);
-    await page.locator("button::-p-text(Proceed)").click();
-    // The code boxes (an Angular code-input; plain one-digit boxes on the stand-in's
-    // classic page) move focus themselves: type the code into the first one.
-    await page.locator("::-p-text(Enter TOTP)").wait();
-    await page.locator('code-input input, input[maxlength="1"]').click();
-    await page.keyboard.type(totp(d.totp_secret, Date.now() / 1000));
-    await page.locator("button::-p-text(Proceed)").click();
-    await page.locator("::-p-text(Enter PIN)").wait();
-    await page.locator('code-input input, input[type="password"]').click();
-    await page.keyboard.type(d.pin);
-    await page.locator("button::-p-text(Continue)").click();
+    if (d.page) {
+      await generatedPage(page, d, d.page);
+    } else {
+      await defaultPage(page, d);
+    }
     tokenId = await captured;
     tTokenId = performance.now();
   } finally {

@@ -265,6 +265,38 @@ async fn a_proceed_that_does_not_take_is_pressed_once_more() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ignored_proceed_is_pressed_again_when_the_page_settles_not_after_a_wait() {
+    if skipped("proceed_settled") {
+        return;
+    }
+    for spa in [true, false] {
+        let mut case = Case::start(MockOptions {
+            page_variant: PageVariant {
+                proceed_ignored_once: true,
+                spa,
+                ..PageVariant::default()
+            },
+            ..Default::default()
+        })
+        .await;
+        // A patience longer than the step's budget: only seeing the page settle
+        // without sending can have the press made again in time.
+        let profile = case.dir.path().join("selectors.toml");
+        std::fs::write(&profile, "proceed_retry_ms = 30000\n").expect("profile written");
+        case.settings.selectors = Some(profile);
+        let token = case
+            .login(Login::default())
+            .await
+            .unwrap_or_else(|e| panic!("spa {spa}: {e}\n{}", case.logs.text()));
+        case.consume(&token).await;
+        assert_eq!(case.server.entries(EntryKind::Mobile), 1, "spa {spa}");
+        assert_eq!(case.server.entries(EntryKind::Totp), 1, "spa {spa}");
+        assert_eq!(case.server.entries(EntryKind::Pin), 1, "spa {spa}");
+        case.assert_clean();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trackers_decoy_token_id_is_ignored_without_a_redirect_url() {
     if skipped("decoy") {
         return;

@@ -10,8 +10,11 @@ use super::dom;
 use super::driver::Driver;
 use super::engine::{View, Watch};
 use super::error::{Artifacts, BrowserError, Step};
-use super::screens::{self, Action, Code, History, Patience, Screen, Snapshot, Stop, Timing};
+use super::screens::{
+    self, Action, Code, History, Patience, Screen, SincePress, Snapshot, Stop, Timing,
+};
 use super::traffic::{Mark, Traffic};
+use super::typing::Pressed;
 
 /// How long a doubtful screen must stay the same before the login gives up on it.
 const SETTLE: Duration = Duration::from_millis(1200);
@@ -73,9 +76,10 @@ impl Driver<'_> {
         };
         let mut history = History::default();
         let mut watch = Watch::new();
-        // When the driver last pressed, when that screen's typing began, and the page's
-        // own count of the requests it had sent then.
-        let mut pressed: Option<(Instant, Mark, u64)> = None;
+        // When the driver last pressed, when that screen's typing began, the page's own
+        // count of the requests it had sent then, and whether the page took no notice
+        // of the press.
+        let mut pressed: Option<(Instant, Mark, u64, bool)> = None;
         loop {
             let decide = |me: &Self, view: View<'_>| match view {
                 View::Captured => Some(None),
@@ -83,9 +87,10 @@ impl Driver<'_> {
                 View::Page(snap, stable_for) => {
                     let timing = Timing {
                         stable_for,
-                        since_press: pressed.map(|(at, typed_from, page)| {
-                            let sent = me.traffic.sent_since(typed_from) || snap.submits > page;
-                            (at.elapsed(), sent)
+                        since_press: pressed.map(|(at, typed_from, page, ignored)| SincePress {
+                            elapsed: at.elapsed(),
+                            sent: me.traffic.sent_since(typed_from) || snap.submits > page,
+                            ignored,
                         }),
                     };
                     let action =
@@ -107,15 +112,15 @@ impl Driver<'_> {
                     self.type_mobile(&page).await?;
                     let did = self.press(&page, Screen::Mobile, before).await?;
                     history.mobile_submitted = true;
-                    history.pressed = did.then_some(Screen::Mobile);
+                    history.pressed = (did != Pressed::No).then_some(Screen::Mobile);
                     history.retried = false;
-                    pressed = Some((Instant::now(), before.0, before.1));
+                    pressed = Some((Instant::now(), before.0, before.1, ignored(did)));
                 }
                 Action::RetryPress => {
                     self.log
                         .note("the screen did not move and the page sent nothing: pressing its button once more");
                     history.retried = true;
-                    if let Some((_, from, page_before)) = pressed {
+                    if let Some((_, from, page_before, _)) = pressed {
                         self.press(&page, snap.screen, (from, page_before)).await?;
                     }
                 }
@@ -134,9 +139,9 @@ impl Driver<'_> {
                     self.acting(dom::mark_filled(&page, "code", code.as_str()))
                         .await?;
                     let did = self.after_code(&page, code, before).await?;
-                    history.pressed = did.then_some(Screen::Pending);
+                    history.pressed = (did != Pressed::No).then_some(Screen::Pending);
                     history.retried = false;
-                    pressed = Some((Instant::now(), before.0, before.1));
+                    pressed = Some((Instant::now(), before.0, before.1, ignored(did)));
                     if code == Code::Pin {
                         self.enter(Step::Capture);
                     }
@@ -198,4 +203,8 @@ impl Driver<'_> {
             },
         }
     }
+}
+
+fn ignored(pressed: Pressed) -> bool {
+    matches!(pressed, Pressed::Yes { ignored: true })
 }

@@ -179,18 +179,31 @@ return els.length;
 /// posts the page itself starts. The driver reads the count in the same look as the screen, so a page that
 /// submits on its own is never clicked after it did. (A `submit` event is no evidence:
 /// a page may swallow it and send nothing; a real form post shows as a document load.)
+///
+/// It also keeps what a press may set in motion — the page's timers of up to 1 s (the
+/// default `proceed_retry_ms`: a longer one could not run before the driver would press
+/// again anyway) not yet run, its fetch and XHR requests in flight, navigations (the
+/// Navigation API's `navigate` event) — for [`settled`]: a press after which all of that
+/// has run with nothing sent or navigated was not taken by the page.
 pub(crate) const SUBMIT_WATCH: &str = r#"
 (() => {
   if (window.__dhanLoginWatch) return;
-  const w = { submits: 0 };
+  const SHORT_MS = 1000;
+  const w = { submits: 0, navigations: 0, armed: null };
   Object.defineProperty(window, '__dhanLoginWatch', { value: w, enumerable: false });
   const writes = (m) => !/^(GET|HEAD|OPTIONS)$/i.test(m || 'GET');
+  const timers = new Set();
+  let inflight = 0;
+  const landed = () => { inflight -= 1; };
   const fetch0 = window.fetch;
   if (fetch0) {
     window.fetch = function (input, init) {
       const m = (init && init.method) || (input && typeof input === 'object' && input.method) || 'GET';
       if (writes(m)) w.submits += 1;
-      return fetch0.apply(this, arguments);
+      const answer = fetch0.apply(this, arguments);
+      inflight += 1;
+      answer.then(landed, landed);
+      return answer;
     };
   }
   // A form post by script, or a submit event the page let through, leaves the page too.
@@ -202,10 +215,72 @@ pub(crate) const SUBMIT_WATCH: &str = r#"
   XMLHttpRequest.prototype.open = function (m) { this.__dhanLoginMethod = m; return open0.apply(this, arguments); };
   XMLHttpRequest.prototype.send = function () {
     if (writes(this.__dhanLoginMethod)) w.submits += 1;
-    return send0.apply(this, arguments);
+    const answer = send0.apply(this, arguments);
+    inflight += 1;
+    this.addEventListener('loadend', landed, { once: true });
+    return answer;
   };
+  if (window.navigation) window.navigation.addEventListener('navigate', () => { w.navigations += 1; });
+  const setTimeout0 = window.setTimeout;
+  const clearTimeout0 = window.clearTimeout;
+  window.setTimeout = function (fn, delay) {
+    if (typeof fn !== 'function' || (Number(delay) || 0) > SHORT_MS) return setTimeout0.apply(this, arguments);
+    const rest = Array.prototype.slice.call(arguments, 2);
+    const id = setTimeout0.call(this, function () { timers.delete(id); return fn.apply(this, rest); }, delay);
+    timers.add(id);
+    return id;
+  };
+  window.clearTimeout = function (id) { timers.delete(id); return clearTimeout0.apply(this, arguments); };
+  w.arm = () => { w.armed = { submits: w.submits, navigations: w.navigations }; return true; };
+  // Resolves once the page has sent or navigated since `arm`, or has nothing left in
+  // motion, or after capMs: { acted, quiet }. Each look is a task of its own, so the
+  // microtasks of what ran before it have run too.
+  w.settled = (capMs) => new Promise((resolve) => {
+    const armed = w.armed;
+    const start = performance.now();
+    const look = () => {
+      const acted = !armed || w.submits > armed.submits || w.navigations > armed.navigations;
+      const quiet = timers.size === 0 && inflight === 0;
+      if (acted || quiet || performance.now() - start >= capMs) resolve({ acted, quiet });
+      else setTimeout0.call(window, look, 5);
+    };
+    setTimeout0.call(window, look, 0);
+  });
 })();
 "#;
+
+/// Remembers the page's count of sends and navigations just before a press, for
+/// [`settled`]. False when the document has no watch (it was being replaced).
+pub(crate) async fn arm_press(page: &Page) -> Result<bool, EvalError> {
+    let body = r#"
+const w = window.__dhanLoginWatch;
+return !!(w && w.arm && w.arm());
+"#;
+    eval(page, script(body, "")).await
+}
+
+/// What the page did after a press, once it had settled.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub(crate) struct Settled {
+    /// It sent something or navigated since [`arm_press`].
+    pub acted: bool,
+    /// Nothing the press could have set in motion is left: no short timer, no request
+    /// in flight.
+    pub quiet: bool,
+}
+
+/// Waits, up to `cap`, until the page has acted on the press or has nothing left in
+/// motion. None when the document has no watch.
+pub(crate) async fn settled(
+    page: &Page,
+    cap: std::time::Duration,
+) -> Result<Option<Settled>, EvalError> {
+    let expression = format!(
+        "(() => {{ const w = window.__dhanLoginWatch; return w && w.settled ? w.settled({}) : null; }})()",
+        cap.as_millis()
+    );
+    evaluate(page, expression, true).await
+}
 
 /// Clicks the element tagged `key` with real mouse events at its centre.
 pub(crate) async fn click(page: &Page, key: &str) -> Result<(), EvalError> {

@@ -221,15 +221,24 @@ impl History {
 pub(crate) struct Timing {
     /// Since the current signature was first seen.
     pub stable_for: Duration,
-    /// Since the driver last pressed, and whether a request left the page since its
-    /// typing began.
-    pub since_press: Option<(Duration, bool)>,
+    pub since_press: Option<SincePress>,
+}
+
+/// The driver's last press, as the page answered it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SincePress {
+    pub elapsed: Duration,
+    /// A request left the page since the pressed screen's typing began.
+    pub sent: bool,
+    /// Everything the press set in motion ran without sending or navigating.
+    pub ignored: bool,
 }
 
 /// Knobs of [`decide`], from the page profile.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Patience {
-    /// How long a press may go without anything sent before it is made once more.
+    /// How long a press may go without anything sent before it is made once more,
+    /// when the page could not say whether it had settled.
     pub press_retry: Duration,
     /// How long a doubtful screen (ambiguous, unplaced, a code screen shown again) must
     /// stay the same before the login gives up on it; pages pass through such states
@@ -320,9 +329,11 @@ pub(crate) fn decide(
 }
 
 /// A press that sent nothing is made once more: by what was sent, never while the
-/// button is disabled, at most once per screen.
+/// button is disabled, at most once per screen. At once when the page settled after it
+/// without sending or navigating; else after the patience.
 fn retry_due(s: &Snapshot, h: &History, t: Timing, p: Patience) -> bool {
-    let nothing_sent = matches!(t.since_press, Some((since, false)) if since >= p.press_retry);
+    let nothing_sent = matches!(t.since_press,
+        Some(t) if !t.sent && (t.ignored || t.elapsed >= p.press_retry));
     h.pressed == Some(s.screen)
         && !h.retried
         && nothing_sent
@@ -423,7 +434,11 @@ mod tests {
     fn a_press_is_retried_once_and_only_when_nothing_was_sent() {
         let t = |ms: u64, sent: bool| Timing {
             stable_for: Duration::ZERO,
-            since_press: Some((Duration::from_millis(ms), sent)),
+            since_press: Some(SincePress {
+                elapsed: Duration::from_millis(ms),
+                sent,
+                ignored: false,
+            }),
         };
         for screen in [Screen::Mobile, Screen::Pending] {
             let mut h = after_mobile();
@@ -449,6 +464,36 @@ mod tests {
             decide(&snap(Screen::Pending), &h, t(9000, false), P, false),
             Action::Wait
         );
+    }
+
+    #[test]
+    fn a_press_the_page_settled_on_without_sending_is_retried_at_once() {
+        let t = |sent: bool, ignored: bool| Timing {
+            stable_for: Duration::ZERO,
+            since_press: Some(SincePress {
+                elapsed: Duration::from_millis(5),
+                sent,
+                ignored,
+            }),
+        };
+        for screen in [Screen::Mobile, Screen::Pending] {
+            let mut h = after_mobile();
+            h.pressed = Some(screen);
+            let mut s = snap(screen);
+            assert_eq!(decide(&s, &h, t(false, true), P, false), Action::RetryPress);
+            // The page could not say: the patience decides.
+            assert_eq!(decide(&s, &h, t(false, false), P, false), Action::Wait);
+            // Something left the page after all: never a second press.
+            assert_eq!(decide(&s, &h, t(true, true), P, false), Action::Wait);
+            s.submit = Some(Button {
+                enabled: false,
+                via: "text".into(),
+            });
+            assert_eq!(decide(&s, &h, t(false, true), P, false), Action::Wait);
+            s.submit = None;
+            h.retried = true;
+            assert_eq!(decide(&s, &h, t(false, true), P, false), Action::Wait);
+        }
     }
 
     #[test]

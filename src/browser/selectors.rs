@@ -62,8 +62,9 @@ pub struct SelectorProfile {
     /// After the last digit, how long (milliseconds) a page may take to submit by
     /// itself before its button is clicked.
     pub submit_grace_ms: u64,
-    /// How long (milliseconds) a screen may stay after its button was pressed, with
-    /// nothing sent, before the button is pressed once more (once per screen).
+    /// The longest (milliseconds) a screen may stay after its button was pressed, with
+    /// nothing sent, before the button is pressed once more (once per screen); sooner
+    /// when the page has settled after the press without sending or navigating.
     pub proceed_retry_ms: u64,
     /// The longest (milliseconds) one look waits for the page to change before
     /// looking again anyway.

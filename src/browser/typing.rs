@@ -1,6 +1,8 @@
 //! Typing into the consent page: the mobile number, the PIN and the codes (fetched only
 //! when typed), key by key, and the screen's button.
 
+use std::time::Duration;
+
 use chromiumoxide::Page;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
@@ -119,13 +121,13 @@ impl Driver<'_> {
     /// Presses the screen's own button, or Enter where it has none, once the page lets
     /// it: a disabled button is waited for by event (it turns enabled, or the page sends
     /// or moves on), after leaving the field once, as a person would. `on` is the screen
-    /// the press is for; `from` when its typing began. True when something was pressed.
+    /// the press is for; `from` when its typing began.
     pub(super) async fn press(
         &mut self,
         page: &Page,
         on: Screen,
         (from, page_before): (Mark, u64),
-    ) -> Result<bool, BrowserError> {
+    ) -> Result<Pressed, BrowserError> {
         let mut blurred = false;
         let mut watch = Watch::quiet();
         loop {
@@ -152,7 +154,7 @@ impl Driver<'_> {
                 Next::Gone => {
                     self.log
                         .note("the page sent or moved on before the button was pressed");
-                    return Ok(false);
+                    return Ok(Pressed::No);
                 }
                 Next::Blur => {
                     self.log.note(
@@ -167,6 +169,7 @@ impl Driver<'_> {
                         .and_then(|s| s.submit.as_ref())
                         .map(|b| self.scrub(&b.via))
                         .unwrap_or_default();
+                    let armed = self.arm(page).await;
                     match self.acting(dom::click(page, "submit")).await {
                         Ok(_) => self
                             .log
@@ -178,30 +181,60 @@ impl Driver<'_> {
                             self.log.note(format!("clicking the button failed: {msg}"));
                         }
                     }
-                    return Ok(true);
+                    return Ok(self.after_press(page, armed).await);
                 }
                 Next::Enter => {
+                    let armed = self.arm(page).await;
                     self.acting(dom::press_enter(page)).await?;
                     self.log.note("no button on this screen: pressed Enter");
-                    return Ok(true);
+                    return Ok(self.after_press(page, armed).await);
                 }
             }
         }
     }
 
+    /// Readies the page's watch for [`Driver::after_press`]; false when it could not be.
+    async fn arm(&self, page: &Page) -> bool {
+        matches!(
+            tokio::time::timeout(ARM_LIMIT, dom::arm_press(page)).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// Waits for the page to settle after a press (up to `proceed_retry_ms`) and tells
+    /// whether it took no notice of it: everything the press set in motion has run, and
+    /// nothing was sent and nothing navigated. A press is then made once more at once
+    /// instead of after `proceed_retry_ms`; when the page cannot say (it was navigating,
+    /// or the tokenId arrived), the decision stays with that patience.
+    async fn after_press(&mut self, page: &Page, armed: bool) -> Pressed {
+        if !armed {
+            return Pressed::Yes { ignored: false };
+        }
+        let cap = self.profile.proceed_retry();
+        let settled = tokio::select! {
+            s = tokio::time::timeout(cap + ARM_LIMIT, dom::settled(page, cap)) => s.ok().and_then(Result::ok).flatten(),
+            _ = self.slot.wait() => None,
+        };
+        let ignored = settled.is_some_and(|s| s.quiet && !s.acted);
+        if ignored {
+            self.log
+                .note("the page settled after the press without sending or navigating");
+        }
+        Pressed::Yes { ignored }
+    }
+
     /// After the last digit: lets a page that submits by itself go first; presses the
-    /// screen's button (once) only when the page sent nothing within the grace. True
-    /// when the driver pressed.
+    /// screen's button (once) only when the page sent nothing within the grace.
     pub(super) async fn after_code(
         &mut self,
         page: &Page,
         code: Code,
         (typed_from, page_before): (Mark, u64),
-    ) -> Result<bool, BrowserError> {
+    ) -> Result<Pressed, BrowserError> {
         const BY_ITSELF: &str = "the page submitted by itself";
         if self.traffic.sent_since(typed_from) {
             self.log.note(BY_ITSELF);
-            return Ok(false);
+            return Ok(Pressed::No);
         }
         let grace_until = Instant::now() + self.profile.submit_grace();
         let rule = |me: &Self, view: View<'_>| match view {
@@ -227,14 +260,14 @@ impl Driver<'_> {
                 if let Some(note) = note {
                     self.log.note(note);
                 }
-                Ok(false)
+                Ok(Pressed::No)
             }
             (AfterCode::MovedOn, _) => {
                 self.log.note(format!(
                     "the page moved on from the {} screen by itself",
                     code.as_str()
                 ));
-                Ok(false)
+                Ok(Pressed::No)
             }
             (AfterCode::Press, _) => {
                 self.press(page, Screen::Pending, (typed_from, page_before))
@@ -302,6 +335,20 @@ impl Driver<'_> {
         }
         Ok(())
     }
+}
+
+/// How long the page may take to answer a look of the press watch: it answers at once
+/// unless it is being replaced.
+const ARM_LIMIT: Duration = Duration::from_millis(500);
+
+/// What [`Driver::press`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pressed {
+    /// Nothing: the page sent or moved on by itself.
+    No,
+    /// Pressed; `ignored` when the page settled afterwards without sending or
+    /// navigating (it took no notice of the press).
+    Yes { ignored: bool },
 }
 
 /// What to do about the screen's button.
