@@ -407,8 +407,11 @@ impl TokenManager {
         cx.fingerprints = self.fingerprint_key(&lockouts).await;
         cx.lockouts = lockouts;
         cx.totp_resume = state.totp_last_step;
+        cx.set_kept_token_id(state.kept_token_id.take());
         let result = run_chain(&sources(req.via), &cx).await;
         let last_step = cx.totp_last_step();
+        // A token obtained ends any use of a kept tokenId (its token would replace this one).
+        state.kept_token_id = cx.kept_token_id().filter(|_| result.is_err());
         drop(cx);
 
         let now = self.clock.now();

@@ -11,6 +11,7 @@ pub use browser::Inspection;
 #[cfg(feature = "browser")]
 pub(crate) use browser::inspect;
 mod consent;
+mod exchange;
 mod manual;
 mod needs;
 #[cfg(feature = "browser")]
@@ -36,7 +37,7 @@ use crate::error::{Attempt, AttemptResult, ChainFailure, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
 use crate::secret::Secret;
-use crate::store::{FingerprintKey, Ledger, Lockouts, MintWindow, StateBackend};
+use crate::store::{FingerprintKey, KeptTokenId, Ledger, Lockouts, MintWindow, StateBackend};
 use crate::sync::lock;
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
@@ -97,6 +98,10 @@ pub struct Context<'a> {
     totp: OnceLock<TotpGenerator>,
     /// The source `run_chain` is running, so `preflight` knows what it will send.
     running: Mutex<Option<SourceKind>>,
+    /// The tokenId an earlier run kept, until a source takes it to exchange (once a run).
+    kept_in: Mutex<Option<KeptTokenId>>,
+    /// A tokenId this run could not exchange and that may still be good.
+    kept_out: Mutex<Option<KeptTokenId>>,
 }
 
 impl fmt::Debug for Context<'_> {
@@ -140,7 +145,33 @@ impl<'a> Context<'a> {
             totp_resume: None,
             totp: OnceLock::new(),
             running: Mutex::new(None),
+            kept_in: Mutex::new(None),
+            kept_out: Mutex::new(None),
         }
+    }
+
+    /// Hands the run the tokenId an earlier run kept ([`ProfileState::kept_token_id`]):
+    /// the consent login exchanges it before spending a consent.
+    ///
+    /// [`ProfileState::kept_token_id`]: crate::store::ProfileState::kept_token_id
+    pub fn set_kept_token_id(&mut self, kept: Option<KeptTokenId>) {
+        *lock(&self.kept_in) = kept;
+    }
+
+    /// The tokenId to keep for the next run: one this run could not exchange, else the
+    /// earlier one if no source got to try it.
+    pub fn kept_token_id(&self) -> Option<KeptTokenId> {
+        lock(&self.kept_out)
+            .clone()
+            .or_else(|| lock(&self.kept_in).clone())
+    }
+
+    fn take_kept_token_id(&self) -> Option<KeptTokenId> {
+        lock(&self.kept_in).take()
+    }
+
+    fn keep_token_id(&self, kept: KeptTokenId) {
+        *lock(&self.kept_out) = Some(kept);
     }
 
     /// The last TOTP step this run submitted, if it generated any code.

@@ -20,5 +20,5 @@ pub use lock::{LockError, ProfileLock};
 pub use lockout::{Lockout, LockoutStore, Lockouts};
 pub use pg::{Lease, PgBackend};
 pub use tokens::{
-    LastError, LegacyLockout, ProfileState, StoreError, TokenStore, check_profile_name,
+    KeptTokenId, LastError, LegacyLockout, ProfileState, StoreError, TokenStore, check_profile_name,
 };
