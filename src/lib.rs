@@ -175,7 +175,9 @@ pub use secret::Secret;
 pub use serve::{
     Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon, report_rejected,
 };
-pub use source::{BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends};
+pub use source::{
+    BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends, uses_otp_command,
+};
 pub use store::{
     ConsentLedger, FileBackend, FingerprintKey, KeptTokenId, LastError, Lease, Ledger, LedgerDay,
     LegacyLockout, LockError, Lockout, LockoutStore, Lockouts, MintAttempt, MintOutcome, MintWait,

@@ -25,10 +25,12 @@ use crate::error::{AttemptResult, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
 use crate::secret::Secret;
-use crate::source::{Context, needs, rejected_secrets, run_chain, sends, sources};
+use crate::source::{
+    Context, needs, rejected_code, rejected_secrets, run_chain, sends, sources, uses_otp_command,
+};
 use crate::store::{
-    FingerprintKey, LedgerDay, Lockout, Lockouts, MintWait, Ownership, ProfileState, StateBackend,
-    StoreError,
+    FingerprintKey, LedgerDay, Lockout, Lockouts, MintWait, OTP_COMMAND, Ownership, ProfileState,
+    StateBackend, StoreError,
 };
 use crate::sync::lock;
 use crate::token::{SourceKind, Token};
@@ -568,12 +570,18 @@ impl TokenManager {
         if e.class() != ErrorClass::CredentialRejected || matches!(e, Error::Locked(_)) {
             return;
         }
-        let secrets = rejected_secrets(source, e);
-        if secrets.is_empty() {
+        let mut names: Vec<&str> = rejected_secrets(source, e)
+            .iter()
+            .map(|s| s.key())
+            .collect();
+        if rejected_code(e) && uses_otp_command(source, &self.profile) {
+            names.push(OTP_COMMAND);
+        }
+        if names.is_empty() {
             return;
         }
         let fingerprint = match self.backend.fingerprint_key().await {
-            Ok(key) => match key.fingerprint(&self.profile, secrets).await {
+            Ok(key) => match key.fingerprint(&self.profile, &names).await {
                 Some(fp) => fp,
                 None => return,
             },
@@ -585,7 +593,7 @@ impl TokenManager {
             }
         };
         let lockout = Lockout {
-            secrets: secrets.iter().map(|s| s.key().to_owned()).collect(),
+            secrets: names.iter().map(|&s| s.to_owned()).collect(),
             fingerprint,
             at: now,
             message: format!("{source}: {e}"),

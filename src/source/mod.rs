@@ -29,7 +29,7 @@ use std::time::Instant;
 use crate::api::DhanApi;
 use secrecy::ExposeSecret;
 
-pub use needs::{Missing, needs, sends};
+pub use needs::{Missing, needs, sends, uses_otp_command};
 
 use crate::config::{ConfigError, Profile, validate};
 use crate::console::Console;
@@ -184,8 +184,12 @@ impl<'a> Context<'a> {
     pub async fn preflight(&self) -> Result<(), Error> {
         let kind = *lock(&self.running);
         let sends = kind.map_or(Secret::ALL, sends);
+        let otp_command = match kind {
+            Some(kind) => uses_otp_command(kind, self.profile),
+            None => self.profile.otp_command.is_some(),
+        };
         self.check_inputs(sends).await?;
-        self.check_lockouts(sends).await
+        self.check_lockouts(sends, otp_command).await
     }
 
     /// Every value this login would send has the shape Dhan accepts: a 5-digit PIN or an
@@ -205,10 +209,11 @@ impl<'a> Context<'a> {
 
     /// `preflight` for a source that is not running (the daemon deciding a hold).
     pub async fn preflight_for(&self, kind: SourceKind) -> Result<(), Error> {
-        self.check_lockouts(sends(kind)).await
+        self.check_lockouts(sends(kind), uses_otp_command(kind, self.profile))
+            .await
     }
 
-    async fn check_lockouts(&self, sends: &[Secret]) -> Result<(), Error> {
+    async fn check_lockouts(&self, sends: &[Secret], otp_command: bool) -> Result<(), Error> {
         match &self.lockouts {
             Lockouts::Unreadable { path, reason, .. } if !sends.is_empty() => {
                 Err(Error::Locked(format!(
@@ -222,7 +227,7 @@ impl<'a> Context<'a> {
             Lockouts::Recorded(all) => {
                 let mut hit = None;
                 for l in all {
-                    if l.names_any(sends)
+                    if l.holds_for(sends, otp_command)
                         && match &self.fingerprints {
                             Some(key) if key.made(&l.fingerprint) => key
                                 .fingerprint(self.profile, &l.secrets)
@@ -361,17 +366,33 @@ pub(crate) fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [Secret]
         },
         // A code sent by SMS or e-mail is good for one login: its rejection says nothing
         // of the stored secrets (it used to lock the mobile, PIN and TOTP secret, and
-        // fingerprint the right PIN), and the next login gets a new code.
-        #[cfg(feature = "browser")]
-        Error::Browser(crate::browser::BrowserError::Rejected {
-            step: crate::browser::Step::Otp,
-            ..
-        }) => &[],
+        // fingerprint the right PIN). What printed it may be at fault: `rejected_code`.
+        e if rejected_code(e) => &[],
         // The login page: the mobile, the PIN or the code.
         #[cfg(feature = "browser")]
         Error::Browser(_) => &[Secret::Mobile, Secret::Pin, Secret::TotpSecret],
         _ => sends(kind),
     }
+}
+
+/// True when Dhan rejected the SMS/e-mail code typed at the login page: with an
+/// `otp_command` configured it printed that code, and is what gets locked
+/// ([`crate::store::OTP_COMMAND`]); a code a person typed locks nothing.
+#[cfg(feature = "browser")]
+pub(crate) fn rejected_code(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Browser(crate::browser::BrowserError::Rejected {
+            step: crate::browser::Step::Otp,
+            ..
+        })
+    )
+}
+
+/// Without the browser no login page asks for a code.
+#[cfg(not(feature = "browser"))]
+pub(crate) fn rejected_code(_: &Error) -> bool {
+    false
 }
 
 /// Classifies a library error for the chain. Fatal: a credential or consent refusal

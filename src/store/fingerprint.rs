@@ -18,6 +18,7 @@ use base64::Engine;
 use secrecy::ExposeSecret;
 
 use super::atomic::create_private_dir;
+use super::lockout::OTP_COMMAND;
 use crate::config::Profile;
 use crate::secret::Secret;
 
@@ -118,6 +119,13 @@ impl FingerprintKey {
             ctx.update(b"\0");
             ctx.update(field.as_bytes());
             ctx.update(b"=");
+            if field == OTP_COMMAND {
+                match &profile.otp_command {
+                    Some(command) => ctx.update(command.as_bytes()),
+                    None => ctx.update(b"\x01absent"),
+                }
+                continue;
+            }
             match Secret::from_key(field).and_then(|s| profile.get(s)) {
                 Some(s) => match s.load().await {
                     Ok(v) => ctx.update(v.expose_secret().as_bytes()),

@@ -33,7 +33,20 @@ pub struct Lockout {
     pub message: String,
 }
 
+/// What a lockout names when Dhan rejected the SMS/e-mail code that `otp_command`
+/// printed. The code served one login; the command is what would print a wrong one again
+/// (an old message, another account's), so the command is what is locked, by a
+/// fingerprint of its text: a changed command lifts it. A code typed by a person locks
+/// nothing.
+pub(crate) const OTP_COMMAND: &str = "otp_command";
+
 impl Lockout {
+    /// True when a login that sends `sends`, and takes its code from `otp_command` when
+    /// `otp_command` is true, would repeat what Dhan rejected here.
+    pub fn holds_for(&self, sends: &[Secret], otp_command: bool) -> bool {
+        self.names_any(sends) || (otp_command && self.secrets.iter().any(|s| s == OTP_COMMAND))
+    }
+
     /// True when Dhan rejected one of `sends` in this lockout. The file keeps the
     /// secrets' config keys; a key this version does not know matches nothing.
     pub fn names_any(&self, sends: &[Secret]) -> bool {

@@ -17,6 +17,7 @@ pub use backend::{FileBackend, Ledger, MintWindow, Ownership, StateBackend};
 pub use fingerprint::FingerprintKey;
 pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
+pub(crate) use lockout::OTP_COMMAND;
 pub use lockout::{Lockout, LockoutStore, Lockouts};
 pub use pg::{Lease, PgBackend};
 pub use tokens::{
