@@ -92,6 +92,11 @@ pub struct Obtained {
     /// Set when Dhan minted this token but it could not be saved: it lives only in this
     /// process (the replaced one was set aside), and the caller must say so loudly.
     pub unsaved: Option<StoreError>,
+    /// Set when this is the stored token, which was due to be replaced (inside its
+    /// margin, or older than the daily login time), and replacing it failed on the way
+    /// (Dhan or the network down, a rate limit): it is still live, so it is handed out,
+    /// and the caller should say why and how long it has left.
+    pub not_replaced: Option<Error>,
 }
 
 /// Obtains and keeps one profile's token: the cached one while it is valid, else the
@@ -353,6 +358,7 @@ impl TokenManager {
                 token,
                 cached: true,
                 unsaved: None,
+                not_replaced: None,
             })),
             Decision::Replace(why) => {
                 tracing::debug!(profile = %self.profile.name, "a new token is needed: {why}");
@@ -373,7 +379,7 @@ impl TokenManager {
         let mut state = self.state().await?;
         // Whoever held the profile before us may have done our work meanwhile.
         let ask = req.ask(owner.waited().then_some(started_at));
-        match decide(
+        let why = match decide(
             state.token.as_ref(),
             &self.profile.rules(),
             &ask,
@@ -385,12 +391,14 @@ impl TokenManager {
                         token,
                         cached: true,
                         unsaved: None,
+                        not_replaced: None,
                     });
                 }
+                Why::NoToken
             }
-            Decision::Replace(_) => {}
+            Decision::Replace(why) => why,
             Decision::LoginsOff(why) => return Err(logins_off(why)),
-        }
+        };
         if owner.took_over() {
             // The holder before us vanished mid-login and may have submitted the current
             // TOTP code without recording it: Dhan would refuse it as used.
@@ -443,6 +451,7 @@ impl TokenManager {
                     token,
                     cached: false,
                     unsaved,
+                    not_replaced: None,
                 })
             }
             Err(failure) => {
@@ -464,7 +473,15 @@ impl TokenManager {
                 self.backend
                     .save(&self.profile.name, &state, Some(owner))
                     .await?;
-                Err(err)
+                match state.token.filter(|t| still_handed_out(t, why, &err, now)) {
+                    Some(token) => Ok(Obtained {
+                        token,
+                        cached: true,
+                        unsaved: None,
+                        not_replaced: Some(err),
+                    }),
+                    None => Err(err),
+                }
             }
         }
     }
@@ -821,6 +838,16 @@ pub enum Checked {
 /// A failure that says nothing about the token: only DH-901/401 or expiry make it dead.
 fn unreachable(e: &Error) -> bool {
     matches!(e.class(), ErrorClass::Transient | ErrorClass::RateLimited)
+}
+
+/// Whether the stored token `t` is still handed out after replacing it failed with
+/// `err`: only when it was replaced for the schedule's sake (not asked for, not needed
+/// until a later time, not refused by Dhan), it is live, and waiting may fix the failure.
+/// A rejection or a configuration error is the user's to see: no token hides it.
+fn still_handed_out(t: &Token, why: Why, err: &Error, now: DateTime<Utc>) -> bool {
+    matches!(why, Why::WithinMargin | Why::BeforeLoginAt(_))
+        && matches!(err.class(), ErrorClass::Transient | ErrorClass::RateLimited)
+        && t.is_live(now)
 }
 
 /// The refusal of a host that never logs in.
