@@ -568,6 +568,13 @@ async fn a_token_inside_the_margin_is_replaced_or_printed_with_a_warning_while_i
         "{r}"
     );
     assert!(!r.stderr.contains(&web));
+    // `exec` alike: the program gets the live token, and the warning is said.
+    let mut cmd = s.cli(["exec", "--", "sh", "-c", "printf %s \"$DHAN_ACCESS_TOKEN\""]);
+    cmd.env_remove("DHAN_MOBILE");
+    let r = run(cmd, None).await;
+    r.assert_ok();
+    assert_eq!(r.out(), web);
+    assert!(r.stderr.contains(" min left"), "{r}");
 
     // A rejection is the user's to see: no token hides it.
     s.server.clear_faults();
