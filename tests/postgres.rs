@@ -602,6 +602,23 @@ fn an_unreachable_database_is_transient_and_its_password_never_shows() {
     }
 }
 
+/// A store key that cannot be read is the user's to fix (exit 2), and the message names
+/// the setting once: it used to say `store.key: store.key: cannot read …`.
+#[test]
+fn a_missing_store_key_is_exit_2_and_says_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent-key-file");
+    let (code, all) = common::pg::run_on_store(
+        &["token"],
+        dir.path(),
+        "postgres://dhan@127.0.0.1:9/dhan",
+        &missing,
+    );
+    assert_eq!(code, Some(2), "{all}");
+    assert!(all.contains("absent-key-file"), "{all}");
+    assert_eq!(all.matches("store.key:").count(), 1, "{all}");
+}
+
 /// A logout that read a token which a successor has since replaced drops nothing: the
 /// successor's token stays. A logout of the current token drops it, and only it.
 #[tokio::test]

@@ -147,10 +147,18 @@ impl PgBackend {
         let ready = self
             .ready
             .get_or_try_init(|| async {
-                let config_error =
-                    |field: &str, e: crate::config::ConfigError| StoreError::Unusable {
-                        message: format!("{field}: {e}"),
-                    };
+                // A setting's own errors already name it ("store.key: cannot read …"):
+                // said once, not "store.key: store.key: …".
+                let config_error = |field: &str, e: crate::config::ConfigError| {
+                    let said = e.to_string();
+                    StoreError::Unusable {
+                        message: if said.starts_with(field) {
+                            said
+                        } else {
+                            format!("{field}: {said}")
+                        },
+                    }
+                };
                 let url = self
                     .settings
                     .url
