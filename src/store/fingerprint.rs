@@ -18,12 +18,18 @@ use base64::Engine;
 use secrecy::ExposeSecret;
 
 use super::atomic::create_private_dir;
-use super::lockout::OTP_COMMAND;
 use crate::config::Profile;
 use crate::secret::Secret;
 
 /// The prefix of a keyed fingerprint: `hmac1:<key id>:<32 hex digits>`.
 const SCHEME: &str = "hmac1:";
+
+/// What a lockout names when Dhan rejected the SMS/e-mail code that `otp_command`
+/// printed. The code served one login; the command is what would print a wrong one again
+/// (an old message, another account's), so the command is what is locked, by a
+/// fingerprint of its text: a changed command lifts it. A code typed by a person locks
+/// nothing.
+pub(crate) const OTP_COMMAND: &str = "otp_command";
 
 /// The file beside the state that holds the file backend's key.
 pub(crate) const KEY_FILE: &str = "fingerprint.key";

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
-use super::fingerprint::is_unkeyed;
+use super::fingerprint::{OTP_COMMAND, is_unkeyed};
 use super::tokens::{StoreError, profile_file};
 use crate::secret::Secret;
 
@@ -32,13 +32,6 @@ pub struct Lockout {
     /// What Dhan said, scrubbed of secrets.
     pub message: String,
 }
-
-/// What a lockout names when Dhan rejected the SMS/e-mail code that `otp_command`
-/// printed. The code served one login; the command is what would print a wrong one again
-/// (an old message, another account's), so the command is what is locked, by a
-/// fingerprint of its text: a changed command lifts it. A code typed by a person locks
-/// nothing.
-pub(crate) const OTP_COMMAND: &str = "otp_command";
 
 impl Lockout {
     /// True when a login that sends `sends`, and takes its code from `otp_command` when

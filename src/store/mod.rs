@@ -15,9 +15,9 @@ pub use atomic::write_atomic;
 pub use attempt::{MintAttempt, MintOutcome, MintWait};
 pub use backend::{FileBackend, Ledger, MintWindow, Ownership, StateBackend};
 pub use fingerprint::FingerprintKey;
+pub(crate) use fingerprint::OTP_COMMAND;
 pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
-pub(crate) use lockout::OTP_COMMAND;
 pub use lockout::{Lockout, LockoutStore, Lockouts};
 pub use pg::{Lease, PgBackend};
 pub use tokens::{
