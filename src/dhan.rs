@@ -12,6 +12,13 @@ pub(crate) const TOTP_STEP_SECS: i64 = 30;
 /// [`TOTP_STEP_SECS`] as a duration: the pause Dhan wants after a refused code.
 pub(crate) const TOTP_STEP: Duration = Duration::from_secs(TOTP_STEP_SECS as u64);
 
+/// How long a tokenId whose exchange failed on the way is kept for the next run to
+/// exchange. Dhan does not document a tokenId's life; it is an OAuth authorization code
+/// in all but name, and RFC 6749 (section 4.1.2) recommends at most 10 minutes for those.
+/// Past this the kept tokenId is dropped untried: a secret is kept no longer than it can
+/// be of use. One tried too late costs a refused request, then the usual login.
+pub(crate) const TOKEN_ID_LIFETIME: Duration = Duration::from_secs(600);
+
 /// The TOTP step a Unix time (seconds) falls in.
 pub(crate) fn totp_step(unix_secs: i64) -> i64 {
     unix_secs.div_euclid(TOTP_STEP_SECS)

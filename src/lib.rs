@@ -175,12 +175,14 @@ pub use secret::Secret;
 pub use serve::{
     Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon, report_rejected,
 };
-pub use source::{BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends};
+pub use source::{
+    BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends, uses_otp_command,
+};
 pub use store::{
-    ConsentLedger, FileBackend, FingerprintKey, LastError, Lease, Ledger, LedgerDay, LegacyLockout,
-    LockError, Lockout, LockoutStore, Lockouts, MintAttempt, MintOutcome, MintWait, MintWindow,
-    Ownership, PendingConsent, PgBackend, ProfileLock, ProfileState, StateBackend, StoreError,
-    TokenStore, check_profile_name, next_ist_midnight, write_atomic,
+    ConsentLedger, FileBackend, FingerprintKey, KeptTokenId, LastError, Lease, Ledger, LedgerDay,
+    LegacyLockout, LockError, Lockout, LockoutStore, Lockouts, MintAttempt, MintOutcome, MintWait,
+    MintWindow, Ownership, PendingConsent, PgBackend, ProfileLock, ProfileState, StateBackend,
+    StoreError, TokenStore, check_profile_name, next_ist_midnight, write_atomic,
 };
 pub use token::{AccessToken, SourceKind, Token, TokenError, TokenJson, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};

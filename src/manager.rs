@@ -25,10 +25,12 @@ use crate::error::{AttemptResult, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
 use crate::secret::Secret;
-use crate::source::{Context, needs, rejected_secrets, run_chain, sends, sources};
+use crate::source::{
+    Context, needs, rejected_code, rejected_secrets, run_chain, sends, sources, uses_otp_command,
+};
 use crate::store::{
-    FingerprintKey, LedgerDay, Lockout, Lockouts, MintWait, Ownership, ProfileState, StateBackend,
-    StoreError,
+    FingerprintKey, LedgerDay, Lockout, Lockouts, MintWait, OTP_COMMAND, Ownership, ProfileState,
+    StateBackend, StoreError,
 };
 use crate::sync::lock;
 use crate::token::{SourceKind, Token};
@@ -90,6 +92,11 @@ pub struct Obtained {
     /// Set when Dhan minted this token but it could not be saved: it lives only in this
     /// process (the replaced one was set aside), and the caller must say so loudly.
     pub unsaved: Option<StoreError>,
+    /// Set when this is the stored token, which was due to be replaced (inside its
+    /// margin, or older than the daily login time), and replacing it failed on the way
+    /// (Dhan or the network down, a rate limit): it is still live, so it is handed out,
+    /// and the caller should say why and how long it has left.
+    pub not_replaced: Option<Error>,
 }
 
 /// Obtains and keeps one profile's token: the cached one while it is valid, else the
@@ -351,6 +358,7 @@ impl TokenManager {
                 token,
                 cached: true,
                 unsaved: None,
+                not_replaced: None,
             })),
             Decision::Replace(why) => {
                 tracing::debug!(profile = %self.profile.name, "a new token is needed: {why}");
@@ -371,7 +379,7 @@ impl TokenManager {
         let mut state = self.state().await?;
         // Whoever held the profile before us may have done our work meanwhile.
         let ask = req.ask(owner.waited().then_some(started_at));
-        match decide(
+        let why = match decide(
             state.token.as_ref(),
             &self.profile.rules(),
             &ask,
@@ -383,12 +391,14 @@ impl TokenManager {
                         token,
                         cached: true,
                         unsaved: None,
+                        not_replaced: None,
                     });
                 }
+                Why::NoToken
             }
-            Decision::Replace(_) => {}
+            Decision::Replace(why) => why,
             Decision::LoginsOff(why) => return Err(logins_off(why)),
-        }
+        };
         if owner.took_over() {
             // The holder before us vanished mid-login and may have submitted the current
             // TOTP code without recording it: Dhan would refuse it as used.
@@ -407,8 +417,11 @@ impl TokenManager {
         cx.fingerprints = self.fingerprint_key(&lockouts).await;
         cx.lockouts = lockouts;
         cx.totp_resume = state.totp_last_step;
+        cx.set_kept_token_id(state.kept_token_id.take());
         let result = run_chain(&sources(req.via), &cx).await;
         let last_step = cx.totp_last_step();
+        // A token obtained ends any use of a kept tokenId (its token would replace this one).
+        state.kept_token_id = cx.kept_token_id().filter(|_| result.is_err());
         drop(cx);
 
         let now = self.clock.now();
@@ -438,6 +451,7 @@ impl TokenManager {
                     token,
                     cached: false,
                     unsaved,
+                    not_replaced: None,
                 })
             }
             Err(failure) => {
@@ -459,7 +473,15 @@ impl TokenManager {
                 self.backend
                     .save(&self.profile.name, &state, Some(owner))
                     .await?;
-                Err(err)
+                match state.token.filter(|t| still_handed_out(t, why, &err, now)) {
+                    Some(token) => Ok(Obtained {
+                        token,
+                        cached: true,
+                        unsaved: None,
+                        not_replaced: Some(err),
+                    }),
+                    None => Err(err),
+                }
             }
         }
     }
@@ -565,12 +587,18 @@ impl TokenManager {
         if e.class() != ErrorClass::CredentialRejected || matches!(e, Error::Locked(_)) {
             return;
         }
-        let secrets = rejected_secrets(source, e);
-        if secrets.is_empty() {
+        let mut names: Vec<&str> = rejected_secrets(source, e)
+            .iter()
+            .map(|s| s.key())
+            .collect();
+        if rejected_code(e) && uses_otp_command(source, &self.profile) {
+            names.push(OTP_COMMAND);
+        }
+        if names.is_empty() {
             return;
         }
         let fingerprint = match self.backend.fingerprint_key().await {
-            Ok(key) => match key.fingerprint(&self.profile, secrets).await {
+            Ok(key) => match key.fingerprint(&self.profile, &names).await {
                 Some(fp) => fp,
                 None => return,
             },
@@ -582,7 +610,7 @@ impl TokenManager {
             }
         };
         let lockout = Lockout {
-            secrets: secrets.iter().map(|s| s.key().to_owned()).collect(),
+            secrets: names.iter().map(|&s| s.to_owned()).collect(),
             fingerprint,
             at: now,
             message: format!("{source}: {e}"),
@@ -810,6 +838,16 @@ pub enum Checked {
 /// A failure that says nothing about the token: only DH-901/401 or expiry make it dead.
 fn unreachable(e: &Error) -> bool {
     matches!(e.class(), ErrorClass::Transient | ErrorClass::RateLimited)
+}
+
+/// Whether the stored token `t` is still handed out after replacing it failed with
+/// `err`: only when it was replaced for the schedule's sake (not asked for, not needed
+/// until a later time, not refused by Dhan), it is live, and waiting may fix the failure.
+/// A rejection or a configuration error is the user's to see: no token hides it.
+fn still_handed_out(t: &Token, why: Why, err: &Error, now: DateTime<Utc>) -> bool {
+    matches!(why, Why::WithinMargin | Why::BeforeLoginAt(_))
+        && matches!(err.class(), ErrorClass::Transient | ErrorClass::RateLimited)
+        && t.is_live(now)
 }
 
 /// The refusal of a host that never logs in.

@@ -289,3 +289,58 @@ async fn chromium_starts_while_generate_consent_is_in_flight() {
         "the generate-consent answer was not held: the test proves nothing"
     );
 }
+
+/// A 503 from consumeApp-consent after the page gave its tokenId: the tokenId is kept
+/// (in the 0600 state file, never in the output) and the next run exchanges it without
+/// a consent or the login page, so nothing is typed again.
+#[cfg(feature = "browser")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_id_dhan_did_not_exchange_is_exchanged_by_the_next_run() {
+    if common::browser_tests_skipped(
+        "a_token_id_dhan_did_not_exchange_is_exchanged_by_the_next_run",
+    ) {
+        return;
+    }
+    let s = Stand::start().await;
+    s.server
+        .set_fault_once(Endpoint::ConsumeConsent, Fault::Status(503));
+    let failed = s.run(["-vv", "login", "--via", "browser"]).await;
+    failed.assert_code(5);
+    assert_eq!(s.server.calls(Endpoint::GenerateConsent), 1);
+    assert_eq!(s.server.calls(Endpoint::ConsumeConsent), 1);
+    let pages = s.server.calls(Endpoint::ConsentLoginPage);
+    assert!(pages > 0);
+
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.sandbox.token_file("default")).expect("the state file"),
+    )
+    .expect("the state file is JSON");
+    let kept = state["kept_token_id"]["value"]
+        .as_str()
+        .expect("the tokenId is kept")
+        .to_owned();
+    assert!(!kept.is_empty());
+    assert!(
+        !failed.stdout.contains(&kept) && !failed.stderr.contains(&kept),
+        "the kept tokenId appears in the failed run's output"
+    );
+
+    let again = s.run(["-vv", "login", "--via", "browser"]).await;
+    again.assert_ok();
+    let token = printed_token(&again);
+    assert!(s.server.is_live(&token));
+    assert_eq!(
+        s.server.calls(Endpoint::GenerateConsent),
+        1,
+        "no second consent"
+    );
+    assert_eq!(
+        s.server.calls(Endpoint::ConsentLoginPage),
+        pages,
+        "the login page is not opened again"
+    );
+    assert_eq!(s.server.calls(Endpoint::ConsumeConsent), 2);
+    assert!(!again.stderr.contains(&kept));
+    let state = std::fs::read_to_string(s.sandbox.token_file("default")).expect("state");
+    assert!(!state.contains(&kept), "an exchanged tokenId is forgotten");
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::cli::{EXIT_CREDENTIALS, printed_token};
 use common::{Stand, ist_time_of_day as ist_time, jwt_claims, run};
-use dhan_login::mock::{Endpoint, TokenKind};
+use dhan_login::mock::{Endpoint, Fault, TokenKind};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -531,4 +531,69 @@ async fn verify_keeps_the_token_when_dhan_answers_503_or_does_not_answer() {
     assert_ne!(new, elsewhere);
     assert!(s.server.is_live(&new));
     assert_eq!(s.server.logins(), 2);
+}
+
+/// A token inside its refresh margin (10 minutes left, the margin is 30) is replaced by
+/// `token`, cheapest path first. While Dhan cannot be reached it is still printed, since
+/// it lives, with a warning saying how long it has left; a rejection is not hidden so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_inside_the_margin_is_replaced_or_printed_with_a_warning_while_it_cannot_be() {
+    let s = Stand::start().await;
+    let web = s
+        .server
+        .issue_token(TokenKind::SelfWeb, Duration::from_secs(10 * 60));
+    run(s.cli(["import"]), Some(format!("{web}\n").as_bytes()))
+        .await
+        .assert_ok();
+    // No mobile number: the browser path does not apply, so no Chromium is started.
+    let token = |s: &Stand| {
+        let mut cmd = s.cli(["token"]);
+        cmd.env_remove("DHAN_MOBILE");
+        run(cmd, None)
+    };
+
+    for ep in [
+        Endpoint::RenewToken,
+        Endpoint::GenerateAccessToken,
+        Endpoint::GenerateConsent,
+    ] {
+        s.server.set_fault(ep, Fault::Status(503));
+    }
+    let r = token(&s).await;
+    r.assert_ok();
+    assert_eq!(printed_token(&r), web);
+    assert!(s.server.calls(Endpoint::RenewToken) >= 1, "{r}");
+    assert!(
+        r.stderr.contains("warning") && r.stderr.contains(" min left"),
+        "{r}"
+    );
+    assert!(!r.stderr.contains(&web));
+    // `exec` alike: the program gets the live token, and the warning is said.
+    let mut cmd = s.cli(["exec", "--", "sh", "-c", "printf %s \"$DHAN_ACCESS_TOKEN\""]);
+    cmd.env_remove("DHAN_MOBILE");
+    let r = run(cmd, None).await;
+    r.assert_ok();
+    assert_eq!(r.out(), web);
+    assert!(r.stderr.contains(" min left"), "{r}");
+
+    // A rejection is the user's to see: no token hides it.
+    s.server.clear_faults();
+    s.server.set_fault(Endpoint::RenewToken, Fault::Status(503));
+    let mut wrong_pin = s.cli_wrong_pin(["token"]);
+    wrong_pin.env_remove("DHAN_MOBILE");
+    let r = run(wrong_pin, None).await;
+    r.assert_code(EXIT_CREDENTIALS);
+    assert!(!r.stdout.contains(&web), "{r}");
+    s.run(["unlock"]).await.assert_ok();
+
+    // Dhan answers again: the same call replaces it, by RenewToken (no login).
+    s.server.clear_faults();
+    let logins = s.server.logins();
+    let r = token(&s).await;
+    r.assert_ok();
+    let renewed = printed_token(&r);
+    assert_ne!(renewed, web);
+    assert!(s.server.is_live(&renewed));
+    assert!(!r.stderr.contains("warning"), "{r}");
+    assert_eq!(s.server.logins(), logins, "renewed, not logged in");
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::pty::Pty;
 use common::{Stand, browser_tests_skipped, run};
-use dhan_login::mock::{EntryKind, MockOptions, PageVariant, SecondFactor};
+use dhan_login::mock::{Endpoint, EntryKind, MockOptions, PageVariant, SecondFactor};
 
 /// A stand-in whose page asks for an SMS OTP where the TOTP screen would be.
 async fn sms_stand() -> Stand {
@@ -81,4 +81,53 @@ async fn in_a_terminal_the_sms_otp_is_asked_for_and_typed_unseen() {
         !seen.contains(&otp),
         "the OTP showed on the terminal:\n{seen}"
     );
+}
+
+/// A wrong code from `otp_command` is a rejection of the command (which would print a
+/// wrong one again), not of the mobile, PIN or TOTP secret: the same command is refused
+/// before anything is spent or typed, and a changed command lifts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_sms_code_locks_only_the_otp_command_and_a_new_command_lifts_it() {
+    if browser_tests_skipped("otp_rejected") {
+        return;
+    }
+    let stand = sms_stand().await;
+    let otp = stand.server.sms_otp();
+    let wrong = if otp == "000000" { "111111" } else { "000000" };
+    let login = |code: &str| {
+        let mut cmd = stand.cli(["login", "--via", "browser"]);
+        cmd.env_remove("DHAN_TOTP_SECRET");
+        cmd.env("DHAN_OTP_COMMAND", format!("printf '%s\\n' {code}"));
+        cmd
+    };
+    let out = run(login(wrong), None).await;
+    out.assert_code(3);
+    assert_eq!(stand.server.entries(EntryKind::SmsOtp), 1, "{out}");
+    let file = stand.sandbox.state_dir().join("lockouts/default.json");
+    let lockouts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("a lockout is recorded"))
+            .expect("the lockout file is JSON");
+    let named: Vec<&str> = lockouts["lockouts"]
+        .as_array()
+        .expect("a list of lockouts")
+        .iter()
+        .flat_map(|l| l["secrets"].as_array().expect("secrets").iter())
+        .map(|s| s.as_str().expect("a key"))
+        .collect();
+    assert_eq!(named, ["otp_command"], "{lockouts}");
+
+    // The same command: refused before a consent, the page or the PIN.
+    let consents = stand.server.calls(Endpoint::GenerateConsent);
+    let pages = stand.server.calls(Endpoint::ConsentLoginPage);
+    let out = run(login(wrong), None).await;
+    out.assert_code(3);
+    assert!(out.stderr.contains("otp_command"), "{out}");
+    assert_eq!(stand.server.calls(Endpoint::GenerateConsent), consents);
+    assert_eq!(stand.server.calls(Endpoint::ConsentLoginPage), pages);
+    assert_eq!(stand.server.entries(EntryKind::SmsOtp), 1, "{out}");
+
+    // A fixed command is a change: it logs in.
+    let out = run(login(&otp), None).await;
+    out.assert_ok();
+    assert_eq!(stand.server.entries(EntryKind::SmsOtp), 2, "{out}");
 }

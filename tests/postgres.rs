@@ -8,8 +8,8 @@ use base64::Engine;
 use chrono::Utc;
 use dhan_login::mock::{MockOptions, MockServer};
 use dhan_login::{
-    DhanApi, Error, ErrorClass, Ownership, Paths, Profile, ProfileState, SourceKind, StateBackend,
-    StoreError, Token,
+    DhanApi, Error, ErrorClass, KeptTokenId, Ownership, Paths, Profile, ProfileState, SourceKind,
+    StateBackend, StoreError, Token,
 };
 use secrecy::SecretString;
 
@@ -331,26 +331,21 @@ async fn a_release_committing_while_the_next_holder_waits_is_not_a_takeover() {
 }
 
 #[tokio::test]
-async fn tokens_are_sealed_in_the_database() {
+async fn tokens_and_a_kept_token_id_are_sealed_in_the_database() {
     let Some(db) = fresh_db().await else { return };
     let backend = db.backend("a", 15);
     let owner = backend.own("p", Duration::from_secs(5)).await.unwrap();
     let secret = "eyJhbGciOiJIUzUxMiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJlLXNlY3JldA";
-    backend
-        .save("p", &with_token(secret), Some(&owner))
-        .await
-        .unwrap();
-    assert_eq!(
-        backend
-            .load("p")
-            .await
-            .unwrap()
-            .token
-            .unwrap()
-            .access_token
-            .secret(),
-        secret
-    );
+    let token_id = "4f6c1e0a-kept-token-id-3b9d";
+    let kept = KeptTokenId::new(SecretString::from(token_id), "1100000042", Utc::now());
+    let state = ProfileState {
+        kept_token_id: Some(kept.clone()),
+        ..with_token(secret)
+    };
+    backend.save("p", &state, Some(&owner)).await.unwrap();
+    let loaded = backend.load("p").await.unwrap();
+    assert_eq!(loaded.token.unwrap().access_token.secret(), secret);
+    assert_eq!(loaded.kept_token_id, Some(kept));
     // Every row of every table, as a dump would hold it.
     let client = db.sql().await;
     let tables = client
@@ -375,6 +370,11 @@ async fn tokens_are_sealed_in_the_database() {
     for part in secret.split('.') {
         assert!(!dump.contains(part), "a piece of the token is in the dump");
     }
+    assert!(dump.contains("sealed_token_id"), "{dump}");
+    assert!(
+        !dump.contains("kept-token-id"),
+        "the tokenId is in the dump"
+    );
     // Another key cannot open it, and says so without showing anything of it.
     let other_key = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
@@ -395,6 +395,10 @@ async fn tokens_are_sealed_in_the_database() {
     let other = StateBackend::for_settings(&p.state_dir, &p.store);
     let state = other.load("p").await.unwrap();
     assert!(state.token.is_none());
+    assert!(
+        state.kept_token_id.is_none(),
+        "another key's tokenId is dropped"
+    );
     assert_eq!(
         state.totp_last_step,
         Some(42),
@@ -596,6 +600,23 @@ fn an_unreachable_database_is_transient_and_its_password_never_shows() {
         );
         assert!(!all.contains(&key_text), "{args:?} printed the key: {all}");
     }
+}
+
+/// A store key that cannot be read is the user's to fix (exit 2), and the message names
+/// the setting once: it used to say `store.key: store.key: cannot read …`.
+#[test]
+fn a_missing_store_key_is_exit_2_and_says_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent-key-file");
+    let (code, all) = common::pg::run_on_store(
+        &["token"],
+        dir.path(),
+        "postgres://dhan@127.0.0.1:9/dhan",
+        &missing,
+    );
+    assert_eq!(code, Some(2), "{all}");
+    assert!(all.contains("absent-key-file"), "{all}");
+    assert_eq!(all.matches("store.key:").count(), 1, "{all}");
 }
 
 /// A logout that read a token which a successor has since replaced drops nothing: the

@@ -289,3 +289,90 @@ async fn sigterm_during_a_browser_login_leaves_no_chromium() {
         "the browser profile is removed: {profiles:?}"
     );
 }
+
+/// The challenge as `token` speaks it, written out here from README's description so that
+/// the test can pause between its two steps: a slow client.
+fn hmac(key_text: &str, label: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key_text.trim().as_bytes());
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &digest);
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+    ctx.update(label);
+    for p in parts {
+        ctx.update(p);
+    }
+    ctx.sign().as_ref().to_vec()
+}
+
+/// Any local user can ask for challenges. A flood of them used to push a slow client's
+/// challenge out of the daemon's 256-entry table (its token request then got 401); the
+/// daemon keeps nothing per challenge now.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_challenges_does_not_break_a_slow_clients_login() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    let sandbox = configured(&(serve_table(3600.0) + &profile("main", &server, Login::Totp)));
+    let d = Daemon::with_tokens(&sandbox, &["main"]).await;
+    let key = std::fs::read_to_string(sandbox.state_dir().join("serve.key")).expect("serve.key");
+    let http = reqwest::Client::new();
+    let ask = |client: [u8; 32]| {
+        http.post(format!("http://{}/v1/challenge", d.addr))
+            .json(&serde_json::json!({ "client_nonce": URL_SAFE_NO_PAD.encode(client) }))
+            .send()
+    };
+
+    let client: [u8; 32] = rand::random();
+    let answer: Value = ask(client).await.unwrap().json().await.unwrap();
+    let daemon = URL_SAFE_NO_PAD
+        .decode(answer["daemon_nonce"].as_str().unwrap())
+        .unwrap();
+    let proof = URL_SAFE_NO_PAD
+        .decode(answer["proof"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        proof,
+        hmac(
+            &key,
+            b"dhan-login serve v1: daemon proof",
+            &[&client, &daemon]
+        ),
+        "the daemon proves it holds the key"
+    );
+
+    // 1,000 challenges from someone else while the slow client thinks.
+    for i in 0..1000 {
+        assert_eq!(
+            ask(rand::random()).await.unwrap().status(),
+            200,
+            "challenge {i}"
+        );
+    }
+
+    let line = "GET /v1/profiles/main/token";
+    let mac = hmac(
+        &key,
+        b"dhan-login serve v1: client request",
+        &[&daemon, &client, line.as_bytes()],
+    );
+    let got = http
+        .get(format!("http://{}/v1/profiles/main/token", d.addr))
+        .header(
+            "authorization",
+            format!(
+                "DhanLogin-HMAC {}.{}",
+                URL_SAFE_NO_PAD.encode(&daemon),
+                URL_SAFE_NO_PAD.encode(&mac)
+            ),
+        )
+        .header("x-dhan-login-client-nonce", URL_SAFE_NO_PAD.encode(client))
+        .send()
+        .await
+        .unwrap();
+    let status = got.status();
+    let body: Value = got.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{body}\n{}", d.log());
+    assert!(body["sealed"].is_string(), "{body}");
+    d.stop().await;
+}

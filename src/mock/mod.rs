@@ -56,7 +56,7 @@
 //! Like Dhan as its docs and public scripts describe it: a TOTP code is accepted in the
 //! current 30 s step or the next/previous one, and each step only once
 //! ([`MockServer::set_totp_reuse_allowed`] lifts that); a consentAppId yields one tokenId,
-//! and a tokenId one token; every new token ends the account's earlier ones; RenewToken
+//! and a tokenId one token, within 10 minutes; every new token ends the account's earlier ones; RenewToken
 //! accepts only live [`TokenKind::SelfWeb`] tokens; generateAccessToken refuses an
 //! attempt within [`MockOptions::mint_interval`] of the account's last one, and that
 //! refusal restarts the window; each account gets

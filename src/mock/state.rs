@@ -91,7 +91,7 @@ struct Inner {
     consents: HashMap<String, (Acct, bool)>,
     sessions: HashMap<String, LoginSession>,
     /// One-time tokenIds not yet exchanged, and whose they are.
-    token_ids: HashMap<String, Acct>,
+    token_ids: HashMap<String, (Acct, Instant)>,
     tokens: HashMap<String, TokenRecord>,
     used_totp_steps: HashSet<(Acct, u64)>,
     /// generateAccessToken's window: no token within this of the last attempt.
@@ -660,14 +660,21 @@ impl State {
         let acct = *acct;
         inner.sessions.remove(session);
         let token_id = jwt::uuid_like();
-        inner.token_ids.insert(token_id.clone(), acct);
+        inner
+            .token_ids
+            .insert(token_id.clone(), (acct, Instant::now()));
         Some(token_id)
     }
 
     /// Exchanges a tokenId once, by the app of the account it was made for.
     pub(crate) fn consume_token_id(&self, acct: Acct, token_id: &str) -> Option<Minted> {
         let mut inner = self.lock();
-        if inner.token_ids.get(token_id) != Some(&acct) {
+        // Dhan documents no life for a tokenId: the stand-in gives it the one dhan-login
+        // assumes, so that a kept tokenId is refused here once the library would drop it.
+        let live = |(owner, made): &(Acct, Instant)| {
+            *owner == acct && made.elapsed() <= crate::dhan::TOKEN_ID_LIFETIME
+        };
+        if !inner.token_ids.get(token_id).is_some_and(live) {
             return None;
         }
         inner.token_ids.remove(token_id);

@@ -4,8 +4,9 @@
 //! 1. the client sends a random nonce (`POST /v1/challenge`); the daemon answers a nonce
 //!    of its own and a proof, HMAC-SHA256 over both nonces under the key;
 //! 2. only when the proof checks out does the client ask for the token, with an HMAC over
-//!    both nonces and the request line instead of the key; the daemon takes each of its
-//!    nonces once, within 30 s;
+//!    both nonces and the request line instead of the key, and its nonce again; the
+//!    daemon answers each of its nonces once, within 30 s, and stores nothing until then
+//!    (its nonce carries its expiry and a tag under a key of the daemon's own);
 //! 3. the daemon answers the token sealed (AES-256-GCM) under a key derived from both
 //!    nonces, so that a relay in between reads nothing either.
 //!
@@ -14,7 +15,7 @@
 //! `Authorization: Bearer` route (README, "serve").
 
 use crate::sync::lock;
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,10 @@ use super::key::ApiKey;
 pub(crate) const NONCE_LEN: usize = 32;
 /// The scheme of the `Authorization` header of step 2.
 pub(crate) const SCHEME: &str = "DhanLogin-HMAC";
+/// Step 2 repeats the client nonce in this header: the daemon keeps no challenge, so it
+/// learns the nonce from the request and checks it against its own nonce's tag. A
+/// daemon older than this ignores the header.
+pub(crate) const CLIENT_NONCE_HEADER: &str = "x-dhan-login-client-nonce";
 
 /// Each use of the key has its own label, so that no answer of one step is valid in
 /// another.
@@ -38,8 +43,6 @@ const SEAL: &[u8] = b"dhan-login serve v1: answer key";
 
 /// How long a challenge may wait for its request: the client asks at once.
 const CHALLENGE_TTL: Duration = Duration::from_secs(30);
-/// Open challenges kept; past it the oldest goes, so a flood costs memory no more.
-const MAX_OPEN: usize = 256;
 const AEAD_NONCE_LEN: usize = 12;
 
 pub(crate) type RawNonce = [u8; NONCE_LEN];
@@ -142,61 +145,106 @@ pub(crate) fn open(
     Some(plain.to_vec())
 }
 
-struct Open {
-    client: RawNonce,
-    daemon: RawNonce,
-    at: Instant,
+/// The random part of a daemon nonce; then 8 bytes of expiry and 8 of tag.
+const RANDOM_LEN: usize = 16;
+const EXPIRY_END: usize = RANDOM_LEN + 8;
+/// The tag's label, under the daemon's own key (never the serve key).
+const ISSUED: &[u8] = b"dhan-login serve v2: issued challenge";
+
+/// The daemon's challenges, with nothing kept per challenge issued: a daemon nonce
+/// carries its own expiry and a tag under a random key of this process (so only this
+/// process's nonces, unaltered, for that client nonce, pass). A flood of challenges
+/// therefore costs no memory and cannot push out a slow client's, as the table of open
+/// challenges this replaced could (256 entries, oldest evicted). Replays are stopped by
+/// remembering the nonces *answered* until they expire, and answering one takes the serve
+/// key, so no one without it can grow that list.
+pub(crate) struct Challenges {
+    own: hmac::Key,
+    started: Instant,
+    answered: Mutex<HashMap<[u8; RANDOM_LEN], u64>>,
 }
 
-/// The daemon's open challenges: each is redeemed at most once, within its lifetime.
-#[derive(Default)]
-pub(crate) struct Challenges {
-    open: Mutex<VecDeque<Open>>,
+impl Default for Challenges {
+    fn default() -> Self {
+        let mut own = [0u8; 32];
+        rand::rng().fill_bytes(&mut own);
+        Challenges {
+            own: hmac::Key::new(hmac::HMAC_SHA256, &own),
+            started: Instant::now(),
+            answered: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Challenges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenges").finish_non_exhaustive()
+    }
 }
 
 impl Challenges {
+    /// Milliseconds since this daemon started: a clock no one can set back.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn tag(&self, head: &[u8], client: &RawNonce) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.own);
+        ctx.update(ISSUED);
+        ctx.update(head);
+        ctx.update(client);
+        ctx.sign()
+    }
+
     /// Step 1: a fresh daemon nonce for `client`, and the proof.
     pub(crate) fn issue(&self, key: &ApiKey, client: RawNonce) -> (RawNonce, Vec<u8>) {
-        let daemon = fresh_nonce();
-        let now = Instant::now();
-        let mut open = lock(&self.open);
-        open.retain(|c| now.duration_since(c.at) < CHALLENGE_TTL);
-        if open.len() >= MAX_OPEN {
-            open.pop_front();
-        }
-        open.push_back(Open {
-            client,
-            daemon,
-            at: now,
-        });
+        let mut daemon = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut daemon[..RANDOM_LEN]);
+        let expires = self
+            .now_ms()
+            .saturating_add(u64::try_from(CHALLENGE_TTL.as_millis()).unwrap_or(u64::MAX));
+        daemon[RANDOM_LEN..EXPIRY_END].copy_from_slice(&expires.to_be_bytes());
+        let tag = self.tag(&daemon[..EXPIRY_END], &client);
+        daemon[EXPIRY_END..].copy_from_slice(&tag.as_ref()[..NONCE_LEN - EXPIRY_END]);
         (daemon, proof(key, &client, &daemon))
     }
 
-    /// Step 2: the client nonce of the challenge `daemon` when `mac` signs `request_line`
-    /// for it. The challenge is gone afterwards, whatever the verdict.
+    /// Step 2: true when `daemon` is a nonce this process issued to `client` and not yet
+    /// answered, within its lifetime, and `mac` signs `request_line` for both.
     pub(crate) fn redeem(
         &self,
         key: &ApiKey,
         daemon: &RawNonce,
+        client: &RawNonce,
         mac: &[u8],
         request_line: &str,
-    ) -> Option<RawNonce> {
-        let now = Instant::now();
-        let taken = {
-            let mut open = lock(&self.open);
-            let at = open.iter().position(|c| &c.daemon == daemon)?;
-            open.remove(at)?
-        };
-        if now.duration_since(taken.at) >= CHALLENGE_TTL {
-            return None;
-        }
-        verify(
-            key,
-            REQUEST,
-            &[daemon, &taken.client, request_line.as_bytes()],
-            mac,
+    ) -> bool {
+        let tag = self.tag(&daemon[..EXPIRY_END], client);
+        let issued = aws_lc_rs::constant_time::verify_slices_are_equal(
+            &tag.as_ref()[..NONCE_LEN - EXPIRY_END],
+            &daemon[EXPIRY_END..],
         )
-        .then_some(taken.client)
+        .is_ok();
+        let mut expiry = [0u8; 8];
+        expiry.copy_from_slice(&daemon[RANDOM_LEN..EXPIRY_END]);
+        let expires = u64::from_be_bytes(expiry);
+        let now = self.now_ms();
+        if !issued
+            || now >= expires
+            || !verify(
+                key,
+                REQUEST,
+                &[daemon, client, request_line.as_bytes()],
+                mac,
+            )
+        {
+            return false;
+        }
+        let mut random = [0u8; RANDOM_LEN];
+        random.copy_from_slice(&daemon[..RANDOM_LEN]);
+        let mut answered = lock(&self.answered);
+        answered.retain(|_, until| *until > now);
+        answered.insert(random, expires).is_none()
     }
 }
 
@@ -233,22 +281,75 @@ mod tests {
 
         let mac = request_mac(&key, &client, &daemon, LINE);
         let wrong_line = request_mac(&key, &client, &daemon, "GET /v1/profiles/q/token");
-        assert_eq!(
-            challenges.redeem(&key, &daemon, &wrong_line, LINE),
-            None,
+        assert!(
+            !challenges.redeem(&key, &daemon, &client, &wrong_line, LINE),
             "a MAC for another profile does not open this one"
         );
-        // The failed try used the challenge up: even the right MAC is refused now.
-        assert_eq!(challenges.redeem(&key, &daemon, &mac, LINE), None);
+        assert!(!challenges.redeem(&other, &daemon, &client, &mac, LINE));
+        // Another client nonce, or a daemon nonce altered or not issued here.
+        let stranger = fresh_nonce();
+        let mac_for_stranger = request_mac(&key, &stranger, &daemon, LINE);
+        assert!(!challenges.redeem(&key, &daemon, &stranger, &mac_for_stranger, LINE));
+        let mut altered = daemon;
+        altered[RANDOM_LEN] ^= 1;
+        let mac_altered = request_mac(&key, &client, &altered, LINE);
+        assert!(!challenges.redeem(&key, &altered, &client, &mac_altered, LINE));
+        let elsewhere = Challenges::default();
+        assert!(!elsewhere.redeem(&key, &daemon, &client, &mac, LINE));
 
-        let (daemon, _) = challenges.issue(&key, client);
-        let mac = request_mac(&key, &client, &daemon, LINE);
-        assert_eq!(challenges.redeem(&key, &daemon, &mac, LINE), Some(client));
-        assert_eq!(
-            challenges.redeem(&key, &daemon, &mac, LINE),
-            None,
+        assert!(challenges.redeem(&key, &daemon, &client, &mac, LINE));
+        assert!(
+            !challenges.redeem(&key, &daemon, &client, &mac, LINE),
             "a replay"
         );
+    }
+
+    /// A flood of challenges (what any local user can send) used to push a slow client's
+    /// out of the 256-entry table; nothing is kept per challenge now.
+    #[test]
+    fn a_flood_of_challenges_leaves_a_slow_clients_standing() {
+        let key = ApiKey::from_text("the-key");
+        let challenges = Challenges::default();
+        let slow = fresh_nonce();
+        let (daemon, _) = challenges.issue(&key, slow);
+        for _ in 0..10_000 {
+            challenges.issue(&key, fresh_nonce());
+        }
+        assert!(
+            lock(&challenges.answered).is_empty(),
+            "a flood stores nothing"
+        );
+        let mac = request_mac(&key, &slow, &daemon, LINE);
+        assert!(challenges.redeem(&key, &daemon, &slow, &mac, LINE));
+    }
+
+    #[test]
+    fn an_expired_challenge_is_refused_and_answered_ones_are_forgotten_when_they_expire() {
+        let key = ApiKey::from_text("the-key");
+        let challenges = Challenges {
+            started: Instant::now() - 2 * CHALLENGE_TTL,
+            ..Challenges::default()
+        };
+        let client = fresh_nonce();
+        let (daemon, _) = challenges.issue(&key, client);
+        // Issued "now"; a copy whose expiry lies before it cannot be made without the
+        // daemon's own key, so age it by issuing under an earlier clock.
+        let earlier = Challenges {
+            started: challenges.started + CHALLENGE_TTL + Duration::from_secs(1),
+            own: challenges.own.clone(),
+            answered: Mutex::new(HashMap::new()),
+        };
+        let (old, _) = earlier.issue(&key, client);
+        let mac = request_mac(&key, &client, &old, LINE);
+        assert!(
+            !challenges.redeem(&key, &old, &client, &mac, LINE),
+            "expired"
+        );
+        // An answer remembered from long ago goes with the next one.
+        lock(&challenges.answered).insert([0; RANDOM_LEN], 1);
+        let mac = request_mac(&key, &client, &daemon, LINE);
+        assert!(challenges.redeem(&key, &daemon, &client, &mac, LINE));
+        assert_eq!(lock(&challenges.answered).len(), 1);
     }
 
     #[test]

@@ -185,6 +185,7 @@ async fn ask(
             reqwest::header::AUTHORIZATION,
             challenge::authorization(&daemon, &mac),
         )
+        .header(challenge::CLIENT_NONCE_HEADER, challenge::encode(&client))
         .timeout(limit);
     let Some((status, text)) = exchange(request, limit, addr).await? else {
         return Err(refused(

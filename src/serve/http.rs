@@ -109,7 +109,15 @@ fn caller(app: &App, line: String, headers: &HeaderMap) -> Option<Caller> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())?;
     if let Some((daemon, mac)) = challenge::parse_authorization(value) {
-        let client = app.challenges.redeem(&app.key, &daemon, &mac, &line)?;
+        let client = headers
+            .get(challenge::CLIENT_NONCE_HEADER)
+            .and_then(|v| challenge::decode_nonce(v.to_str().ok()?))?;
+        if !app
+            .challenges
+            .redeem(&app.key, &daemon, &client, &mac, &line)
+        {
+            return None;
+        }
         return Some(Caller::Challenged {
             client,
             daemon,

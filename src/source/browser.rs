@@ -2,6 +2,7 @@
 
 use secrecy::ExposeSecret;
 
+use super::exchange::{self, App};
 use super::otp::{CommandOtp, ConsoleOtp};
 use super::{BoxFuture, Context, Outcome, TokenSource, consent, needs, outcome_of};
 use crate::browser::{
@@ -39,6 +40,14 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
     let client_id = p.require_client_id()?;
     let api_key = p.require(Secret::ApiKey).await?;
     let api_secret = p.require(Secret::ApiSecret).await?;
+    let app = App {
+        client_id,
+        api_key,
+        api_secret,
+    };
+    if let Some(done) = exchange::kept(cx, SourceKind::Browser, &app).await {
+        return done;
+    }
 
     // Chromium starts while Dhan answers generate-consent (and the server-time probe for
     // the TOTP runs): nothing waits for what it does not need. Should either request
@@ -76,16 +85,9 @@ async fn login(cx: &Context<'_>) -> Result<Token, Error> {
     let Captured { token_id, end } = token_id?;
 
     // The tokenId is spent the moment Chromium is told to end, not after it has.
-    let consume = async {
-        let started = std::time::Instant::now();
-        cx.progress.step_started("consume consent");
-        let grant = cx.api.consume_consent(&token_id, api_key, api_secret).await;
-        cx.progress
-            .step_finished("consume consent", started.elapsed());
-        grant
-    };
-    let (grant, ()) = tokio::join!(consume, end.gone(cx.progress));
-    Ok(grant?.into_token(client_id, SourceKind::Browser, cx.clock.now())?)
+    let consume = exchange::exchange(cx, SourceKind::Browser, &app, token_id);
+    let (token, ()) = tokio::join!(consume, end.gone(cx.progress));
+    token
 }
 
 /// Logs in on the consent page, in `browser` if one was started ahead.

@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use url::Url;
 
+use super::exchange::{self, App};
 use super::{BoxFuture, Context, Outcome, TokenSource, needs, outcome_of};
 use crate::console::Console;
 use crate::error::Error;
@@ -49,6 +50,14 @@ async fn login(cx: &Context<'_>, console: &dyn Console) -> Result<Token, Error> 
     let client_id = p.require_client_id()?;
     let api_key = p.require(Secret::ApiKey).await?;
     let api_secret = p.require(Secret::ApiSecret).await?;
+    let app = App {
+        client_id,
+        api_key,
+        api_secret,
+    };
+    if let Some(done) = exchange::kept(cx, SourceKind::Manual, &app).await {
+        return done;
+    }
     let consent = super::consent::obtain(cx, client_id, api_key, api_secret).await?;
     let url = cx.api.consent_login_url(&consent.id);
 
@@ -94,11 +103,7 @@ async fn login(cx: &Context<'_>, console: &dyn Console) -> Result<Token, Error> 
             ))
         })??;
     super::consent::spent(cx, client_id, &consent.id).await;
-    let grant = cx
-        .api
-        .consume_consent(&token_id, api_key, api_secret)
-        .await?;
-    Ok(grant.into_token(client_id, SourceKind::Manual, cx.clock.now())?)
+    exchange::exchange(cx, SourceKind::Manual, &app, token_id).await
 }
 
 async fn first_token_id(

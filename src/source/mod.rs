@@ -11,6 +11,7 @@ pub use browser::Inspection;
 #[cfg(feature = "browser")]
 pub(crate) use browser::inspect;
 mod consent;
+mod exchange;
 mod manual;
 mod needs;
 #[cfg(feature = "browser")]
@@ -28,7 +29,7 @@ use std::time::Instant;
 use crate::api::DhanApi;
 use secrecy::ExposeSecret;
 
-pub use needs::{Missing, needs, sends};
+pub use needs::{Missing, needs, sends, uses_otp_command};
 
 use crate::config::{ConfigError, Profile, validate};
 use crate::console::Console;
@@ -36,7 +37,7 @@ use crate::error::{Attempt, AttemptResult, ChainFailure, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
 use crate::secret::Secret;
-use crate::store::{FingerprintKey, Ledger, Lockouts, MintWindow, StateBackend};
+use crate::store::{FingerprintKey, KeptTokenId, Ledger, Lockouts, MintWindow, StateBackend};
 use crate::sync::lock;
 use crate::token::{SourceKind, Token};
 use crate::totp::{Clock, TotpGenerator};
@@ -97,6 +98,10 @@ pub struct Context<'a> {
     totp: OnceLock<TotpGenerator>,
     /// The source `run_chain` is running, so `preflight` knows what it will send.
     running: Mutex<Option<SourceKind>>,
+    /// The tokenId an earlier run kept, until a source takes it to exchange (once a run).
+    kept_in: Mutex<Option<KeptTokenId>>,
+    /// A tokenId this run could not exchange and that may still be good.
+    kept_out: Mutex<Option<KeptTokenId>>,
 }
 
 impl fmt::Debug for Context<'_> {
@@ -140,7 +145,33 @@ impl<'a> Context<'a> {
             totp_resume: None,
             totp: OnceLock::new(),
             running: Mutex::new(None),
+            kept_in: Mutex::new(None),
+            kept_out: Mutex::new(None),
         }
+    }
+
+    /// Hands the run the tokenId an earlier run kept ([`ProfileState::kept_token_id`]):
+    /// the consent login exchanges it before spending a consent.
+    ///
+    /// [`ProfileState::kept_token_id`]: crate::store::ProfileState::kept_token_id
+    pub fn set_kept_token_id(&mut self, kept: Option<KeptTokenId>) {
+        *lock(&self.kept_in) = kept;
+    }
+
+    /// The tokenId to keep for the next run: one this run could not exchange, else the
+    /// earlier one if no source got to try it.
+    pub fn kept_token_id(&self) -> Option<KeptTokenId> {
+        lock(&self.kept_out)
+            .clone()
+            .or_else(|| lock(&self.kept_in).clone())
+    }
+
+    fn take_kept_token_id(&self) -> Option<KeptTokenId> {
+        lock(&self.kept_in).take()
+    }
+
+    fn keep_token_id(&self, kept: KeptTokenId) {
+        *lock(&self.kept_out) = Some(kept);
     }
 
     /// The last TOTP step this run submitted, if it generated any code.
@@ -153,8 +184,12 @@ impl<'a> Context<'a> {
     pub async fn preflight(&self) -> Result<(), Error> {
         let kind = *lock(&self.running);
         let sends = kind.map_or(Secret::ALL, sends);
+        let otp_command = match kind {
+            Some(kind) => uses_otp_command(kind, self.profile),
+            None => self.profile.otp_command.is_some(),
+        };
         self.check_inputs(sends).await?;
-        self.check_lockouts(sends).await
+        self.check_lockouts(sends, otp_command).await
     }
 
     /// Every value this login would send has the shape Dhan accepts: a 5-digit PIN or an
@@ -174,10 +209,11 @@ impl<'a> Context<'a> {
 
     /// `preflight` for a source that is not running (the daemon deciding a hold).
     pub async fn preflight_for(&self, kind: SourceKind) -> Result<(), Error> {
-        self.check_lockouts(sends(kind)).await
+        self.check_lockouts(sends(kind), uses_otp_command(kind, self.profile))
+            .await
     }
 
-    async fn check_lockouts(&self, sends: &[Secret]) -> Result<(), Error> {
+    async fn check_lockouts(&self, sends: &[Secret], otp_command: bool) -> Result<(), Error> {
         match &self.lockouts {
             Lockouts::Unreadable { path, reason, .. } if !sends.is_empty() => {
                 Err(Error::Locked(format!(
@@ -191,7 +227,7 @@ impl<'a> Context<'a> {
             Lockouts::Recorded(all) => {
                 let mut hit = None;
                 for l in all {
-                    if l.names_any(sends)
+                    if l.holds_for(sends, otp_command)
                         && match &self.fingerprints {
                             Some(key) if key.made(&l.fingerprint) => key
                                 .fingerprint(self.profile, &l.secrets)
@@ -330,17 +366,33 @@ pub(crate) fn rejected_secrets(kind: SourceKind, e: &Error) -> &'static [Secret]
         },
         // A code sent by SMS or e-mail is good for one login: its rejection says nothing
         // of the stored secrets (it used to lock the mobile, PIN and TOTP secret, and
-        // fingerprint the right PIN), and the next login gets a new code.
-        #[cfg(feature = "browser")]
-        Error::Browser(crate::browser::BrowserError::Rejected {
-            step: crate::browser::Step::Otp,
-            ..
-        }) => &[],
+        // fingerprint the right PIN). What printed it may be at fault: `rejected_code`.
+        e if rejected_code(e) => &[],
         // The login page: the mobile, the PIN or the code.
         #[cfg(feature = "browser")]
         Error::Browser(_) => &[Secret::Mobile, Secret::Pin, Secret::TotpSecret],
         _ => sends(kind),
     }
+}
+
+/// True when Dhan rejected the SMS/e-mail code typed at the login page: with an
+/// `otp_command` configured it printed that code, and is what gets locked
+/// ([`crate::store::OTP_COMMAND`]); a code a person typed locks nothing.
+#[cfg(feature = "browser")]
+pub(crate) fn rejected_code(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Browser(crate::browser::BrowserError::Rejected {
+            step: crate::browser::Step::Otp,
+            ..
+        })
+    )
+}
+
+/// Without the browser no login page asks for a code.
+#[cfg(not(feature = "browser"))]
+pub(crate) fn rejected_code(_: &Error) -> bool {
+    false
 }
 
 /// Classifies a library error for the chain. Fatal: a credential or consent refusal

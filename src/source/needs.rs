@@ -73,6 +73,12 @@ pub fn needs(kind: SourceKind, profile: &Profile) -> Result<(), Missing> {
     }
 }
 
+/// True when a login of `kind` would type the code `otp_command` prints (the browser
+/// path, with one configured): a lockout of that command holds it.
+pub fn uses_otp_command(kind: SourceKind, profile: &Profile) -> bool {
+    kind == SourceKind::Browser && profile.otp_command.is_some()
+}
+
 /// The secrets the path `kind` sends to Dhan (or types into its page): a lockout of any
 /// of them refuses the path.
 pub fn sends(kind: SourceKind) -> &'static [Secret] {
@@ -166,8 +172,13 @@ mod tests {
             needs(SourceKind::Browser, &p),
             Err(Missing(vec!["totp_secret (or otp_command)"]))
         );
+        assert!(!uses_otp_command(SourceKind::Browser, &p));
         p.otp_command = Some("echo 123456".into());
         assert_eq!(needs(SourceKind::Browser, &p), Ok(()));
+        // Only the browser types its code: a lockout of the command holds no other path.
+        assert!(uses_otp_command(SourceKind::Browser, &p));
+        assert!(!uses_otp_command(SourceKind::Manual, &p));
+        assert!(!uses_otp_command(SourceKind::Totp, &p));
         assert_eq!(
             needs(SourceKind::Totp, &p).unwrap_err().to_string(),
             "missing totp_secret"

@@ -24,6 +24,13 @@ use crate::secret::Secret;
 /// The prefix of a keyed fingerprint: `hmac1:<key id>:<32 hex digits>`.
 const SCHEME: &str = "hmac1:";
 
+/// What a lockout names when Dhan rejected the SMS/e-mail code that `otp_command`
+/// printed. The code served one login; the command is what would print a wrong one again
+/// (an old message, another account's), so the command is what is locked, by a
+/// fingerprint of its text: a changed command lifts it. A code typed by a person locks
+/// nothing.
+pub(crate) const OTP_COMMAND: &str = "otp_command";
+
 /// The file beside the state that holds the file backend's key.
 pub(crate) const KEY_FILE: &str = "fingerprint.key";
 
@@ -118,6 +125,13 @@ impl FingerprintKey {
             ctx.update(b"\0");
             ctx.update(field.as_bytes());
             ctx.update(b"=");
+            if field == OTP_COMMAND {
+                match &profile.otp_command {
+                    Some(command) => ctx.update(command.as_bytes()),
+                    None => ctx.update(b"\x01absent"),
+                }
+                continue;
+            }
             match Secret::from_key(field).and_then(|s| profile.get(s)) {
                 Some(s) => match s.load().await {
                     Ok(v) => ctx.update(v.expose_secret().as_bytes()),

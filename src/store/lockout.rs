@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
-use super::fingerprint::is_unkeyed;
+use super::fingerprint::{OTP_COMMAND, is_unkeyed};
 use super::tokens::{StoreError, profile_file};
 use crate::secret::Secret;
 
@@ -34,6 +34,12 @@ pub struct Lockout {
 }
 
 impl Lockout {
+    /// True when a login that sends `sends`, and takes its code from `otp_command` when
+    /// `otp_command` is true, would repeat what Dhan rejected here.
+    pub fn holds_for(&self, sends: &[Secret], otp_command: bool) -> bool {
+        self.names_any(sends) || (otp_command && self.secrets.iter().any(|s| s == OTP_COMMAND))
+    }
+
     /// True when Dhan rejected one of `sends` in this lockout. The file keeps the
     /// secrets' config keys; a key this version does not know matches nothing.
     pub fn names_any(&self, sends: &[Secret]) -> bool {

@@ -15,10 +15,11 @@ pub use atomic::write_atomic;
 pub use attempt::{MintAttempt, MintOutcome, MintWait};
 pub use backend::{FileBackend, Ledger, MintWindow, Ownership, StateBackend};
 pub use fingerprint::FingerprintKey;
+pub(crate) use fingerprint::OTP_COMMAND;
 pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
 pub use lockout::{Lockout, LockoutStore, Lockouts};
 pub use pg::{Lease, PgBackend};
 pub use tokens::{
-    LastError, LegacyLockout, ProfileState, StoreError, TokenStore, check_profile_name,
+    KeptTokenId, LastError, LegacyLockout, ProfileState, StoreError, TokenStore, check_profile_name,
 };

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
@@ -146,8 +147,9 @@ pub struct LastError {
     pub message: String,
 }
 
-/// Everything stored for one profile between runs. The token is the only secret in it;
-/// the database backend stores it encrypted, the file backend in a 0600 file.
+/// Everything stored for one profile between runs. The token and a kept tokenId are the
+/// secrets in it; the database backend stores them encrypted, the file backend in a
+/// 0600 file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProfileState {
     /// The current token, if one was obtained and has not been dropped.
@@ -167,6 +169,10 @@ pub struct ProfileState {
     /// The last TOTP step submitted, so no later run submits the same code.
     #[serde(default)]
     pub totp_last_step: Option<i64>,
+    /// A tokenId the login page gave whose exchange failed on the way: the next login
+    /// exchanges it before spending a consent or typing anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_token_id: Option<KeptTokenId>,
     /// Read from a state set aside after a failed save: the run that failed may have
     /// used a later TOTP step than the one recorded.
     #[serde(skip)]
@@ -176,6 +182,68 @@ pub struct ProfileState {
     /// the replica holding the profile replaces that token.
     #[serde(skip)]
     pub reported_dead: Option<DateTime<Utc>>,
+}
+
+/// A tokenId whose exchange (consumeApp-consent) failed with Dhan unreachable or
+/// answering 5xx, so it may still be good. With the API secret it is a token: the file
+/// backend keeps it in the 0600 state file as it keeps the token, the database sealed
+/// with the store key. Debug never shows it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct KeptTokenId {
+    #[serde(with = "secret_text")]
+    value: SecretString,
+    /// The client id (and so the app) it was made for: another one's is never sent.
+    pub client_id: String,
+    /// When the page gave it; it is dropped, untried, once too old to be of use.
+    pub captured_at: DateTime<Utc>,
+}
+
+impl KeptTokenId {
+    /// A tokenId captured at `captured_at` for `client_id`.
+    pub fn new(value: SecretString, client_id: &str, captured_at: DateTime<Utc>) -> Self {
+        Self {
+            value,
+            client_id: client_id.to_owned(),
+            captured_at,
+        }
+    }
+
+    /// The tokenId itself, to send to consumeApp-consent.
+    pub fn value(&self) -> &SecretString {
+        &self.value
+    }
+}
+
+impl std::fmt::Debug for KeptTokenId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptTokenId")
+            .field("value", &"****")
+            .field("client_id", &self.client_id)
+            .field("captured_at", &self.captured_at)
+            .finish()
+    }
+}
+
+impl PartialEq for KeptTokenId {
+    fn eq(&self, other: &Self) -> bool {
+        self.value.expose_secret() == other.value.expose_secret()
+            && self.client_id == other.client_id
+            && self.captured_at == other.captured_at
+    }
+}
+
+/// Writing the state is the one place the tokenId's value is exposed.
+mod secret_text {
+    use secrecy::{ExposeSecret, SecretString};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.expose_secret())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+        String::deserialize(d).map(SecretString::from)
+    }
 }
 
 /// A lockout in the format of versions before lockouts got their own file
@@ -330,6 +398,7 @@ impl TokenStore {
         match aside {
             Some(state) => ProfileState {
                 token: None,
+                kept_token_id: None,
                 set_aside: true,
                 ..state
             },

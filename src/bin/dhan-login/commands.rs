@@ -162,6 +162,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     interruptible(m.token(&Request::default(), progress.as_ref())).await??
                 }
             };
+            warn_not_replaced(&got);
             if let Some(e) = &got.unsaved {
                 eprintln!(
                     "error: the new token could not be saved ({e}); {} gets it, but the next run logs in again",
@@ -235,6 +236,7 @@ async fn obtain(
             }
         }
     }
+    warn_not_replaced(&got);
     print_token(&got.token, format_of(out))?;
     match got.unsaved {
         // Printed, because Dhan has already killed the old token; failed, because the
@@ -243,6 +245,28 @@ async fn obtain(
             "the new token (printed above) could not be saved; the token it replaced was set aside, so the next run logs in again",
         )),
         None => Ok(0),
+    }
+}
+
+/// Says that the token handed out was due to be replaced and could not be, and how long
+/// it has left.
+fn warn_not_replaced(got: &Obtained) {
+    if let Some(e) = &got.not_replaced {
+        let left = got.token.expires_at - chrono::Utc::now();
+        eprintln!(
+            "warning: the stored token was due to be replaced and could not be ({e}); it is handed out as it is, with {} left (it expires at {})",
+            duration_words(left),
+            dhan_login::ist_wall_clock(got.token.expires_at)
+        );
+    }
+}
+
+/// `2 h 05 min`, `12 min`: how long a token has left, to the minute.
+fn duration_words(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m} min"),
+        (h, m) => format!("{h} h {m:02} min"),
     }
 }
 

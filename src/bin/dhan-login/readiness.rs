@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use dhan_login::{
     LedgerDay, Lockouts, Profile, ProfileState, SourceKind, TokenKind, needs, next_ist_midnight,
-    sends,
+    sends, uses_otp_command,
 };
 
 /// One login path and whether it can run.
@@ -38,7 +38,7 @@ pub fn assess(
             )),
             Lockouts::Recorded(all) => all
                 .iter()
-                .filter(|l| l.names_any(sends(kind)))
+                .filter(|l| l.holds_for(sends(kind), uses_otp_command(kind, profile)))
                 .max_by_key(|l| l.at)
                 .map(|l| {
                     format!(

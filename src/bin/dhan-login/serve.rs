@@ -88,6 +88,7 @@ pub async fn daemon_token(profile: &str, config: Option<&Path>) -> Result<Option
         token,
         cached: true,
         unsaved: None,
+        not_replaced: None,
     }))
 }
 

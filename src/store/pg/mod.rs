@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
@@ -27,7 +28,7 @@ use super::attempt::{MintAttempt, MintOutcome, MintWait, wait_for};
 use super::fingerprint::FingerprintKey;
 use super::ledger::{LedgerDay, PendingConsent, check_client_id, refusal};
 use super::lockout::{Lockout, Lockouts, drop_unkeyed};
-use super::tokens::{ProfileState, StoreError};
+use super::tokens::{KeptTokenId, ProfileState, StoreError};
 use crate::config::StoreSettings;
 use crate::secret::Secret;
 use crate::sync::lock;
@@ -74,6 +75,41 @@ pub(crate) fn unreachable(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Database { message }
 }
 
+/// The `state` column: the profile's state without its secrets, and a kept tokenId
+/// sealed like the token (base64, since the column is text). A version that does not
+/// know the field drops it on its next write: that run logs in as before.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StateColumn {
+    #[serde(flatten)]
+    state: ProfileState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_token_id: Option<String>,
+}
+
+/// The associated data a kept tokenId is sealed with: bound to the profile like the
+/// token, and never opened as a token (a profile name has no `/`).
+fn token_id_aad(profile: &str) -> String {
+    format!("{profile}/tokenId")
+}
+
+/// A kept tokenId that does not open (another store key, an altered row) is dropped:
+/// the next login spends a consent as it would have without it.
+fn open_token_id(cipher: &Cipher, profile: &str, sealed: &str) -> Option<KeptTokenId> {
+    let opened = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .ok()
+        .and_then(|bytes| cipher.open(&token_id_aad(profile), &bytes).ok())
+        .map(zeroize::Zeroizing::new)
+        .and_then(|plain| serde_json::from_slice(&plain).ok());
+    if opened.is_none() {
+        tracing::warn!(
+            profile,
+            "the tokenId kept for profile `{profile}` does not decrypt with store.key: it is dropped"
+        );
+    }
+    opened
+}
+
 /// A connected, migrated database and the key its tokens are sealed with.
 #[derive(Debug)]
 struct Ready {
@@ -111,10 +147,18 @@ impl PgBackend {
         let ready = self
             .ready
             .get_or_try_init(|| async {
-                let config_error =
-                    |field: &str, e: crate::config::ConfigError| StoreError::Unusable {
-                        message: format!("{field}: {e}"),
-                    };
+                // A setting's own errors already name it ("store.key: cannot read …"):
+                // said once, not "store.key: store.key: …".
+                let config_error = |field: &str, e: crate::config::ConfigError| {
+                    let said = e.to_string();
+                    StoreError::Unusable {
+                        message: if said.starts_with(field) {
+                            said
+                        } else {
+                            format!("{field}: {said}")
+                        },
+                    }
+                };
                 let url = self
                     .settings
                     .url
@@ -186,11 +230,15 @@ impl PgBackend {
         let sealed: Option<Vec<u8>> = row.get(0);
         let state: String = row.get(1);
         let reported_dead: Option<i64> = row.get(2);
-        let mut state: ProfileState = serde_json::from_str(&state).map_err(|e| {
+        let column: StateColumn = serde_json::from_str(&state).map_err(|e| {
             db(format!(
                 "the stored state of profile `{profile}` does not parse ({e})"
             ))
         })?;
+        let mut state = column.state;
+        state.kept_token_id = column
+            .sealed_token_id
+            .and_then(|sealed| open_token_id(&ready.cipher, profile, &sealed));
         state.token = match sealed {
             None => None,
             // A token sealed with another key (store.key was replaced) can never be
@@ -228,9 +276,21 @@ impl PgBackend {
                 Some(ready.cipher.seal(profile, &plain)?)
             }
         };
-        let rest = ProfileState {
-            token: None,
-            ..state.clone()
+        let sealed_token_id = match &state.kept_token_id {
+            None => None,
+            Some(kept) => {
+                let plain = zeroize::Zeroizing::new(serde_json::to_vec(kept).map_err(db)?);
+                let sealed = ready.cipher.seal(&token_id_aad(profile), &plain)?;
+                Some(base64::engine::general_purpose::STANDARD.encode(sealed))
+            }
+        };
+        let rest = StateColumn {
+            state: ProfileState {
+                token: None,
+                kept_token_id: None,
+                ..state.clone()
+            },
+            sealed_token_id,
         };
         let rest = serde_json::to_string(&rest).map_err(db)?;
         let client = ready.pool.get().await.map_err(unreachable)?;
