@@ -155,6 +155,30 @@ async fn verify_and_rejected_beside_a_daemon_start_no_login_of_their_own() {
     d.stop().await;
 }
 
+/// The daemon keeps the token on its own schedule: a consumer whose own refresh margin
+/// the token is already inside takes it all the same, rather than logging in itself and
+/// ending the token the daemon hands everyone else.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_beside_a_daemon_takes_its_token_even_inside_this_hosts_margin() {
+    let server = MockServer::start(MockOptions::default()).await.unwrap();
+    server.set_totp_reuse_allowed(true);
+    let sandbox = configured(&(serve_table(3600.0) + &profile("p", &server, Login::Totp)));
+    let d = Daemon::with_tokens(&sandbox, &["p"]).await;
+    let key = key_of(&sandbox);
+    let served = d.served_token("p", &key, Duration::from_secs(10)).await;
+    // A whole day: a 24-hour token is inside this consumer's margin once minted.
+    let eager = configured(
+        &(serve_table(3600.0)
+            + &profile("p", &server, Login::Totp)
+                .replace("margin_minutes = 0.02", "margin_minutes = 1440")),
+    );
+    let key_file = sandbox.state_dir().join("serve.key");
+    let got = run(d.consumer(&eager, &key_file, "p", &["token"]), None).await;
+    assert_eq!(got.assert_ok().out(), served);
+    assert_eq!(server.logins(), 1, "{got}\n{}", d.log());
+    d.stop().await;
+}
+
 /// Dhan's `profile` endpoint answering 503, or not answering at all, says nothing about
 /// the token: the daemon's route hands the same token back ("unverified") and starts no
 /// login.

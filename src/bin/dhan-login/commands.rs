@@ -51,7 +51,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 valid_until: args.valid_until,
                 ..Request::default()
             };
-            // The daemon's token, unless it dies before the time asked for.
+            // The daemon's token, unless it dies before the time asked for. The daemon keeps
+            // it on its own schedule: neither this host's margin nor its login time may
+            // send it away, or the login here would end the token everyone else holds.
             let daemon = daemon.filter(|got| {
                 let ask = dhan_login::Ask {
                     valid_until: req.valid_until,
@@ -59,6 +61,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 };
                 let rules = dhan_login::Rules {
                     login_at: None,
+                    margin: chrono::Duration::zero(),
                     ..m.profile().rules()
                 };
                 dhan_login::decide(Some(&got.token), &rules, &ask, chrono::Utc::now())
