@@ -31,6 +31,11 @@ const REGRESSIONS: &[u64] = &[
     // key is being dispatched: Chromium never acknowledged the key, and the login waited
     // out its step timeout with the tokenId already made.
     1, 2, 8,
+    // A TOTP screen, one document per screen on a second origin, that submits on its
+    // last key: under load the document was replaced between that key's key-down and its
+    // key-up, and Chromium's "target navigated or closed" for the key-up failed the step
+    // (found by scripts/bench --generated 30 on a loaded machine; not reproducible at will).
+    25,
 ];
 
 /// Answers the SMS OTP screen with the stand-in's code.

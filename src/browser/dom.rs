@@ -123,8 +123,19 @@ pub(crate) async fn press_digit(page: &Page, digit: char) -> Result<(), EvalErro
     down.text = Some(text.clone());
     down.unmodified_text = Some(text.clone());
     page.execute(down).await?;
-    page.execute(event(DispatchKeyEventType::KeyUp)).await?;
-    Ok(())
+    match page.execute(event(DispatchKeyEventType::KeyUp)).await {
+        // The key-down's own effect replaced the document (a page that submits on its
+        // last key, to a document of another origin): the digit was delivered, only its
+        // key-up has nowhere to go. What follows is read from the new document.
+        Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => Ok(()),
+        other => other.map(drop).map_err(EvalError::from),
+    }
+}
+
+/// Chromium's answer to a command whose page was replaced under it (a navigation to
+/// another origin swaps the renderer) rather than a command that failed.
+fn target_replaced(e: &chromiumoxide::types::Error) -> bool {
+    e.code == -32000 && e.message.contains("navigated or closed")
 }
 
 /// Presses Enter in whatever has the focus (a code screen without a button).
@@ -141,8 +152,11 @@ pub(crate) async fn press_enter(page: &Page) -> Result<(), EvalError> {
     down.text = Some("\r".into());
     down.unmodified_text = Some("\r".into());
     page.execute(down).await?;
-    page.execute(event(DispatchKeyEventType::KeyUp)).await?;
-    Ok(())
+    match page.execute(event(DispatchKeyEventType::KeyUp)).await {
+        // As for a digit: Enter submitted to a document of another origin.
+        Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => Ok(()),
+        other => other.map(drop).map_err(EvalError::from),
+    }
 }
 
 /// Leaves the focused field, as a person does by clicking elsewhere: pages that check a
