@@ -15,6 +15,7 @@
 mod support;
 
 use std::future::Future;
+use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -230,7 +231,9 @@ async fn a_sample_of_generated_pages_all_log_in() {
     }
     let (seeds, chosen) = seeds();
     let parallel = env_number("DHAN_LOGIN_PAGE_PARALLEL", 2);
-    eprintln!("generated pages: {chosen}");
+    // Straight to the process's stderr, past the test harness's capture: a passing CI
+    // run's log must say which seeds it drew, not only a failing one's.
+    let _ = writeln!(std::io::stderr(), "generated pages: {chosen}");
     let started = Instant::now();
     let (report, failed, steps) = run_with_steps(&seeds, parallel).await;
     eprintln!(
