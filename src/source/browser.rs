@@ -37,14 +37,12 @@ impl TokenSource for BrowserSource {
 async fn login(cx: &Context<'_>) -> Result<Token, Error> {
     cx.preflight().await?;
     let p = cx.profile;
-    let client_id = p.require_client_id()?;
-    let api_key = p.require(Secret::ApiKey).await?;
-    let api_secret = p.require(Secret::ApiSecret).await?;
-    let app = App {
+    let app = App::of(p).await?;
+    let App {
         client_id,
         api_key,
         api_secret,
-    };
+    } = app;
     if let Some(done) = exchange::kept(cx, SourceKind::Browser, &app).await {
         return done;
     }
@@ -159,9 +157,11 @@ pub struct Inspection {
 /// stays pending for the next login.
 pub(crate) async fn inspect(cx: &Context<'_>) -> Result<Inspection, Error> {
     let p = cx.profile;
-    let client_id = p.require_client_id()?;
-    let api_key = p.require(Secret::ApiKey).await?;
-    let api_secret = p.require(Secret::ApiSecret).await?;
+    let App {
+        client_id,
+        api_key,
+        api_secret,
+    } = App::of(p).await?;
     let consent = consent::obtain(cx, client_id, api_key, api_secret).await?;
     let scrubber = Scrubber::new()
         .with(&consent.id)

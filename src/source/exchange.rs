@@ -10,17 +10,32 @@ use secrecy::SecretString;
 
 use super::Context;
 use crate::api::{ApiError, Grant};
+use crate::config::{ConfigError, Profile};
 use crate::dhan::TOKEN_ID_LIFETIME;
 use crate::error::Error;
 use crate::error_class::ErrorClass;
+use crate::secret::Secret;
 use crate::store::KeptTokenId;
 use crate::token::{SourceKind, Token};
 
 /// The app credentials a tokenId is exchanged with.
+#[derive(Clone, Copy)]
 pub(super) struct App<'a> {
     pub(super) client_id: &'a str,
     pub(super) api_key: &'a SecretString,
     pub(super) api_secret: &'a SecretString,
+}
+
+impl<'a> App<'a> {
+    /// The profile's app credentials, each named when missing: what a consent and the
+    /// exchange of its tokenId both need.
+    pub(super) async fn of(p: &'a Profile) -> Result<Self, ConfigError> {
+        Ok(Self {
+            client_id: p.require_client_id()?,
+            api_key: p.require(Secret::ApiKey).await?,
+            api_secret: p.require(Secret::ApiSecret).await?,
+        })
+    }
 }
 
 /// Exchanges a tokenId captured just now; one that may still be good after a failure

@@ -15,7 +15,6 @@ use super::{BoxFuture, Context, Outcome, TokenSource, needs, outcome_of};
 use crate::console::Console;
 use crate::error::Error;
 use crate::error_class::ErrorClass;
-use crate::secret::Secret;
 use crate::token::{SourceKind, Token};
 
 /// A person may need a while to find their phone; not forever.
@@ -47,14 +46,12 @@ impl TokenSource for ManualSource {
 async fn login(cx: &Context<'_>, console: &dyn Console) -> Result<Token, Error> {
     cx.preflight().await?;
     let p = cx.profile;
-    let client_id = p.require_client_id()?;
-    let api_key = p.require(Secret::ApiKey).await?;
-    let api_secret = p.require(Secret::ApiSecret).await?;
-    let app = App {
+    let app = App::of(p).await?;
+    let App {
         client_id,
         api_key,
         api_secret,
-    };
+    } = app;
     if let Some(done) = exchange::kept(cx, SourceKind::Manual, &app).await {
         return done;
     }
