@@ -102,31 +102,52 @@ return el ? (el.value || '').length : null;
     eval(page, script(body, &args)).await
 }
 
-/// Presses one key the way a keyboard would: keydown (with its text, which makes the
-/// browser fire keypress/beforeinput/input) then keyup, to whatever has the focus.
+/// Types one digit into whatever has the focus.
 pub(crate) async fn press_digit(page: &Page, digit: char) -> Result<(), EvalError> {
     let Some(value) = digit.to_digit(10) else {
         return Err(EvalError::Shape("only digits are typed".into()));
     };
     let text = digit.to_string();
-    let code = format!("Digit{digit}");
-    let key_code = 0x30 + i64::from(value);
+    press_key(
+        page,
+        &text,
+        &format!("Digit{digit}"),
+        0x30 + i64::from(value),
+        &text,
+    )
+    .await
+}
+
+/// Presses Enter in whatever has the focus (a code screen without a button).
+pub(crate) async fn press_enter(page: &Page) -> Result<(), EvalError> {
+    press_key(page, "Enter", "Enter", 13, "\r").await
+}
+
+/// Presses one key the way a keyboard would: keydown (with its text, which makes the
+/// browser fire keypress/beforeinput/input) then keyup, to whatever has the focus.
+async fn press_key(
+    page: &Page,
+    key: &str,
+    code: &str,
+    key_code: i64,
+    text: &str,
+) -> Result<(), EvalError> {
     let event = |kind: DispatchKeyEventType| {
         let mut e = DispatchKeyEventParams::new(kind);
-        e.key = Some(text.clone());
-        e.code = Some(code.clone());
+        e.key = Some(key.into());
+        e.code = Some(code.into());
         e.windows_virtual_key_code = Some(key_code);
         e.native_virtual_key_code = Some(key_code);
         e
     };
     let mut down = event(DispatchKeyEventType::KeyDown);
-    down.text = Some(text.clone());
-    down.unmodified_text = Some(text.clone());
+    down.text = Some(text.into());
+    down.unmodified_text = Some(text.into());
     page.execute(down).await?;
     match page.execute(event(DispatchKeyEventType::KeyUp)).await {
         // The key-down's own effect replaced the document (a page that submits on its
-        // last key, to a document of another origin): the digit was delivered, only its
-        // key-up has nowhere to go. What follows is read from the new document.
+        // last key or on Enter, to a document of another origin): the key was delivered,
+        // only its key-up has nowhere to go. What follows is read from the new document.
         Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => Ok(()),
         other => other.map(drop).map_err(EvalError::from),
     }
@@ -136,27 +157,6 @@ pub(crate) async fn press_digit(page: &Page, digit: char) -> Result<(), EvalErro
 /// another origin swaps the renderer) rather than a command that failed.
 fn target_replaced(e: &chromiumoxide::types::Error) -> bool {
     e.code == -32000 && e.message.contains("navigated or closed")
-}
-
-/// Presses Enter in whatever has the focus (a code screen without a button).
-pub(crate) async fn press_enter(page: &Page) -> Result<(), EvalError> {
-    let event = |kind: DispatchKeyEventType| {
-        let mut e = DispatchKeyEventParams::new(kind);
-        e.key = Some("Enter".into());
-        e.code = Some("Enter".into());
-        e.windows_virtual_key_code = Some(13);
-        e.native_virtual_key_code = Some(13);
-        e
-    };
-    let mut down = event(DispatchKeyEventType::KeyDown);
-    down.text = Some("\r".into());
-    down.unmodified_text = Some("\r".into());
-    page.execute(down).await?;
-    match page.execute(event(DispatchKeyEventType::KeyUp)).await {
-        // As for a digit: Enter submitted to a document of another origin.
-        Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => Ok(()),
-        other => other.map(drop).map_err(EvalError::from),
-    }
 }
 
 /// Leaves the focused field, as a person does by clicking elsewhere: pages that check a
