@@ -134,6 +134,7 @@ pub struct TokenManagerBuilder {
     clock: Option<Arc<dyn Clock>>,
     backend: Option<StateBackend>,
     lock_wait: Option<Duration>,
+    http: Option<reqwest::Client>,
 }
 
 impl fmt::Debug for TokenManagerBuilder {
@@ -143,6 +144,7 @@ impl fmt::Debug for TokenManagerBuilder {
             .field("clock", &self.clock.as_ref().map(|_| "provided"))
             .field("backend", &self.backend)
             .field("lock_wait", &self.lock_wait)
+            .field("http", &self.http.as_ref().map(|_| "shared"))
             .finish()
     }
 }
@@ -168,10 +170,21 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// Sends Dhan's calls on `client` (from `api::http_client`), shared with other
+    /// managers, instead of a client of its own.
+    pub(crate) fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
     /// The manager. Nothing is read or contacted yet.
     pub fn build(self) -> TokenManager {
         let profile = self.profile;
-        let api = DhanApi::new(profile.auth_base_url.clone(), profile.api_base_url.clone());
+        let (auth, api) = (profile.auth_base_url.clone(), profile.api_base_url.clone());
+        let api = match self.http {
+            Some(client) => DhanApi::with_client(auth, api, client),
+            None => DhanApi::new(auth, api),
+        };
         let backend = self
             .backend
             .unwrap_or_else(|| StateBackend::for_settings(&profile.state_dir, &profile.store));
@@ -202,6 +215,7 @@ impl TokenManager {
             clock: None,
             backend: None,
             lock_wait: None,
+            http: None,
         }
     }
 
@@ -632,13 +646,9 @@ impl TokenManager {
         if lockouts.is_empty() {
             return Ok(None);
         }
-        let api = DhanApi::new(
-            self.profile.auth_base_url.clone(),
-            self.profile.api_base_url.clone(),
-        );
         let mut cx = Context::new(
             &self.profile,
-            &api,
+            &self.api,
             &crate::progress::NoProgress,
             self.clock.clone(),
         );

@@ -105,6 +105,27 @@ impl fmt::Debug for DhanApi {
     }
 }
 
+/// The HTTP client every [`DhanApi`] builds for itself, for a caller that runs many
+/// profiles (the daemon) to build once and share: each client is its own connection pool
+/// and TLS configuration, with the system's root certificates parsed again.
+pub(crate) fn http_client() -> Result<reqwest::Client, ApiError> {
+    build_client(REQUEST_TIMEOUT)
+}
+
+fn build_client(timeout: Duration) -> Result<reqwest::Client, ApiError> {
+    reqwest::Client::builder()
+        // Dhan answers every call directly; a redirect would only leak headers.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(timeout)
+        .user_agent(concat!("dhan-login/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ApiError::Transient {
+            endpoint: "client",
+            detail: e.without_url().to_string(),
+        })
+}
+
 impl DhanApi {
     /// A client for the auth host at `auth_base` (`https://auth.dhan.co`) and the API at
     /// `api_base` (`https://api.dhan.co/v2`); a test points both at the stand-in.
@@ -123,6 +144,14 @@ impl DhanApi {
         }
     }
 
+    /// As `new`, on `client` (from [`http_client`]) instead of a client of its own.
+    pub(crate) fn with_client(auth_base: Url, api_base: Url, client: reqwest::Client) -> Self {
+        Self {
+            http: OnceLock::from(client),
+            ..Self::new(auth_base, api_base)
+        }
+    }
+
     /// The HTTP client, built on first use: a cached token needs no request, and
     /// building a TLS client (reading the system's certificates) is most of what
     /// `dhan-login token` would otherwise cost.
@@ -130,17 +159,7 @@ impl DhanApi {
         if let Some(client) = self.http.get() {
             return Ok(client);
         }
-        let client = reqwest::Client::builder()
-            // Dhan answers every call directly; a redirect would only leak headers.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(self.timeout)
-            .user_agent(concat!("dhan-login/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ApiError::Transient {
-                endpoint: "client",
-                detail: e.without_url().to_string(),
-            })?;
+        let client = build_client(self.timeout)?;
         Ok(self.http.get_or_init(|| client))
     }
 
@@ -424,6 +443,51 @@ mod tests {
         );
         let base = Url::parse("http://127.0.0.1:1/").unwrap();
         assert_eq!(join(&base, "app/x").as_str(), "http://127.0.0.1:1/app/x");
+    }
+
+    /// The daemon's managers share one client: one pool, so one connection where each
+    /// client of its own would open another.
+    #[tokio::test]
+    async fn apis_given_one_client_share_its_connections() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                counter.fetch_add(1, SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    // A bare HEAD fits one read; answer each with a Date and keep the
+                    // connection open.
+                    while let Ok(n) = sock.read(&mut buf).await {
+                        let reply = "HTTP/1.1 200 OK\r\ndate: Sun, 06 Dec 2026 10:00:00 GMT\r\ncontent-length: 0\r\n\r\n";
+                        if n == 0 || sock.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let ask_each = |apis: [DhanApi; 2]| async move {
+            for api in &apis {
+                assert!(api.probe_server_time().await.is_some());
+            }
+        };
+        let shared = http_client().unwrap();
+        let on_shared = || DhanApi::with_client(base.clone(), base.clone(), shared.clone());
+        ask_each([on_shared(), on_shared()]).await;
+        assert_eq!(accepted.load(SeqCst), 1);
+        ask_each([
+            DhanApi::new(base.clone(), base.clone()),
+            DhanApi::new(base.clone(), base.clone()),
+        ])
+        .await;
+        assert_eq!(accepted.load(SeqCst), 3);
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub(crate) struct Scheduler {
     notifier: Arc<Notifier>,
     nudge: Arc<Notify>,
     stop: watch::Receiver<bool>,
+    http: reqwest::Client,
     manager: Arc<TokenManager>,
     /// The profile's lease, with a shared database.
     keeper: Keeper,
@@ -76,6 +77,8 @@ pub(crate) struct Parts {
     pub(crate) notifier: Arc<Notifier>,
     pub(crate) nudge: Arc<Notify>,
     pub(crate) stop: watch::Receiver<bool>,
+    /// The daemon's one HTTP client, for the managers of reloaded profiles.
+    pub(crate) http: reqwest::Client,
 }
 
 impl Scheduler {
@@ -90,6 +93,7 @@ impl Scheduler {
             notifier: p.notifier,
             nudge: p.nudge,
             stop: p.stop,
+            http: p.http,
             manager,
             keeper: Keeper::default(),
             plan: Plan::new(p.timing),
@@ -326,7 +330,11 @@ impl Scheduler {
         self.stamp = stamp(&self.paths.config_file);
         let loaded = Profile::load(&self.slot.name, &self.paths, &*self.env)
             .map_err(Error::from)
-            .map(TokenManager::new);
+            .map(|p| {
+                TokenManager::builder(p)
+                    .http_client(self.http.clone())
+                    .build()
+            });
         match loaded {
             Ok(m) => {
                 self.manager = Arc::new(m);
