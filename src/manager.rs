@@ -517,6 +517,21 @@ impl TokenManager {
         inspection
     }
 
+    /// Takes over what `old`, this profile's manager before a reload, held in memory
+    /// only: a token it minted and could not save (the stored one is dead since), and
+    /// the one it last read from the database. Dropped with `old`, the first would make
+    /// the next refresh renew the dead token and, refused, log in.
+    pub(crate) fn carry_over(&self, old: &TokenManager) {
+        for (mine, theirs) in [(&self.unsaved, &old.unsaved), (&self.seen, &old.seen)] {
+            let held = lock(theirs)
+                .clone()
+                .filter(|t| self.profile.client_id.as_deref() == Some(t.client_id.as_str()));
+            if held.is_some() {
+                *lock(mine) = held;
+            }
+        }
+    }
+
     /// Saves a state holding a token Dhan has just minted (which killed the stored one):
     /// retried, since losing it costs a login; if it still fails the token is kept in
     /// memory and the old state set aside, so nobody is handed the dead token.
@@ -867,5 +882,68 @@ fn logins_off(why: Why) -> Error {
         message: format!(
             "no live token, and logins are off on this host (login = \"never\" or DHAN_LOGIN_NO_LOGIN): {why}; log in on the machine that owns this account's token"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ProfileState;
+
+    fn minted(client_id: &str, obtained: DateTime<Utc>) -> Token {
+        let mut t = Token::from_grant(
+            &format!("a.{}.c", obtained.timestamp()),
+            Some(client_id),
+            Some("2099-01-01T00:00:00"),
+            SourceKind::Renew,
+            obtained,
+        )
+        .unwrap();
+        t.expires_at = obtained + chrono::Duration::hours(24);
+        t
+    }
+
+    /// The daemon builds a new manager before each refresh (a config change is honoured
+    /// by it): a renewed token the store could not take must survive that, or the next
+    /// refresh renews the token it killed, is refused, and logs in.
+    #[tokio::test]
+    async fn a_reloaded_manager_keeps_the_token_its_predecessor_could_not_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = |id: &str| {
+            Profile::builder("p", dir.path())
+                .client_id(id)
+                .build()
+                .unwrap()
+        };
+        let now = Utc::now();
+        let dead = minted("1000000001", now - chrono::Duration::hours(1));
+        let old = TokenManager::new(profile("1000000001"));
+        old.backend()
+            .save(
+                "p",
+                &ProfileState {
+                    token: Some(dead.clone()),
+                    ..ProfileState::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let renewed = minted("1000000001", now);
+        *lock(&old.unsaved) = Some(renewed.clone());
+
+        let forgetful = TokenManager::new(profile("1000000001"));
+        let got = forgetful.state().await.unwrap().token.unwrap();
+        assert_eq!(got.obtained_at, dead.obtained_at, "without carry_over");
+
+        let reloaded = TokenManager::new(profile("1000000001"));
+        reloaded.carry_over(&old);
+        let got = reloaded.state().await.unwrap().token.unwrap();
+        assert_eq!(got.obtained_at, renewed.obtained_at);
+
+        // A profile edited to another client id takes nothing of the old one's.
+        let other = TokenManager::new(profile("1000000002"));
+        other.carry_over(&old);
+        assert!(lock(&other.unsaved).is_none());
     }
 }

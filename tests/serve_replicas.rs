@@ -519,7 +519,11 @@ async fn a_postgres_restart_under_load_loses_no_token_and_logs_in_nobody() {
         server.logins(),
         0,
         "a refresh became a login:\n{}",
-        daemons[0].log()
+        daemons
+            .iter()
+            .map(|d| d.log())
+            .collect::<Vec<_>>()
+            .join("\n--- next replica ---\n")
     );
     // Each profile renewed after the restart, by one replica at a time.
     assert!(

@@ -49,6 +49,11 @@ pub(crate) struct Scheduler {
     plan: Plan,
     /// Reads of the stored state that failed in a row.
     unread: u32,
+    /// How long before its expiry a token is refreshed (`refresh_ahead`).
+    ahead: Duration,
+    /// When the live token last read falls due: a store outage's backoff never sleeps
+    /// past it, or the token could die while the store is already back.
+    due: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,8 +101,10 @@ impl Scheduler {
             http: p.http,
             manager,
             keeper: Keeper::default(),
+            ahead: p.timing.ahead,
             plan: Plan::new(p.timing),
             unread: 0,
+            due: None,
         }
     }
 
@@ -121,7 +128,11 @@ impl Scheduler {
                     // A database restarting is back in seconds: look again soon, then
                     // less and less often.
                     self.unread += 1;
-                    let again = backoff(self.unread, STORE_RETRY, MAX_NAP);
+                    let mut again = backoff(self.unread, STORE_RETRY, MAX_NAP);
+                    if let Some(due) = self.due {
+                        let left = (due - now).to_std().unwrap_or(Duration::ZERO);
+                        again = again.min(left.max(STORE_RETRY));
+                    }
                     tracing::warn!(profile = %self.slot.name, "cannot read the profile's state: {e}");
                     self.failed(now, e.class(), e.to_string());
                     self.wait(now + chrono_duration(again), Phase::Retrying)
@@ -135,6 +146,7 @@ impl Scheduler {
                 self.reload();
             }
             let live = state.token.as_ref().filter(|t| t.is_live(now));
+            self.due = live.map(|t| t.expires_at - chrono_duration(self.ahead));
             if let Some(t) = live {
                 self.publish(t);
             }
@@ -337,6 +349,7 @@ impl Scheduler {
             });
         match loaded {
             Ok(m) => {
+                m.carry_over(&self.manager);
                 self.manager = Arc::new(m);
                 let m = self.manager.clone();
                 self.slot.status.send_modify(|s| s.manager = m);
