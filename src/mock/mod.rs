@@ -316,6 +316,26 @@ pub enum Submission {
     Button,
     /// Auto or Button, picked at random each time a screen is loaded or shown.
     Random,
+    /// On the sixth digit, by itself, after a random 0–600 ms timer: longer than any
+    /// fixed wait a driver would pick. A press meanwhile sends the code a second time.
+    Deferred,
+    /// On the sixth digit, within that key's own input event.
+    OnKey,
+    /// Only its button or Enter, like `Button`; the stand-in answers each entry after
+    /// 300–800 ms, and the button stays enabled meanwhile: every press sends again.
+    BusyButton,
+}
+
+impl Submission {
+    /// Every way a code screen may send, for test matrices.
+    pub const ALL: [Submission; 6] = [
+        Submission::Auto,
+        Submission::Button,
+        Submission::Random,
+        Submission::Deferred,
+        Submission::OnKey,
+        Submission::BusyButton,
+    ];
 }
 
 /// What follows the mobile screen when the TOTP screen is not skipped.
