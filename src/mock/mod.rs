@@ -326,18 +326,6 @@ pub enum Submission {
     BusyButton,
 }
 
-impl Submission {
-    /// Every way a code screen may send, for test matrices.
-    pub const ALL: [Submission; 6] = [
-        Submission::Auto,
-        Submission::Button,
-        Submission::Random,
-        Submission::Deferred,
-        Submission::OnKey,
-        Submission::BusyButton,
-    ];
-}
-
 /// What follows the mobile screen when the TOTP screen is not skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecondFactor {
