@@ -118,6 +118,81 @@ pub(crate) async fn press_digit(page: &Page, digit: char) -> Result<(), EvalErro
     .await
 }
 
+/// Types `digits` into whatever has the focus without waiting for each key to be
+/// acknowledged before sending the next. Chromium still delivers them in order, each
+/// after the page has handled the one before (so a box that moves the focus on in its
+/// input handler has moved it); a page that moves it later drops or misplaces digits,
+/// which [`landed`] then tells.
+pub(crate) async fn press_digits(page: &Page, digits: &str) -> Result<(), EvalError> {
+    let mut events = Vec::new();
+    for digit in digits.chars() {
+        let Some(value) = digit.to_digit(10) else {
+            return Err(EvalError::Shape("only digits are typed".into()));
+        };
+        let text = digit.to_string();
+        let [down, up] = key_events(
+            &text,
+            &format!("Digit{digit}"),
+            0x30 + i64::from(value),
+            &text,
+        );
+        events.push(down);
+        events.push(up);
+    }
+    // Each future queues its command when first polled, and `join_all` polls them in
+    // order: the keys leave in order without a round trip between them.
+    let sent = futures_util::future::join_all(events.into_iter().map(|e| page.execute(e))).await;
+    for result in sent {
+        match result {
+            // The page left on a key (it sends on its last digit): the keys after it had
+            // nowhere to go.
+            Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the elements tagged `key` hold `len` typed characters the way the group
+/// wants them: one per box for several boxes, all of them in a single field. None when
+/// none is tagged (the page drew another screen). Only lengths leave the page.
+pub(crate) async fn landed(page: &Page, key: &str, len: usize) -> Result<Option<bool>, EvalError> {
+    let args = format!(
+        "const mark = {}; const key = {}; const len = {len};",
+        serde_json::json!(MARK),
+        serde_json::json!(key)
+    );
+    let body = r#"
+const els = marked(mark, key);
+if (els.length === 0) return null;
+if (els.length === 1) return (els[0].value || '').length === len;
+return els.length === len && els.every((e) => (e.value || '').length === 1);
+"#;
+    eval(page, script(body, &args)).await
+}
+
+/// Empties the elements tagged `key` the way an edit does (an `input` event for each,
+/// which frameworks listen to), so that a page sees its boxes empty again.
+pub(crate) async fn clear_typed(page: &Page, key: &str) -> Result<(), EvalError> {
+    let args = format!(
+        "const mark = {}; const key = {};",
+        serde_json::json!(MARK),
+        serde_json::json!(key)
+    );
+    let body = r#"
+marked(mark, key).forEach((el) => {
+  if (!el.value) return;
+  el.value = '';
+  el.dispatchEvent(new InputEvent('input', { bubbles: true, inputType: 'deleteContentBackward' }));
+});
+return true;
+"#;
+    let _: bool = eval(page, script(body, &args)).await?;
+    Ok(())
+}
+
 /// Presses Enter in whatever has the focus (a code screen without a button).
 pub(crate) async fn press_enter(page: &Page) -> Result<(), EvalError> {
     press_key(page, "Enter", "Enter", 13, "\r").await
@@ -132,6 +207,19 @@ async fn press_key(
     key_code: i64,
     text: &str,
 ) -> Result<(), EvalError> {
+    let [down, up] = key_events(key, code, key_code, text);
+    page.execute(down).await?;
+    match page.execute(up).await {
+        // The key-down's own effect replaced the document (a page that submits on its
+        // last key or on Enter, to a document of another origin): the key was delivered,
+        // only its key-up has nowhere to go. What follows is read from the new document.
+        Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => Ok(()),
+        other => other.map(drop).map_err(EvalError::from),
+    }
+}
+
+/// The keydown (with its text) and keyup of one key.
+fn key_events(key: &str, code: &str, key_code: i64, text: &str) -> [DispatchKeyEventParams; 2] {
     let event = |kind: DispatchKeyEventType| {
         let mut e = DispatchKeyEventParams::new(kind);
         e.key = Some(key.into());
@@ -143,14 +231,7 @@ async fn press_key(
     let mut down = event(DispatchKeyEventType::KeyDown);
     down.text = Some(text.into());
     down.unmodified_text = Some(text.into());
-    page.execute(down).await?;
-    match page.execute(event(DispatchKeyEventType::KeyUp)).await {
-        // The key-down's own effect replaced the document (a page that submits on its
-        // last key or on Enter, to a document of another origin): the key was delivered,
-        // only its key-up has nowhere to go. What follows is read from the new document.
-        Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => Ok(()),
-        other => other.map(drop).map_err(EvalError::from),
-    }
+    [down, event(DispatchKeyEventType::KeyUp)]
 }
 
 /// Chromium's answer to a command whose page was replaced under it (a navigation to

@@ -1,5 +1,6 @@
 //! Typing into the consent page: the mobile number, the PIN and the codes (fetched only
-//! when typed), key by key, and the screen's button.
+//! when typed), in one go where the page takes them so, else key by key, and the
+//! screen's button.
 
 use std::time::Duration;
 
@@ -91,7 +92,7 @@ impl Driver<'_> {
 
     pub(super) async fn type_mobile(&mut self, page: &Page) -> Result<(), BrowserError> {
         let mobile = self.login_mobile.clone();
-        self.type_field("mobile", &mobile).await?;
+        self.type_digits("mobile", &mobile, false).await?;
         let want = mobile.expose_secret().len();
         let landed = self.within(dom::value_len(page, "mobile")).await?;
         if landed != Some(want) {
@@ -112,10 +113,69 @@ impl Driver<'_> {
         secret: &SecretString,
     ) -> Result<(), BrowserError> {
         let boxes = snap.group.as_ref().is_some_and(|g| g.count > 1);
+        self.type_digits("code", secret, boxes).await
+    }
+
+    /// Types `secret` into the elements tagged `key` (`boxes`: one digit per box) in one
+    /// go, then checks once that every digit landed where the group wants it. A page that
+    /// dropped or misplaced some (its boxes move the focus on later than the keys came)
+    /// gets them emptied and the digits typed again key by key, each checked before the
+    /// next: nothing was sent meanwhile, since the group was not full.
+    async fn type_digits(
+        &mut self,
+        key: &'static str,
+        secret: &SecretString,
+        boxes: bool,
+    ) -> Result<(), BrowserError> {
+        let page = self.page()?;
+        let Some(focused) = self.acting(dom::focus(&page, key, 0)).await? else {
+            return Ok(());
+        };
+        if !focused.ok {
+            return Err(BrowserError::driver(
+                self.step,
+                format!("could not focus the {key} field"),
+            ));
+        }
+        let digits = secret.expose_secret();
+        if self
+            .acting(dom::press_digits(&page, digits))
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        // What the keys set in motion runs first: a box that moves the focus on after a
+        // delay, a page that sends on its last digit.
+        let cap = self.profile.submit_settle_cap();
+        match self.settling(&page, cap).await {
+            Settling::Done(s) if !s.acted && s.armed => {}
+            Settling::TimedOut | Settling::NoWatch => {}
+            // The page sent, or its document is being replaced (it sent on a key): the
+            // typing is over, and what follows it finds out the rest.
+            Settling::Done(_) | Settling::Failed | Settling::Captured => return Ok(()),
+        }
+        match self
+            .acting(dom::landed(&page, key, digits.chars().count()))
+            .await
+        {
+            // Captured, or the group is gone (the page moved on): nothing to retype.
+            Ok(None | Some(None | Some(true))) => return Ok(()),
+            Ok(Some(Some(false))) => {}
+            Err(e @ BrowserError::Timeout { .. }) => return Err(e),
+            // The document went away after the keys: the page sent the code itself, which
+            // what follows the typing finds out.
+            Err(_) => return Ok(()),
+        }
+        self.log.note(format!(
+            "the page did not take the {key} typed in one go: emptying it and typing key by key"
+        ));
+        self.within(dom::clear_typed(&page, key)).await?;
+        self.settle(&page).await;
         if boxes {
-            self.type_boxes("code", secret).await
+            self.type_boxes(key, secret).await
         } else {
-            self.type_field("code", secret).await
+            self.type_field(key, secret).await
         }
     }
 
@@ -371,8 +431,9 @@ impl Driver<'_> {
         }
     }
 
-    /// Types `secret` into one field, focused first, key by key. Stops early when the
-    /// tokenId arrives meanwhile (a page that submits on a key event).
+    /// Types `secret` into one field, focused first, key by key, each key acknowledged
+    /// before the next. Stops early when the tokenId arrives meanwhile (a page that
+    /// submits on a key event).
     async fn type_field(
         &mut self,
         key: &'static str,

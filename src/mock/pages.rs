@@ -132,6 +132,12 @@ fn submission_name(submission: Submission, per_screen: bool) -> &'static str {
     }
 }
 
+/// How long the code boxes wait before moving the focus on (see
+/// [`PageVariant::slow_focus`]).
+fn focus_delay_ms(variant: PageVariant) -> u64 {
+    if variant.slow_focus { 40 } else { 0 }
+}
+
 /// A `BusyButton` page's server takes its time over each entry: long enough that a
 /// second press while the first is in flight would reach it.
 async fn busy(state: &Shared) {
@@ -162,6 +168,8 @@ fn form_screen(
         "screen": stage_name(stage),
         "submission": submission_name(variant.submission, false),
         "ignoreFirstProceed": first_load && variant.proceed_ignored_once,
+        "focusDelayMs": focus_delay_ms(variant),
+        "ignoreKeys": variant.keys_ignored,
     });
     let mut templates = String::new();
     if let Some(l) = &layout {
@@ -227,6 +235,8 @@ fn spa_page(state: &Shared, session: &str) -> Response {
         "renderDelayMs": u64::try_from(state.spa_render_delay.as_millis()).unwrap_or(u64::MAX),
         "submission": submission,
         "ignoreFirstProceed": variant.proceed_ignored_once,
+        "focusDelayMs": focus_delay_ms(variant),
+        "ignoreKeys": variant.keys_ignored,
     });
     if let Some(l) = &layout {
         page["gen"] = l.behaviour();

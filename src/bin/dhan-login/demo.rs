@@ -41,6 +41,8 @@ fn page_variant(page: &PageArgs) -> PageVariant {
         },
         proceed_ignored_once: page.proceed_ignored_once,
         tracker_iframe: !page.no_tracker,
+        slow_focus: false,
+        keys_ignored: false,
         seed: None,
     }
 }
