@@ -11,7 +11,7 @@ mod support;
 
 use std::time::Duration;
 
-use dhan_login::mock::{Endpoint, Fault, Markup, MockAccount, MockOptions, PageVariant};
+use dhan_login::mock::{Endpoint, EntryKind, Fault, Markup, MockAccount, MockOptions, PageVariant};
 use dhan_login::{BrowserError, ErrorClass, Limit, Step};
 use secrecy::ExposeSecret;
 use support::{Case, Login, Steps, files_under, session_processes, skipped};
@@ -82,6 +82,85 @@ async fn single_totp_field_login_returns_a_token_id() {
         true,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_drops_digits_typed_in_one_go_still_logs_in() {
+    if skipped("slow_focus") {
+        return;
+    }
+    // Boxes that move the focus on 40 ms after a digit: the digits sent in one go pile up
+    // in the first box (dropped by maxlength=1, or spread over the wrong boxes by
+    // <code-input>), so the driver must empty them and type key by key. The same boxes
+    // moving the focus at once take the digits in one go.
+    const SLOWLY: &str = "typing key by key";
+    for (markup, spa, slow_focus) in [
+        (Markup::CodeInput, true, true),
+        (Markup::PasswordPin, false, true),
+        (Markup::CodeInput, true, false),
+        (Markup::PasswordPin, false, false),
+    ] {
+        let variant = PageVariant {
+            markup,
+            spa,
+            slow_focus,
+            ..PageVariant::default()
+        };
+        let case = Case::start(MockOptions {
+            page_variant: variant,
+            ..Default::default()
+        })
+        .await;
+        let record = case.dir.path().join("record");
+        let token = case
+            .login(Login {
+                record_dir: Some(&record),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{variant:?}: {e}\n{}", case.logs.text()));
+        let grant = case.consume(&token).await;
+        assert!(grant["accessToken"].is_string(), "{grant}");
+        assert_eq!(case.server.entries(EntryKind::Totp), 1, "{variant:?}");
+        assert_eq!(case.server.entries(EntryKind::Pin), 1, "{variant:?}");
+        let log = std::fs::read_to_string(record.join("steps.log")).expect("the step log");
+        assert_eq!(
+            log.matches(SLOWLY).count(),
+            if slow_focus { 2 } else { 0 },
+            "{variant:?}: once per code screen, and only where the page dropped digits\n{log}"
+        );
+        case.assert_clean();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boxes_that_take_no_keys_never_get_a_code_sent() {
+    if skipped("keys_ignored") {
+        return;
+    }
+    for spa in [true, false] {
+        let mut case = Case::start(MockOptions {
+            page_variant: PageVariant {
+                spa,
+                keys_ignored: true,
+                ..PageVariant::default()
+            },
+            ..Default::default()
+        })
+        .await;
+        case.settings.step_timeout = Duration::from_secs(10);
+        let err = case
+            .login(Login::default())
+            .await
+            .expect_err("no digit lands: no token");
+        let text = err.to_string();
+        assert!(text.contains("did not take the key events"), "{text}");
+        assert_eq!(err.step(), Some(Step::Totp), "{err}");
+        assert_eq!(case.server.entries(EntryKind::Mobile), 1, "spa {spa}");
+        assert_eq!(case.server.entries(EntryKind::Totp), 0, "spa {spa}");
+        assert_eq!(case.server.entries(EntryKind::Pin), 0, "spa {spa}");
+        case.assert_clean();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,7 +83,7 @@ async fn cell(variant: PageVariant, with_redirect: bool) -> Result<Duration, Str
 
 fn describe(v: &PageVariant) -> String {
     format!(
-        "{:<12} {:<7} {:<11} {}",
+        "{:<12} {:<10} {:<11} {:<15} {}",
         format!("{:?}", v.markup),
         format!("{:?}", v.submission),
         if v.totp_screen {
@@ -95,6 +95,11 @@ fn describe(v: &PageVariant) -> String {
             "single-page"
         } else {
             "server-rendered"
+        },
+        if v.tracker_iframe {
+            "tracker"
+        } else {
+            "no tracker"
         }
     )
 }
@@ -129,6 +134,18 @@ async fn every_page_variant_logs_in_with_one_consent_and_each_code_sent_once() {
             }
         }
     }
+    report_cells("browser login matrix", cells).await;
+}
+
+/// One running cell: its page, whether a redirect URL is set, and its login.
+type Cell = (
+    PageVariant,
+    bool,
+    tokio::task::JoinHandle<Result<Duration, String>>,
+);
+
+/// Awaits every cell and fails with one report of them all.
+async fn report_cells(title: &str, cells: Vec<Cell>) {
     let mut report = Vec::new();
     let mut failed = 0;
     let mut times = Vec::new();
@@ -162,12 +179,46 @@ async fn every_page_variant_logs_in_with_one_consent_and_each_code_sent_once() {
     }
     times.sort();
     eprintln!(
-        "browser login matrix ({} cells, median {} ms):\n{}",
+        "{title} ({} cells, median {} ms):\n{}",
         report.len(),
         times.get(times.len() / 2).map_or(0, |d| d.as_millis()),
         report.join("\n")
     );
     assert_eq!(failed, 0, "{failed} cell(s) failed:\n{}", report.join("\n"));
+}
+
+/// Pages that punish a fixed wait after the last digit: one that sends by itself after
+/// a random 0–600 ms (a press meanwhile sends the code again), one that sends within
+/// the sixth digit's own key event, one that only takes its button, and one whose button
+/// stays enabled while its request is in flight (every press sends). On each, every
+/// markup and both renderings, with the tracker frame on half the cells of each
+/// (submission, rendering) pair: exactly one submission per screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_that_send_in_their_own_time_get_each_code_once() {
+    if skipped("own_time") {
+        return;
+    }
+    let mut cells = Vec::new();
+    for submission in [
+        Submission::Deferred,
+        Submission::OnKey,
+        Submission::Button,
+        Submission::BusyButton,
+    ] {
+        for (m, markup) in MARKUPS.into_iter().enumerate() {
+            for spa in [false, true] {
+                let variant = PageVariant {
+                    markup,
+                    submission,
+                    spa,
+                    tracker_iframe: (m + usize::from(spa)) % 2 == 0,
+                    ..PageVariant::default()
+                };
+                cells.push((variant, true, tokio::spawn(cell(variant, true))));
+            }
+        }
+    }
+    report_cells("pages that send in their own time", cells).await;
 }
 
 /// Logs in on `variant`, expecting an error; returns it with the case for more checks.

@@ -419,15 +419,28 @@ async fn every_single_page_variant_holds_every_screen_in_templates() {
 #[tokio::test]
 async fn submission_mode_reaches_the_page_and_random_varies_per_load() {
     let s = many_logins_server().await;
-    for (submission, want) in [(Submission::Auto, "auto"), (Submission::Button, "button")] {
-        s.set_page_variant(PageVariant {
-            submission,
-            ..PageVariant::classic()
-        });
-        let consent = consent_id(&s).await;
-        let page = get_page(&s, &consent).await.text().await.unwrap();
-        assert_eq!(page_settings(&page)["submission"], want);
-        assert_eq!(page_settings(&page)["screen"], "mobile");
+    for (submission, want) in [
+        (Submission::Auto, "auto"),
+        (Submission::Button, "button"),
+        (Submission::Deferred, "deferred"),
+        (Submission::OnKey, "on-key"),
+        (Submission::BusyButton, "busy-button"),
+    ] {
+        for spa in [false, true] {
+            s.set_page_variant(PageVariant {
+                submission,
+                spa,
+                ..PageVariant::classic()
+            });
+            let consent = consent_id(&s).await;
+            let page = get_page(&s, &consent).await.text().await.unwrap();
+            assert_eq!(page_settings(&page)["submission"], want, "spa {spa}");
+            let mode = if spa { "spa" } else { "form" };
+            assert_eq!(page_settings(&page)["mode"], mode);
+            if !spa {
+                assert_eq!(page_settings(&page)["screen"], "mobile");
+            }
+        }
     }
     s.set_page_variant(PageVariant {
         submission: Submission::Random,

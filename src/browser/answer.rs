@@ -108,6 +108,7 @@ impl Driver<'_> {
                     self.log.matched("screen", &self.scrub(&snap.describe()));
                     self.acted = Step::Mobile;
                     self.record("mobile").await;
+                    self.arm(&page).await;
                     let before = (Traffic::mark(), snap.submits);
                     self.type_mobile(&page).await?;
                     let did = self.press(&page, Screen::Mobile, before).await?;
@@ -131,6 +132,7 @@ impl Driver<'_> {
                     self.acted = code.step();
                     self.record(code.as_str()).await;
                     let secret = self.code_for(code).await?;
+                    self.arm(&page).await;
                     let before = (Traffic::mark(), snap.submits);
                     // From here on the code counts as given, whatever happens next: it
                     // is never typed a second time.

@@ -118,6 +118,81 @@ pub(crate) async fn press_digit(page: &Page, digit: char) -> Result<(), EvalErro
     .await
 }
 
+/// Types `digits` into whatever has the focus without waiting for each key to be
+/// acknowledged before sending the next. Chromium still delivers them in order, each
+/// after the page has handled the one before (so a box that moves the focus on in its
+/// input handler has moved it); a page that moves it later drops or misplaces digits,
+/// which [`landed`] then tells.
+pub(crate) async fn press_digits(page: &Page, digits: &str) -> Result<(), EvalError> {
+    let mut events = Vec::new();
+    for digit in digits.chars() {
+        let Some(value) = digit.to_digit(10) else {
+            return Err(EvalError::Shape("only digits are typed".into()));
+        };
+        let text = digit.to_string();
+        let [down, up] = key_events(
+            &text,
+            &format!("Digit{digit}"),
+            0x30 + i64::from(value),
+            &text,
+        );
+        events.push(down);
+        events.push(up);
+    }
+    // Each future queues its command when first polled, and `join_all` polls them in
+    // order: the keys leave in order without a round trip between them.
+    let sent = futures_util::future::join_all(events.into_iter().map(|e| page.execute(e))).await;
+    for result in sent {
+        match result {
+            // The page left on a key (it sends on its last digit): the keys after it had
+            // nowhere to go.
+            Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the elements tagged `key` hold `len` typed characters the way the group
+/// wants them: one per box for several boxes, all of them in a single field. None when
+/// none is tagged (the page drew another screen). Only lengths leave the page.
+pub(crate) async fn landed(page: &Page, key: &str, len: usize) -> Result<Option<bool>, EvalError> {
+    let args = format!(
+        "const mark = {}; const key = {}; const len = {len};",
+        serde_json::json!(MARK),
+        serde_json::json!(key)
+    );
+    let body = r#"
+const els = marked(mark, key);
+if (els.length === 0) return null;
+if (els.length === 1) return (els[0].value || '').length === len;
+return els.length === len && els.every((e) => (e.value || '').length === 1);
+"#;
+    eval(page, script(body, &args)).await
+}
+
+/// Empties the elements tagged `key` the way an edit does (an `input` event for each,
+/// which frameworks listen to), so that a page sees its boxes empty again.
+pub(crate) async fn clear_typed(page: &Page, key: &str) -> Result<(), EvalError> {
+    let args = format!(
+        "const mark = {}; const key = {};",
+        serde_json::json!(MARK),
+        serde_json::json!(key)
+    );
+    let body = r#"
+marked(mark, key).forEach((el) => {
+  if (!el.value) return;
+  el.value = '';
+  el.dispatchEvent(new InputEvent('input', { bubbles: true, inputType: 'deleteContentBackward' }));
+});
+return true;
+"#;
+    let _: bool = eval(page, script(body, &args)).await?;
+    Ok(())
+}
+
 /// Presses Enter in whatever has the focus (a code screen without a button).
 pub(crate) async fn press_enter(page: &Page) -> Result<(), EvalError> {
     press_key(page, "Enter", "Enter", 13, "\r").await
@@ -132,6 +207,19 @@ async fn press_key(
     key_code: i64,
     text: &str,
 ) -> Result<(), EvalError> {
+    let [down, up] = key_events(key, code, key_code, text);
+    page.execute(down).await?;
+    match page.execute(up).await {
+        // The key-down's own effect replaced the document (a page that submits on its
+        // last key or on Enter, to a document of another origin): the key was delivered,
+        // only its key-up has nowhere to go. What follows is read from the new document.
+        Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => Ok(()),
+        other => other.map(drop).map_err(EvalError::from),
+    }
+}
+
+/// The keydown (with its text) and keyup of one key.
+fn key_events(key: &str, code: &str, key_code: i64, text: &str) -> [DispatchKeyEventParams; 2] {
     let event = |kind: DispatchKeyEventType| {
         let mut e = DispatchKeyEventParams::new(kind);
         e.key = Some(key.into());
@@ -143,14 +231,7 @@ async fn press_key(
     let mut down = event(DispatchKeyEventType::KeyDown);
     down.text = Some(text.into());
     down.unmodified_text = Some(text.into());
-    page.execute(down).await?;
-    match page.execute(event(DispatchKeyEventType::KeyUp)).await {
-        // The key-down's own effect replaced the document (a page that submits on its
-        // last key or on Enter, to a document of another origin): the key was delivered,
-        // only its key-up has nowhere to go. What follows is read from the new document.
-        Err(chromiumoxide::error::CdpError::Chrome(e)) if target_replaced(&e) => Ok(()),
-        other => other.map(drop).map_err(EvalError::from),
-    }
+    [down, event(DispatchKeyEventType::KeyUp)]
 }
 
 /// Chromium's answer to a command whose page was replaced under it (a navigation to
@@ -194,11 +275,20 @@ return els.length;
 /// submits on its own is never clicked after it did. (A `submit` event is no evidence:
 /// a page may swallow it and send nothing; a real form post shows as a document load.)
 ///
-/// It also keeps what a press may set in motion — the page's timers of up to 1 s (the
-/// default `proceed_retry_ms`: a longer one could not run before the driver would press
-/// again anyway) not yet run, its fetch and XHR requests in flight, navigations (the
-/// Navigation API's `navigate` event) — for [`settled`]: a press after which all of that
-/// has run with nothing sent or navigated was not taken by the page.
+/// It also keeps what the driver's keys and presses set in motion, for [`settled`]: the
+/// page's timers of up to 1 s (the default `proceed_retry_ms`: a longer one could not
+/// run before the driver would press again anyway; an interval until its first run),
+/// its animation frames, its fetch and XHR requests in flight, navigations (the
+/// Navigation API's `navigate` event) and, where the page is an Angular app, whether its
+/// zone is stable (`getAllAngularTestabilities`, `isStable`/`whenStable`). Microtasks
+/// need no count: each look is a task of its own, so the microtasks queued before it
+/// have run.
+///
+/// "Set in motion" goes by lineage: `arm` starts a new epoch; a timer or frame carries
+/// the epoch of the callback that made it, or the current one when made from anything
+/// else (an event handler, a promise continuation). So a countdown the screen started
+/// before the driver typed ("resend in 30 s", re-armed every second) is not waited for,
+/// while an auto-submit the last key deferred, and whatever that one defers, is.
 pub(crate) const SUBMIT_WATCH: &str = r#"
 (() => {
   if (window.__dhanLoginWatch) return;
@@ -206,9 +296,19 @@ pub(crate) const SUBMIT_WATCH: &str = r#"
   const w = { submits: 0, navigations: 0, armed: null };
   Object.defineProperty(window, '__dhanLoginWatch', { value: w, enumerable: false });
   const writes = (m) => !/^(GET|HEAD|OPTIONS)$/i.test(m || 'GET');
-  const timers = new Set();
+  let epoch = 0;
+  let running = null;
+  const born = () => (running === null ? epoch : running);
+  // Timer and frame ids to the epoch each was made in.
+  const timers = new Map();
+  const frames = new Map();
   let inflight = 0;
   const landed = () => { inflight -= 1; };
+  const within = (e, fn, self, args) => {
+    const was = running;
+    running = e;
+    try { return fn.apply(self, args); } finally { running = was; }
+  };
   const fetch0 = window.fetch;
   if (fetch0) {
     window.fetch = function (input, init) {
@@ -237,34 +337,73 @@ pub(crate) const SUBMIT_WATCH: &str = r#"
   if (window.navigation) window.navigation.addEventListener('navigate', () => { w.navigations += 1; });
   const setTimeout0 = window.setTimeout;
   const clearTimeout0 = window.clearTimeout;
-  window.setTimeout = function (fn, delay) {
-    if (typeof fn !== 'function' || (Number(delay) || 0) > SHORT_MS) return setTimeout0.apply(this, arguments);
+  const setInterval0 = window.setInterval;
+  const clearInterval0 = window.clearInterval;
+  const timer = (set0) => function (fn, delay) {
+    if (typeof fn !== 'function' || (Number(delay) || 0) > SHORT_MS) return set0.apply(this, arguments);
     const rest = Array.prototype.slice.call(arguments, 2);
-    const id = setTimeout0.call(this, function () { timers.delete(id); return fn.apply(this, rest); }, delay);
-    timers.add(id);
+    const e = born();
+    const id = set0.call(this, function () {
+      timers.delete(id);
+      return within(e, fn, this, rest);
+    }, delay);
+    timers.set(id, e);
     return id;
   };
+  window.setTimeout = timer(setTimeout0);
+  window.setInterval = timer(setInterval0);
   window.clearTimeout = function (id) { timers.delete(id); return clearTimeout0.apply(this, arguments); };
-  w.arm = () => { w.armed = { submits: w.submits, navigations: w.navigations }; return true; };
-  // Resolves once the page has sent or navigated since `arm`, or has nothing left in
-  // motion, or after capMs: { acted, quiet }. Each look is a task of its own, so the
-  // microtasks of what ran before it have run too.
+  window.clearInterval = function (id) { timers.delete(id); return clearInterval0.apply(this, arguments); };
+  const raf0 = window.requestAnimationFrame;
+  const caf0 = window.cancelAnimationFrame;
+  if (raf0 && caf0) {
+    window.requestAnimationFrame = function (fn) {
+      if (typeof fn !== 'function') return raf0.apply(this, arguments);
+      const e = born();
+      const id = raf0.call(this, function () { frames.delete(id); return within(e, fn, this, arguments); });
+      frames.set(id, e);
+      return id;
+    };
+    window.cancelAnimationFrame = function (id) { frames.delete(id); return caf0.apply(this, arguments); };
+  }
+  const angular = () => {
+    try {
+      const get = window.getAllAngularTestabilities;
+      return typeof get === 'function' ? Array.from(get() || []) : [];
+    } catch (e) { return []; }
+  };
+  const stable = (t) => { try { return !!t.isStable(); } catch (e) { return true; } };
+  const current = (m) => { for (const e of m.values()) if (e === epoch) return true; return false; };
+  const idle = () => !current(timers) && !current(frames) && inflight === 0 && angular().every(stable);
+  w.arm = () => { epoch += 1; w.armed = { submits: w.submits, navigations: w.navigations }; return true; };
+  w.acted = () => !w.armed || w.submits > w.armed.submits || w.navigations > w.armed.navigations;
+  // Resolves once the page has sent or navigated since `arm`, or has run everything set
+  // in motion since, or after capMs: { acted, quiet, armed }; a document that was never
+  // armed (it replaced the armed one) counts as acted. Looks come every 5 ms, and at once
+  // when Angular says its zone is stable.
   w.settled = (capMs) => new Promise((resolve) => {
-    const armed = w.armed;
     const start = performance.now();
+    let done = false;
+    let hooked = false;
     const look = () => {
-      const acted = !armed || w.submits > armed.submits || w.navigations > armed.navigations;
-      const quiet = timers.size === 0 && inflight === 0;
-      if (acted || quiet || performance.now() - start >= capMs) resolve({ acted, quiet });
-      else setTimeout0.call(window, look, 5);
+      if (done) return;
+      const acted = w.acted();
+      const quiet = idle();
+      if (acted || quiet || performance.now() - start >= capMs) { done = true; resolve({ acted, quiet, armed: !!w.armed }); return; }
+      if (!hooked) {
+        hooked = true;
+        angular().forEach((t) => { try { t.whenStable(() => setTimeout0.call(window, look, 0)); } catch (e) {} });
+      }
+      setTimeout0.call(window, look, 5);
     };
     setTimeout0.call(window, look, 0);
   });
 })();
 "#;
 
-/// Remembers the page's count of sends and navigations just before a press, for
-/// [`settled`]. False when the document has no watch (it was being replaced).
+/// Remembers the page's count of sends and navigations just before typing or a press,
+/// and starts a new epoch of what the page sets in motion, for [`settled`]. False when
+/// the document has no watch (it was being replaced).
 pub(crate) async fn arm_press(page: &Page) -> Result<bool, EvalError> {
     let body = r#"
 const w = window.__dhanLoginWatch;
@@ -278,13 +417,15 @@ return !!(w && w.arm && w.arm());
 pub(crate) struct Settled {
     /// It sent something or navigated since [`arm_press`].
     pub acted: bool,
-    /// Nothing the press could have set in motion is left: no short timer, no request
-    /// in flight.
+    /// Nothing set in motion since [`arm_press`] is left: no short timer or animation
+    /// frame of that epoch, no request in flight, Angular's zone stable.
     pub quiet: bool,
+    /// This document was armed: false when it replaced the one that was.
+    pub armed: bool,
 }
 
-/// Waits, up to `cap`, until the page has acted on the press or has nothing left in
-/// motion. None when the document has no watch.
+/// Waits, up to `cap`, until the page has acted since [`arm_press`] or has nothing left
+/// in motion. None when the document has no watch.
 pub(crate) async fn settled(
     page: &Page,
     cap: std::time::Duration,
@@ -294,13 +435,6 @@ pub(crate) async fn settled(
         cap.as_millis()
     );
     evaluate(page, expression, true).await
-}
-
-/// Clicks the element tagged `key` with real mouse events at its centre.
-pub(crate) async fn click(page: &Page, key: &str) -> Result<(), EvalError> {
-    let el = page.find_element(format!("[{MARK}=\"{key}\"]")).await?;
-    el.click().await?;
-    Ok(())
 }
 
 /// Empties every input on the page (typed digits must not reach a screenshot) and

@@ -195,6 +195,77 @@ pub(crate) async fn look(
     dom::evaluate(page, expression, true).await
 }
 
+#[derive(Serialize)]
+struct PressSpec<'a> {
+    mark: &'static str,
+    profile: &'a SelectorProfile,
+    expect: Screen,
+}
+
+/// Wraps `screens.js`: one task that checks that the page has sent nothing since the
+/// watch was armed and still shows the expected screen with its button enabled, and only
+/// then clicks that button (re-arming the watch for what the click sets in motion).
+/// Nothing the page does can run between the check and the click. `HTMLElement.click()`
+/// runs the button's activation as a mouse click does (a form's submission, an anchor's
+/// navigation, the page's click handlers); only a page that refuses untrusted events
+/// would tell the two apart.
+const PRESSER: &str = r#"
+const w = window.__dhanLoginWatch;
+if (!w || !w.armed) return { answer: 'unarmed', via: null };
+if (w.acted()) return { answer: 'sent', via: null };
+const s = look(spec);
+if (s.screen !== spec.expect) return { answer: 'moved', via: null };
+if (!s.submit) return { answer: 'no_button', via: null };
+if (!s.submit.enabled) return { answer: 'disabled', via: s.submit.via };
+const b = document.querySelector('[' + spec.mark + '="submit"]');
+if (!b) return { answer: 'no_button', via: null };
+w.arm();
+b.click();
+return { answer: 'clicked', via: s.submit.via };
+"#;
+
+/// What [`press_in_page`] found, and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PressAnswer {
+    /// The document has no armed watch (it was replaced since): the page cannot say.
+    Unarmed,
+    /// The page sent something or navigated since the watch was armed.
+    Sent,
+    /// The page shows another screen than the one the press was for.
+    Moved,
+    /// The screen has no button (Enter is the way), or it was redrawn away.
+    NoButton,
+    Disabled,
+    Clicked,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct InPage {
+    pub answer: PressAnswer,
+    /// How the button was found, when there was one.
+    pub via: Option<String>,
+}
+
+/// Presses the button of `expect` in the same page task as the check that nothing was
+/// sent since the watch was armed (see `PRESSER`).
+pub(crate) async fn press_in_page(
+    page: &Page,
+    profile: &SelectorProfile,
+    expect: Screen,
+) -> Result<InPage, EvalError> {
+    let spec = PressSpec {
+        mark: MARK,
+        profile,
+        expect,
+    };
+    let json = serde_json::to_string(&spec).map_err(|e| EvalError::Shape(e.to_string()))?;
+    let expression = format!(
+        "(() => {{ const spec = {json};\nconst look = (spec) => {{ {SCRIPT}\n}};\n{PRESSER} }})()"
+    );
+    dom::evaluate(page, expression, false).await
+}
+
 /// What the driver has done so far in this login.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct History {

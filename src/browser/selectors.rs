@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::error::BrowserError;
 
 const BUILT_IN: &str = include_str!("default_selectors.toml");
+/// The fixed wait after a code that `submit_settle_cap_ms` replaced; still read as it.
+const RENAMED_GRACE: &str = "submit_grace_ms";
 
 /// What the classifier looks for on the consent login page (see the built-in file,
 /// [`SelectorProfile::built_in_toml`], for what each field means).
@@ -59,9 +61,11 @@ pub struct SelectorProfile {
     pub error_texts: Vec<String>,
     /// Among the error texts, those that mean the consentAppId is spent or unknown.
     pub expired_texts: Vec<String>,
-    /// After the last digit, how long (milliseconds) a page may take to submit by
-    /// itself before its button is clicked.
-    pub submit_grace_ms: u64,
+    /// After the last digit, the longest (milliseconds) the driver waits for the page
+    /// to run what the typing set in motion before it presses the screen's button
+    /// (unless the page sent the code meanwhile). The wait ends as soon as the page has
+    /// nothing left in motion; this cap only bounds a page that never settles.
+    pub submit_settle_cap_ms: u64,
     /// The longest (milliseconds) a screen may stay after its button was pressed, with
     /// nothing sent, before the button is pressed once more (once per screen); sooner
     /// when the page has settled after the press without sending or navigating.
@@ -107,6 +111,15 @@ impl SelectorProfile {
                     message: e.to_string(),
                 })?;
         for (key, value) in overrides {
+            // Its successor: a fixed wait then, the longest wait now.
+            let key = if key == RENAMED_GRACE {
+                tracing::warn!(
+                    "the page profile's `{RENAMED_GRACE}` is now `submit_settle_cap_ms`, the longest wait for the page to settle after a code"
+                );
+                "submit_settle_cap_ms".to_string()
+            } else {
+                key
+            };
             if !table.contains_key(&key) {
                 let mut known: Vec<&str> = table.keys().map(String::as_str).collect();
                 known.sort_unstable();
@@ -182,8 +195,8 @@ impl SelectorProfile {
         if !(10..=2000).contains(&self.look_interval_ms) {
             return Err("`look_interval_ms` must be between 10 and 2000".into());
         }
-        if self.submit_grace_ms > 10_000 {
-            return Err("`submit_grace_ms` must be at most 10000".into());
+        if self.submit_settle_cap_ms > 10_000 {
+            return Err("`submit_settle_cap_ms` must be at most 10000".into());
         }
         if !(500..=30_000).contains(&self.proceed_retry_ms) {
             return Err("`proceed_retry_ms` must be between 500 and 30000".into());
@@ -191,8 +204,8 @@ impl SelectorProfile {
         Ok(())
     }
 
-    pub(crate) fn submit_grace(&self) -> Duration {
-        Duration::from_millis(self.submit_grace_ms)
+    pub(crate) fn submit_settle_cap(&self) -> Duration {
+        Duration::from_millis(self.submit_settle_cap_ms)
     }
 
     pub(crate) fn proceed_retry(&self) -> Duration {
@@ -254,12 +267,20 @@ mod tests {
     fn user_file_replaces_only_its_fields() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sel.toml");
-        std::fs::write(&path, "pin_inputs = ['input.pin']\nsubmit_grace_ms = 0\n").unwrap();
+        std::fs::write(
+            &path,
+            "pin_inputs = ['input.pin']\nsubmit_settle_cap_ms = 0\n",
+        )
+        .unwrap();
         let p = SelectorProfile::load(Some(&path)).unwrap();
         let base = SelectorProfile::built_in().unwrap();
         assert_eq!(p.pin_inputs, vec!["input.pin".to_string()]);
-        assert_eq!(p.submit_grace_ms, 0);
+        assert_eq!(p.submit_settle_cap_ms, 0);
         assert_eq!(p.mobile_input, base.mobile_input);
+        // A file written for the fixed grace it replaced still loads, as the cap.
+        std::fs::write(&path, "submit_grace_ms = 700\n").unwrap();
+        let p = SelectorProfile::load(Some(&path)).unwrap();
+        assert_eq!(p.submit_settle_cap_ms, 700);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Typing into the consent page: the mobile number, the PIN and the codes (fetched only
-//! when typed), key by key, and the screen's button.
+//! when typed), in one go where the page takes them so, else key by key, and the
+//! screen's button.
 
 use std::time::Duration;
 
@@ -9,10 +10,11 @@ use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use super::dom;
+use super::dom::Settled;
 use super::driver::{Deadline, Driver};
 use super::engine::{View, Watch};
 use super::error::{Artifacts, BrowserError, Limit, Step};
-use super::screens::{Code, Screen, Snapshot};
+use super::screens::{self, Code, PressAnswer, Screen, Snapshot};
 use super::traffic::Mark;
 
 /// The digits of a secret, or an error that names the field but not the value.
@@ -90,7 +92,7 @@ impl Driver<'_> {
 
     pub(super) async fn type_mobile(&mut self, page: &Page) -> Result<(), BrowserError> {
         let mobile = self.login_mobile.clone();
-        self.type_field("mobile", &mobile).await?;
+        self.type_digits("mobile", &mobile, false).await?;
         let want = mobile.expose_secret().len();
         let landed = self.within(dom::value_len(page, "mobile")).await?;
         if landed != Some(want) {
@@ -111,23 +113,86 @@ impl Driver<'_> {
         secret: &SecretString,
     ) -> Result<(), BrowserError> {
         let boxes = snap.group.as_ref().is_some_and(|g| g.count > 1);
+        self.type_digits("code", secret, boxes).await
+    }
+
+    /// Types `secret` into the elements tagged `key` (`boxes`: one digit per box) in one
+    /// go, then checks once that every digit landed where the group wants it. A page that
+    /// dropped or misplaced some (its boxes move the focus on later than the keys came)
+    /// gets them emptied and the digits typed again key by key, each checked before the
+    /// next: nothing was sent meanwhile, since the group was not full.
+    async fn type_digits(
+        &mut self,
+        key: &'static str,
+        secret: &SecretString,
+        boxes: bool,
+    ) -> Result<(), BrowserError> {
+        let page = self.page()?;
+        let Some(focused) = self.acting(dom::focus(&page, key, 0)).await? else {
+            return Ok(());
+        };
+        if !focused.ok {
+            return Err(BrowserError::driver(
+                self.step,
+                format!("could not focus the {key} field"),
+            ));
+        }
+        let digits = secret.expose_secret();
+        if self
+            .acting(dom::press_digits(&page, digits))
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        // What the keys set in motion runs first: a box that moves the focus on after a
+        // delay, a page that sends on its last digit.
+        let cap = self.profile.submit_settle_cap();
+        match self.settling(&page, cap).await {
+            Settling::Done(s) if !s.acted && s.armed => {}
+            Settling::TimedOut | Settling::NoWatch => {}
+            // The page sent, or its document is being replaced (it sent on a key): the
+            // typing is over, and what follows it finds out the rest.
+            Settling::Done(_) | Settling::Failed | Settling::Captured => return Ok(()),
+        }
+        match self
+            .acting(dom::landed(&page, key, digits.chars().count()))
+            .await
+        {
+            // Captured, or the group is gone (the page moved on): nothing to retype.
+            Ok(None | Some(None | Some(true))) => return Ok(()),
+            Ok(Some(Some(false))) => {}
+            Err(e @ BrowserError::Timeout { .. }) => return Err(e),
+            // The document went away after the keys: the page sent the code itself, which
+            // what follows the typing finds out.
+            Err(_) => return Ok(()),
+        }
+        self.log.note(format!(
+            "the page did not take the {key} typed in one go: emptying it and typing key by key"
+        ));
+        self.within(dom::clear_typed(&page, key)).await?;
+        self.settle(&page).await;
         if boxes {
-            self.type_boxes("code", secret).await
+            self.type_boxes(key, secret).await
         } else {
-            self.type_field("code", secret).await
+            self.type_field(key, secret).await
         }
     }
 
     /// Presses the screen's own button, or Enter where it has none, once the page lets
     /// it: a disabled button is waited for by event (it turns enabled, or the page sends
-    /// or moves on), after leaving the field once, as a person would. `on` is the screen
-    /// the press is for; `from` when its typing began.
+    /// or moves on), after leaving the field once, as a person would. Before pressing,
+    /// waits for the page to run what the typing set in motion (see
+    /// [`Driver::settle`]); the button is then pressed in the same page task as the
+    /// check that nothing was sent. `on` is the screen the press is for; `from` when its
+    /// typing began (the page's watch was armed then, see [`Driver::arm`]).
     pub(super) async fn press(
         &mut self,
         page: &Page,
         on: Screen,
         (from, page_before): (Mark, u64),
     ) -> Result<Pressed, BrowserError> {
+        const GONE: &str = "the page sent or moved on before the button was pressed";
         let mut blurred = false;
         let mut watch = Watch::quiet();
         loop {
@@ -149,11 +214,11 @@ impl Driver<'_> {
                     }
                 }
             };
-            let (next, snap) = self.wait_for(page, &mut watch, rule).await?;
+            let (next, _) = self.wait_for(page, &mut watch, rule).await?;
+            watch.forget();
             match next {
                 Next::Gone => {
-                    self.log
-                        .note("the page sent or moved on before the button was pressed");
+                    self.log.note(GONE);
                     return Ok(Pressed::No);
                 }
                 Next::Blur => {
@@ -164,26 +229,54 @@ impl Driver<'_> {
                     blurred = true;
                 }
                 Next::Click => {
-                    let via = snap
-                        .as_ref()
-                        .and_then(|s| s.submit.as_ref())
-                        .map(|b| self.scrub(&b.via))
-                        .unwrap_or_default();
-                    let armed = self.arm(page).await;
-                    match self.acting(dom::click(page, "submit")).await {
-                        Ok(_) => self
-                            .log
-                            .note(format!("clicked the screen's button ({via})")),
-                        // Once only, even if the click reports an error: a second
-                        // submission of the same code may count as a wrong attempt.
+                    if self.settle(page).await.is_some_and(|s| s.acted) {
+                        self.log.note(GONE);
+                        return Ok(Pressed::No);
+                    }
+                    let profile = self.profile.clone();
+                    let pressed = self
+                        .acting(screens::press_in_page(page, &profile, on))
+                        .await;
+                    let answer = match pressed {
+                        Ok(Some(a)) => a,
+                        Ok(None) => return Ok(Pressed::No),
+                        // Once only, even if the press reports an error: it may have
+                        // clicked, and a second submission of the same code may count as
+                        // a wrong attempt.
                         Err(e) => {
                             let msg = self.scrub(&e.to_string());
-                            self.log.note(format!("clicking the button failed: {msg}"));
+                            self.log.note(format!("pressing the button failed: {msg}"));
+                            return Ok(Pressed::Yes { ignored: false });
                         }
+                    };
+                    match answer.answer {
+                        PressAnswer::Clicked => {
+                            let via = answer.via.map(|v| self.scrub(&v)).unwrap_or_default();
+                            self.log
+                                .note(format!("clicked the screen's button ({via})"));
+                            return Ok(self.after_press(page, true).await);
+                        }
+                        PressAnswer::Sent | PressAnswer::Moved => {
+                            self.log.note(GONE);
+                            return Ok(Pressed::No);
+                        }
+                        // The page replaced its document or its button since the look:
+                        // look again (sends before now are still seen by the rule).
+                        PressAnswer::Unarmed => {
+                            self.arm(page).await;
+                        }
+                        PressAnswer::NoButton | PressAnswer::Disabled => {}
                     }
-                    return Ok(self.after_press(page, armed).await);
                 }
                 Next::Enter => {
+                    if self.settle(page).await.is_some_and(|s| s.acted) {
+                        self.log.note(GONE);
+                        return Ok(Pressed::No);
+                    }
+                    // A key goes through Chromium's input pipeline, not a page task: the
+                    // check above and the key are two steps. The page had nothing left in
+                    // motion, so only a timer longer than the watch's window could slip
+                    // between them.
                     let armed = self.arm(page).await;
                     self.acting(dom::press_enter(page)).await?;
                     self.log.note("no button on this screen: pressed Enter");
@@ -193,12 +286,35 @@ impl Driver<'_> {
         }
     }
 
-    /// Readies the page's watch for [`Driver::after_press`]; false when it could not be.
-    async fn arm(&self, page: &Page) -> bool {
+    /// Arms the page's watch: what the page sends, and sets in motion, is counted from
+    /// here (see `dom::SUBMIT_WATCH`). False when it could not be.
+    pub(super) async fn arm(&self, page: &Page) -> bool {
         matches!(
             tokio::time::timeout(ARM_LIMIT, dom::arm_press(page)).await,
             Ok(Ok(true))
         )
+    }
+
+    /// Waits until the page has run what was set in motion since the watch was armed
+    /// (its short timers, animation frames, requests, Angular's zone), or has sent or
+    /// navigated, or the profile's `submit_settle_cap_ms` passed.
+    async fn settle(&mut self, page: &Page) -> Option<Settled> {
+        match self.settling(page, self.profile.submit_settle_cap()).await {
+            Settling::Done(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    async fn settling(&mut self, page: &Page, cap: Duration) -> Settling {
+        tokio::select! {
+            s = tokio::time::timeout(cap + ARM_LIMIT, dom::settled(page, cap)) => match s {
+                Err(_) => Settling::TimedOut,
+                Ok(Err(_)) => Settling::Failed,
+                Ok(Ok(None)) => Settling::NoWatch,
+                Ok(Ok(Some(s))) => Settling::Done(s),
+            },
+            _ = self.slot.wait() => Settling::Captured,
+        }
     }
 
     /// Waits for the page to settle after a press (up to `proceed_retry_ms`) and tells
@@ -211,11 +327,10 @@ impl Driver<'_> {
             return Pressed::Yes { ignored: false };
         }
         let cap = self.profile.proceed_retry();
-        let settled = tokio::select! {
-            s = tokio::time::timeout(cap + ARM_LIMIT, dom::settled(page, cap)) => s.ok().and_then(Result::ok).flatten(),
-            _ = self.slot.wait() => None,
+        let ignored = match self.settling(page, cap).await {
+            Settling::Done(s) => s.quiet && !s.acted,
+            _ => false,
         };
-        let ignored = settled.is_some_and(|s| s.quiet && !s.acted);
         if ignored {
             self.log
                 .note("the page settled after the press without sending or navigating");
@@ -223,8 +338,9 @@ impl Driver<'_> {
         Pressed::Yes { ignored }
     }
 
-    /// After the last digit: lets a page that submits by itself go first; presses the
-    /// screen's button (once) only when the page sent nothing within the grace.
+    /// After the last digit: lets the page run what the typing set in motion (a page
+    /// that submits by itself, at once or deferred, goes first), then presses the
+    /// screen's button (once) only when the page sent nothing.
     pub(super) async fn after_code(
         &mut self,
         page: &Page,
@@ -236,7 +352,46 @@ impl Driver<'_> {
             self.log.note(BY_ITSELF);
             return Ok(Pressed::No);
         }
-        let grace_until = Instant::now() + self.profile.submit_grace();
+        let cap = self.profile.submit_settle_cap();
+        let settling = self.settling(page, cap).await;
+        match after_settling(&settling, self.traffic.sent_since(typed_from)) {
+            Then::Captured => return Ok(Pressed::No),
+            Then::Sent => {
+                self.log.note(BY_ITSELF);
+                return Ok(Pressed::No);
+            }
+            Then::Navigating => {
+                self.log.note("the page submitted by itself (navigating)");
+                return Ok(Pressed::No);
+            }
+            Then::Press => {
+                if matches!(settling, Settling::Done(s) if !s.quiet) {
+                    self.log.note(format!(
+                        "the page was still busy after {} ms (submit_settle_cap_ms) and sent nothing",
+                        cap.as_millis()
+                    ));
+                }
+            }
+            Then::Watch => {
+                return self
+                    .watch_after_code(page, code, (typed_from, page_before))
+                    .await;
+            }
+        }
+        self.press(page, Screen::Pending, (typed_from, page_before))
+            .await
+    }
+
+    /// [`Driver::after_code`] on a page whose watch cannot say what is in motion: looks
+    /// until the page sends or moves on, pressing when the cap passed without either.
+    async fn watch_after_code(
+        &mut self,
+        page: &Page,
+        code: Code,
+        (typed_from, page_before): (Mark, u64),
+    ) -> Result<Pressed, BrowserError> {
+        const BY_ITSELF: &str = "the page submitted by itself";
+        let cap_until = Instant::now() + self.profile.submit_settle_cap();
         let rule = |me: &Self, view: View<'_>| match view {
             View::Captured => Some(AfterCode::Done(None)),
             // The document is being replaced: the page has submitted.
@@ -250,7 +405,7 @@ impl Driver<'_> {
                 match snap.screen {
                     Screen::Error | Screen::Expired => Some(AfterCode::Done(None)),
                     // Our filled group, untouched so far.
-                    Screen::Pending => (Instant::now() >= grace_until).then_some(AfterCode::Press),
+                    Screen::Pending => (Instant::now() >= cap_until).then_some(AfterCode::Press),
                     _ => Some(AfterCode::MovedOn),
                 }
             }
@@ -276,8 +431,9 @@ impl Driver<'_> {
         }
     }
 
-    /// Types `secret` into one field, focused first, key by key. Stops early when the
-    /// tokenId arrives meanwhile (a page that submits on a key event).
+    /// Types `secret` into one field, focused first, key by key, each key acknowledged
+    /// before the next. Stops early when the tokenId arrives meanwhile (a page that
+    /// submits on a key event).
     async fn type_field(
         &mut self,
         key: &'static str,
@@ -351,6 +507,50 @@ pub(super) enum Pressed {
     Yes { ignored: bool },
 }
 
+/// How a wait for the page to settle ended.
+#[derive(Debug, Clone, Copy)]
+enum Settling {
+    /// The tokenId arrived meanwhile.
+    Captured,
+    /// The page could not answer (its document was being replaced).
+    Failed,
+    /// The page did not answer within the cap and the look limit.
+    TimedOut,
+    /// The document has no watch.
+    NoWatch,
+    Done(Settled),
+}
+
+/// What to do after the last digit, once the page has settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Captured,
+    /// The page sent the code.
+    Sent,
+    /// The page's document is being replaced: it submitted.
+    Navigating,
+    /// Nothing was sent: press the button (the press checks again, in the page).
+    Press,
+    /// The page cannot say what it has in motion: watch it until the cap.
+    Watch,
+}
+
+/// The decision after the last digit. `sent`: a submitting request of the top frame was
+/// seen on the wire since the typing began.
+fn after_settling(settling: &Settling, sent: bool) -> Then {
+    match settling {
+        Settling::Captured => Then::Captured,
+        _ if sent => Then::Sent,
+        Settling::Failed => Then::Navigating,
+        Settling::TimedOut | Settling::NoWatch => Then::Watch,
+        // Another document than the one typed into: let the looks say what it is.
+        Settling::Done(s) if !s.armed => Then::Watch,
+        Settling::Done(s) if s.acted => Then::Sent,
+        // Quiet, or busy past the cap without sending: the page will not send by itself.
+        Settling::Done(_) => Then::Press,
+    }
+}
+
 /// What to do about the screen's button.
 enum Next {
     /// The page sent, moved on or is navigating: nothing to press.
@@ -368,7 +568,7 @@ enum AfterCode {
     Done(Option<&'static str>),
     /// The page left the code's screen for another.
     MovedOn,
-    /// The grace passed with the code's screen unchanged: press its button.
+    /// The cap passed with the code's screen unchanged: press its button.
     Press,
 }
 
@@ -392,5 +592,49 @@ mod tests {
         assert!(e.starts_with("pin:") && !e.contains("13579"), "{e}");
         let e = digits("pin", &s("1357"), Some(6)).unwrap_err().to_string();
         assert!(!e.contains("1357"), "{e}");
+    }
+
+    #[test]
+    fn after_the_last_digit_the_page_that_sent_is_never_pressed() {
+        let done = |acted, quiet| {
+            Settling::Done(Settled {
+                acted,
+                quiet,
+                armed: true,
+            })
+        };
+        // The page sent by itself, at once or once its deferred work ran.
+        assert_eq!(after_settling(&done(true, true), false), Then::Sent);
+        assert_eq!(after_settling(&done(true, false), false), Then::Sent);
+        // Seen on the wire though the page's own count missed it (a frame's form post).
+        assert_eq!(after_settling(&done(false, true), true), Then::Sent);
+        assert_eq!(after_settling(&Settling::NoWatch, true), Then::Sent);
+        // Its document went away while it settled: it submitted.
+        assert_eq!(after_settling(&Settling::Failed, false), Then::Navigating);
+        assert_eq!(after_settling(&Settling::Captured, true), Then::Captured);
+    }
+
+    #[test]
+    fn after_the_last_digit_a_page_that_sent_nothing_gets_its_button() {
+        let done = |acted, quiet| {
+            Settling::Done(Settled {
+                acted,
+                quiet,
+                armed: true,
+            })
+        };
+        // Nothing left in motion, nothing sent: it waits for the button.
+        assert_eq!(after_settling(&done(false, true), false), Then::Press);
+        // Still busy when the cap passed, and nothing sent.
+        assert_eq!(after_settling(&done(false, false), false), Then::Press);
+        // The page cannot say: watched until the cap instead.
+        assert_eq!(after_settling(&Settling::NoWatch, false), Then::Watch);
+        assert_eq!(after_settling(&Settling::TimedOut, false), Then::Watch);
+        let replaced = Settling::Done(Settled {
+            acted: true,
+            quiet: true,
+            armed: false,
+        });
+        assert_eq!(after_settling(&replaced, false), Then::Watch);
     }
 }

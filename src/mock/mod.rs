@@ -197,6 +197,13 @@ pub struct PageVariant {
     /// An analytics iframe on every screen whose document requests URLs carrying a decoy
     /// tokenId, and a third-party tag script in the head.
     pub tracker_iframe: bool,
+    /// The code boxes move the focus on 40 ms after a digit (when it is still on that
+    /// box) instead of at once: digits typed faster than that land in the box before and
+    /// are dropped or misplaced.
+    pub slow_focus: bool,
+    /// The code boxes swallow every digit key (a page that takes no synthetic keys):
+    /// nothing typed lands, and no code may be sent.
+    pub keys_ignored: bool,
     /// A generated page ([`PageVariant::generated`]): every screen composed from
     /// dimensions drawn from this seed. `markup` and `submission` are then unused.
     pub seed: Option<u64>,
@@ -213,6 +220,8 @@ impl Default for PageVariant {
             second_factor: SecondFactor::Totp,
             proceed_ignored_once: false,
             tracker_iframe: true,
+            slow_focus: false,
+            keys_ignored: false,
             seed: None,
         }
     }
@@ -247,6 +256,8 @@ impl PageVariant {
             },
             proceed_ignored_once: false,
             tracker_iframe: layout.decoys.tracker,
+            slow_focus: false,
+            keys_ignored: false,
             seed: Some(seed),
         }
     }
@@ -316,6 +327,14 @@ pub enum Submission {
     Button,
     /// Auto or Button, picked at random each time a screen is loaded or shown.
     Random,
+    /// On the sixth digit, by itself, after a random 0–600 ms timer: longer than any
+    /// fixed wait a driver would pick. A press meanwhile sends the code a second time.
+    Deferred,
+    /// On the sixth digit, within that key's own input event.
+    OnKey,
+    /// Only its button or Enter, like `Button`; the stand-in answers each entry after
+    /// 300–800 ms, and the button stays enabled meanwhile: every press sends again.
+    BusyButton,
 }
 
 /// What follows the mobile screen when the TOTP screen is not skipped.

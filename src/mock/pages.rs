@@ -117,14 +117,34 @@ fn stage_name(stage: Stage) -> &'static str {
     }
 }
 
-/// Auto or Button for one server-rendered screen; Random picks anew on every load.
-fn resolved(submission: Submission) -> &'static str {
-    let auto = match submission {
-        Submission::Auto => true,
-        Submission::Button => false,
-        Submission::Random => rand::rng().random_bool(0.5),
-    };
-    if auto { "auto" } else { "button" }
+/// How one screen sends, as the page script names it; Random picks Auto or Button anew
+/// on every load (server-rendered) or, with `per_screen`, leaves the pick to the page.
+fn submission_name(submission: Submission, per_screen: bool) -> &'static str {
+    match submission {
+        Submission::Auto => "auto",
+        Submission::Button => "button",
+        Submission::Random if per_screen => "random",
+        Submission::Random if rand::rng().random_bool(0.5) => "auto",
+        Submission::Random => "button",
+        Submission::Deferred => "deferred",
+        Submission::OnKey => "on-key",
+        Submission::BusyButton => "busy-button",
+    }
+}
+
+/// How long the code boxes wait before moving the focus on (see
+/// [`PageVariant::slow_focus`]).
+fn focus_delay_ms(variant: PageVariant) -> u64 {
+    if variant.slow_focus { 40 } else { 0 }
+}
+
+/// A `BusyButton` page's server takes its time over each entry: long enough that a
+/// second press while the first is in flight would reach it.
+async fn busy(state: &Shared) {
+    if state.page_variant().submission == Submission::BusyButton {
+        let ms = rand::rng().random_range(300..=800u64);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 /// One server-rendered screen. `first_load`: the document the consent link opened, the
@@ -146,8 +166,10 @@ fn form_screen(
     let mut page = json!({
         "mode": "form",
         "screen": stage_name(stage),
-        "submission": resolved(variant.submission),
+        "submission": submission_name(variant.submission, false),
         "ignoreFirstProceed": first_load && variant.proceed_ignored_once,
+        "focusDelayMs": focus_delay_ms(variant),
+        "ignoreKeys": variant.keys_ignored,
     });
     let mut templates = String::new();
     if let Some(l) = &layout {
@@ -206,17 +228,15 @@ fn spa_page(state: &Shared, session: &str) -> Response {
     templates.push_str(&format!(
         r#"<template id="screen-expired">{EXPIRED}</template>"#
     ));
-    let submission = match variant.submission {
-        Submission::Auto => "auto",
-        Submission::Button => "button",
-        Submission::Random => "random",
-    };
+    let submission = submission_name(variant.submission, true);
     let mut page = json!({
         "mode": "spa",
         "session": session,
         "renderDelayMs": u64::try_from(state.spa_render_delay.as_millis()).unwrap_or(u64::MAX),
         "submission": submission,
         "ignoreFirstProceed": variant.proceed_ignored_once,
+        "focusDelayMs": focus_delay_ms(variant),
+        "ignoreKeys": variant.keys_ignored,
     });
     if let Some(l) = &layout {
         page["gen"] = l.behaviour();
@@ -331,6 +351,7 @@ async fn login_form(Extract(state): Extract<Shared>, body: Bytes) -> Response {
     };
     // Counted before any fault: the entry reached the stand-in either way.
     state.count_entry(&entry, state.session_stage(&session));
+    busy(&state).await;
     let wrong = match gate(&state, Endpoint::ConsentLoginPage).await {
         Gate::Answer(r) => return r,
         Gate::Proceed { wrong_credential } => wrong_credential,
@@ -382,6 +403,7 @@ async fn spa_step(
         };
         state.count_entry(&entry, step_stage(&step));
     }
+    busy(&state).await;
     let wrong = match gate(&state, Endpoint::ConsentLoginPage).await {
         Gate::Answer(r) => return r,
         Gate::Proceed { wrong_credential } => wrong_credential,

@@ -425,4 +425,11 @@ pub enum SubmissionArg {
     Button,
     /// Auto or button, picked anew for every screen shown.
     Random,
+    /// By itself after a random 0-600 ms timer; a press meanwhile sends it twice.
+    Deferred,
+    /// By itself, within the sixth digit's own key event.
+    OnKey,
+    /// Only on its button, which stays enabled while the stand-in takes 300-800 ms to
+    /// answer: every press sends again.
+    BusyButton,
 }

@@ -28,6 +28,9 @@ fn page_variant(page: &PageArgs) -> PageVariant {
             SubmissionArg::Auto => Submission::Auto,
             SubmissionArg::Button => Submission::Button,
             SubmissionArg::Random => Submission::Random,
+            SubmissionArg::Deferred => Submission::Deferred,
+            SubmissionArg::OnKey => Submission::OnKey,
+            SubmissionArg::BusyButton => Submission::BusyButton,
         },
         totp_screen: !page.skip_totp,
         spa: !page.server_rendered,
@@ -38,6 +41,8 @@ fn page_variant(page: &PageArgs) -> PageVariant {
         },
         proceed_ignored_once: page.proceed_ignored_once,
         tracker_iframe: !page.no_tracker,
+        slow_focus: false,
+        keys_ignored: false,
         seed: None,
     }
 }
