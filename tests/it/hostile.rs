@@ -1,7 +1,7 @@
 //! Issue #11: hostile answers, careless input and failing disks, against the stand-in,
 //! which counts what reaches it. Each test names the failure it guards against.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

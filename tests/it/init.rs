@@ -1,7 +1,7 @@
 //! `dhan-login init` (in a pseudo-terminal and without one), `status`'s per-path answer
 //! to "will tomorrow work?", and the generated man pages and completions.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! its holder dies or freezes, the shared consent ledger, and the database restarting
 //! under load.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! The chain's decisions and the manager's decision table, against the stand-in.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

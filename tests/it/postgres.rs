@@ -15,7 +15,7 @@ use secrecy::SecretString;
 
 use common::BIN;
 
-mod common;
+use crate::common;
 
 /// A database of its own for one test, and a key file.
 struct Db {

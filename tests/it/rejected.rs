@@ -14,7 +14,7 @@ use common::serve::{Daemon, Login, configured, key_of, profile, serve_table};
 use common::stand_in::{current_code, direct_login};
 use common::{Stand, run};
 
-mod common;
+use crate::common;
 
 /// Another program logs in with the same credentials: every earlier token dies.
 async fn login_elsewhere(s: &MockServer) -> String {

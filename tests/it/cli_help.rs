@@ -1,7 +1,7 @@
 //! What the binary teaches without logging in: `--help` of every subcommand, shell
 //! completions, and `mock-server`'s first line.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! page's screen is reported, and nothing is ever typed into it.
 #![cfg(feature = "browser")]
 
-mod common;
+use crate::common;
 
 use common::{Stand, browser_tests_skipped, run};
 use dhan_login::mock::{Endpoint, Fault};

@@ -6,7 +6,7 @@ use dhan_login::mock::Endpoint;
 
 use common::Stand;
 
-mod common;
+use crate::common;
 
 const TWO_PROFILES: &str = "[profiles.alpha]\n[profiles.beta]\n";
 

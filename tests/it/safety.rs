@@ -1,7 +1,7 @@
 //! Issue #4's guarantees, against the stand-in, which counts what reaches it: the consent
 //! budget, the lockout guard, one login for many processes, and crash safety.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

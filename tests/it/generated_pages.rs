@@ -11,8 +11,7 @@
 //! Set DHAN_LOGIN_SKIP_BROWSER_TESTS=1 to skip them on a machine without Chromium.
 #![cfg(feature = "browser")]
 
-#[path = "common/browser_support.rs"]
-mod support;
+use crate::common::browser_support as support;
 
 use std::future::Future;
 use std::io::Write as _;

@@ -2,7 +2,7 @@
 //! `otp_command` (DHAN_OTP_COMMAND) supplies it. Real Chromium against the stand-in.
 #![cfg(feature = "browser")]
 
-mod common;
+use crate::common;
 
 use common::pty::Pty;
 use common::{Stand, browser_tests_skipped, run};

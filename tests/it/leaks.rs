@@ -3,7 +3,7 @@
 //! consents charged for requests that never left, a wedged profile, and secrets handed to
 //! a child process.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::{Stand, run};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use dhan_login::{ErrorClass, Paths, Profile, ProfileState, SourceKind, StateBackend, Token};
 
-mod common;
+use crate::common;
 
 /// In every URL: trust auth ignores it, and no error may show it.
 const PASSWORD: &str = "Sup3rTlsStorePw";

@@ -1,7 +1,7 @@
 //! `dhan-login ip show|set|modify` against the stand-in's static IP whitelist, and the
 //! whitelist in `status`.
 
-mod common;
+use crate::common;
 
 use common::Stand;
 use common::cli::{EXIT_CREDENTIALS, printed_token};

@@ -9,6 +9,8 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+#[cfg(feature = "browser")]
+pub mod browser_support;
 pub mod cli;
 pub mod pg;
 pub mod pty;

@@ -3,7 +3,7 @@
 //! and when, what it stops retrying, and what it tells the webhook. Each test has its own
 //! stand-ins, sandbox and daemon, so they run in parallel.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! `dhan-login login` and `record` through the browser and by hand: the manual login's
 //! redirect, recorded screens, and Chromium's end when the binary is killed.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

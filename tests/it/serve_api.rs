@@ -1,7 +1,7 @@
 //! The daemon's own surface: the token route and its key, the Unix socket, the hand-off
 //! files, connections that never send a request, and what a SIGTERM leaves behind.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 #[cfg(feature = "browser")]

@@ -6,8 +6,7 @@
 //! on a machine without Chromium.
 #![cfg(feature = "browser")]
 
-#[path = "common/browser_support.rs"]
-mod support;
+use crate::common::browser_support as support;
 
 use std::time::Duration;
 

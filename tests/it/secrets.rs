@@ -6,7 +6,7 @@
 //! Failure messages name the kind of secret and the command, never the secret itself:
 //! these tests must stay safe to run against real credentials.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

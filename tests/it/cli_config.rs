@@ -1,7 +1,7 @@
 //! `dhan-login config check` and how the binary reads its configuration: files, named
 //! profiles, secrets from files and commands, the environment.
 
-mod common;
+use crate::common;
 
 use common::cli::EXIT_CONFIG;
 use common::{Run, Sandbox, Stand, run, run_blocking};

@@ -1,7 +1,7 @@
 //! The stand-in's faults (status, delay, malformed body, wrong credential, canned answer)
 //! and its plumbing: request counts, Date headers, `describe`, options, shutdown.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The stand-in's consent login pages over plain HTTP: the classic and single-page
 //! variants, every screen, the redirect with a one-time tokenId.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

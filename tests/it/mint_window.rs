@@ -14,7 +14,7 @@ use serde_json::Value;
 use common::stand_in::{current_code, direct_login, ist};
 use common::{Run, Stand};
 
-mod common;
+use crate::common;
 
 const THROTTLED: &str = "Token can be generated once every 2 minutes.";
 

@@ -2,7 +2,7 @@
 //! them: generateAccessToken, the consent pair, RenewToken, the profile, the test-only
 //! token issuer, several accounts on one stand-in.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `dhan-login token`, `exec`, `status`, `import`, `renew` and `logout` end to end, as child
 //! processes against the local stand-in of Dhan (see tests/common/mod.rs).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

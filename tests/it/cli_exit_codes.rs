@@ -1,7 +1,7 @@
 //! The binary's exit codes for each kind of failure (2 config, 3 credentials rejected, 4
 //! consent limit, 5 network or transient), as README and `--help` document them.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
