@@ -2,8 +2,8 @@
 //! profiles, secrets from files and commands, the environment.
 
 use crate::common;
+use dhan_login::ErrorClass;
 
-use common::cli::EXIT_CONFIG;
 use common::{Run, Sandbox, Stand, run, run_blocking};
 use dhan_login::mock::Endpoint;
 
@@ -28,7 +28,7 @@ totp_secret = "JBSWY3DPEHPK3PXP"
 "#,
     )
     .await;
-    r.assert_code(EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     assert!(
         r.stderr.lines().any(|l| l.trim_start().starts_with("pin:")),
         "the bad pin is not named:\n{r}"
@@ -49,7 +49,7 @@ colour = "blue"
 "#,
     )
     .await;
-    r.assert_code(EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("colour"), "unknown key not named:\n{r}");
 
     // Unknown keys are caught in every table, including the nested browser one and a
@@ -58,11 +58,11 @@ colour = "blue"
         "[profiles.default]\nclient_id = \"1\"\n[profiles.default.browser]\nheadless = true\n",
     )
     .await;
-    r.assert_code(EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("headless"), "{r}");
 
     let r = config_check("[profile.default]\nclient_id = \"1100000042\"\n").await;
-    r.assert_code(EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("profile"), "{r}");
 }
 
@@ -95,7 +95,7 @@ async fn a_named_config_file_that_does_not_exist_is_a_config_error() {
     let mut cmd = s.cli(["token"]);
     cmd.env("DHAN_LOGIN_CONFIG", &missing);
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     assert!(
         r.stderr.contains("nope.toml"),
         "the file is not named:\n{r}"
@@ -109,7 +109,7 @@ async fn missing_client_id_is_a_config_error() {
     let mut cmd = s.cli(["token"]);
     cmd.env_remove("DHAN_CLIENT_ID");
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     assert!(
         r.stderr.contains("no way to obtain a token is configured"),
         "{r}"
@@ -119,7 +119,7 @@ async fn missing_client_id_is_a_config_error() {
     let mut cmd = s.cli(["config", "check"]);
     cmd.env_remove("DHAN_CLIENT_ID");
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("client_id"), "{r}");
 }
 
@@ -131,7 +131,7 @@ async fn config_check_names_every_bad_field_at_once() {
         .env("DHAN_REDIRECT_URL", "not a url")
         .env("DHAN_LOGIN_MARGIN_MINUTES", "soon");
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     for field in ["pin:", "redirect_url:", "margin_minutes:"] {
         assert!(r.stderr.contains(field), "{field} is not named:\n{r}");
     }

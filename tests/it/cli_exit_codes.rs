@@ -2,12 +2,13 @@
 //! consent limit, 5 network or transient), as README and `--help` document them.
 
 use crate::common;
+use crate::common::cli::exit_of;
+use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
 #[cfg(feature = "browser")]
-use common::cli::EXIT_CONSENT_LIMIT;
-use common::cli::{EXIT_CREDENTIALS, EXIT_TRANSIENT, closed_port_url};
+use common::cli::closed_port_url;
 use common::{Sandbox, Stand, run};
 use dhan_login::mock::{Endpoint, Fault};
 
@@ -16,7 +17,7 @@ async fn wrong_pin_exits_3_and_the_same_credentials_are_not_tried_again() {
     let s = Stand::start().await;
     let cmd = s.cli_wrong_pin(["login", "--via", "totp"]);
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_CREDENTIALS);
+    r.assert_class(ErrorClass::CredentialRejected);
     assert_eq!(
         s.server.calls(Endpoint::GenerateAccessToken),
         1,
@@ -33,7 +34,7 @@ async fn wrong_pin_exits_3_and_the_same_credentials_are_not_tried_again() {
     // neither the PIN login nor the consent flow reaches Dhan.
     let cmd = s.cli_wrong_pin(["token"]);
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_CREDENTIALS);
+    r.assert_class(ErrorClass::CredentialRejected);
     assert!(r.stderr.contains("unlock"), "the way out is named:\n{r}");
     assert_eq!(s.server.calls(Endpoint::GenerateAccessToken), 1);
     assert_eq!(s.server.calls(Endpoint::GenerateConsent), 0);
@@ -50,7 +51,7 @@ async fn consent_limit_exits_4_before_any_browser_starts() {
     let s = Stand::start().await;
     s.server.set_consent_cap(0);
     let r = s.run(["login", "--via", "browser"]).await;
-    r.assert_code(EXIT_CONSENT_LIMIT);
+    r.assert_class(ErrorClass::ConsentLimit);
     assert!(
         r.stderr.to_lowercase().contains("consent limit"),
         "the message should say the consent limit is reached:\n{r}"
@@ -64,7 +65,7 @@ async fn consent_limit_exits_4_before_any_browser_starts() {
 
     // The day is marked used up: the next try is refused without asking Dhan.
     let r = s.run(["login", "--via", "browser"]).await;
-    r.assert_code(EXIT_CONSENT_LIMIT);
+    r.assert_class(ErrorClass::ConsentLimit);
     assert_eq!(s.server.calls(Endpoint::GenerateConsent), 1);
 
     // Another machine meets the answer given verbatim, as a 200 that says error.
@@ -81,7 +82,7 @@ async fn consent_limit_exits_4_before_any_browser_starts() {
     let mut cmd = s.command_in(&other);
     cmd.args(["login", "--via", "browser"]);
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_CONSENT_LIMIT);
+    r.assert_class(ErrorClass::ConsentLimit);
     assert_eq!(s.server.calls(Endpoint::GenerateConsent), 2);
     assert_eq!(s.server.calls(Endpoint::ConsentLoginPage), 0);
 }
@@ -94,7 +95,7 @@ async fn unreachable_dhan_exits_5() {
     let mut cmd = s.cli(["login", "--via", "totp"]);
     cmd.env("DHAN_AUTH_BASE_URL", &dead);
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_TRANSIENT);
+    r.assert_class(ErrorClass::Transient);
     assert!(
         r.stderr.contains("connect"),
         "the message should say the connection failed:\n{r}"
@@ -109,7 +110,7 @@ async fn unreachable_dhan_exits_5() {
         .env("DHAN_AUTH_BASE_URL", &dead)
         .env("DHAN_API_BASE_URL", format!("{dead}/v2"));
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_TRANSIENT);
+    r.assert_class(ErrorClass::Transient);
     assert!(
         r.elapsed < Duration::from_secs(10),
         "a refused connection should fail fast:\n{r}"
@@ -123,7 +124,7 @@ async fn server_errors_are_transient_and_exit_5() {
     s.server
         .set_fault(Endpoint::GenerateAccessToken, Fault::Status(503));
     let r = s.run(["login", "--via", "totp"]).await;
-    r.assert_code(EXIT_TRANSIENT);
+    r.assert_class(ErrorClass::Transient);
 }
 
 /// Dhan refusing a TOTP code as already used (another machine, or the user's own app,
@@ -164,11 +165,15 @@ async fn a_totp_already_used_elsewhere_is_transient_and_locks_nothing() {
     assert_eq!(elsewhere.status().as_u16(), 200);
 
     let r = s.run(["token"]).await;
-    r.assert_code(5);
+    r.assert_class(ErrorClass::Transient);
     assert!(r.stderr.contains("already used"), "{r}");
     let lockouts = s.sandbox.state_dir().join("lockouts");
     let stored = std::fs::read_dir(&lockouts).map_or(0, |d| d.count());
     assert_eq!(stored, 0, "a lockout was stored in {}", lockouts.display());
     let again = s.run(["token"]).await;
-    assert_ne!(again.code, Some(3), "the next run is held:\n{again}");
+    assert_ne!(
+        again.code,
+        Some(exit_of(ErrorClass::CredentialRejected)),
+        "the next run is held:\n{again}"
+    );
 }

@@ -2,9 +2,11 @@
 //! whitelist in `status`.
 
 use crate::common;
+use crate::common::cli::exit_of;
+use dhan_login::ErrorClass;
 
 use common::Stand;
-use common::cli::{EXIT_CREDENTIALS, printed_token};
+use common::cli::printed_token;
 use dhan_login::mock::{Endpoint, Fault};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,9 +97,9 @@ async fn status_says_nothing_of_ips_never_asked_for() {
 async fn a_bad_address_is_a_usage_error_and_sends_nothing() {
     let s = Stand::start().await;
     let r = s.run(["ip", "set", "primary", "203.0.113.300"]).await;
-    assert_eq!(r.code, Some(2), "{r}");
+    assert_eq!(r.code, Some(exit_of(ErrorClass::Config)), "{r}");
     let r = s.run(["ip", "set", "tertiary", "203.0.113.3"]).await;
-    assert_eq!(r.code, Some(2), "{r}");
+    assert_eq!(r.code, Some(exit_of(ErrorClass::Config)), "{r}");
     assert_eq!(s.server.calls(Endpoint::StaticIp), 0);
     assert_eq!(s.server.logins(), 0);
 }
@@ -123,6 +125,6 @@ async fn a_cached_token_dhan_refuses_is_replaced_once() {
 async fn a_wrong_pin_exits_3_before_any_ip_call() {
     let s = Stand::start().await;
     let r = common::run(s.cli_wrong_pin(["ip", "show"]), None).await;
-    assert_eq!(r.code, Some(EXIT_CREDENTIALS), "{r}");
+    assert_eq!(r.code, Some(exit_of(ErrorClass::CredentialRejected)), "{r}");
     assert_eq!(s.server.calls(Endpoint::StaticIp), 0);
 }

@@ -2,6 +2,7 @@
 //! redirect, recorded screens, and Chromium's end when the binary is killed.
 
 use crate::common;
+use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
@@ -305,7 +306,7 @@ async fn a_token_id_dhan_did_not_exchange_is_exchanged_by_the_next_run() {
     s.server
         .set_fault_once(Endpoint::ConsumeConsent, Fault::Status(503));
     let failed = s.run(["-vv", "login", "--via", "browser"]).await;
-    failed.assert_code(5);
+    failed.assert_class(ErrorClass::Transient);
     assert_eq!(s.server.calls(Endpoint::GenerateConsent), 1);
     assert_eq!(s.server.calls(Endpoint::ConsumeConsent), 1);
     let pages = s.server.calls(Endpoint::ConsentLoginPage);

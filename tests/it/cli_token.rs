@@ -2,11 +2,13 @@
 //! processes against the local stand-in of Dhan (see tests/common/mod.rs).
 
 use crate::common;
+use crate::common::cli::exit_of;
+use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::cli::{EXIT_CREDENTIALS, printed_token};
+use common::cli::printed_token;
 use common::{Stand, ist_time_of_day as ist_time, jwt_claims, run};
 use dhan_login::mock::{Endpoint, Fault, TokenKind};
 use serde_json::Value;
@@ -301,13 +303,15 @@ async fn logout_does_not_lift_a_credential_lockout() {
     // again; forgetting the token is not a way around the lockout.
     let s = Stand::start().await;
     let cmd = s.cli_wrong_pin(["login", "--via", "totp"]);
-    run(cmd, None).await.assert_code(EXIT_CREDENTIALS);
+    run(cmd, None)
+        .await
+        .assert_class(ErrorClass::CredentialRejected);
     assert_eq!(s.server.calls(Endpoint::GenerateAccessToken), 1);
 
     s.run(["logout"]).await.assert_ok();
     let cmd = s.cli_wrong_pin(["token"]);
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_CREDENTIALS);
+    r.assert_class(ErrorClass::CredentialRejected);
     assert_eq!(
         s.server.calls(Endpoint::GenerateAccessToken),
         1,
@@ -455,7 +459,7 @@ async fn valid_until_replaces_a_token_that_dies_before_that_time() {
     assert_ne!(new, old);
     assert_eq!(s.server.logins(), 1);
     let r = s.run(["token", "--valid-until", "25:00"]).await;
-    assert_eq!(r.code, Some(2), "{r}");
+    assert_eq!(r.code, Some(exit_of(ErrorClass::Config)), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -464,7 +468,7 @@ async fn logins_off_exits_6_without_a_minting_request_and_prints_a_live_token() 
     let mut cmd = s.cli(["token"]);
     cmd.env("DHAN_LOGIN_NO_LOGIN", "1");
     let r = run(cmd, None).await;
-    assert_eq!(r.code, Some(6), "{r}");
+    assert_eq!(r.code, Some(exit_of(ErrorClass::LoginsOff)), "{r}");
     assert!(
         r.stderr
             .contains("no live token, and logins are off on this host"),
@@ -481,7 +485,11 @@ async fn logins_off_exits_6_without_a_minting_request_and_prints_a_live_token() 
     };
     for args in [&["exec", "--", "true"][..], &["login"][..], &["token"][..]] {
         let r = run(never(args), None).await;
-        assert_eq!(r.code, Some(6), "{args:?}: {r}");
+        assert_eq!(
+            r.code,
+            Some(exit_of(ErrorClass::LoginsOff)),
+            "{args:?}: {r}"
+        );
     }
     for ep in [
         Endpoint::GenerateAccessToken,
@@ -582,7 +590,7 @@ async fn a_token_inside_the_margin_is_replaced_or_printed_with_a_warning_while_i
     let mut wrong_pin = s.cli_wrong_pin(["token"]);
     wrong_pin.env_remove("DHAN_MOBILE");
     let r = run(wrong_pin, None).await;
-    r.assert_code(EXIT_CREDENTIALS);
+    r.assert_class(ErrorClass::CredentialRejected);
     assert!(!r.stdout.contains(&web), "{r}");
     s.run(["unlock"]).await.assert_ok();
 

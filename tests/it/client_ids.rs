@@ -2,6 +2,7 @@
 //! other out (Dhan keeps one live token per client), so `serve` and `config check` refuse
 //! them, naming both.
 
+use dhan_login::ErrorClass;
 use dhan_login::mock::Endpoint;
 
 use common::Stand;
@@ -23,7 +24,7 @@ async fn serve_all_refuses_two_profiles_on_one_client_id_naming_both() {
     let mut cmd = stand.cli(["serve", "--all", "--listen", "127.0.0.1:0"]);
     cmd.env("DHAN_LOGIN_CONFIG", stand.sandbox.config_path());
     let run = common::run(cmd, None).await;
-    run.assert_code(2);
+    run.assert_class(ErrorClass::Config);
     assert!(
         run.stderr.contains("`alpha`") && run.stderr.contains("`beta`"),
         "{run}"
@@ -42,7 +43,7 @@ async fn config_check_names_the_other_profile_on_the_same_client_id() {
     let mut cmd = stand.cli(["--profile", "alpha", "config", "check"]);
     cmd.env("DHAN_LOGIN_CONFIG", stand.sandbox.config_path());
     let run = common::run(cmd, None).await;
-    run.assert_code(2);
+    run.assert_class(ErrorClass::Config);
     assert!(run.stderr.contains("`beta`"), "{run}");
 
     // Each profile on a client id of its own: nothing to say about client ids.

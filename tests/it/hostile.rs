@@ -2,6 +2,8 @@
 //! which counts what reaches it. Each test names the failure it guards against.
 
 use crate::common;
+use crate::common::cli::exit_of;
+use dhan_login::ErrorClass;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,7 +34,7 @@ async fn the_two_minute_answer_is_a_rate_limit_and_stops_the_chain() {
             respond(status, RATE_LIMIT, "application/json"),
         );
         let r = stand.run(["token"]).await;
-        r.assert_code(5);
+        r.assert_class(ErrorClass::Transient);
         assert!(r.stderr.contains("after 125 s"), "HTTP {status}:\n{r}");
         assert_eq!(
             stand.server.calls(Endpoint::GenerateConsent),
@@ -57,7 +59,11 @@ async fn an_html_error_page_is_not_a_credential_rejection() {
         respond(403, page, "text/html"),
     );
     let r = stand.run(["login", "--via", "totp"]).await;
-    assert_ne!(r.code, Some(3), "a proxy page is not Dhan saying no:\n{r}");
+    assert_ne!(
+        r.code,
+        Some(exit_of(ErrorClass::CredentialRejected)),
+        "a proxy page is not Dhan saying no:\n{r}"
+    );
     let again = stand.run(["login", "--via", "totp"]).await;
     again.assert_ok();
 }
@@ -70,7 +76,7 @@ async fn a_lockout_survives_a_failing_secret_command_and_corrupt_files() {
     let stand = Stand::start().await;
     run(stand.cli_wrong_pin(["login", "--via", "totp"]), None)
         .await
-        .assert_code(3);
+        .assert_class(ErrorClass::CredentialRejected);
     assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 1);
 
     let config = stand
@@ -81,18 +87,18 @@ async fn a_lockout_survives_a_failing_secret_command_and_corrupt_files() {
         .env_remove("DHAN_API_SECRET")
         .env("DHAN_LOGIN_CONFIG", &config);
     let r = run(failing, None).await;
-    r.assert_code(3);
+    r.assert_class(ErrorClass::CredentialRejected);
     assert!(r.stderr.contains("dhan-login unlock"), "{r}");
 
     std::fs::write(stand.sandbox.token_file("default"), b"{\"token\": nul").unwrap();
     run(stand.cli_wrong_pin(["token"]), None)
         .await
-        .assert_code(3);
+        .assert_class(ErrorClass::CredentialRejected);
 
     let lockouts = stand.sandbox.state_dir().join("lockouts/default.json");
     std::fs::write(&lockouts, b"\x00garbage").unwrap();
     let r = run(stand.cli_wrong_pin(["token"]), None).await;
-    r.assert_code(3);
+    r.assert_class(ErrorClass::CredentialRejected);
     assert!(r.stderr.contains("cannot be read"), "{r}");
     assert_eq!(
         stand.server.calls(Endpoint::GenerateAccessToken),
@@ -114,13 +120,13 @@ async fn a_rejected_api_secret_does_not_block_the_pin_totp_path() {
     stand
         .run(["login", "--via", "browser"])
         .await
-        .assert_code(3);
+        .assert_class(ErrorClass::CredentialRejected);
     stand.run(["login", "--via", "totp"]).await.assert_ok();
     // The consent path stays held: the same key pair is not sent again.
     stand
         .run(["login", "--via", "browser"])
         .await
-        .assert_code(3);
+        .assert_class(ErrorClass::CredentialRejected);
     assert_eq!(stand.server.calls(Endpoint::GenerateConsent), 1);
 }
 
@@ -132,7 +138,7 @@ async fn a_profile_name_with_dot_dot_creates_no_file() {
     let r = stand
         .run(["--profile", "../evil", "login", "--via", "totp"])
         .await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("profile name"), "{r}");
     assert!(!stand.sandbox.state_dir().join("evil.lock").exists());
     assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 0);
@@ -182,7 +188,12 @@ async fn malformed_inputs_are_refused_before_any_request() {
         let mut cmd = stand.cli(args);
         cmd.env(var, &value);
         let r = run(cmd, None).await;
-        assert_eq!(r.code, Some(2), "{var}: exit {:?}", r.code);
+        assert_eq!(
+            r.code,
+            Some(exit_of(ErrorClass::Config)),
+            "{var}: exit {:?}",
+            r.code
+        );
         assert!(
             r.stderr.contains(&format!("{field}: ")),
             "{var}: the field is named"
@@ -214,7 +225,7 @@ async fn a_non_utf8_env_value_is_an_error_naming_the_variable() {
         let mut cmd = stand.cli(["token"]);
         cmd.env(var, OsStr::from_bytes(b"http://127.0.0.1:9/\xff\xfe"));
         let r = run(cmd, None).await;
-        assert_eq!(r.code, Some(2), "{var}:\n{r}");
+        assert_eq!(r.code, Some(exit_of(ErrorClass::Config)), "{var}:\n{r}");
         assert!(r.stderr.contains(var), "{var} is named:\n{r}");
         assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 0);
     }
@@ -412,7 +423,7 @@ async fn a_squatter_on_the_serve_port_gets_neither_the_key_nor_a_mac() {
             !lower.contains("authorization") && !lower.contains("bearer"),
             "answer {i}: {seen}"
         );
-        assert_eq!(r.code, Some(2), "answer {i}: {r}");
+        assert_eq!(r.code, Some(exit_of(ErrorClass::Config)), "answer {i}: {r}");
         assert!(
             r.stderr.contains("did not prove it holds the key")
                 && r.stderr.contains(&*key.to_string_lossy()),
@@ -612,7 +623,7 @@ fn a_secret_pasted_as_a_toml_key_is_not_echoed() {
         cmd.env("DHAN_LOGIN_CONFIG", &config)
             .args(["config", "check"]);
         let r = common::run_blocking(cmd);
-        assert_eq!(r.code, Some(2), "{key}");
+        assert_eq!(r.code, Some(exit_of(ErrorClass::Config)), "{key}");
         assert!(
             r.stderr.contains("unknown field"),
             "{key}: {}",
@@ -639,7 +650,7 @@ async fn a_hanging_pin_command_times_out() {
     let mut cmd = stand.cli(["login", "--via", "totp"]);
     cmd.env_remove("DHAN_PIN").env("DHAN_LOGIN_CONFIG", &config);
     let r = run(cmd, None).await;
-    assert_eq!(r.code, Some(2), "{r}");
+    assert_eq!(r.code, Some(exit_of(ErrorClass::Config)), "{r}");
     assert!(
         r.stderr.contains("pin_command: no answer within 20 s"),
         "{r}"

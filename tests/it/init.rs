@@ -2,6 +2,7 @@
 //! to "will tomorrow work?", and the generated man pages and completions.
 
 use crate::common;
+use dhan_login::ErrorClass;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -115,7 +116,7 @@ async fn init_names_every_bad_value_and_writes_nothing() {
         .env_remove("DHAN_API_SECRET")
         .arg("init");
     let r = run(cmd, None).await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     for field in ["pin", "mobile", "api_secret"] {
         assert!(r.stderr.contains(field), "names {field}:\n{r}");
     }
@@ -130,7 +131,7 @@ async fn init_names_every_bad_value_and_writes_nothing() {
     let mut cmd = s.sandbox.command();
     cmd.env("DHAN_LOGIN_CONFIG", &config).arg("init");
     let r = run(cmd, None).await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     assert!(
         r.stderr.contains("DHAN_CLIENT_ID") && r.stderr.contains("--client-id"),
         "{r}"
@@ -150,7 +151,7 @@ async fn init_refuses_a_totp_uri_dhan_would_not_accept() {
         .env("DHAN_TOTP_SECRET", &uri)
         .arg("init");
     let r = run(cmd, None).await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("8 digits"), "{r}");
     assert!(
         !r.stderr.contains(&a.totp_secret),
@@ -344,7 +345,7 @@ async fn init_without_a_terminal_can_keep_the_secrets_in_pass() {
     cmd.env("DHAN_LOGIN_CONFIG", s.sandbox.path().join("other.toml"))
         .args(["init", "--secrets", "op"]);
     let r = run(cmd, None).await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("op://"), "{r}");
 }
 
@@ -406,7 +407,9 @@ async fn status_says_which_paths_work_tomorrow_and_what_each_lacks() {
     let mut cmd = s.command_in(&b);
     cmd.env("DHAN_PIN", "000000")
         .args(["login", "--via", "totp"]);
-    run(cmd, None).await.assert_code(3);
+    run(cmd, None)
+        .await
+        .assert_class(ErrorClass::CredentialRejected);
     let mut cmd = s.command_in(&b);
     cmd.env("DHAN_PIN", "000000").args(["status", "--json"]);
     let v = run(cmd, None).await.json();
@@ -550,7 +553,7 @@ async fn init_refuses_a_profile_name_no_command_takes_and_a_secret_with_a_line_b
         cmd.env("DHAN_LOGIN_CONFIG", &config)
             .args(["--profile", name, "init", "--no-input"]);
         let r = run(cmd, None).await;
-        r.assert_code(2);
+        r.assert_class(ErrorClass::Config);
         assert!(r.stderr.contains("profile"), "{r}");
         assert!(!config.exists(), "nothing written for `{name}`");
     }
@@ -562,7 +565,7 @@ async fn init_refuses_a_profile_name_no_command_takes_and_a_secret_with_a_line_b
         .env("DHAN_API_SECRET", injected)
         .args(["init", "--no-input"]);
     let r = run(cmd, None).await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     assert!(
         r.stderr.contains("api_secret") && r.stderr.contains("line break"),
         "{r}"

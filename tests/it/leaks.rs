@@ -4,6 +4,7 @@
 //! a child process.
 
 use crate::common;
+use dhan_login::ErrorClass;
 
 use base64::Engine;
 use common::{Stand, run};
@@ -57,7 +58,9 @@ async fn a_lockout_fingerprint_cannot_be_searched_for_the_pin() {
     let wrong_pin = "424242";
     let mut cli = stand.cli(["login", "--via", "totp"]);
     cli.env("DHAN_PIN", wrong_pin);
-    run(cli, None).await.assert_code(3);
+    run(cli, None)
+        .await
+        .assert_class(ErrorClass::CredentialRejected);
 
     let state = stand.sandbox.state_dir();
     let text = std::fs::read_to_string(state.join("lockouts/default.json")).unwrap();
@@ -124,7 +127,7 @@ async fn an_old_unkeyed_lockout_is_scrubbed_and_still_holds() {
     .unwrap();
     // The right PIN now: an unkeyed record cannot say whether it changed, so it holds.
     let r = stand.run(["login", "--via", "totp"]).await;
-    r.assert_code(3);
+    r.assert_class(ErrorClass::CredentialRejected);
     assert!(r.stderr.contains("dhan-login unlock"), "{r}");
     assert!(
         !std::fs::read_to_string(&path).unwrap().contains(&old),
@@ -170,7 +173,7 @@ async fn serve_refuses_a_token_file_that_is_not_a_regular_file() {
         None,
     )
     .await;
-    r.assert_code(common::cli::EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("serve.token_file"), "{r}");
     assert!(r.stderr.contains(&fifo.display().to_string()), "{r}");
     assert!(r.stderr.contains("not a regular file"), "{r}");
@@ -269,7 +272,7 @@ async fn consents_that_never_left_the_machine_are_not_counted() {
         cmd.env("DHAN_AUTH_BASE_URL", &closed)
             .env("DHAN_API_BASE_URL", format!("{closed}/v2"));
         let r = run(cmd, None).await;
-        r.assert_code(5);
+        r.assert_class(ErrorClass::Transient);
         assert!(r.stderr.contains("nothing sent"), "{r}");
     }
     let client_id = stand.server.account().client_id.clone();
@@ -329,7 +332,7 @@ async fn exec_passes_only_the_token_the_client_id_and_what_is_named() {
     let r = stand
         .run(["exec", "--pass-env", "DHAN_PIN", "--", "true"])
         .await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("login secret"), "{r}");
 }
 
@@ -343,7 +346,7 @@ async fn endless_files_and_chatty_commands_are_bounded_config_errors() {
     let mut cmd = sandbox.command();
     cmd.args(["--config", "/dev/zero", "config", "check"]);
     let r = run(cmd, None).await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("more than 1024 KiB"), "{r}");
 
     for (field, line) in [
@@ -360,7 +363,7 @@ async fn endless_files_and_chatty_commands_are_bounded_config_errors() {
         cmd.env("DHAN_LOGIN_CONFIG", &config)
             .args(["config", "check"]);
         let r = run(cmd, None).await;
-        r.assert_code(2);
+        r.assert_class(ErrorClass::Config);
         assert!(
             r.stdout.contains("more than 64 KiB") || r.stderr.contains("more than 64 KiB"),
             "{field}: {r}"
@@ -387,7 +390,7 @@ async fn an_api_key_with_a_line_break_fails_config_check() {
     cmd.env("DHAN_LOGIN_CONFIG", &config)
         .args(["config", "check"]);
     let r = run(cmd, None).await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     let all = format!("{}{}", r.stdout, r.stderr);
     assert!(all.contains("api_key"), "{r}");
     assert!(all.contains("line break"), "{r}");
@@ -414,7 +417,7 @@ async fn import_refuses_a_token_of_another_client_id() {
         )
         .unwrap();
     let r = run(stand.cli(["import"]), Some(theirs.as_bytes())).await;
-    r.assert_code(2);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains(&other), "{r}");
     assert!(!r.stderr.contains(&theirs), "the token is shown: {r}");
     let status = stand.run(["status", "--json"]).await;

@@ -104,7 +104,7 @@ async fn a_second_process_within_125_s_sends_nothing_and_exits_5_naming_the_ist_
     let first = login(&stand).await;
     first.assert_ok();
     let second = login(&stand).await;
-    second.assert_code(5);
+    second.assert_class(ErrorClass::Transient);
     assert_eq!(
         stand.server.calls(Endpoint::GenerateAccessToken),
         1,
@@ -178,7 +178,7 @@ async fn dhans_throttle_answer_restarts_our_window_and_locks_nothing() {
     assert_eq!(elsewhere.status(), StatusCode::OK);
 
     let throttled = login(&stand).await;
-    throttled.assert_code(5);
+    throttled.assert_class(ErrorClass::Transient);
     assert!(throttled.stderr.contains("rate limited"), "{throttled}");
     let state = stand.sandbox.state_dir();
     let recorded: Value = serde_json::from_slice(
@@ -194,7 +194,7 @@ async fn dhans_throttle_answer_restarts_our_window_and_locks_nothing() {
     assert_eq!(s.calls(Endpoint::GenerateAccessToken), 2);
 
     let again = login(&stand).await;
-    again.assert_code(5);
+    again.assert_class(ErrorClass::Transient);
     assert!(again.stderr.contains("(throttled)"), "{again}");
     assert_eq!(s.calls(Endpoint::GenerateAccessToken), 2, "{again}");
     assert!(

@@ -3,6 +3,8 @@
 //! token issuer, several accounts on one stand-in.
 
 use crate::common;
+use crate::common::cli::exit_of;
+use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
@@ -463,7 +465,7 @@ async fn mock_server_with_several_accounts_lists_them_and_each_logs_in_alone() {
     assert_eq!(tokens.len(), 3, "each account has its own token");
     // Another account's PIN is a wrong PIN here: exit 3 (credentials rejected).
     let (code, _, err) = tokio::task::block_in_place(|| run(&accounts[1], &accounts[2]["pin"]));
-    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(code, Some(exit_of(ErrorClass::CredentialRejected)), "{err}");
     child.kill().await.expect("stop mock-server");
 }
 

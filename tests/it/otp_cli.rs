@@ -3,6 +3,7 @@
 #![cfg(feature = "browser")]
 
 use crate::common;
+use dhan_login::ErrorClass;
 
 use common::pty::Pty;
 use common::{Stand, browser_tests_skipped, run};
@@ -49,7 +50,7 @@ async fn without_an_otp_source_the_sms_screen_is_a_config_error_and_nothing_is_t
     let stand = sms_stand().await;
     // A TOTP secret is configured, but the page asks for an SMS OTP: never the TOTP.
     let out = run(stand.cli(["login", "--via", "browser"]), None).await;
-    out.assert_code(2);
+    out.assert_class(ErrorClass::Config);
     assert!(out.stderr.contains("otp_command"), "{out}");
     assert_eq!(stand.server.entries(EntryKind::SmsOtp), 0, "{out}");
     assert_eq!(stand.server.entries(EntryKind::Totp), 0, "{out}");
@@ -101,7 +102,7 @@ async fn a_rejected_sms_code_locks_only_the_otp_command_and_a_new_command_lifts_
         cmd
     };
     let out = run(login(wrong), None).await;
-    out.assert_code(3);
+    out.assert_class(ErrorClass::CredentialRejected);
     assert_eq!(stand.server.entries(EntryKind::SmsOtp), 1, "{out}");
     let file = stand.sandbox.state_dir().join("lockouts/default.json");
     let lockouts: serde_json::Value =
@@ -120,7 +121,7 @@ async fn a_rejected_sms_code_locks_only_the_otp_command_and_a_new_command_lifts_
     let consents = stand.server.calls(Endpoint::GenerateConsent);
     let pages = stand.server.calls(Endpoint::ConsentLoginPage);
     let out = run(login(wrong), None).await;
-    out.assert_code(3);
+    out.assert_class(ErrorClass::CredentialRejected);
     assert!(out.stderr.contains("otp_command"), "{out}");
     assert_eq!(stand.server.calls(Endpoint::GenerateConsent), consents);
     assert_eq!(stand.server.calls(Endpoint::ConsentLoginPage), pages);

@@ -2,6 +2,7 @@
 //! throwaway cluster and names it in DHAN_LOGIN_TEST_PG_URL; each test makes its own
 //! database. Without the variable these tests fail, unless DHAN_LOGIN_SKIP_PG_TESTS=1.
 
+use crate::common::cli::exit_of;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -482,7 +483,11 @@ async fn a_new_store_key_means_log_in_again_and_what_the_user_must_fix_is_exit_2
         for args in [&["token"][..], &["status"][..]] {
             let (code, out, err) =
                 tokio::task::block_in_place(|| run(args, std::slice::from_ref(&over)));
-            assert_eq!(code, Some(2), "{what}, {args:?}: {out}\n{err}");
+            assert_eq!(
+                code,
+                Some(exit_of(ErrorClass::Config)),
+                "{what}, {args:?}: {out}\n{err}"
+            );
             assert!(err.contains("state database"), "{what}: {err}");
         }
     }
@@ -565,7 +570,7 @@ async fn the_cli_shares_the_database_and_never_logs_in_under_another_lease() {
     let other = db.backend("other", 15);
     let held = other.own("default", Duration::from_secs(5)).await.unwrap();
     let (code, out, err) = tokio::task::block_in_place(|| run(&["login"]));
-    assert_eq!(code, Some(5), "{out}\n{err}");
+    assert_eq!(code, Some(exit_of(ErrorClass::Transient)), "{out}\n{err}");
     assert!(err.contains("leased to"), "{err}");
     assert!(!err.contains(&first), "the token leaked into the error");
     assert_eq!(s.logins(), 1, "a login ran under another holder's lease");
@@ -592,7 +597,11 @@ fn an_unreachable_database_is_transient_and_its_password_never_shows() {
     for args in [&["-vvv", "token"][..], &["status"][..]] {
         let url = format!("postgres://dhan:{password}@127.0.0.1:{port}/dhan");
         let (code, all) = common::pg::run_on_store(args, dir.path(), &url, &key);
-        assert_eq!(code, Some(5), "{args:?}: {all}");
+        assert_eq!(
+            code,
+            Some(exit_of(ErrorClass::Transient)),
+            "{args:?}: {all}"
+        );
         assert!(all.contains("state database"), "{args:?}: {all}");
         assert!(
             !all.contains(password),
@@ -614,7 +623,7 @@ fn a_missing_store_key_is_exit_2_and_says_its_cause_once() {
         "postgres://dhan@127.0.0.1:9/dhan",
         &missing,
     );
-    assert_eq!(code, Some(2), "{all}");
+    assert_eq!(code, Some(exit_of(ErrorClass::Config)), "{all}");
     assert!(all.contains("absent-key-file"), "{all}");
     assert_eq!(all.matches("store.key:").count(), 1, "{all}");
 }
@@ -673,9 +682,13 @@ async fn a_lockout_row_is_keyed_and_debug_logs_hold_no_statement_parameters() {
         )
     };
     let (code, err) = tokio::task::block_in_place(|| run(&["-vv", "login", "--via", "totp"]));
-    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(code, Some(exit_of(ErrorClass::CredentialRejected)), "{err}");
     let (code, err2) = tokio::task::block_in_place(|| run(&["-vv", "token"]));
-    assert_eq!(code, Some(3), "{err2}");
+    assert_eq!(
+        code,
+        Some(exit_of(ErrorClass::CredentialRejected)),
+        "{err2}"
+    );
     let row: String = db
         .sql()
         .await
@@ -773,7 +786,7 @@ async fn two_replicas_send_one_generate_access_token_within_the_mint_window() {
     let (code, token, err) = tokio::task::block_in_place(|| run("r1"));
     assert_eq!(code, Some(0), "{err}");
     let (code, out, err) = tokio::task::block_in_place(|| run("r2"));
-    assert_eq!(code, Some(5), "{out}\n{err}");
+    assert_eq!(code, Some(exit_of(ErrorClass::Transient)), "{out}\n{err}");
     assert!(err.contains("next attempt is allowed at"), "{err}");
     assert!(err.contains(" IST"), "{err}");
     assert!(!err.contains(&token), "the token leaked into the error");

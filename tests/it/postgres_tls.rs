@@ -2,6 +2,7 @@
 //! server certificate made at test time with openssl, and a pg_hba that only accepts TLS
 //! (`hostssl`), so a connection that works went over TLS.
 
+use crate::common::cli::exit_of;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -348,7 +349,7 @@ fn a_bad_tls_setting_is_a_config_error_naming_the_field() {
     ] {
         let url = format!("postgres://dhan:{PASSWORD}@127.0.0.1:1/dhan?{query}");
         let (code, all) = common::pg::run_on_store(&["-vvv", "token"], dir.path(), &url, &key);
-        assert_eq!(code, Some(2), "{query}: {all}");
+        assert_eq!(code, Some(exit_of(ErrorClass::Config)), "{query}: {all}");
         assert!(all.contains(expected), "{query}: {all}");
         assert!(
             !all.contains(PASSWORD),

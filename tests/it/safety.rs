@@ -2,6 +2,7 @@
 //! budget, the lockout guard, one login for many processes, and crash safety.
 
 use crate::common;
+use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ async fn twenty_six_consents_in_a_day_reach_dhan_only_twenty_five_times() {
     }
     assert_eq!(stand.server.calls(Endpoint::GenerateConsent), 25);
     let r = manual_attempt(&stand).await;
-    r.assert_code(4);
+    r.assert_class(ErrorClass::ConsentLimit);
     assert_eq!(
         stand.server.calls(Endpoint::GenerateConsent),
         25,
@@ -59,11 +60,11 @@ async fn dhan_saying_the_limit_is_reached_stops_every_call_that_day() {
         assert_eq!(manual_attempt(&stand).await.code, Some(1));
     }
     let fourth = manual_attempt(&stand).await;
-    fourth.assert_code(4);
+    fourth.assert_class(ErrorClass::ConsentLimit);
     assert!(fourth.stderr.contains("consent limit"), "{fourth}");
     assert_eq!(stand.server.calls(Endpoint::GenerateConsent), 4);
     let fifth = manual_attempt(&stand).await;
-    fifth.assert_code(4);
+    fifth.assert_class(ErrorClass::ConsentLimit);
     assert_eq!(
         stand.server.calls(Endpoint::GenerateConsent),
         4,
@@ -100,11 +101,11 @@ async fn a_rejected_pin_is_never_retried_automatically() {
     let wrong = |args: &[&str]| stand.cli_wrong_pin(args);
     run(wrong(&["login", "--via", "totp"]), None)
         .await
-        .assert_code(3);
+        .assert_class(ErrorClass::CredentialRejected);
     assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 1);
 
     let again = run(wrong(&["token"]), None).await;
-    again.assert_code(3);
+    again.assert_class(ErrorClass::CredentialRejected);
     assert_eq!(
         stand.server.calls(Endpoint::GenerateAccessToken),
         1,
@@ -120,7 +121,7 @@ async fn a_rejected_pin_is_never_retried_automatically() {
     run(wrong(&["unlock"]), None).await.assert_ok();
     run_within(wrong(&["token"]), None, fresh_step)
         .await
-        .assert_code(3);
+        .assert_class(ErrorClass::CredentialRejected);
     assert_eq!(stand.server.calls(Endpoint::GenerateAccessToken), 2);
 
     // A changed PIN is another set of credentials: allowed without unlock.

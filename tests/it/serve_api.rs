@@ -2,13 +2,13 @@
 //! files, connections that never send a request, and what a SIGTERM leaves behind.
 
 use crate::common;
+use dhan_login::ErrorClass;
 
 use std::collections::BTreeSet;
 #[cfg(feature = "browser")]
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::cli::EXIT_CONFIG;
 #[cfg(feature = "browser")]
 use common::serve::eventually;
 use common::serve::{
@@ -135,7 +135,7 @@ async fn a_public_address_is_refused_without_allow_remote() {
     let mut cmd = sandbox.command();
     cmd.args(["serve", "--listen", "0.0.0.0:0"]);
     let r = run(cmd, None).await;
-    r.assert_code(EXIT_CONFIG);
+    r.assert_class(ErrorClass::Config);
     assert!(r.stderr.contains("--allow-remote"), "{r}");
     assert!(r.stdout.is_empty(), "{r}");
 }

@@ -4,11 +4,12 @@
 //! stand-ins, sandbox and daemon, so they run in parallel.
 
 use crate::common;
+use dhan_login::ErrorClass;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cli::{EXIT_CREDENTIALS, printed_token};
+use common::cli::printed_token;
 use common::serve::{
     Daemon, Login, WRONG_PIN, cli, configured, eventually, handoff_files, import, key_of, profile,
     serve_table, short_lived,
@@ -138,7 +139,9 @@ async fn refused_through(d: &Daemon, sandbox: &Sandbox) {
     token
         .args(["--profile", "p", "token"])
         .env("DHAN_LOGIN_SERVE_LISTEN", &d.addr);
-    run(token, None).await.assert_code(EXIT_CREDENTIALS);
+    run(token, None)
+        .await
+        .assert_class(ErrorClass::CredentialRejected);
 }
 
 /// Waits until the daemon holds `name` after Dhan rejected its PIN.
@@ -201,7 +204,9 @@ async fn a_lockout_left_by_a_cli_login_holds_the_daemon_until_unlock() {
     let sandbox = configured(&(serve_table(3600.0) + &profile("p", &server, Login::WrongPin)));
     let mut login = cli(&sandbox);
     login.args(["--profile", "p", "token"]);
-    run(login, None).await.assert_code(EXIT_CREDENTIALS);
+    run(login, None)
+        .await
+        .assert_class(ErrorClass::CredentialRejected);
     assert_eq!(server.calls(Endpoint::GenerateAccessToken), 1);
 
     let d = Daemon::start(cli(&sandbox), &["p"]).await;

@@ -4,6 +4,8 @@
 //! under load.
 
 use crate::common;
+use crate::common::cli::exit_of;
+use dhan_login::ErrorClass;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -395,7 +397,7 @@ async fn forty_consent_attempts_from_three_machines_stop_at_the_cap_of_25() {
         let run = run.await.unwrap();
         // Every attempt fails: no Chromium, or the cap (exit 4).
         assert_ne!(run.code, Some(0), "{run}");
-        if run.code == Some(4) {
+        if run.code == Some(exit_of(ErrorClass::ConsentLimit)) {
             held += 1;
         } else if logs.is_empty() {
             logs = run.to_string();

@@ -1,13 +1,15 @@
-//! What the binary's tests share: its documented exit codes and what a printed token looks
-//! like.
+//! What the binary's tests share: its exit code per class of failure and what a printed
+//! token looks like.
+
+use dhan_login::ErrorClass;
 
 use super::{Run, jwt_claims};
 
-/// Exit codes documented in `dhan-login --help` and README.
-pub const EXIT_CONFIG: i32 = 2;
-pub const EXIT_CREDENTIALS: i32 = 3;
-pub const EXIT_CONSENT_LIMIT: i32 = 4;
-pub const EXIT_TRANSIENT: i32 = 5;
+/// The binary's exit code for a failure of `class`: the library's table, which README
+/// and `--help` document.
+pub fn exit_of(class: ErrorClass) -> i32 {
+    i32::from(class.exit_code())
+}
 
 /// The single token line `token` / `login` / `renew` print, checked to be JWT-shaped.
 #[track_caller]

@@ -247,6 +247,12 @@ impl Run {
         self
     }
 
+    /// Asserts the exit code of a failure of `class` (`ErrorClass::exit_code`).
+    #[track_caller]
+    pub fn assert_class(&self, class: dhan_login::ErrorClass) -> &Self {
+        self.assert_code(cli::exit_of(class))
+    }
+
     /// stdout without the final newline.
     pub fn out(&self) -> &str {
         self.stdout.trim_end_matches('\n')
