@@ -7,13 +7,14 @@
 #![cfg(feature = "browser")]
 
 use crate::common::browser_support as support;
+use crate::common::browser_tests_skipped;
 
 use std::time::Duration;
 
 use dhan_login::mock::{Endpoint, EntryKind, Fault, Markup, MockAccount, MockOptions, PageVariant};
 use dhan_login::{BrowserError, ErrorClass, Limit, Step};
 use secrecy::ExposeSecret;
-use support::{Case, Login, Steps, files_under, session_processes, skipped};
+use support::{Case, Login, Steps, files_under, session_processes};
 use url::Url;
 
 /// Not the stand-in's secret: every code it makes is wrong there.
@@ -53,7 +54,7 @@ async fn happy(variant: PageVariant, redirect_configured: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classic_login_returns_a_token_id_the_stand_in_accepts() {
-    if skipped("classic_login") {
+    if browser_tests_skipped("classic_login") {
         return;
     }
     happy(PageVariant::classic(), true).await;
@@ -61,7 +62,7 @@ async fn classic_login_returns_a_token_id_the_stand_in_accepts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spa_login_with_auto_submit_returns_a_token_id() {
-    if skipped("spa_login") {
+    if browser_tests_skipped("spa_login") {
         return;
     }
     // Without a configured redirect URL: the first request naming a tokenId is caught.
@@ -70,7 +71,7 @@ async fn spa_login_with_auto_submit_returns_a_token_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_totp_field_login_returns_a_token_id() {
-    if skipped("single_totp_field") {
+    if browser_tests_skipped("single_totp_field") {
         return;
     }
     happy(
@@ -164,7 +165,7 @@ async fn boxes_that_take_no_keys_never_get_a_code_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_totp_is_fatal_and_submitted_once() {
-    if skipped("wrong_totp") {
+    if browser_tests_skipped("wrong_totp") {
         return;
     }
     let case = Case::start(MockOptions::default()).await;
@@ -188,7 +189,7 @@ async fn wrong_totp_is_fatal_and_submitted_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_pin_is_fatal_with_the_pages_message() {
-    if skipped("wrong_pin") {
+    if browser_tests_skipped("wrong_pin") {
         return;
     }
     let case = Case::start(MockOptions::default()).await;
@@ -216,7 +217,7 @@ async fn wrong_pin_is_fatal_with_the_pages_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_pin_boxes_fail_with_safe_artifacts() {
-    if skipped("missing_pin_boxes") {
+    if browser_tests_skipped("missing_pin_boxes") {
         return;
     }
     let mut case = Case::start(MockOptions {
@@ -303,7 +304,7 @@ async fn missing_pin_boxes_fail_with_safe_artifacts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirect_to_a_host_that_does_not_resolve_is_still_captured() {
-    if skipped("unresolvable_redirect") {
+    if browser_tests_skipped("unresolvable_redirect") {
         return;
     }
     let redirect = Url::parse("https://callback.invalid/dhan").unwrap();
@@ -328,7 +329,7 @@ async fn redirect_to_a_host_that_does_not_resolve_is_still_captured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_pages_within_the_step_timeout_succeed() {
-    if skipped("slow_pages") {
+    if browser_tests_skipped("slow_pages") {
         return;
     }
     let mut case = Case::start(MockOptions::default()).await;
@@ -347,7 +348,7 @@ async fn slow_pages_within_the_step_timeout_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_slower_than_the_step_timeout_ends_in_a_clean_timeout() {
-    if skipped("too_slow") {
+    if browser_tests_skipped("too_slow") {
         return;
     }
     let mut case = Case::start(MockOptions::default()).await;
@@ -382,7 +383,7 @@ async fn a_page_slower_than_the_step_timeout_ends_in_a_clean_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_consent_is_fatal() {
-    if skipped("expired_consent") {
+    if browser_tests_skipped("expired_consent") {
         return;
     }
     let mut case = Case::start(MockOptions::default()).await;
@@ -412,7 +413,7 @@ async fn expired_consent_is_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_login_midway_leaves_no_process_or_profile() {
-    if skipped("dropped_login") {
+    if browser_tests_skipped("dropped_login") {
         return;
     }
     // The Spa draws nothing for a long while: the login is surely mid-flight when dropped.
@@ -471,7 +472,7 @@ fn my_uid() -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_login_during_launch_leaves_nothing() {
-    if skipped("dropped_during_launch") {
+    if browser_tests_skipped("dropped_during_launch") {
         return;
     }
     let case = Case::start(MockOptions::default()).await;
@@ -484,7 +485,7 @@ async fn dropping_the_login_during_launch_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_selector_profile_overrides_the_built_in_one() {
-    if skipped("user_selectors") {
+    if browser_tests_skipped("user_selectors") {
         return;
     }
     let mut case = Case::start(MockOptions::default()).await;
@@ -572,7 +573,7 @@ async fn classic_login_timing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_is_dismissed_and_its_error_text_is_fatal() {
-    if skipped("alert") {
+    if browser_tests_skipped("alert") {
         return;
     }
     let case = Case::start(MockOptions::default()).await;
@@ -692,7 +693,7 @@ fn children_of(parents: &[u32]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_has_a_process_of_its_own_unless_chromium_runs_as_one() {
-    if skipped("single_process") {
+    if browser_tests_skipped("single_process") {
         return;
     }
     let renderer = |seen: &[String]| seen.iter().any(|c| c.contains("--type=renderer"));
@@ -727,7 +728,7 @@ async fn the_page_has_a_process_of_its_own_unless_chromium_runs_as_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_login_runs_chromium_as_another_user_with_its_sandbox_on() {
-    if skipped("sandbox") {
+    if browser_tests_skipped("sandbox") {
         return;
     }
     let case = Case::start(MockOptions::default()).await;

@@ -7,6 +7,7 @@
 #![cfg(feature = "browser")]
 
 use crate::common::browser_support as support;
+use crate::common::browser_tests_skipped;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +18,7 @@ use dhan_login::mock::{
 };
 use dhan_login::{BrowserError, ErrorClass, OtpSource, Step};
 use secrecy::{ExposeSecret, SecretString};
-use support::{Case, Login, Steps, skipped};
+use support::{Case, Login, Steps};
 use url::Url;
 
 const MARKUPS: [Markup; 4] = [
@@ -105,7 +106,7 @@ fn describe(v: &PageVariant) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_variant_logs_in_with_one_consent_and_each_code_sent_once() {
-    if skipped("matrix") {
+    if browser_tests_skipped("matrix") {
         return;
     }
     let mut cells = Vec::new();
@@ -241,7 +242,7 @@ async fn failing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn masked_and_unmasked_groups_at_once_get_nothing_typed() {
-    if skipped("ambiguous") {
+    if browser_tests_skipped("ambiguous") {
         return;
     }
     let variant = PageVariant {
@@ -267,7 +268,7 @@ async fn masked_and_unmasked_groups_at_once_get_nothing_typed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unrecognisable_screen_gets_nothing_typed() {
-    if skipped("unrecognisable") {
+    if browser_tests_skipped("unrecognisable") {
         return;
     }
     let variant = PageVariant {
@@ -292,7 +293,7 @@ async fn an_unrecognisable_screen_gets_nothing_typed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proceed_that_does_not_take_is_pressed_once_more() {
-    if skipped("proceed_retry") {
+    if browser_tests_skipped("proceed_retry") {
         return;
     }
     let case = Case::start(MockOptions {
@@ -316,7 +317,7 @@ async fn a_proceed_that_does_not_take_is_pressed_once_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ignored_proceed_is_pressed_again_when_the_page_settles_not_after_a_wait() {
-    if skipped("proceed_settled") {
+    if browser_tests_skipped("proceed_settled") {
         return;
     }
     for spa in [true, false] {
@@ -348,7 +349,7 @@ async fn an_ignored_proceed_is_pressed_again_when_the_page_settles_not_after_a_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trackers_decoy_token_id_is_ignored_without_a_redirect_url() {
-    if skipped("decoy") {
+    if browser_tests_skipped("decoy") {
         return;
     }
     for spa in [true, false] {
@@ -388,7 +389,7 @@ impl OtpSource for FixedOtp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sms_otp_screen_gets_the_otp_never_a_totp() {
-    if skipped("sms_otp") {
+    if browser_tests_skipped("sms_otp") {
         return;
     }
     let variant = PageVariant {
@@ -439,7 +440,7 @@ async fn an_sms_otp_screen_gets_the_otp_never_a_totp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_totp_on_the_code_input_page_is_fatal_and_sent_once() {
-    if skipped("wrong_totp_code_input") {
+    if browser_tests_skipped("wrong_totp_code_input") {
         return;
     }
     for submission in [Submission::Auto, Submission::Button] {
@@ -507,7 +508,7 @@ impl Drop for Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracker_hosts_are_never_contacted() {
-    if skipped("trackers") {
+    if browser_tests_skipped("trackers") {
         return;
     }
     // The page loads a tag-manager script; Chromium is told that host lives on a local

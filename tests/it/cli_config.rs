@@ -2,9 +2,9 @@
 //! profiles, secrets from files and commands, the environment.
 
 use crate::common;
-use dhan_login::ErrorClass;
 
 use common::{Run, Sandbox, Stand, run, run_blocking};
+use dhan_login::ErrorClass;
 use dhan_login::mock::Endpoint;
 
 /// `config check` against a file, with no DHAN_* variable in the environment.

@@ -2,14 +2,13 @@
 //! consent limit, 5 network or transient), as README and `--help` document them.
 
 use crate::common;
-use crate::common::cli::exit_of;
-use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
-#[cfg(feature = "browser")]
 use common::cli::closed_port_url;
+use common::cli::exit_of;
 use common::{Sandbox, Stand, run};
+use dhan_login::ErrorClass;
 use dhan_login::mock::{Endpoint, Fault};
 
 #[tokio::test(flavor = "multi_thread")]

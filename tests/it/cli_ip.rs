@@ -2,11 +2,11 @@
 //! whitelist in `status`.
 
 use crate::common;
-use crate::common::cli::exit_of;
-use dhan_login::ErrorClass;
 
 use common::Stand;
+use common::cli::exit_of;
 use common::cli::printed_token;
+use dhan_login::ErrorClass;
 use dhan_login::mock::{Endpoint, Fault};
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,12 +2,13 @@
 //! redirect, recorded screens, and Chromium's end when the binary is killed.
 
 use crate::common;
-use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
 use common::cli::printed_token;
 use common::{Stand, run_manual_login};
+#[cfg(feature = "browser")]
+use dhan_login::ErrorClass;
 use dhan_login::mock::Endpoint;
 #[cfg(feature = "browser")]
 use dhan_login::mock::Fault;

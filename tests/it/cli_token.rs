@@ -2,14 +2,14 @@
 //! processes against the local stand-in of Dhan (see tests/common/mod.rs).
 
 use crate::common;
-use crate::common::cli::exit_of;
-use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::cli::exit_of;
 use common::cli::printed_token;
 use common::{Stand, ist_time_of_day as ist_time, jwt_claims, run};
+use dhan_login::ErrorClass;
 use dhan_login::mock::{Endpoint, Fault, TokenKind};
 use serde_json::Value;
 

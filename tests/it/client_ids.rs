@@ -2,12 +2,12 @@
 //! other out (Dhan keeps one live token per client), so `serve` and `config check` refuse
 //! them, naming both.
 
-use dhan_login::ErrorClass;
 use dhan_login::mock::Endpoint;
 
 use common::Stand;
 
 use crate::common;
+use dhan_login::ErrorClass;
 
 const TWO_PROFILES: &str = "[profiles.alpha]\n[profiles.beta]\n";
 

@@ -12,6 +12,7 @@
 #![cfg(feature = "browser")]
 
 use crate::common::browser_support as support;
+use crate::common::browser_tests_skipped;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use dhan_login::OtpSource;
 use dhan_login::mock::{Endpoint, EntryKind, MockOptions, PageVariant, SecondFactor};
 use secrecy::{ExposeSecret, SecretString};
-use support::{Case, Login, Steps, skipped};
+use support::{Case, Login, Steps};
 use url::Url;
 
 /// Seeds that once failed, kept as fixed cases run on every sample.
@@ -225,7 +226,7 @@ async fn run_with_steps(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sample_of_generated_pages_all_log_in() {
-    if skipped("generated_pages") {
+    if browser_tests_skipped("generated_pages") {
         return;
     }
     let (seeds, chosen) = seeds();
@@ -274,7 +275,7 @@ fn seed_where(wanted: impl Fn(&serde_json::Value) -> bool) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_three_reported_layouts_are_drawn_and_log_in() {
-    if skipped("reported_layouts") {
+    if browser_tests_skipped("reported_layouts") {
         return;
     }
     // A heading above the form; Proceed disabled until the input event; a first press

@@ -2,13 +2,13 @@
 //! which counts what reaches it. Each test names the failure it guards against.
 
 use crate::common;
-use crate::common::cli::exit_of;
-use dhan_login::ErrorClass;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::cli::exit_of;
 use common::{Stand, run};
+use dhan_login::ErrorClass;
 use dhan_login::mock::{Endpoint, Fault};
 
 const RATE_LIMIT: &str =

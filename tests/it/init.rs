@@ -2,7 +2,6 @@
 //! to "will tomorrow work?", and the generated man pages and completions.
 
 use crate::common;
-use dhan_login::ErrorClass;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +9,7 @@ use std::time::Duration;
 
 use common::pty::Pty;
 use common::{Sandbox, Stand, run, run_blocking};
+use dhan_login::ErrorClass;
 use dhan_login::mock::TokenKind;
 
 /// A config another tool (or the user) wrote: comments and another profile to keep.

@@ -4,10 +4,10 @@
 //! a child process.
 
 use crate::common;
-use dhan_login::ErrorClass;
 
 use base64::Engine;
 use common::{Stand, run};
+use dhan_login::ErrorClass;
 
 /// The lockout fingerprint scheme of versions before keyed fingerprints: an unsalted
 /// SHA-256 (first 16 bytes) over the client id and the values.

@@ -3,17 +3,18 @@
 //! token issuer, several accounts on one stand-in.
 
 use crate::common;
-use crate::common::cli::exit_of;
-use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
+use common::cli::exit_of;
 use common::stand_in::{
-    assert_six_fields, claims, classic_to_pin, client, code_at, consent_id, current_code,
-    direct_login, expiry_utc, generate_consent, ist, next_code, post_boxes, profile, renew, server,
-    server_with, token_id_of, unix_now, url,
+    assert_six_fields, claims, classic_to_pin, client, consent_id, current_code, direct_login,
+    expiry_utc, generate_consent, ist, next_code, post_boxes, profile, renew, server, server_with,
+    token_id_of, url,
 };
+use common::{totp_code_at, unix_now};
+use dhan_login::ErrorClass;
 use dhan_login::mock::{Endpoint, MockAccount, MockOptions, TokenKind};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -68,7 +69,7 @@ async fn direct_login_rejects_wrong_pin_totp_and_client() {
     assert_eq!(body["message"], "Invalid TOTP");
 
     // Two steps back is outside the ±1 window.
-    let stale = code_at(&s.account().totp_secret, unix_now() - 60);
+    let stale = totp_code_at(&s.account().totp_secret, unix_now() - 60);
     let r = direct_login(&s, &pin, &stale).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
@@ -488,7 +489,7 @@ async fn accounts_of_one_stand_in_keep_logins_consents_and_tokens_apart() {
         let q = [
             ("dhanClientId", acct.client_id.clone()),
             ("pin", acct.pin.clone()),
-            ("totp", code_at(&acct.totp_secret, unix_now())),
+            ("totp", totp_code_at(&acct.totp_secret, unix_now())),
         ];
         http.post(url(&s.auth_base_url(), "/app/generateAccessToken"))
             .query(&q)

@@ -3,10 +3,10 @@
 #![cfg(feature = "browser")]
 
 use crate::common;
-use dhan_login::ErrorClass;
 
 use common::pty::Pty;
 use common::{Stand, browser_tests_skipped, run};
+use dhan_login::ErrorClass;
 use dhan_login::mock::{Endpoint, EntryKind, MockOptions, PageVariant, SecondFactor};
 
 /// A stand-in whose page asks for an SMS OTP where the TOTP screen would be.

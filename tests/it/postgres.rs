@@ -2,7 +2,6 @@
 //! throwaway cluster and names it in DHAN_LOGIN_TEST_PG_URL; each test makes its own
 //! database. Without the variable these tests fail, unless DHAN_LOGIN_SKIP_PG_TESTS=1.
 
-use crate::common::cli::exit_of;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -17,6 +16,7 @@ use secrecy::SecretString;
 use common::BIN;
 
 use crate::common;
+use common::cli::exit_of;
 
 /// A database of its own for one test, and a key file.
 struct Db {

@@ -2,7 +2,6 @@
 //! server certificate made at test time with openssl, and a pg_hba that only accepts TLS
 //! (`hostssl`), so a connection that works went over TLS.
 
-use crate::common::cli::exit_of;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +11,7 @@ use chrono::Utc;
 use dhan_login::{ErrorClass, Paths, Profile, ProfileState, SourceKind, StateBackend, Token};
 
 use crate::common;
+use common::cli::exit_of;
 
 /// In every URL: trust auth ignores it, and no error may show it.
 const PASSWORD: &str = "Sup3rTlsStorePw";

@@ -2,11 +2,11 @@
 //! budget, the lockout guard, one login for many processes, and crash safety.
 
 use crate::common;
-use dhan_login::ErrorClass;
 
 use std::time::Duration;
 
 use common::{Stand, run, run_within};
+use dhan_login::ErrorClass;
 use dhan_login::mock::{Endpoint, MockOptions};
 use dhan_login::{ConsentLedger, ProfileState, SourceKind, StoreError, Token, TokenStore};
 

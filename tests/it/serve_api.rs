@@ -2,7 +2,6 @@
 //! files, connections that never send a request, and what a SIGTERM leaves behind.
 
 use crate::common;
-use dhan_login::ErrorClass;
 
 use std::collections::BTreeSet;
 #[cfg(feature = "browser")]
@@ -16,6 +15,7 @@ use common::serve::{
     short_lived,
 };
 use common::{Sandbox, jwt_claims, run};
+use dhan_login::ErrorClass;
 #[cfg(feature = "browser")]
 use dhan_login::mock::{Endpoint, Fault};
 use dhan_login::mock::{MockOptions, MockServer, TokenKind};

@@ -4,7 +4,6 @@
 //! stand-ins, sandbox and daemon, so they run in parallel.
 
 use crate::common;
-use dhan_login::ErrorClass;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use common::serve::{
     serve_table, short_lived,
 };
 use common::{Sandbox, ist_time_of_day, run};
+use dhan_login::ErrorClass;
 use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind};
 use serde_json::Value;
 

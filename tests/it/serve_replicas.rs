@@ -4,18 +4,20 @@
 //! under load.
 
 use crate::common;
-use crate::common::cli::exit_of;
-use dhan_login::ErrorClass;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "browser")]
+use common::cli::exit_of;
 use common::cli::printed_token;
 use common::serve::{
     Daemon, Login, Machine, SharedStore, account_profile, eventually, import_with, profile,
     serve_table, short_lived, start_all,
 };
 use common::{ist_time_of_day, jwt_claims, run};
+#[cfg(feature = "browser")]
+use dhan_login::ErrorClass;
 use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind};
 
 /// The lease length the failover tests use: 3 s unless DHAN_LOGIN_TEST_LEASE_SECS says

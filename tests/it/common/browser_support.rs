@@ -2,8 +2,6 @@
 //! a per-case log capture, and the checks that nothing of a session survives it and that
 //! no secret reached the logs or the artifacts.
 
-#![allow(dead_code)]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,20 +17,7 @@ use tempfile::TempDir;
 use tracing::instrument::WithSubscriber;
 use url::Url;
 
-pub const SKIP_ENV: &str = "DHAN_LOGIN_SKIP_BROWSER_TESTS";
-
-/// True (and says so) when the developer opted out of the browser tests.
-pub fn skipped(test: &str) -> bool {
-    if std::env::var(SKIP_ENV).is_ok_and(|v| v == "1") {
-        // Straight to stderr: the test harness captures eprintln! of passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "browser test {test}: skipped because {SKIP_ENV}=1"
-        );
-        return true;
-    }
-    false
-}
+use super::unix_now;
 
 /// Everything a log line was written with, for one case only.
 #[derive(Clone, Default)]
@@ -161,13 +146,6 @@ pub struct Case {
     pub settings: BrowserSettings,
     pub logs: Logs,
     started_unix: u64,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Routes `log` records (tungstenite logs raw WebSocket messages through it) into

@@ -6,9 +6,6 @@
 //! binary is a separate process, and the stand-in serves from the test's runtime while the
 //! test awaits the child.
 
-// Each test binary uses its own subset of these helpers.
-#![allow(dead_code)]
-
 #[cfg(feature = "browser")]
 pub mod browser_support;
 pub mod cli;
@@ -576,6 +573,7 @@ pub async fn run_manual_login(cmd: std::process::Command, server: &MockServer) -
 
 /// True (and says so on stderr) when the developer opted out of tests that start
 /// Chromium with DHAN_LOGIN_SKIP_BROWSER_TESTS=1. CI never sets it.
+#[cfg(feature = "browser")]
 pub fn browser_tests_skipped(test: &str) -> bool {
     let skip = std::env::var("DHAN_LOGIN_SKIP_BROWSER_TESTS").is_ok_and(|v| v == "1");
     if skip {

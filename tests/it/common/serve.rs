@@ -27,6 +27,7 @@ pub enum Login {
     /// PIN + TOTP with a PIN the stand-in rejects.
     WrongPin,
     /// Everything the browser login needs too.
+    #[cfg(feature = "browser")]
     Browser,
 }
 
@@ -48,9 +49,12 @@ pub fn account_profile(name: &str, server: &MockServer, a: &MockAccount, login: 
     let pin = match login {
         Login::RenewOnly => return t,
         Login::WrongPin => WRONG_PIN,
-        Login::Totp | Login::Browser => &a.pin,
+        Login::Totp => &a.pin,
+        #[cfg(feature = "browser")]
+        Login::Browser => &a.pin,
     };
     t += &format!("pin = \"{pin}\"\ntotp_secret = \"{}\"\n", a.totp_secret);
+    #[cfg(feature = "browser")]
     if let Login::Browser = login {
         t += &format!(
             "mobile = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\nredirect_url = \"{}\"\n",

@@ -1,15 +1,12 @@
 //! Talking to the stand-in of Dhan over plain HTTP: a server, a client that follows no
 //! redirect, the calls and pages by name, TOTP codes and the answers' fields.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use dhan_login::mock::{MockAccount, MockOptions, MockServer, PageVariant};
 use reqwest::StatusCode;
 use serde_json::Value;
-use totp_rs::{Builder, Secret};
+
+use super::{jwt_claims, totp_code_at, unix_now};
 
 pub const BLOCKED: &str = "Your account is temporarily blocked";
 
@@ -50,29 +47,14 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-pub fn code_at(secret: &str, unix: u64) -> String {
-    Builder::new()
-        .with_secret(Secret::try_from_base32(secret).unwrap())
-        .build_noncompliant()
-        .generate(unix)
-        .to_string()
-}
-
 pub fn current_code(s: &MockServer) -> String {
-    code_at(&s.account().totp_secret, unix_now())
+    totp_code_at(&s.account().totp_secret, unix_now())
 }
 
 /// The code of the following 30 s step: still inside the server's ±1 window, and a
 /// step of its own, so a second login in one test is not a reuse.
 pub fn next_code(s: &MockServer) -> String {
-    code_at(&s.account().totp_secret, unix_now() + 30)
+    totp_code_at(&s.account().totp_secret, unix_now() + 30)
 }
 
 pub fn ist() -> FixedOffset {
@@ -80,8 +62,7 @@ pub fn ist() -> FixedOffset {
 }
 
 pub fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("three JWT parts");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    jwt_claims(token).expect("a JWT-shaped token")
 }
 
 pub fn url(base: &url::Url, path: &str) -> String {
