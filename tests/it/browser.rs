@@ -528,7 +528,7 @@ async fn a_missing_browser_is_a_config_error_naming_what_was_tried() {
 }
 
 /// Not a check: the timing quoted in the docs. Run with
-/// `cargo test --release --test browser -- --ignored --nocapture classic_login_timing`.
+/// `cargo test --release --test it -- --ignored --nocapture browser::classic_login_timing`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark, run by hand"]
 async fn classic_login_timing() {

@@ -1,5 +1,5 @@
 //! `dhan-login token`, `exec`, `status`, `import`, `renew` and `logout` end to end, as child
-//! processes against the local stand-in of Dhan (see tests/common/mod.rs).
+//! processes against the local stand-in of Dhan (see tests/it/common/mod.rs).
 
 use crate::common;
 

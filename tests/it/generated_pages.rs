@@ -256,7 +256,7 @@ async fn a_sample_of_generated_pages_all_log_in() {
     let mut text = String::new();
     for (seed, why) in &failed {
         text.push_str(&format!(
-            "\n--- seed {seed} failed (re-run: DHAN_LOGIN_PAGE_SEEDS={seed} cargo test --locked --test generated_pages; see the page: dhan-login mock-server --page-seed {seed})\n{why}\n"
+            "\n--- seed {seed} failed (re-run: DHAN_LOGIN_PAGE_SEEDS={seed} cargo test --locked --test it generated_pages::; see the page: dhan-login mock-server --page-seed {seed})\n{why}\n"
         ));
     }
     assert!(failed.is_empty(), "{} page(s) failed:{text}", failed.len());

@@ -107,7 +107,7 @@ fn readme_snippets_are_cut_from_the_examples() {
             .map_or(0, |i| i + 1);
         panic!(
             "README.md's snippets differ from the examples from line {first} on; \
-             run DHAN_LOGIN_UPDATE_README=1 cargo test --test readme"
+             run DHAN_LOGIN_UPDATE_README=1 cargo test --test it readme::"
         );
     }
     for file in [
