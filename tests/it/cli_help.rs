@@ -6,6 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::{Sandbox, run_blocking};
+use dhan_login::ErrorClass;
 use serde_json::Value;
 
 /// The subcommands listed under `Commands:` in a help text (without `help`).
@@ -19,6 +20,61 @@ fn subcommands(help: &str) -> Vec<String> {
         .filter(|name| *name != "help")
         .map(str::to_owned)
         .collect()
+}
+
+/// The exit codes `--help` and README's table give are the library's, class by class:
+/// the tests assert classes, so this is what holds the documented numbers.
+#[test]
+fn help_and_readme_give_each_class_its_exit_code() {
+    let sandbox = Sandbox::new();
+    let help = run_blocking({
+        let mut c = sandbox.command();
+        c.arg("--help");
+        c
+    });
+    help.assert_ok();
+    let help = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    for (class, in_help, in_readme) in [
+        (ErrorClass::Other, "other error", "other error"),
+        (
+            ErrorClass::Config,
+            "usage or configuration error",
+            "usage or configuration error",
+        ),
+        (
+            ErrorClass::CredentialRejected,
+            "credentials rejected",
+            "credentials rejected",
+        ),
+        (
+            ErrorClass::ConsentLimit,
+            "daily consent limit reached",
+            "daily consent limit reached",
+        ),
+        (
+            ErrorClass::Transient,
+            "network or temporary failure",
+            "network or temporary failure",
+        ),
+        (
+            ErrorClass::RateLimited,
+            "network or temporary failure",
+            "network or temporary failure (timeouts, 5xx, rate limit)",
+        ),
+        (ErrorClass::LoginsOff, "no live token", "no live token"),
+    ] {
+        let code = class.exit_code();
+        assert!(
+            help.contains(&format!("{code} {in_help}")),
+            "--help does not give {class} exit {code}: {help}"
+        );
+        assert!(
+            readme.contains(&format!("| {code} | {in_readme}")),
+            "README's table does not give {class} exit {code}"
+        );
+    }
 }
 
 #[test]
