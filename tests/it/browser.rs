@@ -86,7 +86,7 @@ async fn single_totp_field_login_returns_a_token_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_that_drops_digits_typed_in_one_go_still_logs_in() {
-    if skipped("slow_focus") {
+    if browser_tests_skipped("slow_focus") {
         return;
     }
     // Boxes that move the focus on 40 ms after a digit: the digits sent in one go pile up
@@ -135,7 +135,7 @@ async fn a_page_that_drops_digits_typed_in_one_go_still_logs_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boxes_that_take_no_keys_never_get_a_code_sent() {
-    if skipped("keys_ignored") {
+    if browser_tests_skipped("keys_ignored") {
         return;
     }
     for spa in [true, false] {

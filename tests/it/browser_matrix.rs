@@ -195,7 +195,7 @@ async fn report_cells(title: &str, cells: Vec<Cell>) {
 /// (submission, rendering) pair: exactly one submission per screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_that_send_in_their_own_time_get_each_code_once() {
-    if skipped("own_time") {
+    if browser_tests_skipped("own_time") {
         return;
     }
     let mut cells = Vec::new();
