@@ -49,6 +49,23 @@ impl ErrorClass {
     }
 }
 
+impl ErrorClass {
+    /// The CLI's exit code for a failure of this class, as README's "Exit codes" and
+    /// `dhan-login --help` document them: 2 configuration, 3 credentials rejected, 4
+    /// consent limit, 5 transient (rate limits included), 6 logins off, 1 anything else.
+    /// (130, interrupted, is no class: the binary adds it.)
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorClass::Config => 2,
+            ErrorClass::CredentialRejected => 3,
+            ErrorClass::ConsentLimit => 4,
+            ErrorClass::Transient | ErrorClass::RateLimited => 5,
+            ErrorClass::LoginsOff => 6,
+            ErrorClass::TokenInvalid | ErrorClass::UnexpectedBody | ErrorClass::Other => 1,
+        }
+    }
+}
+
 impl std::fmt::Display for ErrorClass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    Checked, Console, Lockouts, Obtained, Profile, ProfileState, Rechecked, Request, SourceKind,
-    StoreError, TokenManager, Verdict, next_ist_midnight,
+    Checked, Console, ErrorClass, Lockouts, Obtained, Profile, ProfileState, Rechecked, Request,
+    SourceKind, StoreError, TokenManager, Verdict, next_ist_midnight,
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
@@ -554,7 +554,7 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
             for p in &problems {
                 eprintln!("  {p}");
             }
-            Ok(crate::exit::CONFIG)
+            Ok(ErrorClass::Config.exit_code())
         }
     }
 }
@@ -626,7 +626,7 @@ async fn doctor(m: &TokenManager, json: bool, quiet: bool) -> Result<u8> {
             }
         );
     }
-    Ok(if ok { 0 } else { crate::exit::OTHER })
+    Ok(if ok { 0 } else { ErrorClass::Other.exit_code() })
 }
 
 /// Reads one line of stdin without echo when it is a terminal.

@@ -24,14 +24,10 @@ use dhan_login::ErrorClass;
 
 use cli::Cli;
 
-/// Exit codes, documented in README and `--help`.
+/// Exit codes beside the library's per class (`ErrorClass::exit_code`), documented in
+/// README and `--help`.
 pub mod exit {
-    pub const OTHER: u8 = 1;
-    pub const CONFIG: u8 = 2;
-    pub const CREDENTIALS: u8 = 3;
-    pub const CONSENT_LIMIT: u8 = 4;
-    pub const TRANSIENT: u8 = 5;
-    pub const LOGINS_OFF: u8 = 6;
+    /// SIGINT or SIGTERM ended the command: no class of failure, the shell's convention.
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -53,7 +49,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::OTHER);
+            return ExitCode::from(ErrorClass::Other.exit_code());
         }
     };
     match runtime.block_on(commands::run(cli)) {
@@ -75,17 +71,13 @@ fn code_for(e: &anyhow::Error) -> u8 {
                 .map(|_| ErrorClass::Config)
         });
     match class {
-        Some(ErrorClass::Config) => exit::CONFIG,
-        Some(ErrorClass::CredentialRejected) => exit::CREDENTIALS,
-        Some(ErrorClass::ConsentLimit) => exit::CONSENT_LIMIT,
-        Some(ErrorClass::Transient | ErrorClass::RateLimited) => exit::TRANSIENT,
-        Some(ErrorClass::LoginsOff) => exit::LOGINS_OFF,
+        Some(class) if class.exit_code() != ErrorClass::Other.exit_code() => class.exit_code(),
         _ if e
             .chain()
             .any(|c| c.downcast_ref::<interrupt::Interrupted>().is_some()) =>
         {
             exit::INTERRUPTED
         }
-        _ => exit::OTHER,
+        _ => ErrorClass::Other.exit_code(),
     }
 }
