@@ -597,3 +597,50 @@ async fn a_token_inside_the_margin_is_replaced_or_printed_with_a_warning_while_i
     assert!(!r.stderr.contains("warning"), "{r}");
     assert_eq!(s.server.logins(), logins, "renewed, not logged in");
 }
+
+/// One `token` reads and parses the config file once, `[serve]` (a daemon to ask first)
+/// and `--verify` included. The file is a FIFO: a thread hands its text to one reader
+/// per open, so the hand-overs are the command's reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_token_call_reads_the_config_file_once() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let stand = Stand::start().await;
+    let fifo = stand.sandbox.path().join("config.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Nothing listens there, and there is no key: the daemon is not asked, but its
+    // address is read from the file.
+    let text = "[serve]\nlisten = \"127.0.0.1:9\"\n";
+    let (reads, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let writer = {
+        let (fifo, reads, done) = (fifo.clone(), reads.clone(), done.clone());
+        std::thread::spawn(move || {
+            // Each open waits for a reader to open the other end.
+            while let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&fifo) {
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                let _ = f.write_all(text.as_bytes());
+                reads.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    for args in [&["token"][..], &["token", "--verify"]] {
+        let before = reads.load(Ordering::SeqCst);
+        let mut cmd = stand.cli(args);
+        cmd.env("DHAN_LOGIN_CONFIG", &fifo);
+        let r = common::run_within(cmd, None, Duration::from_secs(120)).await;
+        printed_token(&r);
+        assert_eq!(reads.load(Ordering::SeqCst) - before, 1, "{args:?}: {r}");
+    }
+    done.store(true, Ordering::SeqCst);
+    // Opening the reading end lets the waiting writer see `done`.
+    let _reader = std::fs::File::open(&fifo).unwrap();
+    writer.join().unwrap();
+}
