@@ -599,48 +599,77 @@ async fn a_token_inside_the_margin_is_replaced_or_printed_with_a_warning_while_i
 }
 
 /// One `token` reads and parses the config file once, `[serve]` (a daemon to ask first)
-/// and `--verify` included. The file is a FIFO: a thread hands its text to one reader
-/// per open, so the hand-overs are the command's reads.
+/// and `--verify` included: the kernel counts the opens of the file (inotify).
 #[tokio::test(flavor = "multi_thread")]
 async fn one_token_call_reads_the_config_file_once() {
-    use std::io::Write;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
     let stand = Stand::start().await;
-    let fifo = stand.sandbox.path().join("config.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
     // Nothing listens there, and there is no key: the daemon is not asked, but its
     // address is read from the file.
-    let text = "[serve]\nlisten = \"127.0.0.1:9\"\n";
-    let (reads, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-    let writer = {
-        let (fifo, reads, done) = (fifo.clone(), reads.clone(), done.clone());
-        std::thread::spawn(move || {
-            // Each open waits for a reader to open the other end.
-            while let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&fifo) {
-                if done.load(Ordering::SeqCst) {
-                    break;
-                }
-                let _ = f.write_all(text.as_bytes());
-                reads.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-    };
+    let file = stand
+        .sandbox
+        .write_config("[serve]\nlisten = \"127.0.0.1:9\"\n");
     for args in [&["token"][..], &["token", "--verify"]] {
-        let before = reads.load(Ordering::SeqCst);
+        let opens = Opens::watch(&file);
         let mut cmd = stand.cli(args);
-        cmd.env("DHAN_LOGIN_CONFIG", &fifo);
-        let r = common::run_within(cmd, None, Duration::from_secs(120)).await;
+        cmd.env("DHAN_LOGIN_CONFIG", &file);
+        let r = run(cmd, None).await;
         printed_token(&r);
-        assert_eq!(reads.load(Ordering::SeqCst) - before, 1, "{args:?}: {r}");
+        assert_eq!(opens.count(), 1, "{args:?}: {r}");
     }
-    done.store(true, Ordering::SeqCst);
-    // Opening the reading end lets the waiting writer see `done`.
-    let _reader = std::fs::File::open(&fifo).unwrap();
-    writer.join().unwrap();
+}
+
+/// The opens of one file from now on, as inotify reports them.
+struct Opens(std::os::fd::OwnedFd);
+
+impl Opens {
+    fn watch(path: &std::path::Path) -> Opens {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: plain syscalls; the descriptor is owned from here on, the name is a
+        // valid C string that outlives the call.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(
+                fd >= 0,
+                "inotify_init1: {}",
+                std::io::Error::last_os_error()
+            );
+            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+            // Opens and closes alternate, so the kernel never merges two opens into one
+            // event.
+            let mask = libc::IN_OPEN | libc::IN_CLOSE_NOWRITE | libc::IN_CLOSE_WRITE;
+            let wd =
+                libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), name.as_ptr(), mask);
+            assert!(
+                wd >= 0,
+                "inotify_add_watch: {}",
+                std::io::Error::last_os_error()
+            );
+            Opens(fd)
+        }
+    }
+
+    fn count(&self) -> usize {
+        let mut buf = vec![0u8; 64 * 1024];
+        // SAFETY: reads into a buffer of the length given.
+        let n = unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        let (mut at, mut opens) = (0, 0);
+        // struct inotify_event: wd, mask, cookie, len (4 bytes each), then len bytes.
+        while at + 16 <= n {
+            let word = |i: usize| u32::from_ne_bytes(buf[at + i..at + i + 4].try_into().unwrap());
+            if word(4) & libc::IN_OPEN != 0 {
+                opens += 1;
+            }
+            at += 16 + word(12) as usize;
+        }
+        opens
+    }
 }

@@ -278,7 +278,10 @@ async fn the_library_and_the_cli_take_and_replace_the_daemons_token_alike() {
     let by_cli = run(cli(&["token", "--verify"]), None).await;
     assert_eq!(by_cli.assert_ok().out(), served);
     let by_lib = run(token_example(&cli(&[]), "p"), None).await;
-    assert_eq!(example_token(&by_lib), (served.clone(), "the daemon".into()));
+    assert_eq!(
+        example_token(&by_lib),
+        (served.clone(), "the daemon".into())
+    );
     assert_eq!(server.logins(), 1, "{by_cli}\n{by_lib}\n{}", d.log());
 
     login_elsewhere(&server).await;
@@ -286,13 +289,21 @@ async fn the_library_and_the_cli_take_and_replace_the_daemons_token_alike() {
     let (new, from) = example_token(&by_lib);
     assert_ne!(new, served);
     assert_eq!(from, "the daemon");
-    assert_eq!(d.token("p", &key).await.unwrap(), new, "not the daemon's token");
+    assert_eq!(
+        d.token("p", &key).await.unwrap(),
+        new,
+        "not the daemon's token"
+    );
     assert_eq!(server.logins(), 3, "{by_lib}\n{}", d.log());
     login_elsewhere(&server).await;
     let by_cli = run(cli(&["token", "--verify"]), None).await;
     let newer = by_cli.assert_ok().out().to_owned();
     assert_ne!(newer, new);
-    assert_eq!(d.token("p", &key).await.unwrap(), newer, "not the daemon's token");
+    assert_eq!(
+        d.token("p", &key).await.unwrap(),
+        newer,
+        "not the daemon's token"
+    );
     assert_eq!(server.logins(), 5, "{by_cli}\n{}", d.log());
     assert!(
         !eager.state_dir().join("tokens").exists(),
@@ -313,7 +324,10 @@ async fn the_library_and_the_cli_verify_and_replace_a_refused_token_alike() {
 
     let by_lib = run(example(), None).await;
     assert_eq!(example_token(&by_lib), (first.clone(), "the store".into()));
-    assert_eq!(stand.run(["token", "--verify"]).await.assert_ok().out(), first);
+    assert_eq!(
+        stand.run(["token", "--verify"]).await.assert_ok().out(),
+        first
+    );
     assert_eq!(s.logins(), 1, "{by_lib}");
 
     login_elsewhere(s).await;
