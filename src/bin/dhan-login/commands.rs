@@ -15,7 +15,7 @@ use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
 use crate::console::TerminalConsole;
 use crate::echo::EchoOff;
 use crate::interrupt::interruptible;
-use crate::load::{load_profile, manager, paths};
+use crate::load::{daemon_first, load_profile, manager, paths};
 use crate::output::{Format, StepPrinter, human, print_token, token_json};
 
 pub async fn run(cli: Cli) -> Result<u8> {
@@ -23,7 +23,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Token(args) => {
-            let m = manager(&cli.profile, cli.config.as_deref())?;
+            let m = daemon_first(&cli.profile, cli.config.as_deref())?;
             let progress = StepPrinter::for_terminal(quiet);
             if args.rejected {
                 let r = interruptible(m.rejected(&Request::default(), progress.as_ref())).await??;
@@ -124,7 +124,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Exec { command, pass_env } => {
             check_pass_env(&pass_env)?;
-            let m = manager(&cli.profile, cli.config.as_deref())?;
+            let m = daemon_first(&cli.profile, cli.config.as_deref())?;
             let progress = StepPrinter::for_terminal(quiet);
             let got = interruptible(m.token(&Request::default(), progress.as_ref())).await??;
             warn_not_replaced(&got);
@@ -137,7 +137,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             exec(&command, &pass_env, &got.token)
         }
         Command::Ip { action } => {
-            let m = manager(&cli.profile, cli.config.as_deref())?;
+            let m = daemon_first(&cli.profile, cli.config.as_deref())?;
             crate::ip::run(&m, action, quiet).await
         }
         Command::Config { action } => config(&cli.profile, cli.config.as_deref(), action),

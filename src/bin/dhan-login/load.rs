@@ -1,7 +1,7 @@
 //! Where every command finds its config file, state folder and profile.
 
 use anyhow::Result;
-use dhan_login::{Config, Paths, Profile, TokenManager};
+use dhan_login::{Config, Paths, Profile, ServeSettings, TokenManager};
 
 pub fn paths(config: Option<&std::path::Path>) -> Result<Paths> {
     let mut paths = Paths::from_env(&|k| std::env::var(k).ok())?;
@@ -23,9 +23,20 @@ pub fn load_profile(name: &str, file: Option<&std::path::Path>) -> Result<Profil
     Ok(config(file)?.profile(name, &|k| std::env::var(k).ok())?)
 }
 
-/// The profile's manager, asking the daemon `serve.listen` names first.
+/// The profile's manager, for a command that never asks a daemon for its token.
 pub fn manager(name: &str, file: Option<&std::path::Path>) -> Result<TokenManager> {
-    Ok(TokenManager::from_config(&config(file)?, name, &|k| {
-        std::env::var(k).ok()
-    })?)
+    Ok(TokenManager::new(load_profile(name, file)?))
+}
+
+/// The profile's manager for `token`, `exec` and `ip`, which ask the daemon
+/// `serve.listen` names first. The daemon's settings must then be valid as a whole.
+pub fn daemon_first(name: &str, file: Option<&std::path::Path>) -> Result<TokenManager> {
+    let config = config(file)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let daemon = ServeSettings::from_config(&config, &env)?.daemon();
+    let mut m = TokenManager::builder(config.profile(name, &env)?);
+    if let Some(daemon) = daemon {
+        m = m.daemon(daemon);
+    }
+    Ok(m.build())
 }
