@@ -42,6 +42,12 @@
 //! take a lock per profile, so twenty processes started together cause one login. A
 //! [`Progress`] receives the login's steps ([`NoProgress`] ignores them).
 //!
+//! [`TokenManager::from_config`] makes the manager `dhan-login token` uses, from a
+//! [`Config`] (the file read once): beside a running `dhan-login serve` (`[serve]
+//! listen`) it takes the daemon's token instead of logging in, and
+//! [`TokenManager::token_verified`] lets the daemon check and replace a token Dhan
+//! refused, so a program decides exactly as `dhan-login token --verify` does.
+//!
 //! # Where tokens and state are kept
 //!
 //! By default under the profile's state folder ([`Paths::from_env`]: `DHAN_LOGIN_STATE_DIR`,
