@@ -254,10 +254,10 @@ fn example_token(r: &Run) -> (String, String) {
     (line("token (library): "), line("came from: "))
 }
 
-/// Beside a daemon, the library (`examples/token.rs`) and `dhan-login token --verify` both
-/// take the daemon's token, even inside this host's margin, and have the daemon replace a
-/// token a login elsewhere ended: neither logs in itself, and both print what the daemon
-/// hands out.
+/// Beside a daemon, the library (a manager from the config file, and `examples/token.rs`)
+/// and `dhan-login token` (with and without `--verify`) all take the daemon's token, even
+/// inside this host's margin, and have the daemon replace a token a login elsewhere
+/// ended: none logs in itself, and all hand out what the daemon hands out.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_library_and_the_cli_take_and_replace_the_daemons_token_alike() {
     let server = MockServer::start(MockOptions::default()).await.unwrap();
@@ -274,6 +274,23 @@ async fn the_library_and_the_cli_take_and_replace_the_daemons_token_alike() {
     );
     let key_file = sandbox.state_dir().join("serve.key");
     let cli = |args: &[&str]| d.consumer(&eager, &key_file, "p", args);
+
+    // Without a check: a library user's manager, from the same file and variables, and
+    // plain `dhan-login token`.
+    let vars: Vec<(String, String)> = cli(&[])
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+        .collect();
+    let env = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let config = dhan_login::Config::load(&dhan_login::Paths::from_env(&env).unwrap()).unwrap();
+    let m = dhan_login::TokenManager::from_config(&config, "p", &env).unwrap();
+    let got = m
+        .token(&dhan_login::Request::default(), &dhan_login::NoProgress)
+        .await
+        .unwrap();
+    assert!(got.cached);
+    assert_eq!(got.token.access_token.secret(), served);
+    assert_eq!(run(cli(&["token"]), None).await.assert_ok().out(), served);
 
     let by_cli = run(cli(&["token", "--verify"]), None).await;
     assert_eq!(by_cli.assert_ok().out(), served);
