@@ -215,18 +215,9 @@ async fn the_serve_route_keeps_the_token_when_dhan_answers_503_or_not_at_all() {
 }
 
 /// `cmd` (a sandboxed `dhan-login`, its arguments aside) as `examples/token.rs` for
-/// `profile`: the same environment and folder. The example is built by `cargo test`
-/// (`--all-targets`, or no target named) beside the binary.
+/// `profile`: the same environment and folder.
 fn token_example(cmd: &std::process::Command, profile: &str) -> std::process::Command {
-    let exe = std::path::Path::new(BIN)
-        .parent()
-        .unwrap()
-        .join("examples/token");
-    assert!(
-        exe.exists(),
-        "{} is not built: run the tests with --all-targets (cargo build --example token)",
-        exe.display()
-    );
+    let exe = example_binary();
     let mut example = std::process::Command::new(exe);
     example.env_clear().arg(profile);
     for (k, v) in cmd.get_envs() {
@@ -239,6 +230,34 @@ fn token_example(cmd: &std::process::Command, profile: &str) -> std::process::Co
         example.current_dir(dir);
     }
     example
+}
+
+/// `examples/token.rs` built as a program beside the binary, with this build's profile and
+/// features (`cargo test --all-targets` builds examples only as tests). Cargo does not
+/// hold its build lock while tests run.
+fn example_binary() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let profile_dir = std::path::Path::new(BIN).parent().unwrap();
+            let mut cargo = std::process::Command::new(env!("CARGO"));
+            cargo
+                .args(["build", "--locked", "--quiet", "--example", "token"])
+                .arg("--manifest-path")
+                .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+                .arg("--target-dir")
+                .arg(profile_dir.parent().unwrap());
+            if !cfg!(debug_assertions) {
+                cargo.arg("--release");
+            }
+            if !cfg!(feature = "browser") {
+                cargo.arg("--no-default-features");
+            }
+            let built = cargo.status().expect("run cargo build --example token");
+            assert!(built.success(), "cargo build --example token failed");
+            profile_dir.join("examples/token")
+        })
+        .clone()
 }
 
 /// The token `examples/token.rs` printed, and where it said it came from.
