@@ -1,6 +1,7 @@
-//! Gets a DhanHQ access token from Rust through the library: the same profile, cache and
-//! login chain (cached → RenewToken → PIN + TOTP → browser) as `dhan-login token`, then
-//! checks the token with Dhan's profile endpoint as `dhan-login token --verify` does.
+//! Gets a DhanHQ access token from Rust through the library, deciding as
+//! `dhan-login token --verify` does: a running `dhan-login serve` first, else the same
+//! profile, cache and login chain (cached → RenewToken → PIN + TOTP → browser), and the
+//! token checked with Dhan's profile endpoint.
 //!
 //! ```text
 //! cargo run --example token [PROFILE]
@@ -8,10 +9,11 @@
 //!
 //! The profile is read as the command line reads it: the config file
 //! (`DHAN_LOGIN_CONFIG`, default `~/.config/dhan-login/config.toml`) with the `DHAN_*`
-//! variables on top; PROFILE defaults to `DHAN_LOGIN_PROFILE`, then `default`.
+//! variables on top, and the daemon where `[serve] listen` (`DHAN_LOGIN_SERVE_LISTEN`)
+//! says; PROFILE defaults to `DHAN_LOGIN_PROFILE`, then `default`.
 
 use anyhow::Context as _;
-use dhan_login::{Checked, NoProgress, Paths, Profile, Request, TokenManager};
+use dhan_login::{Checked, Config, NoProgress, Paths, Request, TokenManager, Verdict, Verified};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,39 +27,52 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| env("DHAN_LOGIN_PROFILE"))
         .unwrap_or_else(|| "default".into());
     // [readme:rust-library]
-    let paths = Paths::from_env(&env)?;
-    let profile = Profile::load(&name, &paths, &env)
+    let config = Config::load(&Paths::from_env(&env)?)?;
+    let manager = TokenManager::from_config(&config, &name, &env)
         .with_context(|| format!("cannot load profile {name}"))?;
 
-    let manager = TokenManager::new(profile);
-    // One manager per profile, asked as often as you like: it logs in only when the
-    // stored token runs out (a login spends Dhan's daily consent budget).
-    let req = Request::default();
-    let got = manager.token(&req, &NoProgress).await?;
-    // Checked with Dhan: a token a login elsewhere ended is replaced at once; Dhan
-    // unreachable says nothing about the token, which is kept.
-    let (obtained, checked) = manager.verified(got, &req, &NoProgress).await?;
-    let token = &obtained.token;
+    // One manager per profile, asked as often as you like: it takes a running daemon's
+    // token, else logs in only when the stored token runs out (a login spends Dhan's
+    // daily consent budget). Checked with Dhan: a token a login elsewhere ended is
+    // replaced at once; Dhan unreachable says nothing about the token, which is kept.
+    let got = manager
+        .token_verified(&Request::default(), &NoProgress)
+        .await?;
     // [/readme]
 
-    println!("token (library): {}", token.access_token.secret());
     // What Dhan says of the token, not what the store remembered.
-    match checked {
-        Checked::Accepted(info) => println!(
-            "profile: client {}, valid until {}",
-            info.client_id.as_deref().unwrap_or("?"),
-            info.token_validity
-                .map_or_else(|| "?".to_string(), |t| t.to_rfc3339())
-        ),
-        Checked::Unreachable(e) => println!("profile: not checked, Dhan unreachable ({e})"),
-    }
-    println!(
-        "came from: {}",
-        if obtained.cached {
-            "the store".to_string()
-        } else {
-            format!("a login ({})", token.source)
+    let (token, checked, came_from) = match got {
+        Verified::ByDaemon(r) => {
+            let checked = match r.verdict {
+                Verdict::Unverified => None,
+                _ => Some((r.token.client_id.clone(), Some(r.token.expires_at))),
+            };
+            (r.token, checked, "the daemon".to_string())
         }
-    );
+        Verified::Here(got, checked) => {
+            let checked = match checked {
+                Checked::Accepted(info) => Some((
+                    info.client_id.unwrap_or_else(|| "?".into()),
+                    info.token_validity,
+                )),
+                Checked::Unreachable(_) => None,
+            };
+            let from = if got.cached {
+                "the store".to_string()
+            } else {
+                format!("a login ({})", got.token.source)
+            };
+            (got.token, checked, from)
+        }
+    };
+    println!("token (library): {}", token.access_token.secret());
+    match checked {
+        Some((client, until)) => println!(
+            "profile: client {client}, valid until {}",
+            until.map_or_else(|| "?".to_string(), |t| t.to_rfc3339())
+        ),
+        None => println!("profile: not checked, Dhan unreachable"),
+    }
+    println!("came from: {came_from}");
     Ok(())
 }

@@ -12,7 +12,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
 
+use crate::error_class::ErrorClass;
 use crate::token::{Token, ist};
 
 /// A time of day in IST (`HH:MM`, seconds optional): the daily login time, or the time a
@@ -218,6 +220,72 @@ fn keep_live(t: &Token, rules: &Rules, ask: &Ask<'_>, now: DateTime<Utc>) -> Opt
             (t.obtained_at < latest).then_some(Why::BeforeLoginAt(latest))
         }
         None => (!t.is_valid_for(now, rules.margin)).then_some(Why::WithinMargin),
+    }
+}
+
+/// Whether a running daemon is asked before the store. A caller that forces a new token
+/// (`login`, `renew`) or reports a refused one logs in here, as it asked.
+pub(crate) fn asks_daemon(ask: &Ask<'_>) -> bool {
+    !ask.force && ask.refused.is_none()
+}
+
+/// Whether the token a running daemon answered is handed out: unless it dies before the
+/// time asked for (`valid_until`). The daemon keeps it on its own schedule: neither this
+/// host's margin nor its login time may send it away, or the login here would end the
+/// token everyone else holds.
+pub(crate) fn takes_daemons(
+    daemon: &Token,
+    rules: &Rules,
+    ask: &Ask<'_>,
+    now: DateTime<Utc>,
+) -> bool {
+    let rules = Rules {
+        login_at: None,
+        margin: chrono::Duration::zero(),
+        ..*rules
+    };
+    let ask = Ask {
+        valid_until: ask.valid_until,
+        ..Ask::default()
+    };
+    decide(Some(daemon), &rules, &ask, now) == Decision::Stored
+}
+
+/// What checking a token with Dhan's `profile` endpoint found: the token of a report
+/// (`token --rejected`, the daemon's route) or of `token --verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Dhan's `profile` endpoint accepts the token: it is handed back unchanged.
+    Alive,
+    /// The token was dead (or there was none): this is a new one.
+    Replaced,
+    /// Dhan could not be asked (a timeout, a 5xx): the token is handed back unchanged.
+    Unverified,
+}
+
+impl Verdict {
+    /// The snake_case name, as in the daemon's JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Alive => "alive",
+            Verdict::Replaced => "replaced",
+            Verdict::Unverified => "unverified",
+        }
+    }
+}
+
+/// What `profile`'s answer on a token means: `None` for a yes, else the class of its
+/// error. A failure that says nothing about the token (Dhan unreachable, a rate limit)
+/// keeps it, and nothing is started for it; only a refusal (DH-901, 401, expiry) makes
+/// it dead.
+pub(crate) fn verdict(answer: Option<ErrorClass>) -> Option<Verdict> {
+    match answer {
+        None => Some(Verdict::Alive),
+        Some(ErrorClass::Transient | ErrorClass::RateLimited) => Some(Verdict::Unverified),
+        Some(ErrorClass::TokenInvalid) => Some(Verdict::Replaced),
+        Some(_) => None,
     }
 }
 
@@ -447,6 +515,66 @@ mod tests {
             decide(Some(&old), &never, &forced, ist_at(6, 8, 1)),
             Decision::LoginsOff(Why::Forced)
         );
+    }
+
+    #[test]
+    fn a_daemon_is_asked_unless_the_caller_forces_or_reports_a_token() {
+        let t = minted(ist_at(6, 9, 0));
+        assert!(asks_daemon(&ASK));
+        assert!(!asks_daemon(&Ask { force: true, ..ASK }));
+        assert!(!asks_daemon(&Ask {
+            refused: Some(&t),
+            ..ASK
+        }));
+    }
+
+    #[test]
+    fn the_daemons_token_is_taken_inside_this_hosts_margin_and_after_its_login_time() {
+        let eager = Rules {
+            margin: chrono::Duration::hours(24),
+            ..daily("08:00")
+        };
+        // Minted yesterday before the login time, an hour left: this host would replace
+        // its own token (twice over), and takes the daemon's.
+        let t = minted(ist_at(5, 7, 0));
+        let now = ist_at(6, 6, 0);
+        assert!(matches!(
+            decide(Some(&t), &eager, &ASK, now),
+            Decision::Replace(Why::BeforeLoginAt(_))
+        ));
+        assert!(takes_daemons(&t, &eager, &ASK, now));
+        // Dead at 07:00: not for a caller that needs it until 07:30, nor once expired.
+        let until = |hhmm: &str| Ask {
+            valid_until: Some(hhmm.parse().unwrap()),
+            ..ASK
+        };
+        assert!(takes_daemons(&t, &eager, &until("06:45"), now));
+        assert!(!takes_daemons(&t, &eager, &until("07:30"), now));
+        assert!(!takes_daemons(&t, &eager, &ASK, ist_at(6, 7, 0)));
+        // Forced or refused asks never reach the daemon; were they passed, the daemon's
+        // schedule would still decide, not this caller's force.
+        assert!(takes_daemons(&t, &eager, &Ask { force: true, ..ASK }, now));
+        // A host that never logs in takes a live token whatever it needs it until.
+        let never = Rules {
+            logins: Logins::Never,
+            ..eager
+        };
+        assert!(takes_daemons(&t, &never, &until("07:30"), now));
+    }
+
+    #[test]
+    fn only_a_refusal_makes_a_checked_token_dead() {
+        assert_eq!(verdict(None), Some(Verdict::Alive));
+        assert_eq!(
+            verdict(Some(ErrorClass::TokenInvalid)),
+            Some(Verdict::Replaced)
+        );
+        for passing in [ErrorClass::Transient, ErrorClass::RateLimited] {
+            assert_eq!(verdict(Some(passing)), Some(Verdict::Unverified));
+        }
+        for other in [ErrorClass::Config, ErrorClass::UnexpectedBody] {
+            assert_eq!(verdict(Some(other)), None, "{other:?}");
+        }
     }
 
     #[test]

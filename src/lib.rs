@@ -42,6 +42,12 @@
 //! take a lock per profile, so twenty processes started together cause one login. A
 //! [`Progress`] receives the login's steps ([`NoProgress`] ignores them).
 //!
+//! [`TokenManager::from_config`] makes the manager `dhan-login token` uses, from a
+//! [`Config`] (the file read once): beside a running `dhan-login serve` (`[serve]
+//! listen`) it takes the daemon's token instead of logging in, and
+//! [`TokenManager::token_verified`] lets the daemon check and replace a token Dhan
+//! refused, so a program decides exactly as `dhan-login token --verify` does.
+//!
 //! # Where tokens and state are kept
 //!
 //! By default under the profile's state folder ([`Paths::from_env`]: `DHAN_LOGIN_STATE_DIR`,
@@ -141,6 +147,7 @@ mod api;
 mod browser;
 mod config;
 mod console;
+mod daemon;
 mod decide;
 mod dhan;
 mod error;
@@ -159,22 +166,21 @@ mod totp;
 
 pub use api::{ApiError, DhanApi, Grant, IpFlag, MINT_INTERVAL, ProfileInfo, StaticIps};
 pub use config::{
-    BrowserSettings, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, ProfileBuilder,
+    BrowserSettings, Config, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, ProfileBuilder,
     SecretRef, StoreSettings, check_client_ids, check_env, validate,
 };
 pub use console::{Console, ConsoleFuture};
-pub use decide::{Ask, Decision, IstTime, Logins, Rules, Why, decide, ist_wall_clock};
+pub use daemon::DaemonAddr;
+pub use decide::{Ask, Decision, IstTime, Logins, Rules, Verdict, Why, decide, ist_wall_clock};
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};
 pub use error_class::ErrorClass;
 pub use manager::{
-    Checked, Obtained, Rechecked, Request, TokenManager, TokenManagerBuilder, Verdict,
+    Checked, Obtained, Rechecked, Request, TokenManager, TokenManagerBuilder, Verified,
 };
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
 pub use secret::Secret;
-pub use serve::{
-    Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon, report_rejected,
-};
+pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
 pub use source::{
     BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends, uses_otp_command,
 };

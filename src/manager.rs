@@ -5,9 +5,11 @@
 //! database) for separate processes. Whoever waited re-reads the
 //! store first, so twenty processes started together cause one login, not twenty.
 
+mod checked;
 mod rejected;
 
-pub use rejected::{Rechecked, Verdict};
+pub use checked::{Checked, Verified};
+pub use rejected::Rechecked;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,10 +18,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{DhanApi, ProfileInfo};
-use crate::config::{ConfigError, Profile};
+use crate::api::DhanApi;
+use crate::config::{Config, ConfigError, Profile};
 use crate::console::Console;
-use crate::decide::{Ask, Decision, IstTime, Logins, Why, decide};
+use crate::daemon::{DaemonAddr, ask_token};
+use crate::decide::{Ask, Decision, IstTime, Logins, Why, asks_daemon, decide, takes_daemons};
 use crate::dhan::totp_step;
 use crate::error::{AttemptResult, Error};
 use crate::error_class::ErrorClass;
@@ -113,6 +116,8 @@ pub struct TokenManager {
     unsaved: std::sync::Mutex<Option<Token>>,
     /// The token last read from a shared database, handed out while it is unreachable.
     seen: std::sync::Mutex<Option<Token>>,
+    /// A running `serve` asked first.
+    daemon: Option<DaemonAddr>,
 }
 
 impl fmt::Debug for TokenManager {
@@ -122,6 +127,7 @@ impl fmt::Debug for TokenManager {
             .field("profile", &self.profile.name)
             .field("backend", &self.backend)
             .field("lock_wait", &self.lock_wait)
+            .field("daemon", &self.daemon)
             .field("holds_unsaved_token", &unsaved)
             .finish_non_exhaustive()
     }
@@ -135,6 +141,7 @@ pub struct TokenManagerBuilder {
     backend: Option<StateBackend>,
     lock_wait: Option<Duration>,
     http: Option<reqwest::Client>,
+    daemon: Option<DaemonAddr>,
 }
 
 impl fmt::Debug for TokenManagerBuilder {
@@ -145,6 +152,7 @@ impl fmt::Debug for TokenManagerBuilder {
             .field("backend", &self.backend)
             .field("lock_wait", &self.lock_wait)
             .field("http", &self.http.as_ref().map(|_| "shared"))
+            .field("daemon", &self.daemon)
             .finish()
     }
 }
@@ -177,6 +185,14 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// Asks the `dhan-login serve` at `daemon` first, as `dhan-login token` does: its
+    /// token unless it dies before the time asked for, and its check of a token Dhan
+    /// refused (`rejected`, `token_verified`). A forced request logs in here.
+    pub fn daemon(mut self, daemon: DaemonAddr) -> Self {
+        self.daemon = Some(daemon);
+        self
+    }
+
     /// The manager. Nothing is read or contacted yet.
     pub fn build(self) -> TokenManager {
         let profile = self.profile;
@@ -196,6 +212,7 @@ impl TokenManagerBuilder {
             inflight: tokio::sync::Mutex::new(()),
             unsaved: std::sync::Mutex::new(None),
             seen: std::sync::Mutex::new(None),
+            daemon: self.daemon,
             profile,
         }
     }
@@ -216,7 +233,23 @@ impl TokenManager {
             backend: None,
             lock_wait: None,
             http: None,
+            daemon: None,
         }
+    }
+
+    /// The manager `dhan-login token` uses: the profile `name` of `config` with the
+    /// environment on top, asking the daemon `serve.listen` names first.
+    pub fn from_config(
+        config: &Config,
+        name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        let profile = config.profile(name, env)?;
+        let mut builder = Self::builder(profile);
+        if let Some(daemon) = DaemonAddr::from_config(config, env)? {
+            builder = builder.daemon(daemon);
+        }
+        Ok(builder.build())
     }
 
     /// Where this manager keeps the profile's state (files or the shared database).
@@ -324,8 +357,12 @@ impl TokenManager {
         }
     }
 
-    /// A valid token: the cached one unless `force`, else the first source that works.
+    /// A valid token: the daemon's when the manager knows a running one and its token
+    /// does; else the cached one unless `force`, else the first source that works.
     pub async fn token(&self, req: &Request, progress: &dyn Progress) -> Result<Obtained, Error> {
+        if let Some(got) = self.daemons(req).await? {
+            return Ok(got);
+        }
         if let Some(cached) = self.unforced(req).await? {
             return Ok(cached);
         }
@@ -353,6 +390,27 @@ impl TokenManager {
         let started_at = self.clock.now();
         let _inflight = self.inflight.lock().await;
         self.obtain(owner, req, progress, started_at).await
+    }
+
+    /// The daemon's token, when the manager knows a daemon, the request may take it and
+    /// the daemon answers one that does. Nothing of this host's state is read.
+    async fn daemons(&self, req: &Request) -> Result<Option<Obtained>, Error> {
+        let ask = req.ask(None);
+        if self.daemon.is_none() || !asks_daemon(&ask) {
+            return Ok(None);
+        }
+        let Some(token) = ask_token(self.daemon.as_ref(), &self.profile.name).await? else {
+            return Ok(None);
+        };
+        let rules = self.profile.rules();
+        Ok(
+            takes_daemons(&token, &rules, &ask, self.clock.now()).then_some(Obtained {
+                token,
+                cached: true,
+                unsaved: None,
+                not_replaced: None,
+            }),
+        )
     }
 
     /// The stored token when `decide` keeps it for this request; a refusal when a new
@@ -785,44 +843,6 @@ impl TokenManager {
         Ok(token)
     }
 
-    /// A token from `token` (or a daemon), checked with Dhan's `profile` (`--verify`):
-    /// one Dhan refuses (DH-901, killed by a login elsewhere) is replaced at once, unless
-    /// another process has replaced it already. Dhan unreachable (a timeout, a 5xx) says
-    /// nothing about the token: it is kept, and no login is started for it.
-    pub async fn verified(
-        &self,
-        got: Obtained,
-        req: &Request,
-        progress: &dyn Progress,
-    ) -> Result<(Obtained, Checked), Error> {
-        let err = match self.verify(&got.token).await {
-            Ok(info) => return Ok((got, Checked::Accepted(info))),
-            Err(e) => e,
-        };
-        if unreachable(&err) {
-            return Ok((got, Checked::Unreachable(err)));
-        }
-        if !got.cached || err.class() != ErrorClass::TokenInvalid {
-            return Err(err);
-        }
-        tracing::warn!("Dhan refused the stored token ({err}); obtaining a new one");
-        let again = Request {
-            refused: Some(got.token.clone()),
-            ..req.clone()
-        };
-        let got = self.token(&again, progress).await?;
-        match self.verify(&got.token).await {
-            Ok(info) => Ok((got, Checked::Accepted(info))),
-            Err(e) if unreachable(&e) => Ok((got, Checked::Unreachable(e))),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Checks a token with Dhan (`--verify`).
-    pub async fn verify(&self, token: &Token) -> Result<ProfileInfo, Error> {
-        Ok(self.api.profile(token.access_token.secret()).await?)
-    }
-
     /// Forgets the stored token. Dhan keeps it alive until it expires.
     ///
     /// Only the token goes: the lockout and the last TOTP step stay, or a logout followed
@@ -849,20 +869,6 @@ impl TokenManager {
         }
         Ok(forgotten)
     }
-}
-
-/// What Dhan's `profile` said of a token [`TokenManager::verified`] hands out.
-#[derive(Debug)]
-pub enum Checked {
-    /// Dhan accepted it.
-    Accepted(ProfileInfo),
-    /// Dhan could not be asked (timeout, connection error, 5xx): the token is kept.
-    Unreachable(Error),
-}
-
-/// A failure that says nothing about the token: only DH-901/401 or expiry make it dead.
-fn unreachable(e: &Error) -> bool {
-    matches!(e.class(), ErrorClass::Transient | ErrorClass::RateLimited)
 }
 
 /// Whether the stored token `t` is still handed out after replacing it failed with

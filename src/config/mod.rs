@@ -7,6 +7,7 @@
 mod bounded;
 mod check;
 pub(crate) mod command;
+mod document;
 mod env;
 mod merge;
 mod paths;
@@ -19,11 +20,11 @@ pub mod validate;
 use std::path::PathBuf;
 
 pub use check::{Problem, check_client_ids, check_env};
+pub use document::Config;
 pub(crate) use env::{Overrides, Setting, minutes, seconds};
 pub use paths::Paths;
 pub(crate) use paths::expand_home;
 pub use profile::{BrowserSettings, Profile, ProfileBuilder};
-pub(crate) use schema::read_toml;
 pub use secrets::SecretRef;
 pub use store::{DEFAULT_LEASE, StoreSettings};
 

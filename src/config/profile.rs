@@ -6,12 +6,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::check::warn_if_exposed;
-use super::merge::merge;
-use super::schema::{FileConfig, ProfileFile, read_toml};
 use super::{
     ConfigError, DEFAULT_API_BASE_URL, DEFAULT_AUTH_BASE_URL, DEFAULT_LOCK_WAIT, DEFAULT_MARGIN,
-    DEFAULT_PROFILE, Paths, SecretRef, StoreSettings,
+    SecretRef, StoreSettings,
 };
 use crate::decide::{IstTime, Logins, Rules};
 use crate::dhan::DHAN_CONSENT_LIMIT;
@@ -323,58 +320,6 @@ impl Profile {
                 store: Default::default(),
             },
         }
-    }
-
-    /// Loads `name` from the file at `paths` and applies the environment on top.
-    pub fn load(
-        name: &str,
-        paths: &Paths,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Profile, ConfigError> {
-        let (profile, mut bad) = Self::load_lenient(name, paths, env)?;
-        match bad.len() {
-            0 => Ok(profile),
-            1 => Err(bad.remove(0)),
-            _ => Err(ConfigError::Several(bad)),
-        }
-    }
-
-    /// As `load`, but a bad field falls back to its default and is listed instead of
-    /// failing the load, so `config check` can name every bad field at once.
-    pub fn load_lenient(
-        name: &str,
-        paths: &Paths,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(Profile, Vec<ConfigError>), ConfigError> {
-        let (file, path) = read_toml::<FileConfig>(paths)?;
-        let mut profiles = file.profiles;
-        let pf = match profiles.remove(name) {
-            Some(p) => p,
-            // Without a file (or with an empty one) env vars alone may define the profile.
-            None if profiles.is_empty() || name == DEFAULT_PROFILE => ProfileFile::default(),
-            None => {
-                return Err(ConfigError::UnknownProfile {
-                    name: name.to_owned(),
-                    path,
-                    known: profiles.keys().cloned().collect::<Vec<_>>().join(", "),
-                });
-            }
-        };
-        let (mut profile, mut bad) = merge(name, pf, paths, env);
-        let (store, store_bad) = StoreSettings::merge(file.store, env);
-        profile.store = std::sync::Arc::new(store);
-        bad.extend(store_bad);
-        warn_if_exposed(&path, &profile);
-        Ok((profile, bad))
-    }
-
-    /// Every profile name in the file (for `serve --all`).
-    pub fn names(paths: &Paths) -> Result<Vec<String>, ConfigError> {
-        Ok(read_toml::<FileConfig>(paths)?
-            .0
-            .profiles
-            .into_keys()
-            .collect())
     }
 
     /// Where `which` comes from, if the profile has it.

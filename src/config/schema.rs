@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 
 use super::store::StoreFile;
 use super::{ConfigError, Paths};
@@ -15,7 +15,7 @@ use crate::secret::Secret;
 /// One profile as written in the file. Every field is optional: the environment may
 /// supply it, and what a login path needs is checked when that path is taken. Inline
 /// secrets are `SecretString` from the parse on: Debug shows them redacted.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProfileFile {
     pub(super) client_id: Option<String>,
@@ -54,7 +54,7 @@ pub(super) struct ProfileFile {
     pub(super) browser: BrowserFile,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BrowserFile {
     pub(super) executable: Option<PathBuf>,
@@ -75,15 +75,39 @@ pub(super) struct BrowserFile {
 pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) profiles: BTreeMap<String, ProfileFile>,
-    /// The daemon's tables (`dhan-login serve`): the daemon reads them itself, with
-    /// `read_toml`; a profile does not depend on them.
-    #[serde(default, rename = "serve")]
-    _serve: IgnoredAny,
-    #[serde(default, rename = "notify")]
-    _notify: IgnoredAny,
+    /// The daemon's tables (`dhan-login serve`), as written: the daemon and its client
+    /// project them with the environment on top; a profile does not depend on them.
+    #[serde(default)]
+    pub(super) serve: ServeFile,
+    #[serde(default)]
+    pub(super) notify: NotifyFile,
     /// Shared state for several machines (PostgreSQL); files when absent.
     #[serde(default)]
     pub(super) store: StoreFile,
+}
+
+/// The `[serve]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServeFile {
+    pub(crate) listen: Option<String>,
+    pub(crate) allow_remote: Option<bool>,
+    pub(crate) socket: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
+    pub(crate) token_file: Option<String>,
+    pub(crate) env_file: Option<String>,
+    pub(crate) refresh_ahead_minutes: Option<f64>,
+    pub(crate) jitter_minutes: Option<f64>,
+    pub(crate) retry_min_secs: Option<f64>,
+    pub(crate) retry_max_secs: Option<f64>,
+}
+
+/// The `[notify]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotifyFile {
+    pub(crate) webhook: Option<String>,
+    pub(crate) warn_before_minutes: Option<f64>,
 }
 
 impl ProfileFile {
@@ -122,9 +146,9 @@ impl ProfileFile {
     }
 }
 
-/// Reads the config file as `T`: the profiles' schema here, the daemon's tables in
-/// `serve`. A missing file reads as `T::default()` unless the user named it.
-pub(crate) fn read_toml<T: DeserializeOwned + Default>(
+/// Reads the config file as `T`. A missing file reads as `T::default()` unless the user
+/// named it.
+pub(super) fn read_toml<T: DeserializeOwned + Default>(
     paths: &Paths,
 ) -> Result<(T, PathBuf), ConfigError> {
     let path = paths.config_file.clone();

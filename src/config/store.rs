@@ -17,7 +17,7 @@ use super::secrets::{Origin, SecretRef};
 /// How long a lease outlives its last renewal unless `lease_secs` says otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StoreFile {
     /// May hold the database password: redacted in Debug from the parse on.

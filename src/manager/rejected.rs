@@ -8,38 +8,12 @@
 //! window); a yes → the same token back, saying so; no answer → the same token back,
 //! unverified, and no login.
 
-use serde::{Deserialize, Serialize};
-
 use super::{Request, TokenManager};
+use crate::decide::{Verdict, verdict};
 use crate::error::Error;
-use crate::error_class::ErrorClass;
 use crate::progress::Progress;
 use crate::store::StoreError;
 use crate::token::Token;
-
-/// What checking a reported token found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Verdict {
-    /// Dhan's `profile` endpoint accepts the token: it is handed back unchanged.
-    Alive,
-    /// The token was dead (or there was none): this is a new one.
-    Replaced,
-    /// Dhan could not be asked (a timeout, a 5xx): the token is handed back unchanged.
-    Unverified,
-}
-
-impl Verdict {
-    /// The snake_case name, as in the daemon's JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Alive => "alive",
-            Verdict::Replaced => "replaced",
-            Verdict::Unverified => "unverified",
-        }
-    }
-}
 
 /// The token after a check, and what the check found.
 #[derive(Debug)]
@@ -56,12 +30,17 @@ pub struct Rechecked {
 
 impl TokenManager {
     /// A consumer says Dhan refused the stored token: checks it with `profile`, and
-    /// obtains a new one only if it is dead. `req` says how a login may run.
+    /// obtains a new one only if it is dead. `req` says how a login may run. Beside a
+    /// daemon the manager knows, the daemon checks and replaces: never a login here,
+    /// which would end the token it hands out.
     pub async fn rejected(
         &self,
         req: &Request,
         progress: &dyn Progress,
     ) -> Result<Rechecked, Error> {
+        if let Some(r) = self.daemon_rechecked().await? {
+            return Ok(r);
+        }
         let now = self.clock.now();
         let stored = self.state().await?.token.filter(|t| t.is_live(now));
         let Some(stored) = stored else {
@@ -73,21 +52,17 @@ impl TokenManager {
                 unsaved: got.unsaved,
             });
         };
-        let dead = match self.verify(&stored).await {
-            Ok(_) => {
+        // A check that failed for another reason (an unreadable answer) says nothing
+        // either: the token comes back, unverified.
+        let answer = self.verify(&stored).await.err();
+        let found = verdict(answer.as_ref().map(Error::class)).unwrap_or(Verdict::Unverified);
+        let dead = match (found, answer) {
+            (Verdict::Replaced, Some(e)) => e,
+            (verdict, answer) => {
                 return Ok(Rechecked {
                     token: stored,
-                    verdict: Verdict::Alive,
-                    detail: None,
-                    unsaved: None,
-                });
-            }
-            Err(e) if e.class() == ErrorClass::TokenInvalid => e,
-            Err(e) => {
-                return Ok(Rechecked {
-                    token: stored,
-                    verdict: Verdict::Unverified,
-                    detail: Some(e.to_string()),
+                    verdict,
+                    detail: answer.map(|e| e.to_string()),
                     unsaved: None,
                 });
             }
@@ -117,5 +92,18 @@ impl TokenManager {
             detail: Some(dead.to_string()),
             unsaved: got.unsaved,
         })
+    }
+
+    /// The daemon's check of the profile's token, when the manager knows a daemon and it
+    /// answers.
+    pub(super) async fn daemon_rechecked(&self) -> Result<Option<Rechecked>, Error> {
+        let answer =
+            crate::daemon::report_rejected(self.daemon.as_ref(), &self.profile.name).await?;
+        Ok(answer.map(|r| Rechecked {
+            token: r.token,
+            verdict: r.verdict,
+            detail: r.detail,
+            unsaved: None,
+        }))
     }
 }

@@ -13,15 +13,15 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::challenge::{self, Challenges, RawNonce};
-use super::key::ApiKey;
 use super::metrics;
 use super::plan::MAX_NAP;
 use super::scheduler::stopped;
 use super::status::{AWAITING, Phase, Slot, health, view};
+use crate::daemon::challenge::{self, Challenges, RawNonce};
+use crate::daemon::key::ApiKey;
 use crate::decide::Logins;
+use crate::decide::Verdict;
 use crate::error_class::ErrorClass;
-use crate::manager::Verdict;
 use crate::token::{Token, TokenJson};
 
 /// How long a token request waits for a refresh under way (the first login after start

@@ -4,16 +4,13 @@
 //! Layout: `settings` reads the `[serve]`/`[notify]` tables, `scheduler` runs one refresh
 //! loop per profile, `status` is what the loops share with the `http` routes and
 //! `metrics`, `handoff` writes the token and env files, `key` guards the token route,
-//! `notify` posts failure events, `clock` notices suspend/resume, and `client` is the
-//! side `token` and `exec` use to ask a running daemon.
+//! `notify` posts failure events, and `clock` notices suspend/resume. The side a consumer
+//! asks a running daemon with is `crate::daemon`, below the manager that uses it.
 
-mod challenge;
-mod client;
 mod clock;
 mod handoff;
 mod http;
 mod keeper;
-mod key;
 mod metrics;
 mod notify;
 mod plan;
@@ -32,16 +29,29 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
-pub use client::{ask_daemon, report_rejected};
 pub use settings::{NotifySettings, ServeSettings};
 
-use crate::config::{ConfigError, Paths, Profile, check_client_ids};
+use crate::config::{Config, ConfigError, check_client_ids};
+use crate::daemon::key;
 use crate::error::Error;
 use crate::error_class::ErrorClass;
 use crate::manager::TokenManager;
+use crate::token::Token;
 use plan::Timing;
 use scheduler::{Parts, Scheduler, stopped};
 use status::Slot;
+
+/// The profile's token from the daemon `settings` describe. `None` when no daemon is
+/// configured (`serve.listen` unset), none answers, or it does not serve this profile:
+/// then the caller logs in itself, under the same file lock the daemon uses.
+///
+/// The key never leaves this process: whatever answers must first prove it holds the key;
+/// one that cannot is refused as a configuration error (exit 2), and the caller does not
+/// log in itself either, since a daemon with another key may be running.
+/// [`TokenManager::token`] asks it first when the manager knows the daemon.
+pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Option<Token>, Error> {
+    crate::daemon::ask_token(settings.daemon().as_ref(), profile).await
+}
 
 /// How the daemon reads the environment (again on every profile reload).
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -68,11 +78,11 @@ impl std::fmt::Debug for Daemon {
 }
 
 impl Daemon {
-    /// Loads every profile, makes the key, binds the endpoint and starts refreshing.
-    /// Must run inside a tokio runtime.
+    /// Loads every profile from `file` (a reload reads the file again), makes the
+    /// key, binds the endpoint and starts refreshing. Must run inside a tokio runtime.
     pub async fn start(
         settings: ServeSettings,
-        paths: Paths,
+        file: &Config,
         env: Env,
         profiles: &[String],
     ) -> Result<Daemon, Error> {
@@ -80,13 +90,13 @@ impl Daemon {
         if profiles.is_empty() {
             return Err(config("profiles", "no profile to serve".into()));
         }
-        let paths = Arc::new(paths);
+        let paths = Arc::new(file.paths().clone());
         let mut slots = BTreeMap::new();
         let mut files = HashSet::new();
         // Every profile loads now: a typo fails the start, not a refresh at 3 a.m.
         let loaded = profiles
             .iter()
-            .map(|name| Profile::load(name, &paths, &*env))
+            .map(|name| file.profile(name, &*env))
             .collect::<Result<Vec<_>, _>>()?;
         check_client_ids(&loaded)?;
         // One HTTP client for every profile: each would otherwise hold its own pool and

@@ -2,49 +2,16 @@
 //! `DHAN_LOGIN_SERVE_<KEY>` / `DHAN_LOGIN_NOTIFY_<KEY>`.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use url::Url;
 
 use crate::config::{
-    ConfigError, Overrides, Paths, Setting, expand_home, minutes, read_toml, seconds,
+    Config, ConfigError, Overrides, Paths, Setting, expand_home, minutes, seconds,
 };
-
-const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7787);
-
-/// The daemon's part of the config file; `config` reads the profiles and `[store]`.
-#[derive(Debug, Default, Deserialize)]
-struct Tables {
-    #[serde(default)]
-    serve: ServeFile,
-    #[serde(default)]
-    notify: NotifyFile,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServeFile {
-    listen: Option<String>,
-    allow_remote: Option<bool>,
-    socket: Option<PathBuf>,
-    key_file: Option<PathBuf>,
-    token_file: Option<String>,
-    env_file: Option<String>,
-    refresh_ahead_minutes: Option<f64>,
-    jitter_minutes: Option<f64>,
-    retry_min_secs: Option<f64>,
-    retry_max_secs: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NotifyFile {
-    webhook: Option<String>,
-    warn_before_minutes: Option<f64>,
-}
+use crate::daemon::{DEFAULT_LISTEN, DaemonAddr, client_addr, parse_listen};
 
 /// How `dhan-login serve` runs, and where `token` / `exec` find it.
 #[derive(Debug, Clone)]
@@ -102,26 +69,26 @@ pub(crate) fn webhook_host(url: &Url) -> String {
 }
 
 impl ServeSettings {
-    /// Fails when the file's `[serve]` or `[notify]` table is malformed (an unknown key,
-    /// a value of the wrong type), as a profile's tables do when the profile loads.
-    pub fn check_file(paths: &Paths) -> Result<(), ConfigError> {
-        read_toml::<Tables>(paths).map(drop)
-    }
-
-    /// The file's tables with the environment on top; defaults under the state folder.
+    /// The file's tables with the environment on top: a [`Config`] read for them alone.
     pub fn load(
         paths: &Paths,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ServeSettings, ConfigError> {
-        let Tables { serve, notify } = read_toml::<Tables>(paths)?.0;
+        Self::from_config(&Config::load(paths)?, env)
+    }
+
+    /// The `[serve]` and `[notify]` tables of `config` with the environment on top;
+    /// defaults under the state folder.
+    pub fn from_config(
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ServeSettings, ConfigError> {
+        let (serve, notify, paths) = (config.serve(), config.notify(), config.paths());
         let get = Lookup {
             env: Overrides(env),
         };
-        let listen_raw = get.text("serve", "listen", serve.listen);
-        let listen = match &listen_raw {
-            Some(raw) => parse_listen("serve.listen", raw)?,
-            None => DEFAULT_LISTEN,
-        };
+        let configured = crate::daemon::listen(config, env)?;
+        let listen = configured.unwrap_or(DEFAULT_LISTEN);
         let state = |file: &str| paths.state_dir.join(file).to_string_lossy().into_owned();
         let retry_min = get
             .parsed::<f64>("serve", "retry_min_secs", serve.retry_min_secs)?
@@ -140,29 +107,26 @@ impl ServeSettings {
             ));
         }
         let webhook = get
-            .text("notify", "webhook", notify.webhook)
+            .text("notify", "webhook", notify.webhook.clone())
             .map(|raw| parse_webhook(&raw))
             .transpose()?;
         Ok(ServeSettings {
             listen,
-            listen_configured: listen_raw.is_some(),
+            listen_configured: configured.is_some(),
             allow_remote: get
                 .parsed("serve", "allow_remote", serve.allow_remote)?
                 .unwrap_or(false),
             socket: get
-                .text("serve", "socket", serve.socket.map(path_text))
+                .text("serve", "socket", serve.socket.clone().map(path_text))
                 .map(|p| expand_home(Path::new(&p))),
-            key_file: get
-                .text("serve", "key_file", serve.key_file.map(path_text))
-                .map(|p| expand_home(Path::new(&p)))
-                .unwrap_or_else(|| paths.state_dir.join("serve.key")),
+            key_file: crate::daemon::key_file(config, env),
             token_file: get
-                .text("serve", "token_file", serve.token_file)
+                .text("serve", "token_file", serve.token_file.clone())
                 .map(|p| handoff_path("serve.token_file", &p))
                 .transpose()?
                 .unwrap_or_else(|| state("serve/{profile}.token")),
             env_file: get
-                .text("serve", "env_file", serve.env_file)
+                .text("serve", "env_file", serve.env_file.clone())
                 .map(|p| handoff_path("serve.env_file", &p))
                 .transpose()?
                 .unwrap_or_else(|| state("serve/{profile}.env")),
@@ -227,12 +191,15 @@ impl ServeSettings {
 
     /// Where a client connects: an unspecified address (0.0.0.0) is reached on loopback.
     pub fn client_addr(&self) -> SocketAddr {
-        let ip = match self.listen.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        SocketAddr::new(ip, self.listen.port())
+        client_addr(self.listen)
+    }
+
+    /// The daemon a consumer asks first, when `listen` is configured.
+    pub fn daemon(&self) -> Option<DaemonAddr> {
+        self.listen_configured.then(|| DaemonAddr {
+            addr: self.client_addr(),
+            key_file: self.key_file.clone(),
+        })
     }
 }
 
@@ -291,22 +258,6 @@ fn field(name: &str, message: String) -> ConfigError {
 
 fn path_text(p: PathBuf) -> String {
     p.to_string_lossy().into_owned()
-}
-
-fn parse_listen(name: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
-    let raw = raw.trim();
-    if let Some(port) = raw.strip_prefix("localhost:") {
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| field(name, format!("`{raw}`: `{port}` is not a port")))?;
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-    }
-    raw.parse().map_err(|_| {
-        field(
-            name,
-            format!("`{raw}` is not ADDR:PORT (e.g. 127.0.0.1:7787 or [::1]:7787)"),
-        )
-    })
 }
 
 /// The URL itself is never quoted back: a Telegram one holds the bot token.

@@ -605,3 +605,79 @@ async fn a_token_inside_the_margin_is_replaced_or_printed_with_a_warning_while_i
     assert!(!r.stderr.contains("warning"), "{r}");
     assert_eq!(s.server.logins(), logins, "renewed, not logged in");
 }
+
+/// One `token` reads and parses the config file once, `[serve]` (a daemon to ask first)
+/// and `--verify` included: the kernel counts the opens of the file (inotify).
+#[tokio::test(flavor = "multi_thread")]
+async fn one_token_call_reads_the_config_file_once() {
+    let stand = Stand::start().await;
+    // Nothing listens there, and there is no key: the daemon is not asked, but its
+    // address is read from the file.
+    let file = stand
+        .sandbox
+        .write_config("[serve]\nlisten = \"127.0.0.1:9\"\n");
+    for args in [&["token"][..], &["token", "--verify"]] {
+        let opens = Opens::watch(&file);
+        let mut cmd = stand.cli(args);
+        cmd.env("DHAN_LOGIN_CONFIG", &file);
+        let r = run(cmd, None).await;
+        printed_token(&r);
+        assert_eq!(opens.count(), 1, "{args:?}: {r}");
+    }
+}
+
+/// The opens of one file from now on, as inotify reports them.
+struct Opens(std::os::fd::OwnedFd);
+
+impl Opens {
+    fn watch(path: &std::path::Path) -> Opens {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: plain syscalls; the descriptor is owned from here on, the name is a
+        // valid C string that outlives the call.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(
+                fd >= 0,
+                "inotify_init1: {}",
+                std::io::Error::last_os_error()
+            );
+            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+            // Opens and closes alternate, so the kernel never merges two opens into one
+            // event.
+            let mask = libc::IN_OPEN | libc::IN_CLOSE_NOWRITE | libc::IN_CLOSE_WRITE;
+            let wd =
+                libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), name.as_ptr(), mask);
+            assert!(
+                wd >= 0,
+                "inotify_add_watch: {}",
+                std::io::Error::last_os_error()
+            );
+            Opens(fd)
+        }
+    }
+
+    fn count(&self) -> usize {
+        let mut buf = vec![0u8; 64 * 1024];
+        // SAFETY: reads into a buffer of the length given.
+        let n = unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        let (mut at, mut opens) = (0, 0);
+        // struct inotify_event: wd, mask, cookie, len (4 bytes each), then len bytes.
+        while at + 16 <= n {
+            let word = |i: usize| u32::from_ne_bytes(buf[at + i..at + i + 4].try_into().unwrap());
+            if word(4) & libc::IN_OPEN != 0 {
+                opens += 1;
+            }
+            at += 16 + word(12) as usize;
+        }
+        opens
+    }
+}

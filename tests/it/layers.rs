@@ -35,7 +35,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("configuration", &["config"]),
     ("state and the headless browser", &["browser", "store"]),
     ("the library's error, wrapping each layer's", &["error"]),
-    ("the ways to obtain a token, and the chain", &["source"]),
+    (
+        "the ways to obtain a token, and the chain; a running daemon, asked first",
+        &["daemon", "source"],
+    ),
     ("the decision: cached, chain, store", &["manager"]),
     ("the daemon", &["serve"]),
 ];

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    Checked, Console, ErrorClass, Lockouts, Obtained, Profile, ProfileState, Rechecked, Request,
-    SourceKind, StoreError, TokenManager, Verdict, next_ist_midnight,
+    Checked, Console, ErrorClass, Lockouts, Obtained, ProfileState, Rechecked, Request, SourceKind,
+    StoreError, TokenManager, Verdict, Verified, next_ist_midnight,
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
 use crate::console::TerminalConsole;
 use crate::echo::EchoOff;
 use crate::interrupt::interruptible;
-use crate::load::{load_profile, manager, paths};
+use crate::load::{daemon_first, load_profile, manager, paths};
 use crate::output::{Format, StepPrinter, human, print_token, token_json};
 
 pub async fn run(cli: Cli) -> Result<u8> {
@@ -23,51 +23,23 @@ pub async fn run(cli: Cli) -> Result<u8> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Token(args) => {
-            let m = manager(&cli.profile, cli.config.as_deref())?;
-            if args.rejected || args.output.verify {
-                // Beside a daemon, the daemon checks and replaces: never a login here,
-                // which would end the token it hands out.
-                let daemon = interruptible(crate::serve::daemon_rejected(
-                    &cli.profile,
-                    cli.config.as_deref(),
-                ))
-                .await??;
-                if let Some(r) = daemon {
-                    return rechecked(r, &args.output);
-                }
-                if args.rejected {
-                    let progress = StepPrinter::for_terminal(quiet);
-                    let r =
-                        interruptible(m.rejected(&Request::default(), progress.as_ref())).await??;
-                    return rechecked(r, &args.output);
-                }
+            let m = daemon_first(&cli.profile, cli.config.as_deref())?;
+            let progress = StepPrinter::for_terminal(quiet);
+            if args.rejected {
+                let r = interruptible(m.rejected(&Request::default(), progress.as_ref())).await??;
+                return rechecked(r, &args.output);
             }
-            let daemon = interruptible(crate::serve::daemon_token(
-                &cli.profile,
-                cli.config.as_deref(),
-            ))
-            .await??;
             let req = Request {
                 valid_until: args.valid_until,
                 ..Request::default()
             };
-            // The daemon's token, unless it dies before the time asked for. The daemon keeps
-            // it on its own schedule: neither this host's margin nor its login time may
-            // send it away, or the login here would end the token everyone else holds.
-            let daemon = daemon.filter(|got| {
-                let ask = dhan_login::Ask {
-                    valid_until: req.valid_until,
-                    ..Default::default()
+            if args.output.verify {
+                return match interruptible(m.token_verified(&req, progress.as_ref())).await?? {
+                    Verified::ByDaemon(r) => rechecked(r, &args.output),
+                    Verified::Here(got, checked) => print_checked(got, checked, &args.output),
                 };
-                let rules = dhan_login::Rules {
-                    login_at: None,
-                    margin: chrono::Duration::zero(),
-                    ..m.profile().rules()
-                };
-                dhan_login::decide(Some(&got.token), &rules, &ask, chrono::Utc::now())
-                    == dhan_login::Decision::Stored
-            });
-            obtain(&m, req, daemon, &args.output, quiet).await
+            }
+            obtain(&m, req, &args.output, quiet).await
         }
         Command::Login(LoginArgs {
             via,
@@ -84,7 +56,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     .then(|| Arc::new(TerminalConsole::new()) as Arc<dyn Console>),
                 ..Request::default()
             };
-            obtain(&m, req, None, &output, quiet).await
+            obtain(&m, req, &output, quiet).await
         }
         Command::Renew(output) => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
@@ -93,7 +65,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 via: Some(SourceKind::Renew),
                 ..Request::default()
             };
-            obtain(&m, req, None, &output, quiet).await
+            obtain(&m, req, &output, quiet).await
         }
         Command::Record { out } => {
             let m = manager(&cli.profile, cli.config.as_deref())?;
@@ -152,19 +124,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Exec { command, pass_env } => {
             check_pass_env(&pass_env)?;
-            let m = manager(&cli.profile, cli.config.as_deref())?;
-            let daemon = interruptible(crate::serve::daemon_token(
-                &cli.profile,
-                cli.config.as_deref(),
-            ))
-            .await??;
-            let got = match daemon {
-                Some(got) => got,
-                None => {
-                    let progress = StepPrinter::for_terminal(quiet);
-                    interruptible(m.token(&Request::default(), progress.as_ref())).await??
-                }
-            };
+            let m = daemon_first(&cli.profile, cli.config.as_deref())?;
+            let progress = StepPrinter::for_terminal(quiet);
+            let got = interruptible(m.token(&Request::default(), progress.as_ref())).await??;
             warn_not_replaced(&got);
             if let Some(e) = &got.unsaved {
                 eprintln!(
@@ -175,13 +137,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
             exec(&command, &pass_env, &got.token)
         }
         Command::Ip { action } => {
-            let m = manager(&cli.profile, cli.config.as_deref())?;
-            let daemon = interruptible(crate::serve::daemon_token(
-                &cli.profile,
-                cli.config.as_deref(),
-            ))
-            .await??;
-            crate::ip::run(&m, daemon, action, quiet).await
+            let m = daemon_first(&cli.profile, cli.config.as_deref())?;
+            crate::ip::run(&m, action, quiet).await
         }
         Command::Config { action } => config(&cli.profile, cli.config.as_deref(), action),
         Command::Completions { shell } => {
@@ -212,33 +169,27 @@ fn source_kind(v: Via) -> SourceKind {
     }
 }
 
-/// Obtains and prints a token; `daemon` is one a running `serve` already handed over.
-async fn obtain(
-    m: &TokenManager,
-    req: Request,
-    daemon: Option<Obtained>,
-    out: &OutputArgs,
-    quiet: bool,
-) -> Result<u8> {
+/// Obtains and prints a token (a running `serve`'s, when the manager knows one).
+async fn obtain(m: &TokenManager, req: Request, out: &OutputArgs, quiet: bool) -> Result<u8> {
     let progress = StepPrinter::for_terminal(quiet);
-    let mut got = match daemon {
-        Some(got) => got,
-        None => interruptible(m.token(&req, progress.as_ref())).await??,
-    };
-    if out.verify {
-        match interruptible(m.verified(got, &req, progress.as_ref())).await?? {
-            (checked, Checked::Accepted(info)) => {
-                tracing::info!(client = ?info.client_id, "token verified with Dhan's profile endpoint");
-                got = checked;
-            }
-            (kept, Checked::Unreachable(e)) => {
-                eprintln!(
-                    "warning: Dhan's profile endpoint could not be asked ({e}); the token is kept unverified"
-                );
-                got = kept;
-            }
+    let got = interruptible(m.token(&req, progress.as_ref())).await??;
+    print_obtained(got, out)
+}
+
+/// Prints a token this process checked with Dhan (`--verify`), saying when it could not.
+fn print_checked(got: Obtained, checked: Checked, out: &OutputArgs) -> Result<u8> {
+    match checked {
+        Checked::Accepted(info) => {
+            tracing::info!(client = ?info.client_id, "token verified with Dhan's profile endpoint");
         }
+        Checked::Unreachable(e) => eprintln!(
+            "warning: Dhan's profile endpoint could not be asked ({e}); the token is kept unverified"
+        ),
     }
+    print_obtained(got, out)
+}
+
+fn print_obtained(got: Obtained, out: &OutputArgs) -> Result<u8> {
     warn_not_replaced(&got);
     print_token(&got.token, format_of(out))?;
     match got.unsaved {
@@ -526,8 +477,9 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
             Ok(0)
         }
         ConfigAction::Check => {
-            let (profile, bad) = Profile::load_lenient(name, &paths, &|k| std::env::var(k).ok())?;
-            dhan_login::ServeSettings::check_file(&paths)?;
+            let file = dhan_login::Config::load(&paths)?;
+            let env = |k: &str| std::env::var(k).ok();
+            let (profile, bad) = file.profile_lenient(name, &env)?;
             let mut problems: Vec<String> = bad.iter().map(ToString::to_string).collect();
             problems.extend(
                 profile
@@ -536,9 +488,8 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
                     .map(|p| format!("{}: {}", p.field, p.message)),
             );
             // Another profile on the same client id would log this one out.
-            let names = Profile::names(&paths).unwrap_or_default();
-            for other in names.iter().filter(|n| *n != name) {
-                let (other, _) = Profile::load_lenient(other, &paths, &|k| std::env::var(k).ok())?;
+            for other in file.profile_names().iter().filter(|n| *n != name) {
+                let (other, _) = file.profile_lenient(other, &env)?;
                 if let Err(e) = dhan_login::check_client_ids([&profile, &other]) {
                     problems.push(e.to_string());
                 }

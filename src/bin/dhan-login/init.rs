@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use dhan_login::{ConfigError, Profile, TokenManager};
+use dhan_login::{ConfigError, TokenManager};
 use toml_edit::{DocumentMut, Item, Table, value};
 
 use crate::checks;
@@ -298,8 +298,8 @@ pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result
 
 /// What the written profile can do, read back from the file alone (no variable).
 async fn report(profile: &str, paths: &dhan_login::Paths) -> Result<()> {
-    let loaded = Profile::load(profile, paths, &|_| None)?;
-    dhan_login::ServeSettings::check_file(paths)?;
+    // Every table of the file is checked by the read, `[serve]` and `[notify]` too.
+    let loaded = dhan_login::Config::load(paths)?.profile(profile, &|_| None)?;
     let problems = loaded.check();
     let m = TokenManager::new(loaded);
     let state = m.state().await.ok();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
-use dhan_login::{ErrorClass, IpFlag, Obtained, Request, StaticIps, TokenManager};
+use dhan_login::{ErrorClass, IpFlag, Request, StaticIps, TokenManager};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{IpAction, IpSlot};
@@ -45,17 +45,10 @@ fn remember(path: &Path, ips: &StaticIps) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(
-    m: &TokenManager,
-    daemon: Option<Obtained>,
-    action: IpAction,
-    quiet: bool,
-) -> Result<u8> {
+/// `m` asks a running daemon first, as `token` does.
+pub async fn run(m: &TokenManager, action: IpAction, quiet: bool) -> Result<u8> {
     let progress = StepPrinter::for_terminal(quiet);
-    let mut got = match daemon {
-        Some(got) => got,
-        None => interruptible(m.token(&Request::default(), progress.as_ref())).await??,
-    };
+    let mut got = interruptible(m.token(&Request::default(), progress.as_ref())).await??;
     let json = matches!(action, IpAction::Show { json: true });
     let write = match action {
         IpAction::Show { .. } => None,

@@ -1,20 +1,16 @@
-//! `serve`: the daemon in the foreground until SIGTERM/SIGINT; and the daemon's side of
-//! `token` and `exec`.
+//! `serve`: the daemon in the foreground until SIGTERM/SIGINT.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use dhan_login::{
-    ConfigError, Daemon, Obtained, Profile, Rechecked, ServeEnv, ServeSettings, ask_daemon,
-    report_rejected,
-};
+use dhan_login::{ConfigError, Daemon, ServeEnv, ServeSettings};
 
 use crate::cli::ServeArgs;
-use crate::load::paths;
+use crate::load::config;
 
-pub async fn serve(default_profile: &str, config: Option<&Path>, args: ServeArgs) -> Result<u8> {
+pub async fn serve(default_profile: &str, file: Option<&Path>, args: ServeArgs) -> Result<u8> {
     // Watch the signals before anyone can learn that we are up: a SIGTERM sent right
     // after the ready line must reach this handler, not the default action.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -22,9 +18,9 @@ pub async fn serve(default_profile: &str, config: Option<&Path>, args: ServeArgs
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("cannot watch SIGINT")?;
 
-    let paths = paths(config)?;
+    let file = config(file)?;
     let env: ServeEnv = Arc::new(|k: &str| std::env::var(k).ok());
-    let mut settings = ServeSettings::load(&paths, &*env)?;
+    let mut settings = ServeSettings::from_config(&file, &*env)?;
     if let Some(listen) = &args.listen {
         settings.set_listen(listen)?;
     }
@@ -33,13 +29,13 @@ pub async fn serve(default_profile: &str, config: Option<&Path>, args: ServeArgs
         settings.socket = Some(socket);
     }
     let names = if args.all {
-        let names = Profile::names(&paths)?;
+        let names = file.profile_names();
         if names.is_empty() {
             return Err(ConfigError::Field {
                 field: "profiles".into(),
                 message: format!(
                     "--all: {} has no [profiles.NAME] table",
-                    paths.config_file.display()
+                    file.paths().config_file.display()
                 ),
             }
             .into());
@@ -56,7 +52,7 @@ pub async fn serve(default_profile: &str, config: Option<&Path>, args: ServeArgs
 
     let key_file = settings.key_file.clone();
     let socket = settings.socket.clone();
-    let daemon = Daemon::start(settings, paths, env, &names).await?;
+    let daemon = Daemon::start(settings, &file, env, &names).await?;
     let addr = daemon.local_addr();
     // The first line of stdout is the contract for scripts and tests: where we listen.
     let ready = serde_json::json!({
@@ -78,24 +74,4 @@ pub async fn serve(default_profile: &str, config: Option<&Path>, args: ServeArgs
     tracing::info!("stopping: aborting logins under way");
     daemon.shutdown().await;
     Ok(0)
-}
-
-/// The token of a running daemon, when `serve.listen` is configured and it answers.
-pub async fn daemon_token(profile: &str, config: Option<&Path>) -> Result<Option<Obtained>> {
-    let paths = paths(config)?;
-    let settings = ServeSettings::load(&paths, &|k| std::env::var(k).ok())?;
-    Ok(ask_daemon(&settings, profile).await?.map(|token| Obtained {
-        token,
-        cached: true,
-        unsaved: None,
-        not_replaced: None,
-    }))
-}
-
-/// The daemon's check of the profile's token (`token --rejected`, `token --verify`), when
-/// `serve.listen` is configured and it answers.
-pub async fn daemon_rejected(profile: &str, config: Option<&Path>) -> Result<Option<Rechecked>> {
-    let paths = paths(config)?;
-    let settings = ServeSettings::load(&paths, &|k| std::env::var(k).ok())?;
-    Ok(report_rejected(&settings, profile).await?)
 }

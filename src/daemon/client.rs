@@ -1,5 +1,5 @@
-//! `dhan-login token` and `exec` ask a running daemon first, so they never start a login
-//! that competes with it.
+//! A consumer asks a running daemon first (`TokenManager::token`, `rejected`), so it never
+//! starts a login that competes with the daemon's.
 
 use std::time::Duration;
 
@@ -9,13 +9,13 @@ use serde::Deserialize;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use super::DaemonAddr;
 use super::challenge;
 use super::key::ApiKey;
-use super::settings::ServeSettings;
 use crate::api::{BodyError, MAX_BODY, read_capped};
+use crate::decide::Verdict;
 use crate::error::Error;
 use crate::error_class::ErrorClass;
-use crate::manager::{Rechecked, Verdict};
 use crate::token::{Token, TokenJson};
 
 /// Longer than the daemon's own wait for a refresh under way.
@@ -44,7 +44,18 @@ struct Refusal {
     message: Option<String>,
 }
 
-/// The profile's token from the daemon of `settings`. `None` when no daemon is configured
+/// The daemon's check of a token a consumer reports Dhan refused.
+#[derive(Debug)]
+pub(crate) struct Recheck {
+    /// The token to use now.
+    pub(crate) token: Token,
+    /// Whether it is the reported one, and why.
+    pub(crate) verdict: Verdict,
+    /// Why it could not be checked, or why it was dead.
+    pub(crate) detail: Option<String>,
+}
+
+/// The profile's token from the daemon at `daemon`. `None` when no daemon is configured
 /// (`serve.listen` unset), none answers, or it does not serve this profile: then the
 /// caller logs in itself, under the same file lock the daemon uses.
 ///
@@ -52,9 +63,12 @@ struct Refusal {
 /// (`challenge.rs`); one that cannot is refused as a configuration error (exit 2), and
 /// the client does not log in itself either, since a daemon with another key may be
 /// running.
-pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Option<Token>, Error> {
+pub(crate) async fn ask_token(
+    daemon: Option<&DaemonAddr>,
+    profile: &str,
+) -> Result<Option<Token>, Error> {
     let route = format!("/v1/profiles/{profile}/token");
-    let Some((plain, addr)) = ask(settings, reqwest::Method::GET, &route, ANSWER_TIMEOUT).await?
+    let Some((plain, addr)) = ask(daemon, reqwest::Method::GET, &route, ANSWER_TIMEOUT).await?
     else {
         return Ok(None);
     };
@@ -69,14 +83,14 @@ pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Optio
     Ok(Some(token))
 }
 
-/// Tells the daemon of `settings` that Dhan refused the profile's token: the daemon
+/// Tells the daemon at `daemon` that Dhan refused the profile's token: the daemon
 /// checks it with Dhan's `profile` endpoint and answers a new one only if it is dead
 /// (`token --rejected`, and `token --verify` beside a daemon). `None` as for
-/// [`ask_daemon`]: then the caller checks the token itself.
-pub async fn report_rejected(
-    settings: &ServeSettings,
+/// [`ask_token`]: then the caller checks the token itself.
+pub(crate) async fn report_rejected(
+    daemon: Option<&DaemonAddr>,
     profile: &str,
-) -> Result<Option<Rechecked>, Error> {
+) -> Result<Option<Recheck>, Error> {
     #[derive(Deserialize)]
     struct Answer {
         #[serde(flatten)]
@@ -85,8 +99,7 @@ pub async fn report_rejected(
         detail: Option<String>,
     }
     let route = format!("/v1/profiles/{profile}/token/rejected");
-    let Some((plain, addr)) =
-        ask(settings, reqwest::Method::POST, &route, REJECTED_TIMEOUT).await?
+    let Some((plain, addr)) = ask(daemon, reqwest::Method::POST, &route, REJECTED_TIMEOUT).await?
     else {
         return Ok(None);
     };
@@ -96,11 +109,10 @@ pub async fn report_rejected(
             format!("the daemon at {addr} answered an unreadable token ({e})"),
         )
     })?;
-    Ok(Some(Rechecked {
+    Ok(Some(Recheck {
         token: checked(a.token, addr)?,
         verdict: a.verdict,
         detail: a.detail,
-        unsaved: None,
     }))
 }
 
@@ -125,16 +137,16 @@ fn checked(b: TokenJson, addr: std::net::SocketAddr) -> Result<Token, Error> {
 /// One request to `route` of the daemon, through the challenge: the opened answer of a
 /// 200, `None` when no daemon is configured or answers or it does not serve the profile.
 async fn ask(
-    settings: &ServeSettings,
+    daemon: Option<&DaemonAddr>,
     method: reqwest::Method,
     route: &str,
     limit: Duration,
 ) -> Result<Option<(Vec<u8>, std::net::SocketAddr)>, Error> {
-    if !settings.listen_configured {
+    let Some(at) = daemon else {
         return Ok(None);
-    }
-    let addr = settings.client_addr();
-    let key = match super::key::read(&settings.key_file) {
+    };
+    let addr = at.addr;
+    let key = match super::key::read(&at.key_file) {
         Ok(k) => ApiKey::from_text(&k),
         Err(e) => {
             tracing::debug!("not asking the daemon at {addr}: {e}");
@@ -172,7 +184,7 @@ async fn ask(
                 "what answers at {addr} did not prove it holds the key in {} (HTTP {status}): \
                  not dhan-login's daemon, one older than this client (restart it), or one with \
                  another key (set serve.key_file); nothing derived from the key was sent",
-                settings.key_file.display()
+                at.key_file.display()
             ),
         ));
     };
@@ -213,7 +225,7 @@ async fn ask(
             ErrorClass::Config,
             format!(
                 "the daemon at {addr} refused the request signed with the key in {} after proving it holds it (its clock or a restart between two requests?)",
-                settings.key_file.display()
+                at.key_file.display()
             ),
         )),
         code => {
