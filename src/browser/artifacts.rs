@@ -15,8 +15,11 @@ use chromiumoxide::page::ScreenshotParams;
 use super::error::{Artifacts, Step};
 use super::{SharedScrubber, dom, scrub_with};
 
-/// Bounds each page operation while saving artifacts: the page may be the reason for
-/// the failure, and a hung screenshot must not hang the error report.
+/// Bounds the page operations while saving artifacts (each one while recording, all of
+/// them together after a failure): the page may be the reason for the failure, and a
+/// hung screenshot must not hang the error report. A page still waiting for its first
+/// document answers none of them, so one shared limit keeps that report 5 s after the
+/// timeout instead of 10 s (measured on a page held back for a minute).
 const PAGE_OP_LIMIT: Duration = Duration::from_secs(5);
 
 struct Entry {
@@ -158,10 +161,23 @@ fn private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 async fn bounded<T, E: std::fmt::Display>(
     f: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
-    match tokio::time::timeout(PAGE_OP_LIMIT, f).await {
+    until(tokio::time::Instant::now() + PAGE_OP_LIMIT, f).await
+}
+
+/// `f`, unless `at` comes first. Not even started once `at` has passed: a page that
+/// let one operation run out will not answer the next.
+async fn until<T, E: std::fmt::Display>(
+    at: tokio::time::Instant,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    let out_of_time = || format!("no answer within {}s", PAGE_OP_LIMIT.as_secs());
+    if tokio::time::Instant::now() >= at {
+        return Err(out_of_time());
+    }
+    match tokio::time::timeout_at(at, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {}s", PAGE_OP_LIMIT.as_secs())),
+        Err(_) => Err(out_of_time()),
     }
 }
 
@@ -186,15 +202,16 @@ pub(crate) async fn save_failure(
     }
     let mut problems: Vec<String> = Vec::new();
     if let Some(page) = page {
+        let at = tokio::time::Instant::now() + PAGE_OP_LIMIT;
         // Inputs first: the screenshot and the HTML must not show typed digits.
-        let cleared = match bounded(dom::clear_inputs(page)).await {
+        let cleared = match until(at, dom::clear_inputs(page)).await {
             Ok(_) => true,
             Err(e) => {
                 problems.push(format!("clearing inputs failed ({e}); no screenshot taken"));
                 false
             }
         };
-        match bounded(dom::html(page)).await {
+        match until(at, dom::html(page)).await {
             Ok(html) => {
                 if let Err(e) = private_file(
                     &dir.join("page.html"),
@@ -209,7 +226,7 @@ pub(crate) async fn save_failure(
             let params = ScreenshotParams::builder()
                 .format(CaptureScreenshotFormat::Png)
                 .build();
-            match bounded(page.screenshot(params)).await {
+            match until(at, page.screenshot(params)).await {
                 Ok(png) => {
                     if let Err(e) = private_file(&dir.join("screenshot.png"), &png) {
                         problems.push(format!("screenshot.png: {e}"));
@@ -310,6 +327,22 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_spent_budget_starts_no_further_page_operation() {
+        let past = tokio::time::Instant::now();
+        let never = async { panic!("started after the budget ran out") };
+        let got: Result<(), String> = until::<(), String>(past, never).await;
+        assert_eq!(got, Err("no answer within 5s".to_string()));
+        let soon = tokio::time::Instant::now() + Duration::from_millis(50);
+        let slow = tokio::time::sleep(Duration::from_secs(60));
+        let got = until(soon, async {
+            slow.await;
+            Ok::<(), String>(())
+        })
+        .await;
+        assert_eq!(got, Err("no answer within 5s".to_string()));
+    }
 
     #[test]
     fn log_lists_steps_matches_and_notes() {
