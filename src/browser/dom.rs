@@ -22,6 +22,29 @@ pub(crate) enum EvalError {
     Shape(String),
 }
 
+impl EvalError {
+    /// The document the script was for went away under it: the page navigated (it sent
+    /// on a key or a press). For a script that only tidies or tags the page that means
+    /// there is nothing left to do; what follows reads the new document.
+    fn document_gone(&self) -> bool {
+        match self {
+            EvalError::Cdp(chromiumoxide::error::CdpError::Chrome(e)) => {
+                target_replaced(e)
+                    || e.code == -32000 && e.message.contains("context was destroyed")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `result`, with an error that only says the document was replaced taken as done.
+fn unless_gone(result: Result<(), EvalError>) -> Result<(), EvalError> {
+    match result {
+        Err(e) if e.document_gone() => Ok(()),
+        other => other,
+    }
+}
+
 async fn eval<T: DeserializeOwned>(page: &Page, expression: String) -> Result<T, EvalError> {
     evaluate(page, expression, false).await
 }
@@ -248,8 +271,7 @@ const el = document.activeElement;
 if (el && el !== document.body && typeof el.blur === 'function') el.blur();
 return true;
 "#;
-    let _: bool = eval(page, script(body, "")).await?;
-    Ok(())
+    unless_gone(eval::<bool>(page, script(body, "")).await.map(drop))
 }
 
 /// Tags the inputs tagged `key` as filled with `code`: until the page replaces or
@@ -266,8 +288,7 @@ const els = marked(mark, key);
 els.forEach((el) => el.setAttribute(mark + '-filled', code));
 return els.length;
 "#;
-    let _: usize = eval(page, script(body, &args)).await?;
-    Ok(())
+    unless_gone(eval::<usize>(page, script(body, &args)).await.map(drop))
 }
 
 /// Counts, in every document the page loads, the fetch and XHR writes and the form
@@ -472,4 +493,36 @@ copy.querySelectorAll('[' + mark + '], [' + mark + '-filled]').forEach((el) => {
 return '<!doctype html>\n' + copy.outerHTML;
 "#;
     eval(page, script(body, &args)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chrome(code: i64, message: &str) -> EvalError {
+        EvalError::Cdp(chromiumoxide::error::CdpError::Chrome(
+            chromiumoxide::types::Error {
+                code,
+                message: message.into(),
+            },
+        ))
+    }
+
+    #[test]
+    fn a_replaced_document_ends_a_tidying_script_quietly_and_nothing_else_does() {
+        for gone in [
+            "Inspected target navigated or closed",
+            "Execution context was destroyed.",
+        ] {
+            assert!(unless_gone(Err(chrome(-32000, gone))).is_ok(), "{gone}");
+        }
+        for kept in [
+            chrome(-32000, "Cannot find default execution context"),
+            chrome(-32601, "Inspected target navigated or closed"),
+            EvalError::Thrown,
+            EvalError::Shape("null".into()),
+        ] {
+            assert!(unless_gone(Err(kept)).is_err());
+        }
+    }
 }
