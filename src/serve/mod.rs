@@ -223,16 +223,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// it wait in the kernel's backlog instead of taking descriptors from the daemon.
 fn connection_cap() -> usize {
     const RESERVE: u64 = 128;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit(2) only writes into the struct we pass.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur
-    } else {
-        1024
-    };
+    use rustix::process::{Resource, getrlimit};
+    // No soft limit (`None`) is unlimited.
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     soft.saturating_sub(RESERVE).clamp(16, 4096) as usize
 }
 

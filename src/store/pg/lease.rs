@@ -51,15 +51,9 @@ const SPENT_CODE_WINDOW: Duration = Duration::from_secs(60);
 fn process_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
-        let mut buf = [0u8; 256];
-        // SAFETY: the buffer is valid for its length; gethostname writes at most that.
-        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-        let host = if rc == 0 {
-            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-            String::from_utf8_lossy(&buf[..end]).into_owned()
-        } else {
-            "unknown-host".to_owned()
-        };
+        // The node name is what gethostname(2) reads on Linux.
+        let uname = rustix::system::uname();
+        let host = uname.nodename().to_string_lossy();
         format!(
             "{host}/{}/{:08x}",
             std::process::id(),
