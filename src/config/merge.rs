@@ -8,7 +8,6 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::env::{Overrides, minutes, seconds};
-use super::paths::expand_home;
 use super::schema::{BrowserFile, ProfileFile};
 use super::secrets::{Origin, SecretRef};
 use super::{
@@ -57,7 +56,7 @@ impl Env<'_> {
         }
         let origin = match (inline, file, command) {
             (Some(v), _, _) => Origin::Inline(v),
-            (_, Some(p), _) => Origin::File(p),
+            (_, Some(p), _) => Origin::File(self.0.expand_home(&p)),
             (_, _, Some(c)) => Origin::Command(c),
             _ => return Ok(None),
         };
@@ -229,9 +228,9 @@ fn browser(
     browser.headed = bf.headed.unwrap_or(false);
     browser.block_resources = bf.block_resources.unwrap_or(true);
     browser.block_trackers = bf.block_trackers.unwrap_or(true);
-    browser.selectors = bf.selectors.map(|p| expand_home(&p));
+    browser.selectors = bf.selectors.map(|p| env.0.expand_home(&p));
     if let Some(dir) = bf.artifacts_dir {
-        browser.artifacts_dir = expand_home(&dir);
+        browser.artifacts_dir = env.0.expand_home(&dir);
     }
     browser.extra_args = bf.extra_args;
     browser.single_process = bf.single_process;

@@ -1,6 +1,6 @@
 //! Where the config file and the state folder are.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::ConfigError;
 
@@ -49,12 +49,5 @@ impl Paths {
             config_explicit,
             state_dir,
         })
-    }
-}
-
-pub(crate) fn expand_home(path: &Path) -> PathBuf {
-    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => path.to_path_buf(),
     }
 }
