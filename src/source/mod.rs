@@ -51,7 +51,11 @@ use totp::TotpSource;
 /// The future a [`TokenSource`] returns: boxed, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// How one source ended.
+/// How one source ended: a token, or one of the three ways of not getting one. The
+/// last three are [`AttemptResult`]'s variants; the two types stay apart because an
+/// attempt is kept in [`crate::error::ChainFailure`], an error, and an error never holds
+/// a token (it is logged, printed and wrapped): `AttemptResult` has no variant to put
+/// one in, so the report cannot carry a token by mistake.
 #[derive(Debug)]
 pub enum Outcome {
     /// A token: the chain stops and the manager stores it.
@@ -215,14 +219,12 @@ impl<'a> Context<'a> {
 
     async fn check_lockouts(&self, sends: &[Secret], otp_command: bool) -> Result<(), Error> {
         match &self.lockouts {
-            Lockouts::Unreadable { path, reason, .. } if !sends.is_empty() => {
-                Err(Error::Locked(format!(
-                    "the lockout file {} cannot be read ({reason}), so dhan-login treats every \
+            Lockouts::Unreadable { path, reason, .. } if !sends.is_empty() => Err(locked(format!(
+                "the lockout file {} cannot be read ({reason}), so dhan-login treats every \
                      login as locked (accounts get locked by retried rejections). Check the \
                      credentials, then run `dhan-login unlock`",
-                    path.display()
-                )))
-            }
+                path.display()
+            ))),
             Lockouts::Unreadable { .. } => Ok(()),
             Lockouts::Recorded(all) => {
                 let mut hit = None;
@@ -243,7 +245,7 @@ impl<'a> Context<'a> {
                     }
                 }
                 match hit {
-                    Some(l) => Err(Error::Locked(format!(
+                    Some(l) => Err(locked(format!(
                         "Dhan rejected these credentials ({}) at {} and dhan-login will not \
                          send them again (accounts get locked that way). Fix them in the \
                          configuration, or run `dhan-login unlock` if they are right. The \
@@ -393,6 +395,15 @@ pub(crate) fn rejected_code(e: &Error) -> bool {
 #[cfg(not(feature = "browser"))]
 pub(crate) fn rejected_code(_: &Error) -> bool {
     false
+}
+
+/// The lockout guard's refusal: counted as a rejection (the chain stops, exit 3), but
+/// one decided here, so it is not recorded as a new one.
+fn locked(message: String) -> Error {
+    Error::Refused {
+        class: ErrorClass::CredentialRejected,
+        message,
+    }
 }
 
 /// Classifies a library error for the chain. Fatal: a credential or consent refusal
