@@ -229,6 +229,71 @@ fn paths_after(code: &str, prefix: &str) -> Vec<(usize, String)> {
     found
 }
 
+/// What a parent module re-exports from its own files, name → file: `pub use
+/// store::{A, B as C};` and `pub(crate) use lock::D;` give A and C → store, D → lock. So
+/// a file that names `super::C` is seen to use `store`, not the parent.
+fn reexports(code: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut from = 0;
+    while let Some(pos) = code[from..].find("use ") {
+        let start = from + pos;
+        from = start + "use ".len();
+        if start > 0 && is_ident(code.as_bytes()[start - 1]) {
+            continue;
+        }
+        // `pub`, `pub(crate)`, `pub(super)`… just before `use`.
+        let mut before = code[..start].trim_end();
+        if before.ends_with(')') {
+            let Some(open) = before.rfind('(') else {
+                continue;
+            };
+            before = before[..open].trim_end();
+        }
+        let is_pub = before.ends_with("pub")
+            && !before[..before.len() - 3]
+                .bytes()
+                .next_back()
+                .is_some_and(is_ident);
+        if !is_pub {
+            continue;
+        }
+        let stmt = code[from..].split(';').next().unwrap_or("").trim();
+        let stmt = stmt.strip_prefix("self::").unwrap_or(stmt);
+        let child = ident_at(stmt, 0);
+        let Some(rest) = stmt[child.len()..].strip_prefix("::") else {
+            continue;
+        };
+        if child.is_empty() || child == "crate" || child == "super" {
+            continue;
+        }
+        let rest = rest.trim();
+        let items: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => group.trim_end_matches('}').split(',').collect(),
+            None => vec![rest],
+        };
+        for item in items {
+            let item = item.trim();
+            let name = match item.split_once(" as ") {
+                Some((_, alias)) => alias.trim(),
+                None => item.rsplit("::").next().unwrap_or("").trim(),
+            };
+            if !name.is_empty() && name != "self" && name != "*" && !name.contains('{') {
+                out.insert(name.to_owned(), child.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The file of the parent module `parent` (`config` → `config/mod.rs` or `config.rs`).
+fn parent_file(root: &Path, parent: &[String]) -> Option<PathBuf> {
+    let dir = parent
+        .iter()
+        .fold(root.to_path_buf(), |p, part| p.join(part));
+    let flat = dir.with_extension("rs");
+    [dir.join("mod.rs"), flat].into_iter().find(|f| f.is_file())
+}
+
 /// A cycle in `graph`, as the path that closes it, if there is one.
 fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     fn visit(
@@ -352,7 +417,8 @@ fn no_cycle_between_top_level_modules() {
 }
 
 /// The files of one module (or of the binary) use each other one way only: a helper
-/// both need goes in a file of its own.
+/// both need goes in a file of its own. A `super::Name` that the parent re-exports
+/// (`pub use file::Name`) counts as a use of the file it comes from.
 #[test]
 fn no_cycle_between_the_files_of_a_module() {
     let root = src();
@@ -378,12 +444,20 @@ fn no_cycle_between_the_files_of_a_module() {
         families.entry(module).or_default().insert(name, code);
     }
     for (parent, members) in &families {
+        let reexported = if parent[0] == "bin" {
+            BTreeMap::new()
+        } else {
+            parent_file(&root, parent)
+                .map(|f| reexports(&code_only(&std::fs::read_to_string(f).unwrap())))
+                .unwrap_or_default()
+        };
         let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (name, code) in members {
             let mut uses = BTreeSet::new();
             for (supers, used) in paths_after(code, "super::") {
                 if supers == 1 {
-                    uses.insert(used);
+                    let file = reexported.get(&used).cloned();
+                    uses.insert(file.unwrap_or(used));
                 }
             }
             // `crate::mock::state` from `mock/pages.rs` is a sibling too; in the
@@ -424,6 +498,17 @@ fn the_reader_finds_grouped_and_nested_paths() {
         .collect();
     assert_eq!(crate_paths, ["api", "config", "token"]);
     assert_eq!(paths_after(&code, "super::"), [(2, "store".to_owned())]);
+}
+
+#[test]
+fn a_reexport_names_the_file_it_comes_from() {
+    let code = code_only(
+        "mod a;\npub use a::{X, y::Y as Z};\npub(crate) use self::b::W;\n\
+         use c::Private;\npub use crate::other::V;\npub(super) use d::*;",
+    );
+    let found: Vec<(String, String)> = reexports(&code).into_iter().collect();
+    let pair = |n: &str, f: &str| (n.to_owned(), f.to_owned());
+    assert_eq!(found, [pair("W", "b"), pair("X", "a"), pair("Z", "a")]);
 }
 
 #[test]
