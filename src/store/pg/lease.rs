@@ -45,7 +45,7 @@ pub(crate) struct HeldElsewhere {
 
 /// A taken over holder's TOTP code may have been spent at most this long before the
 /// takeover: Dhan accepts a code for its 30 s step and the one after (a generous bound).
-const SPENT_CODE_WINDOW: Duration = Duration::from_secs(60);
+const SPENT_CODE_WINDOW: Duration = Duration::from_secs(2 * crate::dhan::TOTP_STEP_SECS as u64);
 
 /// `host/pid/random`: names this process in `dhan_login_leases` and in messages.
 fn process_id() -> &'static str {
