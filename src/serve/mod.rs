@@ -29,6 +29,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
+pub use scheduler::Env;
 pub use settings::{NotifySettings, ServeSettings};
 
 use crate::config::{Config, ConfigError, check_client_ids};
@@ -52,9 +53,6 @@ use status::Slot;
 pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Option<Token>, Error> {
     crate::daemon::ask_token(settings.daemon().as_ref(), profile).await
 }
-
-/// How the daemon reads the environment (again on every profile reload).
-pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// How long shutdown waits for a task before aborting it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 
-use super::db;
+use super::failure::db;
 use crate::store::{LockError, StoreError};
 use crate::sync::lock;
 
@@ -263,7 +263,7 @@ async fn try_take(
     holder: &str,
     lease: Duration,
 ) -> Result<Result<(i64, bool), HeldElsewhere>, StoreError> {
-    let mut client = pool.get().await.map_err(super::unreachable)?;
+    let mut client = pool.get().await.map_err(super::failure::unreachable)?;
     let tx = client.transaction().await.map_err(db)?;
     let current = tx
         .query_opt(
