@@ -1,12 +1,16 @@
-//! Dhan's fixed numbers, written once: every layer that counts consents or TOTP steps
-//! reads them from here.
+//! Dhan's fixed numbers, written once: every layer that counts consents, TOTP steps,
+//! mint windows, token lives or IST days reads them from here. Where each comes from:
+//! Dhan's v2 documentation, and the public projects running against the live API that
+//! docs/DHAN_TOKENS.md cites (with how sure each fact is).
 
 use std::time::Duration;
 
-/// Dhan's documented daily limit of generate-consent calls per client id (IST day).
+/// Dhan's documented daily limit of generate-consent calls per client id (IST day):
+/// "at most 25 consentAppId per day per user" (v2 docs, authentication).
 pub(crate) const DHAN_CONSENT_LIMIT: u32 = 25;
 
-/// How long a TOTP code lasts, in seconds (RFC 6238's step, which Dhan uses).
+/// How long a TOTP code lasts, in seconds: RFC 6238's default step, which Dhan's TOTP
+/// (6 digits, SHA-1, set up on Dhan Web) uses.
 pub(crate) const TOTP_STEP_SECS: i64 = 30;
 
 /// [`TOTP_STEP_SECS`] as a duration: the pause Dhan wants after a refused code.
@@ -18,6 +22,18 @@ pub(crate) const TOTP_STEP: Duration = Duration::from_secs(TOTP_STEP_SECS as u64
 /// Past this the kept tokenId is dropped untried: a secret is kept no longer than it can
 /// be of use. One tried too late costs a refused request, then the usual login.
 pub(crate) const TOKEN_ID_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Dhan's window between two generateAccessToken calls for one client id: "Token can be
+/// generated once every 2 minutes", and a call inside it restarts it (docs/DHAN_TOKENS.md).
+pub(crate) const MINT_WINDOW: Duration = Duration::from_secs(120);
+
+/// A token's life: exactly 86,400 s from the second it was minted (v2 docs; seen by
+/// several projects, docs/DHAN_TOKENS.md).
+pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// India Standard Time is UTC+05:30: Dhan writes its times in it without an offset
+/// (`expiryTime`, `tokenValidity`) and counts its days (the consent limit) in it.
+pub(crate) const IST_OFFSET_SECS: i32 = 5 * 3600 + 30 * 60;
 
 /// The TOTP step a Unix time (seconds) falls in.
 pub(crate) fn totp_step(unix_secs: i64) -> i64 {

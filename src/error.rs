@@ -43,10 +43,9 @@ pub enum Error {
     /// A local I/O failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The lockout guard: these credentials were rejected before.
-    #[error("{0}")]
-    Locked(String),
-    /// A refusal decided locally (lockout guard, consent budget, manual login aborted).
+    /// A refusal decided here, not by Dhan: the lockout guard (credentials Dhan rejected
+    /// before, class `CredentialRejected`), the consent budget, a manual login aborted, a
+    /// host whose logins are off. Being local, it never records a lockout itself.
     #[error("{message}")]
     Refused {
         /// The class it counts as (`ConsentLimit` for a spent budget…).
@@ -100,7 +99,6 @@ impl Error {
             #[cfg(feature = "browser")]
             Error::Browser(e) => e.class(),
             Error::Chain(c) => c.class(),
-            Error::Locked(_) => ErrorClass::CredentialRejected,
             Error::Refused { class, .. } => *class,
         }
     }
@@ -117,7 +115,8 @@ pub struct Attempt {
     pub elapsed: std::time::Duration,
 }
 
-/// How one source's try ended.
+/// How one source's try ended without a token, for the chain's report: the source's
+/// `Outcome` less `Obtained`, so this error can never hold a token.
 #[derive(Debug)]
 pub enum AttemptResult {
     /// The source was skipped, for the reason given (not configured, locked out…).

@@ -671,7 +671,8 @@ impl TokenManager {
     /// Stores a credential rejection, keyed to the secrets the endpoint that said no was
     /// sent. A lockout that cannot be written is said loudly: the next run could resend.
     async fn record_rejection(&self, source: SourceKind, e: &Error, now: DateTime<Utc>) {
-        if e.class() != ErrorClass::CredentialRejected || matches!(e, Error::Locked(_)) {
+        // A refusal of ours (the lockout guard) is not Dhan's word on these values.
+        if e.class() != ErrorClass::CredentialRejected || matches!(e, Error::Refused { .. }) {
             return;
         }
         let mut names: Vec<&str> = rejected_secrets(source, e)

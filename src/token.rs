@@ -324,7 +324,7 @@ impl Claims {
 /// India Standard Time, the zone Dhan's timestamps are in although they carry no offset.
 pub(crate) fn ist() -> FixedOffset {
     // 5 h 30 min east is always in range.
-    FixedOffset::east_opt(5 * 3600 + 30 * 60).unwrap_or_else(|| unreachable!())
+    FixedOffset::east_opt(crate::dhan::IST_OFFSET_SECS).unwrap_or_else(|| unreachable!())
 }
 
 /// Reads Dhan's `expiryTime` (`2026-01-01T00:00:00` with or without `.mmm`, IST, no

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::PageReport;
 use super::dom;
 use super::driver::Driver;
 use super::engine::{View, Watch};
 use super::error::{Artifacts, BrowserError, Step};
+use super::login::PageReport;
 use super::screens::{
     self, Action, Code, History, Patience, Screen, SincePress, Snapshot, Stop, Timing,
 };

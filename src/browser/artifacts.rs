@@ -12,8 +12,9 @@ use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
 use chromiumoxide::page::ScreenshotParams;
 
+use super::dom;
 use super::error::{Artifacts, Step};
-use super::{SharedScrubber, dom, scrub_with};
+use super::scrub::{SharedScrubber, scrub_with};
 
 /// Bounds the page operations while saving artifacts (each one while recording, all of
 /// them together after a failure): the page may be the reason for the failure, and a

@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
 use url::Url;
 
-use super::SharedScrubber;
+use super::scrub::SharedScrubber;
 
 pub(crate) const TOKEN_PARAM: &str = "tokenId";
 

@@ -13,9 +13,10 @@ use super::artifacts::{Recorder, StepLog};
 use super::capture::Slot;
 use super::dialogs::Dialogs;
 use super::error::{Artifacts, BrowserError, Limit, Step};
+use super::login::OtpSource;
+use super::scrub::{SharedScrubber, scrub_with};
 use super::selectors::SelectorProfile;
 use super::traffic::Traffic;
-use super::{OtpSource, SharedScrubber, scrub_with};
 use crate::config::BrowserSettings;
 
 #[derive(Debug, Clone, Copy)]

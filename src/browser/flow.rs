@@ -21,13 +21,14 @@ use super::dom;
 use super::driver::{Driver, Job, LoginRefs};
 use super::error::{Artifacts, BrowserError, Step};
 use super::launch;
+use super::login::{ConsentLogin, PageReport};
 use super::quiet::Muffler;
 use super::screens::Screen;
+use super::scrub::{SharedScrubber, scrub_with};
 use super::selectors::SelectorProfile;
 use super::session::{Ending, Session, Started};
 use super::traffic::{self, Traffic};
 use super::typing::digits;
-use super::{ConsentLogin, PageReport, SharedScrubber, scrub_with};
 use crate::config::BrowserSettings;
 use crate::sync::lock;
 

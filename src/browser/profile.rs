@@ -63,9 +63,14 @@ impl Owner {
         }
         #[cfg(all(unix, not(target_os = "linux")))]
         {
-            // SAFETY: signal 0 only checks that the pid exists.
-            let rc = unsafe { libc::kill(self.pid as libc::pid_t, 0) };
-            rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+            use rustix::process::{Pid, test_kill_process};
+            // Another user's process answers "not permitted": it exists all the same.
+            i32::try_from(self.pid)
+                .ok()
+                .and_then(Pid::from_raw)
+                .is_some_and(|p| {
+                    matches!(test_kill_process(p), Ok(()) | Err(rustix::io::Errno::PERM))
+                })
         }
         #[cfg(not(unix))]
         {
@@ -154,8 +159,7 @@ fn is_mine(entry: &std::fs::DirEntry) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
+        let me = rustix::process::geteuid().as_raw();
         let owner_file_is_mine = || {
             std::fs::symlink_metadata(entry.path().join(OWNER_FILE))
                 .is_ok_and(|m| m.is_file() && m.uid() == me)

@@ -43,6 +43,7 @@ struct Proc {
 #[cfg(target_os = "linux")]
 mod imp {
     use super::*;
+    use rustix::process::{Pid, Signal, WaitOptions, kill_process, waitpid};
     use std::collections::{HashMap, HashSet};
 
     /// Makes this process the reaper of its orphaned descendants (Linux
@@ -55,11 +56,10 @@ mod imp {
     /// program that runs browser logins calls it once at start (the `dhan-login` binary
     /// does). Elsewhere than on Linux it does nothing.
     pub fn become_subreaper() {
-        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag on this process.
-        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        if rc != 0 {
+        // The kernel reads the argument as a flag: any pid turns it on.
+        if let Err(error) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
             tracing::debug!(
-                error = %std::io::Error::last_os_error(),
+                %error,
                 "could not become a child subreaper; orphaned Chromium processes go to init"
             );
         }
@@ -153,10 +153,10 @@ mod imp {
             if pid == me || pid <= 1 {
                 continue;
             }
-            // SAFETY: plain kill(2). The pids come from a snapshot of this session's
-            // processes that were not reaped since, so none can have been reused.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            // The pids come from a snapshot of this session's processes that were not
+            // reaped since, so none can have been reused.
+            if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                let _ = kill_process(pid, Signal::KILL);
             }
         }
     }
@@ -177,11 +177,10 @@ mod imp {
                 continue;
             }
             if p.ppid == me && p.zombie {
-                let mut status = 0;
-                // SAFETY: waitpid on one specific child, never -1: the runtime waits for
-                // its own children and must not have their status stolen.
-                let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
-                if rc == pid as libc::pid_t {
+                // One specific child, never any: the runtime waits for its own
+                // children and must not have their status stolen.
+                let child = i32::try_from(pid).ok().and_then(Pid::from_raw);
+                if child.is_some() && matches!(waitpid(child, WaitOptions::NOHANG), Ok(Some(_))) {
                     continue;
                 }
             }

@@ -20,11 +20,12 @@ use tracing::instrument::WithSubscriber;
 
 use super::error::BrowserError;
 use super::launch::{self, Found};
+use super::profile;
 use super::quiet::Muffler;
 use super::reap::{self, Marker};
 use super::sandbox;
+use super::scrub::SharedScrubber;
 use super::spawn::{self, Announced, Spawn};
-use super::{SharedScrubber, profile};
 use crate::config::BrowserSettings;
 
 /// For the WebSocket handshake, once Chromium has printed its address.
@@ -358,7 +359,7 @@ async fn drive_handler(mut handler: Handler, scrubber: SharedScrubber) {
 }
 
 fn scrub(scrubber: &SharedScrubber, text: &str) -> String {
-    super::scrub_with(scrubber, text)
+    super::scrub::scrub_with(scrubber, text)
 }
 
 /// A browser started before the login it serves is known, so that its start overlaps

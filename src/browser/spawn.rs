@@ -74,28 +74,21 @@ fn fork_exec(spawn: Spawn) -> std::io::Result<Child> {
     }
     #[cfg(target_os = "linux")]
     {
+        use rustix::io::Errno;
+        use rustix::process::{Signal, getpid, getppid, set_parent_process_death_signal};
         use std::os::unix::process::CommandExt;
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: the closure runs between fork and exec and only makes two system calls,
-        // both async-signal-safe; it allocates nothing (the error is built from a
-        // constant) and touches no lock. It runs after the change of user, which clears
-        // a parent-death signal set before it.
+        let parent = getpid();
+        // SAFETY: the closure runs between fork and exec and only makes two system calls
+        // (rustix makes them directly), both async-signal-safe; it allocates nothing (an
+        // `Errno` becomes an `io::Error` without allocating) and touches no lock. It runs
+        // after the change of user, which clears a parent-death signal set before it.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                set_parent_process_death_signal(Some(Signal::KILL))?;
                 // The parent may have died between fork and prctl: then the signal will
                 // never come, so do not become a browser nobody owns.
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                if getppid() != Some(parent) {
+                    return Err(Errno::SRCH.into());
                 }
                 Ok(())
             });

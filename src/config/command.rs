@@ -11,6 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::io::AsyncReadExt;
 
 /// A secret is one line: more output than this is not read, and is an error.
@@ -130,9 +131,11 @@ fn first_line(status: ExitStatus, out: Vec<u8>) -> Result<String, Failure> {
 }
 
 fn kill_group(leader: u32) {
-    // SAFETY: kill(2) with a negative pid signals the process group the leader made at
-    // spawn (`process_group(0)`), still reserved: the leader has not been reaped.
-    unsafe { libc::kill(-(leader as i32), libc::SIGKILL) };
+    // The group the leader made at spawn (`process_group(0)`) keeps its id while the
+    // leader is not reaped, so this cannot reach another program's group.
+    if let Some(group) = i32::try_from(leader).ok().and_then(Pid::from_raw) {
+        let _ = kill_process_group(group, Signal::KILL);
+    }
 }
 
 /// A running command. Dropped before the shell ended, it kills the whole group.
@@ -259,8 +262,7 @@ mod tests {
     use super::*;
 
     fn alive(pid: i32) -> bool {
-        // SAFETY: signal 0 only checks that the process exists.
-        unsafe { libc::kill(pid, 0) == 0 }
+        Pid::from_raw(pid).is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
     }
 
     #[tokio::test]

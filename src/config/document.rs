@@ -141,4 +141,33 @@ mod tests {
         // Read again, the file is gone: only a new read sees it.
         assert!(Config::load(&paths).is_err());
     }
+
+    /// `~` in a path setting is the injected environment's `HOME`, not this process's:
+    /// a caller that hands in the environment hands in the home with it.
+    #[test]
+    fn a_tilde_is_the_injected_home() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".dhan")).unwrap();
+        std::fs::write(home.join(".dhan/pin"), "2468\n").unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "[profiles.p]\npin_file = \"~/.dhan/pin\"\n\
+             [profiles.p.browser]\nartifacts_dir = \"~/artifacts\"\n",
+        )
+        .unwrap();
+        let paths = Paths {
+            config_file: file,
+            config_explicit: true,
+            state_dir: dir.path().join("state"),
+        };
+        let home_text = home.to_str().unwrap().to_owned();
+        let env = move |k: &str| (k == "HOME").then(|| home_text.clone());
+        let profile = Config::load(&paths).unwrap().profile("p", &env).unwrap();
+        let pin = profile.get(crate::secret::Secret::Pin).unwrap();
+        assert_eq!(pin.get().unwrap().expose_secret(), "2468");
+        assert_eq!(profile.browser.artifacts_dir, home.join("artifacts"));
+    }
 }

@@ -4,6 +4,7 @@
 //! by the file's. Durations have one range per unit, whatever the setting:
 //! `*_secs` above 0 and at most a day, `*_minutes` from 0 to a day.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -20,6 +21,15 @@ impl Overrides<'_> {
     /// The variable's value, unless unset or empty.
     pub(crate) fn var(&self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    /// `path` with a leading `~` replaced by this environment's `HOME`, so that a caller
+    /// who injects the environment injects the home too.
+    pub(crate) fn expand_home(&self, path: &Path) -> PathBuf {
+        match (path.strip_prefix("~"), self.var("HOME")) {
+            (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+            _ => path.to_path_buf(),
+        }
     }
 
     /// The variable `name` read as a `T`, else the file's value. `field` names the
@@ -78,6 +88,23 @@ pub(crate) fn minutes(field: &str, m: f64) -> Result<Duration, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_leading_tilde_is_the_environments_home() {
+        let env = |k: &str| (k == "HOME").then(|| "/injected".to_owned());
+        let o = Overrides(&env);
+        assert_eq!(
+            o.expand_home(Path::new("~/a/b")),
+            Path::new("/injected/a/b")
+        );
+        assert_eq!(o.expand_home(Path::new("a/~/b")), Path::new("a/~/b"));
+        assert_eq!(o.expand_home(Path::new("~user/b")), Path::new("~user/b"));
+        let homeless = |_: &str| None;
+        assert_eq!(
+            Overrides(&homeless).expand_home(Path::new("~/a")),
+            Path::new("~/a")
+        );
+    }
 
     #[test]
     fn an_override_wins_and_a_bad_one_is_named_not_replaced() {

@@ -8,7 +8,6 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::env::{Overrides, minutes, seconds};
-use super::paths::expand_home;
 use super::schema::{BrowserFile, ProfileFile};
 use super::secrets::{Origin, SecretRef};
 use super::{
@@ -57,7 +56,7 @@ impl Env<'_> {
         }
         let origin = match (inline, file, command) {
             (Some(v), _, _) => Origin::Inline(v),
-            (_, Some(p), _) => Origin::File(p),
+            (_, Some(p), _) => Origin::File(self.0.expand_home(&p)),
             (_, _, Some(c)) => Origin::Command(c),
             _ => return Ok(None),
         };
@@ -184,7 +183,7 @@ pub(super) fn merge(
     )
     .flatten()
     .unwrap_or_else(|| default_url(DEFAULT_API_BASE_URL));
-    let mint_interval = self::mint_interval(mint_interval, &auth_base_url);
+    let mint_interval = super::profile::mint_interval(mint_interval, &auth_base_url);
     let mut profile = Profile {
         name: name.to_owned(),
         client_id: env
@@ -229,9 +228,9 @@ fn browser(
     browser.headed = bf.headed.unwrap_or(false);
     browser.block_resources = bf.block_resources.unwrap_or(true);
     browser.block_trackers = bf.block_trackers.unwrap_or(true);
-    browser.selectors = bf.selectors.map(|p| expand_home(&p));
+    browser.selectors = bf.selectors.map(|p| env.0.expand_home(&p));
     if let Some(dir) = bf.artifacts_dir {
-        browser.artifacts_dir = expand_home(&dir);
+        browser.artifacts_dir = env.0.expand_home(&dir);
     }
     browser.extra_args = bf.extra_args;
     browser.single_process = bf.single_process;
@@ -280,26 +279,4 @@ fn default_url(s: &str) -> Url {
 /// The value of `r`, or None with its error noted.
 fn keep<T>(bad: &mut Vec<ConfigError>, r: Result<T, ConfigError>) -> Option<T> {
     r.map_err(|e| bad.push(e)).ok()
-}
-
-/// Dhan mints one token per client every 2 minutes and restarts the wait on an attempt
-/// inside it: an interval shorter than `MINT_INTERVAL` is for a stand-in on this machine
-/// (tests that log in back to back), never for Dhan, where 125 s holds whatever was set.
-pub(super) fn mint_interval(interval: std::time::Duration, auth: &Url) -> std::time::Duration {
-    let loopback = match auth.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    if interval >= crate::api::MINT_INTERVAL || loopback {
-        return interval;
-    }
-    // A test knob, not a setting: said only in the debug log.
-    tracing::debug!(
-        "DHAN_LOGIN_MINT_INTERVAL_SECS ({} s) is ignored: only a stand-in on a loopback address may be asked for tokens more often than every {} s",
-        interval.as_secs_f64(),
-        crate::api::MINT_INTERVAL.as_secs()
-    );
-    crate::api::MINT_INTERVAL
 }

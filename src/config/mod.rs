@@ -23,7 +23,6 @@ pub use check::{Problem, check_client_ids, check_env};
 pub use document::Config;
 pub(crate) use env::{Overrides, Setting, minutes, seconds};
 pub use paths::Paths;
-pub(crate) use paths::expand_home;
 pub use profile::{BrowserSettings, Profile, ProfileBuilder};
 pub use secrets::SecretRef;
 pub use store::{DEFAULT_LEASE, StoreSettings};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::paths::expand_home;
+use super::env::Overrides;
 use super::{ConfigError, command};
 
 /// How long a `*_command` may take to print its secret (a password manager unlocking).
@@ -58,9 +58,11 @@ impl SecretRef {
         SecretRef::new("secret", Origin::Inline(SecretString::from(value.into())))
     }
 
-    /// The contents of the file at `path` (`~/` expanded), trimmed, read on first use.
+    /// The contents of the file at `path` (`~/` expanded with this process's `HOME`, now),
+    /// trimmed, read on first use.
     pub fn file(path: impl Into<PathBuf>) -> Self {
-        SecretRef::new("secret", Origin::File(path.into()))
+        let path = Overrides(&|k| std::env::var(k).ok()).expand_home(&path.into());
+        SecretRef::new("secret", Origin::File(path))
     }
 
     /// The first line `sh -c command` prints, trimmed, run on first use (a password
@@ -84,15 +86,14 @@ impl SecretRef {
         let v = match &self.origin {
             Origin::Inline(v) | Origin::Env(v) => v.clone(),
             Origin::File(path) => {
-                let text =
-                    super::bounded::read_to_string(&expand_home(path), super::bounded::SECRET_MAX)
-                        .map_err(|e| {
-                            self.error(format!(
-                                "cannot read {}_file {}: {e}",
-                                self.field,
-                                path.display()
-                            ))
-                        })?;
+                let text = super::bounded::read_to_string(path, super::bounded::SECRET_MAX)
+                    .map_err(|e| {
+                        self.error(format!(
+                            "cannot read {}_file {}: {e}",
+                            self.field,
+                            path.display()
+                        ))
+                    })?;
                 SecretString::from(text.trim().to_owned())
             }
             Origin::Command(cmd) => SecretString::from(
@@ -143,7 +144,7 @@ impl SecretRef {
     /// The file the secret is read from, for `*_file`.
     pub(super) fn file_path(&self) -> Option<PathBuf> {
         match &self.origin {
-            Origin::File(path) => Some(expand_home(path)),
+            Origin::File(path) => Some(path.clone()),
             _ => None,
         }
     }

@@ -49,6 +49,7 @@ impl StoreSettings {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> (StoreSettings, Vec<ConfigError>) {
         let var = |k: &str| env(k).filter(|v| !v.is_empty());
+        let home = Overrides(env);
         let mut bad = Vec::new();
         let one = |field: &'static str,
                    origins: Vec<(bool, Origin)>,
@@ -83,7 +84,7 @@ impl StoreSettings {
                     ),
                     (
                         file.url_file.is_some(),
-                        Origin::File(file.url_file.unwrap_or_default()),
+                        Origin::File(home.expand_home(&file.url_file.unwrap_or_default())),
                     ),
                     (
                         file.url_command.is_some(),
@@ -101,7 +102,7 @@ impl StoreSettings {
             vec![
                 (
                     key_file.is_some(),
-                    Origin::File(key_file.unwrap_or_default()),
+                    Origin::File(home.expand_home(&key_file.unwrap_or_default())),
                 ),
                 (
                     file.key_command.is_some(),

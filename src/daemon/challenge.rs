@@ -7,8 +7,9 @@
 //!    both nonces and the request line instead of the key, and its nonce again; the
 //!    daemon answers each of its nonces once, within 30 s, and stores nothing until then
 //!    (its nonce carries its expiry and a tag under a key of the daemon's own);
-//! 3. the daemon answers the token sealed (AES-256-GCM) under a key derived from both
-//!    nonces, so that a relay in between reads nothing either.
+//! 3. the daemon answers the token sealed (AES-256-GCM) under a key derived from the key
+//!    and both nonces with HKDF-SHA256 (RFC 5869), so that a relay in between reads
+//!    nothing either.
 //!
 //! The key never crosses the wire: the HMAC key is the SHA-256 of the key file's text,
 //! which is also all the daemon keeps in memory. Plain HTTP clients keep the simpler
@@ -24,6 +25,7 @@ use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
+use zeroize::Zeroizing;
 
 use super::key::ApiKey;
 
@@ -39,7 +41,8 @@ pub(crate) const CLIENT_NONCE_HEADER: &str = "x-dhan-login-client-nonce";
 /// another.
 const PROOF: &[u8] = b"dhan-login serve v1: daemon proof";
 const REQUEST: &[u8] = b"dhan-login serve v1: client request";
-const SEAL: &[u8] = b"dhan-login serve v1: answer key";
+/// v2: the answer key is an HKDF output; v1 used an HMAC tag as the key.
+const SEAL: &[u8] = b"dhan-login serve v2: answer key";
 
 /// How long a challenge may wait for its request: the client asks at once.
 const CHALLENGE_TTL: Duration = Duration::from_secs(30);
@@ -100,10 +103,33 @@ pub(crate) fn request_mac(
         .to_vec()
 }
 
-/// The AEAD key of one exchange's answer.
+/// The AEAD key bytes of one exchange's answer: HKDF-SHA256 with both nonces (daemon's
+/// first) as the salt, the key as the input and the label as the info. HKDF is the
+/// construction made for turning a key and public randomness into a new key; the two
+/// nonces are the per-exchange randomness its salt is for.
+fn answer_key_bytes(
+    key: &ApiKey,
+    client: &RawNonce,
+    daemon: &RawNonce,
+) -> Option<Zeroizing<[u8; 32]>> {
+    let mut salt = [0u8; 2 * NONCE_LEN];
+    salt[..NONCE_LEN].copy_from_slice(daemon);
+    salt[NONCE_LEN..].copy_from_slice(client);
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    key.hkdf_prk(&salt)
+        .expand(&[SEAL], &AES_256_GCM)
+        .ok()?
+        .fill(bytes.as_mut())
+        .ok()?;
+    Some(bytes)
+}
+
 fn answer_key(key: &ApiKey, client: &RawNonce, daemon: &RawNonce) -> Option<RandomizedNonceKey> {
-    // An HMAC-SHA256 tag is exactly as long as an AES-256 key.
-    RandomizedNonceKey::new(&AES_256_GCM, sign(key, SEAL, &[daemon, client]).as_ref()).ok()
+    RandomizedNonceKey::new(
+        &AES_256_GCM,
+        answer_key_bytes(key, client, daemon)?.as_ref(),
+    )
+    .ok()
 }
 
 /// Step 3: the answer's body sealed for this exchange, bound to the request line.
@@ -366,6 +392,27 @@ mod tests {
         assert!(open(&key, &client, &daemon, "GET /other", &sealed).is_none());
         assert!(open(&ApiKey::from_text("x"), &client, &daemon, LINE, &sealed).is_none());
         assert!(open(&key, &client, &daemon, LINE, "bm9w").is_none());
+    }
+
+    /// RFC 5869 written out with plain HMAC-SHA256: PRK = HMAC(salt, IKM), and the first
+    /// 32 bytes of output are HMAC(PRK, info || 0x01).
+    #[test]
+    fn the_answer_key_is_hkdf_of_the_key_under_both_nonces() {
+        let key = ApiKey::from_text("the-key");
+        let (client, daemon) = (fresh_nonce(), fresh_nonce());
+        let salt = [&daemon[..], &client[..]].concat();
+        let prk = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &salt),
+            &<sha2::Sha256 as sha2::Digest>::digest(b"the-key"),
+        );
+        let okm = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref()),
+            &[SEAL, &[1u8]].concat(),
+        );
+        let derived = answer_key_bytes(&key, &client, &daemon).unwrap();
+        assert_eq!(derived.as_ref(), okm.as_ref());
+        let swapped = answer_key_bytes(&key, &daemon, &client).unwrap();
+        assert_ne!(derived.as_ref(), swapped.as_ref());
     }
 
     #[test]

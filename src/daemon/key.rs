@@ -39,6 +39,11 @@ impl ApiKey {
         aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.digest)
     }
 
+    /// HKDF-Extract (RFC 5869) of the digest under `salt`, for keys derived per exchange.
+    pub(crate) fn hkdf_prk(&self, salt: &[u8]) -> aws_lc_rs::hkdf::Prk {
+        aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, salt).extract(&self.digest)
+    }
+
     /// Whether `presented` is the key. Both sides are hashed first, so that neither the
     /// comparison's length nor where it stops says anything about the key.
     pub(crate) fn matches(&self, presented: &str) -> bool {

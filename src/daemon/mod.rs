@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use client::{ask_token, report_rejected};
 
-use crate::config::{Config, ConfigError, Overrides, expand_home};
+use crate::config::{Config, ConfigError, Overrides};
 
 /// Where the daemon listens unless `serve.listen` says otherwise.
 pub(crate) const DEFAULT_LISTEN: SocketAddr =
@@ -57,13 +57,13 @@ pub(crate) fn listen(
 
 /// `serve.key_file` with the environment on top; `serve.key` in the state folder.
 pub(crate) fn key_file(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-    Overrides(env)
-        .var("DHAN_LOGIN_SERVE_KEY_FILE")
+    let env = Overrides(env);
+    env.var("DHAN_LOGIN_SERVE_KEY_FILE")
         .or_else(|| {
             let p = config.serve().key_file.as_ref()?;
             Some(p.to_string_lossy().into_owned())
         })
-        .map(|p| expand_home(Path::new(&p)))
+        .map(|p| env.expand_home(Path::new(&p)))
         .unwrap_or_else(|| config.paths().state_dir.join("serve.key"))
 }
 

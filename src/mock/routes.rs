@@ -413,7 +413,7 @@ async fn mock_issue_token(Extract(state): Extract<Shared>, RawQuery(q): RawQuery
         Some(_) => return auth_status_error(StatusCode::BAD_REQUEST, "kind must be SELF or APP"),
     };
     let lifetime = match q.get("lifetime_secs").map(|s| s.parse::<u64>()) {
-        None => std::time::Duration::from_secs(24 * 60 * 60),
+        None => crate::dhan::TOKEN_LIFETIME,
         Some(Ok(secs)) => std::time::Duration::from_secs(secs),
         Some(Err(_)) => {
             return auth_status_error(StatusCode::BAD_REQUEST, "lifetime_secs must be a number");

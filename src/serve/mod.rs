@@ -29,6 +29,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
+pub use scheduler::Env;
 pub use settings::{NotifySettings, ServeSettings};
 
 use crate::config::{Config, ConfigError, check_client_ids};
@@ -52,9 +53,6 @@ use status::Slot;
 pub async fn ask_daemon(settings: &ServeSettings, profile: &str) -> Result<Option<Token>, Error> {
     crate::daemon::ask_token(settings.daemon().as_ref(), profile).await
 }
-
-/// How the daemon reads the environment (again on every profile reload).
-pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// How long shutdown waits for a task before aborting it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -223,16 +221,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// it wait in the kernel's backlog instead of taking descriptors from the daemon.
 fn connection_cap() -> usize {
     const RESERVE: u64 = 128;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit(2) only writes into the struct we pass.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur
-    } else {
-        1024
-    };
+    use rustix::process::{Resource, getrlimit};
+    // No soft limit (`None`) is unlimited.
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     soft.saturating_sub(RESERVE).clamp(16, 4096) as usize
 }
 

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 
-use super::Env;
 use super::handoff::Handoff;
 use super::keeper::Keeper;
 use super::notify::{Event, Notifier};
@@ -27,6 +26,9 @@ use crate::error_class::ErrorClass;
 use crate::manager::{Request, TokenManager};
 use crate::progress::Progress;
 use crate::token::{SourceKind, Token};
+
+/// How the daemon reads the environment (again on every profile reload).
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// The first wait after the stored state could not be read (doubling after that).
 const STORE_RETRY: Duration = Duration::from_secs(1);

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::config::{
-    Config, ConfigError, Overrides, Paths, Setting, expand_home, minutes, seconds,
-};
+use crate::config::{Config, ConfigError, Overrides, Paths, Setting, minutes, seconds};
 use crate::daemon::{DEFAULT_LISTEN, DaemonAddr, client_addr, parse_listen};
 
 /// How `dhan-login serve` runs, and where `token` / `exec` find it.
@@ -118,16 +116,16 @@ impl ServeSettings {
                 .unwrap_or(false),
             socket: get
                 .text("serve", "socket", serve.socket.clone().map(path_text))
-                .map(|p| expand_home(Path::new(&p))),
+                .map(|p| get.env.expand_home(Path::new(&p))),
             key_file: crate::daemon::key_file(config, env),
             token_file: get
                 .text("serve", "token_file", serve.token_file.clone())
-                .map(|p| handoff_path("serve.token_file", &p))
+                .map(|p| handoff_path("serve.token_file", &p, &get.env))
                 .transpose()?
                 .unwrap_or_else(|| state("serve/{profile}.token")),
             env_file: get
                 .text("serve", "env_file", serve.env_file.clone())
-                .map(|p| handoff_path("serve.env_file", &p))
+                .map(|p| handoff_path("serve.env_file", &p, &get.env))
                 .transpose()?
                 .unwrap_or_else(|| state("serve/{profile}.env")),
             refresh_ahead: get
@@ -206,8 +204,8 @@ impl ServeSettings {
 /// A hand-over file's path as configured, `~/` expanded. A `..` is refused: after
 /// `{profile}` it climbed out of the folder the path names (`serve/{profile}/../../x`),
 /// so the files landed where nobody would look for them, or somewhere they replace.
-fn handoff_path(key: &str, raw: &str) -> Result<String, ConfigError> {
-    let path = expand_home(Path::new(raw));
+fn handoff_path(key: &str, raw: &str, env: &Overrides<'_>) -> Result<String, ConfigError> {
+    let path = env.expand_home(Path::new(raw));
     if path
         .components()
         .any(|c| c == std::path::Component::ParentDir)

@@ -14,6 +14,7 @@ use crate::decide::{Logins, daily_login_after};
 use crate::error_class::ErrorClass;
 use crate::manager::TokenManager;
 use crate::store::next_ist_midnight;
+use crate::sync::lock;
 
 /// A token told apart from its successor without keeping its value.
 type Seen = (DateTime<Utc>, DateTime<Utc>);
@@ -36,13 +37,13 @@ pub(crate) struct Slot {
 impl Slot {
     /// Marks `t` dead and wakes the scheduler to replace it.
     pub(crate) fn report_dead(&self, t: &Token) {
-        *self.dead.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen(t));
+        *lock(&self.dead) = Some(seen(t));
         self.wake.notify_one();
     }
 
     /// Whether `t` was reported dead; a mark for another token is dropped (replaced).
     pub(crate) fn is_dead(&self, t: &Token) -> bool {
-        let mut dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dead = lock(&self.dead);
         match *dead {
             Some(d) if d == seen(t) => true,
             Some(_) => {

@@ -2,9 +2,10 @@
 
 use secrecy::ExposeSecret;
 
+use super::context::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
 use super::exchange::{self, App};
 use super::otp::{CommandOtp, ConsoleOtp};
-use super::{BoxFuture, Context, Outcome, TokenSource, consent, needs, outcome_of};
+use super::{consent, needs};
 use crate::browser::{
     BrowserError, Captured, ConsentLogin, OtpSource, PageReport, StartedBrowser,
     capture_token_id_in, inspect_consent_page, start_browser,

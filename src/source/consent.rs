@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 
-use super::Context;
+use super::context::Context;
 use crate::error::Error;
 use crate::error_class::ErrorClass;
 

@@ -8,7 +8,7 @@
 
 use secrecy::SecretString;
 
-use super::Context;
+use super::context::Context;
 use crate::api::{ApiError, Grant};
 use crate::config::{ConfigError, Profile};
 use crate::dhan::TOKEN_ID_LIFETIME;

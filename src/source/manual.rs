@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use url::Url;
 
+use super::context::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
 use super::exchange::{self, App};
-use super::{BoxFuture, Context, Outcome, TokenSource, needs, outcome_of};
+use super::needs;
 use crate::console::Console;
 use crate::error::Error;
 use crate::error_class::ErrorClass;

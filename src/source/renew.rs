@@ -1,6 +1,6 @@
 //! RenewToken: a live token, renewed in place — no login at all.
 
-use super::{BoxFuture, Context, Outcome, TokenSource};
+use super::context::{BoxFuture, Context, Outcome, TokenSource};
 use crate::error::Error;
 use crate::token::{SourceKind, TokenKind};
 

@@ -1,6 +1,7 @@
 //! PIN + TOTP straight to generateAccessToken: no browser, one request.
 
-use super::{BoxFuture, Context, Outcome, TokenSource, needs, outcome_of};
+use super::context::{BoxFuture, Context, Outcome, TokenSource, outcome_of};
+use super::needs;
 use crate::api::ApiError;
 use crate::error::Error;
 use crate::error_class::ErrorClass;

@@ -73,13 +73,21 @@ async fn a_lockout_survives_a_failing_secret_command_and_corrupt_files() {
     let r = run(failing, None).await;
     r.assert_class(ErrorClass::CredentialRejected);
     assert!(r.stderr.contains("dhan-login unlock"), "{r}");
+    // The guard's own refusal is not Dhan's: it records no second lockout.
+    let lockouts = stand.sandbox.state_dir().join("lockouts/default.json");
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&lockouts).unwrap()).unwrap();
+    assert_eq!(
+        recorded["lockouts"].as_array().map(Vec::len),
+        Some(1),
+        "{recorded}"
+    );
 
     std::fs::write(stand.sandbox.token_file("default"), b"{\"token\": nul").unwrap();
     run(stand.cli_wrong_pin(["token"]), None)
         .await
         .assert_class(ErrorClass::CredentialRejected);
 
-    let lockouts = stand.sandbox.state_dir().join("lockouts/default.json");
     std::fs::write(&lockouts, b"\x00garbage").unwrap();
     let r = run(stand.cli_wrong_pin(["token"]), None).await;
     r.assert_class(ErrorClass::CredentialRejected);

@@ -465,18 +465,17 @@ fn lockout_summary(l: &Lockouts) -> Option<(chrono::DateTime<chrono::Utc>, Vec<S
 }
 
 fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> Result<u8> {
-    if matches!(action, ConfigAction::PageProfile) {
-        return page_profile();
-    }
-    let paths = paths(file)?;
+    // The page profile is built in: it needs no config file, nor a home to find one in.
     match action {
         ConfigAction::PageProfile => page_profile(),
         ConfigAction::Path => {
+            let paths = paths(file)?;
             println!("config: {}", paths.config_file.display());
             println!("state:  {}", paths.state_dir.display());
             Ok(0)
         }
         ConfigAction::Check => {
+            let paths = paths(file)?;
             let file = dhan_login::Config::load(&paths)?;
             let env = |k: &str| std::env::var(k).ok();
             let (profile, bad) = file.profile_lenient(name, &env)?;

@@ -6,7 +6,7 @@
 //! new one first: the documented service layout (`0640 root:dhan-login`) must survive
 //! an `init`, and a symlinked config must stay a link to the file it names.
 
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -48,19 +48,13 @@ pub fn lock(file: &Path) -> Result<WriteLock> {
     let handle = File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
     let started = Instant::now();
     loop {
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe {
-            libc::flock(
-                std::os::fd::AsRawFd::as_raw_fd(&handle),
-                libc::LOCK_EX | libc::LOCK_NB,
-            )
-        } == 0
-        {
-            return Ok(WriteLock { _dir: handle });
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(err).with_context(|| format!("cannot lock {}", dir.display()));
+        // flock(2) on Unix: held until the handle is closed.
+        match handle.try_lock() {
+            Ok(()) => return Ok(WriteLock { _dir: handle }),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("cannot lock {}", dir.display()));
+            }
         }
         if started.elapsed() > LOCK_WAIT {
             bail!(

@@ -2,7 +2,6 @@
 //! from stdin, a code typed unseen on the controlling terminal.
 
 use std::io::{BufRead, Write};
-use std::os::fd::AsRawFd;
 
 use dhan_login::{Console, ConsoleFuture};
 use secrecy::SecretString;
@@ -84,7 +83,7 @@ fn ask_terminal(prompt: &str) -> std::io::Result<SecretString> {
     out.flush()?;
     let mut line = String::new();
     {
-        let _echo = EchoOff::on(tty.as_raw_fd());
+        let _echo = EchoOff::on(&tty);
         std::io::BufReader::new(&tty).read_line(&mut line)?;
     }
     writeln!(out)?;

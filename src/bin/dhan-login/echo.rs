@@ -1,46 +1,42 @@
 //! Typing a secret without it showing on the terminal.
 
-use std::os::fd::RawFd;
+use std::os::fd::AsFd;
+
+use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
 
 /// Turns terminal echo off until dropped.
-pub struct EchoOff {
-    fd: RawFd,
-    saved: Option<libc::termios>,
+pub struct EchoOff<F: AsFd> {
+    fd: F,
+    saved: Option<Termios>,
 }
 
-impl EchoOff {
+impl EchoOff<std::io::Stdin> {
     /// On stdin.
     pub fn new() -> Self {
-        Self::on(0)
+        Self::on(std::io::stdin())
     }
+}
 
-    /// On the terminal open as `fd`, which must stay open until this is dropped.
-    pub fn on(fd: RawFd) -> Self {
-        // SAFETY: tcgetattr/tcsetattr on `fd` with a zeroed, then filled, termios; a fd
-        // that is no terminal makes tcgetattr fail and nothing is changed.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(fd, &mut t) != 0 {
-                return EchoOff { fd, saved: None };
-            }
-            let saved = t;
-            t.c_lflag &= !libc::ECHO;
-            libc::tcsetattr(fd, libc::TCSANOW, &t);
-            EchoOff {
-                fd,
-                saved: Some(saved),
-            }
+impl<F: AsFd> EchoOff<F> {
+    /// On the terminal open as `fd`; a descriptor that is no terminal is left as it is.
+    pub fn on(fd: F) -> Self {
+        let Ok(saved) = tcgetattr(&fd) else {
+            return EchoOff { fd, saved: None };
+        };
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        let _ = tcsetattr(&fd, OptionalActions::Now, &quiet);
+        EchoOff {
+            fd,
+            saved: Some(saved),
         }
     }
 }
 
-impl Drop for EchoOff {
+impl<F: AsFd> Drop for EchoOff<F> {
     fn drop(&mut self) {
-        if let Some(t) = self.saved {
-            // SAFETY: restores the attributes read in `on` on the same fd.
-            unsafe {
-                libc::tcsetattr(self.fd, libc::TCSANOW, &t);
-            }
+        if let Some(t) = &self.saved {
+            let _ = tcsetattr(&self.fd, OptionalActions::Now, t);
         }
     }
 }

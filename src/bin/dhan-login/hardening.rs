@@ -10,37 +10,32 @@
 
 /// The soft core-file limit found at start; restored for the program `exec` runs.
 #[cfg(unix)]
-static ORIGINAL_CORE: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+static ORIGINAL_CORE: std::sync::OnceLock<Rlimit> = std::sync::OnceLock::new();
+
+#[cfg(unix)]
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 /// Call first thing in `main`, before any secret is read. Failures are logged (at
 /// debug: nothing the user can act on) and not fatal.
 pub fn protect() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: prctl with PR_SET_DUMPABLE only changes a flag of this process.
-        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "could not mark the process non-dumpable");
+        use rustix::process::{DumpableBehavior, set_dumpable_behavior};
+        if let Err(error) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+            tracing::debug!(%error, "could not mark the process non-dumpable");
         }
     }
     #[cfg(unix)]
     {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes into the struct it is given.
-        if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) } != 0 {
-            return;
-        }
+        let limit = getrlimit(Resource::Core);
         let _ = ORIGINAL_CORE.set(limit);
-        let none = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: limit.rlim_max,
+        let none = Rlimit {
+            current: Some(0),
+            maximum: limit.maximum,
         };
-        // SAFETY: setrlimit reads the struct it is given; lowering a soft limit needs
-        // no privilege.
-        if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) } != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "could not turn core files off");
+        // Lowering a soft limit needs no privilege.
+        if let Err(error) = setrlimit(Resource::Core, none) {
+            tracing::debug!(%error, "could not turn core files off");
         }
     }
 }
@@ -50,10 +45,7 @@ pub fn protect() {
 pub fn release_for_exec() {
     #[cfg(unix)]
     if let Some(limit) = ORIGINAL_CORE.get() {
-        // SAFETY: setrlimit reads the struct it is given; the value is one this process
-        // had, within the unchanged hard limit.
-        unsafe {
-            libc::setrlimit(libc::RLIMIT_CORE, limit);
-        }
+        // A value this process had, within the unchanged hard limit.
+        let _ = setrlimit(Resource::Core, *limit);
     }
 }

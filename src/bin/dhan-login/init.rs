@@ -474,11 +474,8 @@ fn profile_table<'a>(doc: &'a mut DocumentMut, name: &str) -> Result<&'a mut Tab
 /// SIGTERM, put back the settings the terminal had at the start and leave (nothing has
 /// been written: the file is written once, after the last answer).
 fn restore_terminal_on_interrupt() {
-    // SAFETY: tcgetattr on fd 0 into a zeroed termios.
-    let saved = unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        (libc::tcgetattr(0, &mut t) == 0).then_some(t)
-    };
+    use rustix::termios::{OptionalActions, tcgetattr, tcsetattr};
+    let saved = tcgetattr(std::io::stdin()).ok();
     // Both handlers are installed here, before the first prompt: installed by the task
     // below, a Ctrl-C typed before that task first ran killed the process outright, echo
     // off (seen in 3 of 30 runs).
@@ -495,10 +492,7 @@ fn restore_terminal_on_interrupt() {
             _ = term.recv() => {}
         }
         if let Some(t) = saved {
-            // SAFETY: restores the attributes read above.
-            unsafe {
-                libc::tcsetattr(0, libc::TCSANOW, &t);
-            }
+            let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &t);
         }
         eprintln!("\ninit interrupted: nothing written");
         std::process::exit(i32::from(crate::exit::INTERRUPTED));

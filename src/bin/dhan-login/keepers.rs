@@ -188,10 +188,9 @@ pub fn read_back(command: &str, limit: Duration) -> Result<String> {
             break status;
         }
         if Instant::now() >= deadline {
-            // SAFETY: kill(2) on the group this function started, not yet reaped.
-            unsafe {
-                libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-            }
+            // The group this function started: its leader is not reaped yet.
+            let group = rustix::process::Pid::from_child(&child);
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
             let _ = child.wait();
             bail!("`{command}` did not answer within {limit:?}");
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 
-use super::db;
+use super::failure::db;
 use crate::store::{LockError, StoreError};
 use crate::sync::lock;
 
@@ -45,21 +45,15 @@ pub(crate) struct HeldElsewhere {
 
 /// A taken over holder's TOTP code may have been spent at most this long before the
 /// takeover: Dhan accepts a code for its 30 s step and the one after (a generous bound).
-const SPENT_CODE_WINDOW: Duration = Duration::from_secs(60);
+const SPENT_CODE_WINDOW: Duration = Duration::from_secs(2 * crate::dhan::TOTP_STEP_SECS as u64);
 
 /// `host/pid/random`: names this process in `dhan_login_leases` and in messages.
 fn process_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
-        let mut buf = [0u8; 256];
-        // SAFETY: the buffer is valid for its length; gethostname writes at most that.
-        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-        let host = if rc == 0 {
-            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-            String::from_utf8_lossy(&buf[..end]).into_owned()
-        } else {
-            "unknown-host".to_owned()
-        };
+        // The node name is what gethostname(2) reads on Linux.
+        let uname = rustix::system::uname();
+        let host = uname.nodename().to_string_lossy();
         format!(
             "{host}/{}/{:08x}",
             std::process::id(),
@@ -269,7 +263,7 @@ async fn try_take(
     holder: &str,
     lease: Duration,
 ) -> Result<Result<(i64, bool), HeldElsewhere>, StoreError> {
-    let mut client = pool.get().await.map_err(super::unreachable)?;
+    let mut client = pool.get().await.map_err(super::failure::unreachable)?;
     let tx = client.transaction().await.map_err(db)?;
     let current = tx
         .query_opt(

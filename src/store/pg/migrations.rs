@@ -4,6 +4,7 @@
 
 use tokio_postgres::Client;
 
+use super::failure::db;
 use crate::store::StoreError;
 
 /// `(version, SQL)`, in order.
@@ -76,10 +77,10 @@ const LOCK_KEY: i64 = 0x6468_616e_6c67_696e;
 
 /// Brings the schema up to `KNOWN`; refuses a database that is already past it.
 pub(super) async fn apply(client: &mut Client) -> Result<i32, StoreError> {
-    let tx = client.transaction().await.map_err(super::db)?;
+    let tx = client.transaction().await.map_err(db)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await
-        .map_err(super::db)?;
+        .map_err(db)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS dhan_login_schema (
              version    integer PRIMARY KEY,
@@ -87,14 +88,14 @@ pub(super) async fn apply(client: &mut Client) -> Result<i32, StoreError> {
          )",
     )
     .await
-    .map_err(super::db)?;
+    .map_err(db)?;
     let row = tx
         .query_one(
             "SELECT coalesce(max(version), 0) FROM dhan_login_schema",
             &[],
         )
         .await
-        .map_err(super::db)?;
+        .map_err(db)?;
     let found: i32 = row.get(0);
     if found > KNOWN {
         return Err(StoreError::SchemaTooNew {
@@ -103,15 +104,15 @@ pub(super) async fn apply(client: &mut Client) -> Result<i32, StoreError> {
         });
     }
     for (version, sql) in STEPS.iter().filter(|(v, _)| *v > found) {
-        tx.batch_execute(sql).await.map_err(super::db)?;
+        tx.batch_execute(sql).await.map_err(db)?;
         tx.execute(
             "INSERT INTO dhan_login_schema (version) VALUES ($1)",
             &[version],
         )
         .await
-        .map_err(super::db)?;
+        .map_err(db)?;
         tracing::info!(version, "state database schema migrated");
     }
-    tx.commit().await.map_err(super::db)?;
+    tx.commit().await.map_err(db)?;
     Ok(KNOWN)
 }
