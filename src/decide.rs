@@ -292,6 +292,7 @@ pub(crate) fn verdict(answer: Option<ErrorClass>) -> Option<Verdict> {
 /// When the daily login replaces a token obtained at `obtained_at`: the first `login_at`
 /// after it. The daemon sleeps until then (plus its jitter), so its schedule stays
 /// anchored to `login_at` instead of drifting earlier with each token.
+#[cfg(feature = "serve")]
 pub(crate) fn daily_login_after(login_at: IstTime, obtained_at: DateTime<Utc>) -> DateTime<Utc> {
     login_at.next(obtained_at)
 }
@@ -577,6 +578,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "serve")]
     #[test]
     fn the_daily_login_stays_anchored_day_after_day() {
         let at: IstTime = "08:00".parse().unwrap();

@@ -153,10 +153,12 @@ mod dhan;
 mod error;
 mod error_class;
 mod manager;
+#[cfg(feature = "mock")]
 pub mod mock;
 mod progress;
 mod redact;
 mod secret;
+#[cfg(feature = "serve")]
 mod serve;
 mod source;
 mod store;
@@ -180,6 +182,7 @@ pub use manager::{
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
 pub use secret::Secret;
+#[cfg(feature = "serve")]
 pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
 pub use source::{
     BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends, uses_otp_command,

@@ -180,6 +180,7 @@ impl TokenManagerBuilder {
 
     /// Sends Dhan's calls on `client` (from `api::http_client`), shared with other
     /// managers, instead of a client of its own.
+    #[cfg(feature = "serve")]
     pub(crate) fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -579,6 +580,7 @@ impl TokenManager {
     /// only: a token it minted and could not save (the stored one is dead since), and
     /// the one it last read from the database. Dropped with `old`, the first would make
     /// the next refresh renew the dead token and, refused, log in.
+    #[cfg(feature = "serve")]
     pub(crate) fn carry_over(&self, old: &TokenManager) {
         for (mine, theirs) in [(&self.unsaved, &old.unsaved), (&self.seen, &old.seen)] {
             let held = lock(theirs)
@@ -892,7 +894,8 @@ fn logins_off(why: Why) -> Error {
     }
 }
 
-#[cfg(test)]
+// What they test is the daemon's reload (`carry_over`).
+#[cfg(all(test, feature = "serve"))]
 mod tests {
     use super::*;
     use crate::store::ProfileState;

@@ -109,6 +109,7 @@ impl fmt::Debug for DhanApi {
 /// The HTTP client every [`DhanApi`] builds for itself, for a caller that runs many
 /// profiles (the daemon) to build once and share: each client is its own connection pool
 /// and TLS configuration, with the system's root certificates parsed again.
+#[cfg(feature = "serve")]
 pub(crate) fn http_client() -> Result<reqwest::Client, ApiError> {
     build_client(REQUEST_TIMEOUT)
 }
@@ -448,6 +449,7 @@ mod tests {
 
     /// The daemon's managers share one client: one pool, so one connection where each
     /// client of its own would open another.
+    #[cfg(feature = "serve")]
     #[tokio::test]
     async fn apis_given_one_client_share_its_connections() {
         use std::sync::Arc;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::check::warn_if_exposed;
 use super::merge::merge;
-use super::schema::{FileConfig, NotifyFile, ProfileFile, ServeFile, read_toml};
+use super::schema::{FileConfig, ProfileFile, ServeFile, read_toml};
 use super::{ConfigError, DEFAULT_PROFILE, Paths, Profile, StoreSettings};
 
 /// The config file as read once: every table, checked against the schema (an unknown key
@@ -89,7 +89,8 @@ impl Config {
     }
 
     /// The `[notify]` table as written.
-    pub(crate) fn notify(&self) -> &NotifyFile {
+    #[cfg(feature = "serve")]
+    pub(crate) fn notify(&self) -> &super::schema::NotifyFile {
         &self.file.notify
     }
 }

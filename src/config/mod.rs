@@ -21,7 +21,9 @@ use std::path::PathBuf;
 
 pub use check::{Problem, check_client_ids, check_env};
 pub use document::Config;
-pub(crate) use env::{Overrides, Setting, minutes, seconds};
+pub(crate) use env::Overrides;
+#[cfg(feature = "serve")]
+pub(crate) use env::{Setting, minutes, seconds};
 pub use paths::Paths;
 pub use profile::{BrowserSettings, Profile, ProfileBuilder};
 pub use secrets::SecretRef;

@@ -79,6 +79,7 @@ pub(super) struct FileConfig {
     /// project them with the environment on top; a profile does not depend on them.
     #[serde(default)]
     pub(super) serve: ServeFile,
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
     #[serde(default)]
     pub(super) notify: NotifyFile,
     /// Shared state for several machines (PostgreSQL); files when absent.
@@ -86,7 +87,9 @@ pub(super) struct FileConfig {
     pub(super) store: StoreFile,
 }
 
-/// The `[serve]` table as written.
+/// The `[serve]` table as written. Parsed in every build, so that a typo fails every
+/// command; only the daemon (feature `serve`) reads most of it.
+#[cfg_attr(not(feature = "serve"), allow(dead_code))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServeFile {
@@ -102,7 +105,8 @@ pub(crate) struct ServeFile {
     pub(crate) retry_max_secs: Option<f64>,
 }
 
-/// The `[notify]` table as written.
+/// The `[notify]` table as written (parsed in every build, read by the daemon).
+#[cfg_attr(not(feature = "serve"), allow(dead_code))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NotifyFile {

@@ -4,8 +4,12 @@
 //! `TokenManager` asks the daemon first exactly as `dhan-login token` does; the daemon
 //! (`serve`) answers with the same `key` and `challenge`.
 
+// Both sides of the handshake stay in one file each, tested against each other; a build
+// without the daemon (feature `serve`) uses only the consumer's side.
+#[cfg_attr(not(feature = "serve"), allow(dead_code))]
 pub(crate) mod challenge;
 mod client;
+#[cfg_attr(not(feature = "serve"), allow(dead_code))]
 pub(crate) mod key;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -16,6 +20,7 @@ pub(crate) use client::{ask_token, report_rejected};
 use crate::config::{Config, ConfigError, Overrides};
 
 /// Where the daemon listens unless `serve.listen` says otherwise.
+#[cfg(feature = "serve")]
 pub(crate) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7787);
 

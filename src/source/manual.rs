@@ -125,31 +125,44 @@ async fn first_token_id(
 
 /// Answers requests on the loopback redirect URL until one carries a tokenId. Any path
 /// and method: the browser lands wherever the redirect URL points, and a stray request
-/// (a favicon) only gets the waiting page.
+/// (a favicon) only gets the waiting page. Plain hyper rather than a web framework: a
+/// program without the daemon (Cargo feature `serve`) still has this listener.
 async fn serve_redirect(listener: TcpListener) -> SecretString {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<SecretString>(1);
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+    loop {
+        let stream = tokio::select! {
+            Some(id) = rx.recv() => return id,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("the redirect listener stopped: {e}; paste the URL instead");
+                    return std::future::pending().await;
+                }
+            },
+        };
         let tx = tx.clone();
-        async move {
-            match token_id_in(&format!("http://localhost{uri}")) {
+        let answer = hyper::service::service_fn(move |request: hyper::Request<_>| {
+            let said = match token_id_in(&format!("http://localhost{}", request.uri())) {
                 Some(id) => {
                     // A second redirect while the first is handled has nothing to add.
                     let _ = tx.try_send(id);
                     "dhan-login received the login. You can close this tab."
                 }
                 None => "dhan-login is waiting for the Dhan login redirect.",
-            }
-        }
-    });
-    // Each connection runs on a task of its own, so the page is still sent after this
-    // returns and the server is dropped.
-    let server = axum::serve(listener, app);
-    tokio::select! {
-        Some(id) = rx.recv() => id,
-        result = server => {
-            tracing::warn!("the redirect listener stopped: {result:?}; paste the URL instead");
-            std::future::pending().await
-        }
+            };
+            let mut page = hyper::Response::new(said.to_owned());
+            page.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            std::future::ready(Ok::<_, std::convert::Infallible>(page))
+        });
+        // Each connection runs on a task of its own, so the page is still sent after this
+        // returns.
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), answer),
+        );
     }
 }
 

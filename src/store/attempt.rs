@@ -47,6 +47,7 @@ impl MintOutcome {
     }
 
     /// The outcome stored as `name`; an unknown name (a newer version's) reads as sent.
+    #[cfg(feature = "postgres")]
     pub(crate) fn parse(name: &str) -> MintOutcome {
         match name {
             "minted" => MintOutcome::Minted,

@@ -61,6 +61,7 @@ impl FingerprintKey {
     }
 
     /// A key derived from another secret (the database's `store.key`), for one use only.
+    #[cfg(any(feature = "postgres", test))]
     pub(crate) fn derived_from(secret: &[u8]) -> FingerprintKey {
         let parent = hmac::Key::new(hmac::HMAC_SHA256, secret);
         let tag = hmac::sign(&parent, b"dhan-login lockout fingerprints v1");

@@ -8,6 +8,10 @@ mod ledger;
 mod lock;
 mod lockout;
 mod mint;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(not(feature = "postgres"))]
+#[path = "pg_off.rs"]
 mod pg;
 mod tokens;
 
