@@ -71,14 +71,26 @@
 //!
 //! # Features
 //!
-//! `browser` (on by default) adds the headless Chromium login and `dhan-login doctor`'s
-//! page inspection, through `chromiumoxide`. Without it the chain is renew, PIN + TOTP and
-//! manual, and the crate has no browser dependency. A program using the browser login
-//! should call `become_subreaper` once at start-up so that Chromium's orphans are reaped.
+//! The defaults are what the `dhan-login` binary needs; a program that only wants a token
+//! takes `default-features = false, features = ["browser"]` and compiles no command line,
+//! web server or PostgreSQL client.
+//!
+//! - `browser`: the headless Chromium login and `dhan-login doctor`'s page inspection,
+//!   through `chromiumoxide`. Without it the chain is renew, PIN + TOTP and manual. A
+//!   program using the browser login should call `become_subreaper` once at start-up so
+//!   that Chromium's orphans are reaped.
+//! - `postgres`: [`StateBackend::Postgres`], the state in a shared PostgreSQL database.
+//!   Without it [`PgBackend`] still exists but refuses every call: `[store] url` is then a
+//!   configuration error that names the feature.
+//! - `serve`: the daemon, `Daemon`, `ServeSettings`, `NotifySettings`, `ServeEnv` and
+//!   `ask_daemon`. [`TokenManager::from_config`] asks a running daemon first without it.
+//! - `mock`: the `mock` module, the local stand-in of Dhan (the example below uses it).
+//! - `cli`: the binary (clap, anyhow, tracing-subscriber, toml_edit); takes `serve`,
+//!   `mock` and `postgres`.
 //!
 //! # Example
 //!
-//! A token through the PIN + TOTP path, against [`mock`], the crate's own stand-in of
+//! A token through the PIN + TOTP path, against `mock`, the crate's own stand-in of
 //! Dhan on a loopback port (point the base URLs at Dhan, or leave them out, for the real
 //! thing):
 //!
