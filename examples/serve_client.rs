@@ -12,7 +12,10 @@
 //! (`DHAN_LOGIN_STATE_DIR`), which never crosses the wire (README, "serve"). PROFILE
 //! defaults to `DHAN_LOGIN_PROFILE`, then `default`.
 
-use dhan_login::{Paths, ServeSettings, ask_daemon};
+use dhan_login::{
+    Paths,
+    serve::{ServeSettings, ask_daemon},
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

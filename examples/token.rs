@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     // A browser login may leave Chromium orphans: this program takes them in to reap them
     // (process-wide, which is why the library leaves it to the program).
     #[cfg(feature = "browser")]
-    dhan_login::become_subreaper();
+    dhan_login::browser::become_subreaper();
     let env = |key: &str| std::env::var(key).ok();
     let name = std::env::args()
         .nth(1)

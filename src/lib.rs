@@ -56,8 +56,8 @@
 //! `consents/CLIENT_ID.json` (the day's consent count and a pending consent, reused
 //! rather than spending another), `lockouts/PROFILE.json` (credentials Dhan rejected,
 //! as a hash) and `artifacts/` (what a failed browser login saw, secrets removed).
-//! Several machines can share one PostgreSQL database instead ([`StoreSettings`],
-//! [`PgBackend`]): tokens are encrypted there and a lease replaces the file lock.
+//! Several machines can share one PostgreSQL database instead ([`config::StoreSettings`],
+//! [`store::PgBackend`]): tokens are encrypted there and a lease replaces the file lock.
 //!
 //! # Errors
 //!
@@ -76,14 +76,15 @@
 //! web server or PostgreSQL client.
 //!
 //! - `browser`: the headless Chromium login and `dhan-login doctor`'s page inspection,
-//!   through `chromiumoxide`. Without it the chain is renew, PIN + TOTP and manual. A
-//!   program using the browser login should call `become_subreaper` once at start-up so
-//!   that Chromium's orphans are reaped.
+//!   through `chromiumoxide`, in the `browser` module. Without it the chain is renew,
+//!   PIN + TOTP and manual. A program using the browser login should call
+//!   `browser::become_subreaper` once at start-up so that Chromium's orphans are reaped.
 //! - `postgres`: [`StateBackend::Postgres`], the state in a shared PostgreSQL database.
-//!   Without it [`PgBackend`] still exists but refuses every call: `[store] url` is then a
-//!   configuration error that names the feature.
-//! - `serve`: the daemon, `Daemon`, `ServeSettings`, `NotifySettings`, `ServeEnv` and
-//!   `ask_daemon`. [`TokenManager::from_config`] asks a running daemon first without it.
+//!   Without it [`store::PgBackend`] still exists but refuses every call: `[store] url`
+//!   is then a configuration error that names the feature.
+//! - `serve`: the `serve` module, the daemon (`serve::Daemon`, `serve::ServeSettings`,
+//!   `serve::ask_daemon`). [`TokenManager::from_config`] asks a running daemon first
+//!   without it.
 //! - `mock`: the `mock` module, the local stand-in of Dhan (the example below uses it).
 //! - `cli`: the binary (clap, anyhow, tracing-subscriber, toml_edit); takes `serve`,
 //!   `mock` and `postgres`.
@@ -154,13 +155,13 @@
 // user cannot name, and every public type printable without a secret.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-mod api;
+pub mod api;
 #[cfg(feature = "browser")]
-mod browser;
-mod config;
+pub mod browser;
+pub mod config;
 mod console;
 mod daemon;
-mod decide;
+pub mod decide;
 mod dhan;
 mod error;
 mod error_class;
@@ -171,21 +172,18 @@ mod progress;
 mod redact;
 mod secret;
 #[cfg(feature = "serve")]
-mod serve;
+pub mod serve;
 mod source;
-mod store;
+pub mod store;
 mod sync;
 mod token;
 mod totp;
 
-pub use api::{ApiError, DhanApi, Grant, IpFlag, MINT_INTERVAL, ProfileInfo, StaticIps};
-pub use config::{
-    BrowserSettings, Config, ConfigError, DEFAULT_LEASE, Paths, Problem, Profile, ProfileBuilder,
-    SecretRef, StoreSettings, check_client_ids, check_env, validate,
-};
+pub use api::ApiError;
+pub use config::{Config, ConfigError, Paths, Profile, ProfileBuilder, SecretRef};
 pub use console::{Console, ConsoleFuture};
 pub use daemon::DaemonAddr;
-pub use decide::{Ask, Decision, IstTime, Logins, Rules, Verdict, Why, decide, ist_wall_clock};
+pub use decide::Verdict;
 pub use error::{Attempt, AttemptResult, ChainFailure, Error};
 pub use error_class::ErrorClass;
 pub use manager::{
@@ -194,25 +192,15 @@ pub use manager::{
 pub use progress::{NoProgress, Progress};
 pub use redact::Scrubber;
 pub use secret::Secret;
-#[cfg(feature = "serve")]
-pub use serve::{Daemon, Env as ServeEnv, NotifySettings, ServeSettings, ask_daemon};
 pub use source::{
     BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends, uses_otp_command,
 };
-pub use store::{
-    ConsentLedger, FileBackend, FingerprintKey, KeptTokenId, LastError, Lease, Ledger, LedgerDay,
-    LegacyLockout, LockError, Lockout, LockoutStore, Lockouts, MintAttempt, MintOutcome, MintWait,
-    MintWindow, Ownership, PendingConsent, PgBackend, ProfileLock, ProfileState, StateBackend,
-    StoreError, TokenStore, check_profile_name, next_ist_midnight, write_atomic,
-};
+pub use store::{StateBackend, StoreError};
 pub use token::{AccessToken, SourceKind, Token, TokenError, TokenJson, TokenKind, parse_ist};
 pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
 
 // browser re-exports
 #[cfg(feature = "browser")]
-pub use browser::{
-    Artifacts, BrowserError, ConsentLogin, Limit, OtpSource, PageReport, SelectorProfile, Step,
-    become_subreaper, browser_sandbox, capture_token_id, find_browser, inspect_consent_page,
-};
+pub use browser::BrowserError;
 #[cfg(feature = "browser")]
 pub use source::Inspection;

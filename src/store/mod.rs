@@ -1,4 +1,9 @@
 //! What survives between runs: one state file per profile, and a lock per profile.
+//!
+//! [`TokenManager`](crate::TokenManager) reads and writes all of it; the types here are
+//! for a program that inspects the state itself (`dhan-login status` does) or picks a
+//! [`StateBackend`] of its own. Only [`StateBackend`] and [`StoreError`] are also at the
+//! crate's root.
 
 mod atomic;
 mod attempt;

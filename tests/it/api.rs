@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind as MockKind};
-use dhan_login::{ApiError, DhanApi, ErrorClass, SourceKind, TokenKind};
+use dhan_login::{ApiError, ErrorClass, SourceKind, TokenKind, api::DhanApi};
 use secrecy::SecretString;
 
 async fn server() -> MockServer {

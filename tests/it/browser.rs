@@ -12,7 +12,10 @@ use crate::common::browser_tests_skipped;
 use std::time::Duration;
 
 use dhan_login::mock::{Endpoint, EntryKind, Fault, Markup, MockAccount, MockOptions, PageVariant};
-use dhan_login::{BrowserError, ErrorClass, Limit, Step};
+use dhan_login::{
+    BrowserError, ErrorClass,
+    browser::{Limit, Step},
+};
 use secrecy::ExposeSecret;
 use support::{Case, Login, Steps, files_under, session_processes};
 use url::Url;

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use dhan_login::mock::{
     Endpoint, EntryKind, Markup, MockOptions, PageVariant, SecondFactor, Submission,
 };
-use dhan_login::{BrowserError, ErrorClass, OtpSource, Step};
+use dhan_login::{
+    BrowserError, ErrorClass,
+    browser::{OtpSource, Step},
+};
 use secrecy::{ExposeSecret, SecretString};
 use support::{Case, Login, Steps};
 use url::Url;

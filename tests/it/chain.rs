@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::Utc;
 use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind as MockKind};
 use dhan_login::{
-    AttemptResult, Context, DhanApi, Error, ErrorClass, NoProgress, Outcome, Paths, Profile,
-    Request, SourceKind, SystemClock, Token, TokenManager, TokenSource, run_chain,
+    AttemptResult, Context, Error, ErrorClass, NoProgress, Outcome, Paths, Profile, Request,
+    SourceKind, SystemClock, Token, TokenManager, TokenSource, api::DhanApi, run_chain,
 };
 
 type Env = Vec<(&'static str, String)>;
@@ -471,7 +471,10 @@ async fn the_manager_follows_login_at_on_its_clock() {
 /// key refused, the daemon holds it instead of trying a login that would be refused.
 #[tokio::test]
 async fn a_refused_browser_profile_without_totp_is_held_like_the_chain_refuses_it() {
-    use dhan_login::{Lockout, LockoutStore, ProfileState, SecretRef, needs};
+    use dhan_login::{
+        SecretRef, needs,
+        store::{Lockout, LockoutStore, ProfileState},
+    };
     let dir = tempfile::tempdir().unwrap();
     let profile = Profile::builder("sms", dir.path())
         .client_id("1100000042")

@@ -105,7 +105,11 @@ async fn the_printed_page_profile_is_a_valid_override_file() {
     out.assert_ok();
     let file = stand.sandbox.path().join("selectors.toml");
     std::fs::write(&file, &out.stdout).unwrap();
-    let loaded = dhan_login::SelectorProfile::load(Some(&file)).expect("loads as a user file");
-    assert_eq!(loaded, dhan_login::SelectorProfile::built_in().unwrap());
+    let loaded =
+        dhan_login::browser::SelectorProfile::load(Some(&file)).expect("loads as a user file");
+    assert_eq!(
+        loaded,
+        dhan_login::browser::SelectorProfile::built_in().unwrap()
+    );
     assert!(out.stdout.contains("pin_words"), "{out}");
 }

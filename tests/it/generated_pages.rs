@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dhan_login::OtpSource;
+use dhan_login::browser::OtpSource;
 use dhan_login::mock::{Endpoint, EntryKind, MockOptions, PageVariant, SecondFactor};
 use secrecy::{ExposeSecret, SecretString};
 use support::{Case, Login, Steps};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use dhan_login::mock::{Endpoint, MockOptions};
-use dhan_login::{DhanApi, ErrorClass};
+use dhan_login::{ErrorClass, api::DhanApi};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -234,5 +234,5 @@ fn a_shorter_window_holds_only_for_a_stand_in_on_loopback() {
     assert_eq!(interval("https://auth.dhan.co"), Duration::from_secs(125));
     assert_eq!(interval("http://127.0.0.1:9"), Duration::ZERO);
     assert_eq!(interval("http://localhost:9"), Duration::ZERO);
-    assert_eq!(dhan_login::MINT_INTERVAL, Duration::from_secs(125));
+    assert_eq!(dhan_login::api::MINT_INTERVAL, Duration::from_secs(125));
 }

@@ -8,8 +8,9 @@ use base64::Engine;
 use chrono::Utc;
 use dhan_login::mock::{MockOptions, MockServer};
 use dhan_login::{
-    DhanApi, Error, ErrorClass, KeptTokenId, Ownership, Paths, Profile, ProfileState, SourceKind,
-    StateBackend, StoreError, Token,
+    Error, ErrorClass, Paths, Profile, SourceKind, StateBackend, StoreError, Token,
+    api::DhanApi,
+    store::{KeptTokenId, Ownership, ProfileState},
 };
 use secrecy::SecretString;
 

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
-use dhan_login::{ErrorClass, Paths, Profile, ProfileState, SourceKind, StateBackend, Token};
+use dhan_login::{
+    ErrorClass, Paths, Profile, SourceKind, StateBackend, Token, store::ProfileState,
+};
 
 use crate::common;
 use common::cli::exit_of;

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use common::{Stand, run};
 use dhan_login::mock::Endpoint;
-use dhan_login::{ConsentLedger, ProfileState, SourceKind, StoreError, Token, TokenStore};
+use dhan_login::{
+    SourceKind, StoreError, Token,
+    store::{ConsentLedger, ProfileState, TokenStore},
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_processes_at_once_cause_one_login() {
@@ -49,10 +52,13 @@ async fn crash_writer_child() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut i = 0usize;
     while std::time::Instant::now() < deadline {
-        let _lock =
-            dhan_login::ProfileLock::acquire(&dir.join("locks"), "p", Duration::from_secs(5))
-                .await
-                .unwrap();
+        let _lock = dhan_login::store::ProfileLock::acquire(
+            &dir.join("locks"),
+            "p",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         let value = format!("h.p.{}", "t".repeat(1 + i % 300));
         let token = Token::from_grant(
             &value,
@@ -119,7 +125,7 @@ async fn kill_9_never_tears_state_nor_leaves_a_stale_lock() {
             .today("1", chrono::Utc::now())
             .expect("ledger readable after kill -9");
         // The lock of a killed holder is free at once.
-        dhan_login::ProfileLock::acquire(
+        dhan_login::store::ProfileLock::acquire(
             &dir.path().join("locks"),
             "p",
             Duration::from_millis(500),
@@ -152,7 +158,7 @@ async fn logout_waits_for_whoever_holds_the_profile() {
     r.assert_ok();
     let token = r.out().to_owned();
     let stored = || std::fs::read_to_string(stand.sandbox.token_file("default")).unwrap();
-    let lock = dhan_login::ProfileLock::acquire(
+    let lock = dhan_login::store::ProfileLock::acquire(
         &stand.sandbox.state_dir().join("locks"),
         "default",
         Duration::from_secs(5),

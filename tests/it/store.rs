@@ -3,7 +3,10 @@
 use std::os::unix::fs::PermissionsExt;
 
 use chrono::Utc;
-use dhan_login::{ProfileState, SourceKind, StoreError, Token, TokenStore};
+use dhan_login::{
+    SourceKind, StoreError, Token,
+    store::{ProfileState, TokenStore},
+};
 
 fn state_with(value: &str) -> ProfileState {
     ProfileState {

@@ -7,10 +7,12 @@
 /// What is wrong with `value` as `field`, if anything.
 pub fn problem(field: &str, value: &str) -> Option<String> {
     match field {
-        "pin" | "mobile" | "totp_secret" | "client_id" => dhan_login::validate::field(field, value)
-            .err()
-            .map(|e| e.problem.to_string()),
-        "login_at" => value.parse::<dhan_login::IstTime>().err(),
+        "pin" | "mobile" | "totp_secret" | "client_id" => {
+            dhan_login::config::validate::field(field, value)
+                .err()
+                .map(|e| e.problem.to_string())
+        }
+        "login_at" => value.parse::<dhan_login::decide::IstTime>().err(),
         _ if field.ends_with("_url") => match url::Url::parse(value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => None,
             Ok(_) => Some("must be an http(s) URL".into()),

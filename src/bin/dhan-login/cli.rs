@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dhan_login::IstTime;
+use dhan_login::decide::IstTime;
 
 #[derive(Debug, Parser)]
 #[command(

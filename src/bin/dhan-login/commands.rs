@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    Checked, Console, ErrorClass, Lockouts, Obtained, ProfileState, Rechecked, Request, SourceKind,
-    StoreError, TokenManager, Verdict, Verified, next_ist_midnight,
+    Checked, Console, ErrorClass, Obtained, Rechecked, Request, SourceKind, StoreError,
+    TokenManager, Verdict, Verified,
+    store::{Lockouts, ProfileState, next_ist_midnight},
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};
@@ -19,7 +20,7 @@ use crate::load::{daemon_first, load_profile, manager, paths};
 use crate::output::{Format, StepPrinter, human, print_token, token_json};
 
 pub async fn run(cli: Cli) -> Result<u8> {
-    dhan_login::check_env(std::env::vars_os())?;
+    dhan_login::config::check_env(std::env::vars_os())?;
     let quiet = cli.quiet;
     match cli.command {
         Command::Token(args) => {
@@ -210,7 +211,7 @@ fn warn_not_replaced(got: &Obtained) {
         eprintln!(
             "warning: the stored token was due to be replaced and could not be ({e}); it is handed out as it is, with {} left (it expires at {})",
             duration_words(left),
-            dhan_login::ist_wall_clock(got.token.expires_at)
+            dhan_login::decide::ist_wall_clock(got.token.expires_at)
         );
     }
 }
@@ -309,7 +310,7 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
             "renewable": state.renewable,
             "login_at": login_at.map(|at| at.to_string()),
             "next_daily_login_at": next_daily_login.map(|t| t.to_rfc3339()),
-            "logins": if m.profile().logins == dhan_login::Logins::Never { "never" } else { "auto" },
+            "logins": if m.profile().logins == dhan_login::decide::Logins::Never { "never" } else { "auto" },
             "mint_window": mint_wait.as_ref().map(|w| serde_json::json!({
                 "closed_until": w.next_at.to_rfc3339(),
                 "closed_until_ist": w.next_at_ist(),
@@ -376,19 +377,19 @@ async fn status(m: &TokenManager, json: bool) -> Result<u8> {
         };
         println!(
             "daily login: {at} IST, next {} ({when})",
-            dhan_login::ist_wall_clock(next)
+            dhan_login::decide::ist_wall_clock(next)
         );
     }
     if let Some(w) = &mint_wait {
         println!(
             "mint window: closed until {} (generateAccessToken tried at {}, {}; one attempt per {} s)",
             w.next_at_ist(),
-            dhan_login::ist_wall_clock(w.last.at),
+            dhan_login::decide::ist_wall_clock(w.last.at),
             w.last.outcome.as_str(),
             m.profile().mint_interval.as_secs()
         );
     }
-    if m.profile().logins == dhan_login::Logins::Never {
+    if m.profile().logins == dhan_login::decide::Logins::Never {
         let waiting = if state.token.as_ref().is_some_and(|t| t.is_live(now)) {
             ""
         } else {
@@ -489,7 +490,7 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
             // Another profile on the same client id would log this one out.
             for other in file.profile_names().iter().filter(|n| *n != name) {
                 let (other, _) = file.profile_lenient(other, &env)?;
-                if let Err(e) = dhan_login::check_client_ids([&profile, &other]) {
+                if let Err(e) = dhan_login::config::check_client_ids([&profile, &other]) {
                     problems.push(e.to_string());
                 }
             }
@@ -511,7 +512,7 @@ fn config(name: &str, file: Option<&std::path::Path>, action: ConfigAction) -> R
 
 #[cfg(feature = "browser")]
 fn page_profile() -> Result<u8> {
-    print!("{}", dhan_login::SelectorProfile::built_in_toml());
+    print!("{}", dhan_login::browser::SelectorProfile::built_in_toml());
     Ok(0)
 }
 
@@ -534,10 +535,10 @@ async fn doctor(m: &TokenManager, json: bool, quiet: bool) -> Result<u8> {
     let report = &found.report;
     let ok = report.screen == "mobile";
     let artifacts = match &report.artifacts {
-        dhan_login::Artifacts::Saved(dir) => Some(dir.display().to_string()),
+        dhan_login::browser::Artifacts::Saved(dir) => Some(dir.display().to_string()),
         _ => None,
     };
-    let sandbox = dhan_login::browser_sandbox();
+    let sandbox = dhan_login::browser::browser_sandbox();
     if json {
         let out = serde_json::json!({
             "ok": ok,

@@ -153,7 +153,7 @@ fn config_error(field: &str, message: impl Into<String>) -> anyhow::Error {
 
 pub async fn run(profile: &str, config: Option<&Path>, args: InitArgs) -> Result<u8> {
     // The name every other command would refuse is refused before anything is asked.
-    dhan_login::check_profile_name(profile)
+    dhan_login::store::check_profile_name(profile)
         .map_err(|e| config_error("--profile", e.to_string()))?;
     let paths = crate::load::paths(config)?;
     let file = config_file::target(&paths.config_file);

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
-use dhan_login::{ErrorClass, IpFlag, Request, StaticIps, TokenManager};
+use dhan_login::{
+    ErrorClass, Request, TokenManager,
+    api::{IpFlag, StaticIps},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{IpAction, IpSlot};

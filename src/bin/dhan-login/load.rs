@@ -1,7 +1,7 @@
 //! Where every command finds its config file, state folder and profile.
 
 use anyhow::Result;
-use dhan_login::{Config, Paths, Profile, ServeSettings, TokenManager};
+use dhan_login::{Config, Paths, Profile, TokenManager, serve::ServeSettings};
 
 pub fn paths(config: Option<&std::path::Path>) -> Result<Paths> {
     let mut paths = Paths::from_env(&|k| std::env::var(k).ok())?;

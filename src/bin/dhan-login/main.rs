@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     // Before any thread or child exists: Chromium's orphans are then ours to reap. The
     // library leaves this process-wide choice to the program.
     #[cfg(feature = "browser")]
-    dhan_login::become_subreaper();
+    dhan_login::browser::become_subreaper();
     output::init_logging(cli.verbose, cli.quiet);
     // Before a secret is read from a file or a command, and before any thread exists.
     hardening::protect();

@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use dhan_login::{
-    LedgerDay, Lockouts, Profile, ProfileState, SourceKind, TokenKind, needs, next_ist_midnight,
-    sends, uses_otp_command,
+    Profile, SourceKind, TokenKind, needs, sends,
+    store::{LedgerDay, Lockouts, ProfileState, next_ist_midnight},
+    uses_otp_command,
 };
 
 /// One login path and whether it can run.
@@ -124,7 +125,7 @@ pub fn assess(
 /// The Chromium a browser login would start, or why there is none.
 #[cfg(feature = "browser")]
 fn browser(profile: &Profile) -> Result<std::path::PathBuf, String> {
-    dhan_login::find_browser(&profile.browser).map_err(|e| e.to_string())
+    dhan_login::browser::find_browser(&profile.browser).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "browser"))]

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use dhan_login::{ConfigError, Daemon, ServeEnv, ServeSettings};
+use dhan_login::{
+    ConfigError,
+    serve::{Daemon, Env as ServeEnv, ServeSettings},
+};
 
 use crate::cli::ServeArgs;
 use crate::load::config;

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dhan_login::mock::{MockOptions, MockServer};
 use dhan_login::{
-    BrowserError, BrowserSettings, ConsentLogin, NoProgress, Progress, Scrubber, SystemClock,
-    TotpGenerator, capture_token_id,
+    BrowserError, NoProgress, Progress, Scrubber, SystemClock, TotpGenerator,
+    browser::{ConsentLogin, capture_token_id},
+    config::BrowserSettings,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tempfile::TempDir;
@@ -165,7 +166,7 @@ impl Case {
     pub async fn start(opts: MockOptions) -> Case {
         bridge_log_records();
         // As the binary does: orphans of each Chromium are then ours to reap.
-        dhan_login::become_subreaper();
+        dhan_login::browser::become_subreaper();
         let slot = browser_slots()
             .acquire()
             .await
@@ -324,7 +325,7 @@ pub struct Login<'a> {
     pub redirect: Option<&'a Url>,
     pub record_dir: Option<&'a Path>,
     pub progress: Option<&'a dyn Progress>,
-    pub otp: Option<&'a dyn dhan_login::OtpSource>,
+    pub otp: Option<&'a dyn dhan_login::browser::OtpSource>,
 }
 
 async fn generate_consent(server: &MockServer) -> String {
