@@ -417,3 +417,25 @@ impl MintWindow {
         }
     }
 }
+
+// `store/pg_off.rs` is the database backend of a build without it.
+#[cfg(all(test, not(feature = "postgres")))]
+mod without_postgres {
+    use super::*;
+    use crate::config::SecretRef;
+    use crate::error_class::ErrorClass;
+
+    #[tokio::test]
+    async fn a_database_in_a_build_without_it_is_a_config_error_naming_the_feature() {
+        let state = tempfile::tempdir().unwrap();
+        let store = StoreSettings {
+            url: Some(SecretRef::inline("postgres://db.invalid/dhan")),
+            ..StoreSettings::default()
+        };
+        let backend = StateBackend::for_settings(state.path(), &Arc::new(store));
+        assert!(matches!(backend, StateBackend::Postgres(_)));
+        let err = backend.load("default").await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Config);
+        assert!(err.to_string().contains("`postgres`"), "{err}");
+    }
+}

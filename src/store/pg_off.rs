@@ -224,25 +224,3 @@ impl PgBackend {
         off()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::SecretRef;
-    use crate::error_class::ErrorClass;
-    use crate::store::StateBackend;
-
-    #[tokio::test]
-    async fn a_database_in_a_build_without_it_is_a_config_error_naming_the_feature() {
-        let state = tempfile::tempdir().unwrap();
-        let store = StoreSettings {
-            url: Some(SecretRef::inline("postgres://db.invalid/dhan")),
-            ..StoreSettings::default()
-        };
-        let backend = StateBackend::for_settings(state.path(), &Arc::new(store));
-        assert!(matches!(backend, StateBackend::Postgres(_)));
-        let err = backend.load("default").await.unwrap_err();
-        assert_eq!(err.class(), ErrorClass::Config);
-        assert!(err.to_string().contains("`postgres`"), "{err}");
-    }
-}
