@@ -28,7 +28,9 @@ pub(crate) const TOKEN_ID_LIFETIME: Duration = Duration::from_secs(600);
 pub(crate) const MINT_WINDOW: Duration = Duration::from_secs(120);
 
 /// A token's life: exactly 86,400 s from the second it was minted (v2 docs; seen by
-/// several projects, docs/DHAN_TOKENS.md).
+/// several projects, docs/DHAN_TOKENS.md). Only the stand-in mints tokens, so only it
+/// (feature `mock`) uses this.
+#[cfg(feature = "mock")]
 pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// India Standard Time is UTC+05:30: Dhan writes its times in it without an offset
