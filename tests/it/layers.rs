@@ -310,15 +310,36 @@ fn defined(code: &str) -> BTreeSet<String> {
     out
 }
 
+/// `stmt` without its leading attributes: a `mod` or `pub use` gated by
+/// `#[cfg(test)]` or `#[cfg(feature = "serve")]` still only declares or publishes.
+fn without_attributes(mut stmt: &str) -> &str {
+    loop {
+        stmt = stmt.trim_start();
+        let Some(rest) = stmt.strip_prefix("#[") else {
+            return stmt;
+        };
+        let mut depth = 1;
+        let end = rest.char_indices().find_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(i)
+        });
+        match end {
+            Some(end) => stmt = &rest[end + 1..],
+            None => return stmt,
+        }
+    }
+}
+
 /// The files of its module that a parent file names (`flow::run`, `use session::X`),
 /// leaving out its `mod` declarations and `pub use` re-exports, which only publish.
 fn named_by_parent(code: &str, members: &BTreeSet<String>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for stmt in code.split(';') {
-        let lead = stmt
-            .trim_start()
-            .trim_start_matches("#[cfg(test)]")
-            .trim_start();
+        let lead = without_attributes(stmt);
         // `pub use`, `pub(crate) use`…: the word after the visibility is `use`.
         let publishes = lead.strip_prefix("pub").is_some_and(|rest| {
             let rest = rest.trim_start();
@@ -616,10 +637,11 @@ fn a_reexport_names_the_file_it_comes_from() {
 #[test]
 fn a_parent_file_names_its_files_but_publishing_them_is_no_use() {
     let code = code_only(
-        "mod flow;\nmod session;\npub use flow::Outcome;\npub(crate) use session::S;\n\
+        "mod flow;\nmod session;\nmod gated;\npub use flow::Outcome;\npub(crate) use session::S;\n\
+         #[cfg(feature = \"serve\")]\npub(crate) use gated::G;\n\
          pub fn run() { use flow::go; go(); other::session::x(); }\npub struct Shared;",
     );
-    let members: BTreeSet<String> = ["flow", "session"].map(String::from).into();
+    let members: BTreeSet<String> = ["flow", "session", "gated"].map(String::from).into();
     assert_eq!(
         named_by_parent(&code, &members),
         BTreeSet::from(["flow".to_owned()])
