@@ -72,13 +72,7 @@ pub(crate) async fn ask_token(
     else {
         return Ok(None);
     };
-    let b: TokenJson = serde_json::from_slice(&plain).map_err(|e| {
-        refused(
-            ErrorClass::UnexpectedBody,
-            format!("the daemon at {addr} answered an unreadable token ({e})"),
-        )
-    })?;
-    let token = checked(b, addr)?;
+    let token = checked(readable(&plain, addr)?, addr)?;
     tracing::debug!(profile, "token from the daemon at {addr}");
     Ok(Some(token))
 }
@@ -103,17 +97,25 @@ pub(crate) async fn report_rejected(
     else {
         return Ok(None);
     };
-    let a: Answer = serde_json::from_slice(&plain).map_err(|e| {
-        refused(
-            ErrorClass::UnexpectedBody,
-            format!("the daemon at {addr} answered an unreadable token ({e})"),
-        )
-    })?;
+    let a: Answer = readable(&plain, addr)?;
     Ok(Some(Recheck {
         token: checked(a.token, addr)?,
         verdict: a.verdict,
         detail: a.detail,
     }))
+}
+
+/// The daemon's opened answer as `T`.
+fn readable<T: serde::de::DeserializeOwned>(
+    plain: &[u8],
+    addr: std::net::SocketAddr,
+) -> Result<T, Error> {
+    serde_json::from_slice(plain).map_err(|e| {
+        refused(
+            ErrorClass::UnexpectedBody,
+            format!("the daemon at {addr} answered an unreadable token ({e})"),
+        )
+    })
 }
 
 /// Sealed by the key holder, yet still only a token-shaped, live token is taken.
