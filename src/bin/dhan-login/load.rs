@@ -33,10 +33,6 @@ pub fn manager(name: &str, file: Option<&std::path::Path>) -> Result<TokenManage
 pub fn daemon_first(name: &str, file: Option<&std::path::Path>) -> Result<TokenManager> {
     let config = config(file)?;
     let env = |k: &str| std::env::var(k).ok();
-    let daemon = ServeSettings::from_config(&config, &env)?.daemon();
-    let mut m = TokenManager::builder(config.profile(name, &env)?);
-    if let Some(daemon) = daemon {
-        m = m.daemon(daemon);
-    }
-    Ok(m.build())
+    ServeSettings::from_config(&config, &env)?;
+    Ok(TokenManager::from_config(&config, name, &env)?)
 }
