@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use common::serve::{Daemon, Login, configured, key_of, profile, serve_table};
 use common::stand_in::{current_code, direct_login};
-use common::{BIN, Run, Stand, run};
+use common::{BIN, Run, Sandbox, Stand, run};
 
 use crate::common;
 
@@ -156,6 +156,16 @@ async fn verify_and_rejected_beside_a_daemon_start_no_login_of_their_own() {
     d.stop().await;
 }
 
+/// A consumer of profile `p` beside the daemon whose margin is a whole day: a 24-hour
+/// token is inside it once minted.
+fn eager_consumer(server: &MockServer) -> Sandbox {
+    configured(
+        &(serve_table(3600.0)
+            + &profile("p", server, Login::Totp)
+                .replace("margin_minutes = 0.02", "margin_minutes = 1440")),
+    )
+}
+
 /// The daemon keeps the token on its own schedule: a consumer whose own refresh margin
 /// the token is already inside takes it all the same, rather than logging in itself and
 /// ending the token the daemon hands everyone else.
@@ -167,12 +177,7 @@ async fn token_beside_a_daemon_takes_its_token_even_inside_this_hosts_margin() {
     let d = Daemon::with_tokens(&sandbox, &["p"]).await;
     let key = key_of(&sandbox);
     let served = d.served_token("p", &key, Duration::from_secs(10)).await;
-    // A whole day: a 24-hour token is inside this consumer's margin once minted.
-    let eager = configured(
-        &(serve_table(3600.0)
-            + &profile("p", &server, Login::Totp)
-                .replace("margin_minutes = 0.02", "margin_minutes = 1440")),
-    );
+    let eager = eager_consumer(&server);
     let key_file = sandbox.state_dir().join("serve.key");
     let got = run(d.consumer(&eager, &key_file, "p", &["token"]), None).await;
     assert_eq!(got.assert_ok().out(), served);
@@ -285,12 +290,7 @@ async fn the_library_and_the_cli_take_and_replace_the_daemons_token_alike() {
     let d = Daemon::with_tokens(&sandbox, &["p"]).await;
     let key = key_of(&sandbox);
     let served = d.served_token("p", &key, Duration::from_secs(10)).await;
-    // A whole day: a 24-hour token is inside this consumer's margin once minted.
-    let eager = configured(
-        &(serve_table(3600.0)
-            + &profile("p", &server, Login::Totp)
-                .replace("margin_minutes = 0.02", "margin_minutes = 1440")),
-    );
+    let eager = eager_consumer(&server);
     let key_file = sandbox.state_dir().join("serve.key");
     let cli = |args: &[&str]| d.consumer(&eager, &key_file, "p", args);
 
