@@ -3,6 +3,10 @@
 //! every rule is tested with a fixed clock and the CLI, the daemon and a library user
 //! decide alike.
 //!
+//! [`plan`] is the whole decision for one request, taken in stages as the manager learns
+//! the facts (the daemon's answer, the store, the ownership); [`after_failure`] says what
+//! a failed login leaves. The manager and the sources only do what these say.
+//!
 //! The rules follow how Dhan's tokens live (docs/DHAN_TOKENS.md): one live token per
 //! client, so every new one ends the token every other consumer holds; a token dies 24 h
 //! after it was minted, at that clock time. With a daily `login_at`, a token is replaced
@@ -14,8 +18,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::dhan::totp_step;
 use crate::error_class::ErrorClass;
-use crate::token::{Token, ist};
+use crate::token::{Token, TokenKind, ist};
 
 /// A time of day in IST (`HH:MM`, seconds optional): the daily login time, or the time a
 /// token must still be alive at (`token --valid-until`).
@@ -249,6 +254,247 @@ pub(crate) fn takes_daemons(
         ..Ask::default()
     };
     decide(Some(daemon), &rules, &ask, now) == Decision::Stored
+}
+
+/// The stored token a caller that does not log in itself may be handed: one `decide`
+/// keeps, or one only waiting for the daily login that whoever owns the profile is
+/// about to do (it is alive until then).
+pub(crate) fn serves_cached(token: &Token, rules: &Rules, now: DateTime<Utc>) -> bool {
+    matches!(
+        decide(Some(token), rules, &Ask::default(), now),
+        Decision::Stored | Decision::Replace(Why::BeforeLoginAt(_))
+    )
+}
+
+/// The last TOTP step to count as spent when a run may have submitted the current code
+/// without recording it (a holder that vanished mid-login, a state file set aside or
+/// lost): Dhan would refuse that code as used, so the next login waits for a fresh one.
+pub(crate) fn spent_step_floor(last: Option<i64>, now: DateTime<Utc>) -> Option<i64> {
+    last.max(Some(totp_step(now.timestamp())))
+}
+
+/// What the manager knows before it owns the profile, when it asks [`plan`] what to do
+/// next. It fills the facts in as it goes: the daemon's answer, then the store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Facts<'a> {
+    /// Whether a running daemon is known, and what it answered once asked.
+    pub daemon: Daemon<'a>,
+    /// The stored token (live or not) once the store was read: `Some(None)` when none is.
+    pub stored: Option<Option<&'a Token>>,
+}
+
+/// A running `dhan-login serve`, seen from a consumer.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Daemon<'a> {
+    /// None is known (no `serve.listen`), or this is the daemon itself.
+    #[default]
+    Unknown,
+    /// One is known and was not asked yet.
+    Known,
+    /// It was asked: its token, or none (no answer, or no token to give).
+    Answered(Option<&'a Token>),
+}
+
+/// What the manager does next, before it owns the profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Plan<'a> {
+    /// Ask the running daemon for its token.
+    AskDaemon,
+    /// Hand out the daemon's token.
+    TakeDaemons(&'a Token),
+    /// Read the store.
+    ReadStore,
+    /// Hand out the stored token.
+    HandOut(&'a Token),
+    /// Refuse: a new token is needed and this host never logs in.
+    LoginsOff(Why),
+    /// A new token is needed, for this reason: own the profile (waiting for another
+    /// process's login), read the store again and ask [`as_owner`].
+    Own(Why),
+}
+
+/// What to do next for a token request, from what is known before owning the profile.
+/// Pure: the manager only does what it says and calls again with the facts it learned.
+///
+/// In order: a known daemon is asked unless the caller forces or reports a token
+/// (`asks_daemon`), and its token taken when it does (`takes_daemons`); a forced
+/// login on a host that logs in owns the profile without reading the store first;
+/// otherwise the stored token is decided on ([`decide`]): handed out, refused (logins
+/// off), or replaced by the owner.
+pub fn plan<'a>(facts: &Facts<'a>, rules: &Rules, ask: &Ask<'_>, now: DateTime<Utc>) -> Plan<'a> {
+    match facts.daemon {
+        Daemon::Known if asks_daemon(ask) => return Plan::AskDaemon,
+        Daemon::Answered(Some(t)) if takes_daemons(t, rules, ask, now) => {
+            return Plan::TakeDaemons(t);
+        }
+        _ => {}
+    }
+    let Some(stored) = facts.stored else {
+        // Nothing stored can answer a forced request; the owner reads the store anyway.
+        return if ask.force && rules.logins == Logins::Allowed {
+            Plan::Own(Why::Forced)
+        } else {
+            Plan::ReadStore
+        };
+    };
+    match (decide(stored, rules, ask, now), stored) {
+        (Decision::Stored, Some(t)) => Plan::HandOut(t),
+        (Decision::Stored, None) => Plan::Own(Why::NoToken),
+        (Decision::LoginsOff(why), _) => Plan::LoginsOff(why),
+        (Decision::Replace(why), _) => Plan::Own(why),
+    }
+}
+
+/// What the owner of the profile read, and how it came to own it.
+#[derive(Debug, Clone, Copy)]
+pub struct Owned<'a> {
+    /// The stored token, live or not.
+    pub token: Option<&'a Token>,
+    /// False once Dhan refused to renew the stored token.
+    pub renewable: bool,
+    /// The last TOTP step a login submitted.
+    pub totp_last_step: Option<i64>,
+    /// It waited for another process's login that began after this instant: a token
+    /// obtained since is the one it came for, even when it forces a new one.
+    pub waited_since: Option<DateTime<Utc>>,
+    /// It took the profile over from a holder that vanished, maybe mid-login.
+    pub took_over: bool,
+}
+
+/// What the owner of the profile does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OwnerPlan<'a> {
+    /// Hand out the stored token (another process's login may have made it).
+    HandOut(&'a Token),
+    /// Refuse: a new token is needed and this host never logs in.
+    LoginsOff(Why),
+    /// Run the chain of sources.
+    Obtain(Obtain<'a>),
+}
+
+/// How the chain runs, when a new token is obtained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Obtain<'a> {
+    /// Why the stored token does not do.
+    pub why: Why,
+    /// Whether RenewToken is tried.
+    pub renew: Renewal<'a>,
+    /// The last TOTP step counted as spent: no code of it or before is submitted.
+    pub totp_floor: Option<i64>,
+}
+
+/// What the owner of the profile does with what it read: the stored token when `decide`
+/// keeps it now (a login it waited for counts as its own), else a login, with whether
+/// RenewToken may be tried and the TOTP steps counted as spent.
+pub fn as_owner<'a>(
+    owned: &Owned<'a>,
+    rules: &Rules,
+    ask: &Ask<'_>,
+    now: DateTime<Utc>,
+) -> OwnerPlan<'a> {
+    let ask = Ask {
+        fresh_since: owned.waited_since,
+        ..*ask
+    };
+    let why = match (decide(owned.token, rules, &ask, now), owned.token) {
+        (Decision::Stored, Some(t)) => return OwnerPlan::HandOut(t),
+        (Decision::Stored, None) => Why::NoToken,
+        (Decision::LoginsOff(why), _) => return OwnerPlan::LoginsOff(why),
+        (Decision::Replace(why), _) => why,
+    };
+    OwnerPlan::Obtain(Obtain {
+        why,
+        renew: renewal(owned, now),
+        totp_floor: if owned.took_over {
+            // The holder before may have submitted the current code without recording it.
+            spent_step_floor(owned.totp_last_step, now)
+        } else {
+            owned.totp_last_step
+        },
+    })
+}
+
+/// Whether RenewToken is tried, on which token, or why not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Renewal<'a> {
+    /// Renew this token.
+    Try(&'a Token),
+    /// Not tried.
+    Skip(NoRenewal),
+}
+
+/// Why RenewToken is not tried; the text is what the chain's report says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRenewal {
+    /// Nothing is stored.
+    NoToken,
+    /// Dhan renews only live tokens.
+    Expired,
+    /// An API login's token (APP): Dhan answers HTTP 500 DH-905 to its renewal.
+    AppToken,
+    /// Dhan refused to renew this token before.
+    RefusedBefore,
+}
+
+impl fmt::Display for NoRenewal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NoRenewal::NoToken => "no stored token to renew",
+            NoRenewal::Expired => "the stored token has expired; Dhan renews only live tokens",
+            NoRenewal::AppToken => {
+                "the stored token was made by an API login (APP): Dhan renews only Dhan Web (SELF) tokens"
+            }
+            NoRenewal::RefusedBefore => "Dhan refused to renew this token before",
+        })
+    }
+}
+
+/// Whether RenewToken may be tried on the stored token.
+fn renewal<'a>(owned: &Owned<'a>, now: DateTime<Utc>) -> Renewal<'a> {
+    let why = match owned.token {
+        None => NoRenewal::NoToken,
+        Some(t) if !t.is_live(now) => NoRenewal::Expired,
+        // The JWT says which kind it is, so nothing is sent for an APP token.
+        Some(t) if t.kind == TokenKind::App => NoRenewal::AppToken,
+        Some(_) if !owned.renewable => NoRenewal::RefusedBefore,
+        Some(t) => return Renewal::Try(t),
+    };
+    Renewal::Skip(why)
+}
+
+/// What is kept after the chain failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterFailure {
+    /// Whether RenewToken may be tried on the stored token next time.
+    pub renewable: bool,
+    /// Whether the stored token is still handed out, with the failure beside it.
+    pub hand_out_stored: bool,
+}
+
+/// What a failed chain leaves: `why` the token was to be replaced, the stored token and
+/// its renewable flag, the class of RenewToken's failure if it was tried and failed,
+/// and the class of the chain's failure.
+///
+/// Only Dhan's refusal to renew (not a timeout or a rate limit) stops later renewals.
+/// The stored token is still handed out only when it was replaced for the schedule's
+/// sake (not asked for, not needed until a later time, not refused by Dhan), it is
+/// live, and waiting may fix the failure: a rejection or a configuration error is the
+/// user's to see, and no token hides it.
+pub fn after_failure(
+    why: Why,
+    stored: Option<&Token>,
+    renewable: bool,
+    renew_failed: Option<ErrorClass>,
+    failed: ErrorClass,
+    now: DateTime<Utc>,
+) -> AfterFailure {
+    let passing = |c: ErrorClass| matches!(c, ErrorClass::Transient | ErrorClass::RateLimited);
+    AfterFailure {
+        renewable: renewable && renew_failed.is_none_or(passing),
+        hand_out_stored: matches!(why, Why::WithinMargin | Why::BeforeLoginAt(_))
+            && passing(failed)
+            && stored.is_some_and(|t| t.is_live(now)),
+    }
 }
 
 /// What checking a token with Dhan's `profile` endpoint found: the token of a report
@@ -561,6 +807,320 @@ mod tests {
             ..eager
         };
         assert!(takes_daemons(&t, &never, &until("07:30"), now));
+    }
+
+    /// What the owner read: `token`, renewable, no TOTP step; not waited, not taken over.
+    fn owned(token: Option<&Token>) -> Owned<'_> {
+        Owned {
+            token,
+            renewable: true,
+            totp_last_step: None,
+            waited_since: None,
+            took_over: false,
+        }
+    }
+
+    fn obtain<'a>(p: OwnerPlan<'a>) -> Obtain<'a> {
+        match p {
+            OwnerPlan::Obtain(go) => go,
+            other => panic!("not a login: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_known_daemon_is_asked_first_and_its_token_taken_when_it_does() {
+        let rules = daily("08:00");
+        let now = ist_at(6, 9, 0);
+        let known = Facts {
+            daemon: Daemon::Known,
+            ..Facts::default()
+        };
+        assert_eq!(plan(&known, &rules, &ASK, now), Plan::AskDaemon);
+        // Forcing or reporting a refused token logs in here, as asked.
+        let forced = Ask { force: true, ..ASK };
+        assert_eq!(plan(&known, &rules, &forced, now), Plan::Own(Why::Forced));
+        let t = minted(ist_at(6, 8, 1));
+        let refused = Ask {
+            refused: Some(&t),
+            ..ASK
+        };
+        assert_eq!(plan(&known, &rules, &refused, now), Plan::ReadStore);
+        // No daemon known: the store.
+        assert_eq!(plan(&Facts::default(), &rules, &ASK, now), Plan::ReadStore);
+
+        let answered = |t| Facts {
+            daemon: Daemon::Answered(t),
+            ..Facts::default()
+        };
+        assert_eq!(
+            plan(&answered(Some(&t)), &rules, &ASK, now),
+            Plan::TakeDaemons(&t)
+        );
+        // No answer, or a token that dies before the time asked for: the store.
+        assert_eq!(plan(&answered(None), &rules, &ASK, now), Plan::ReadStore);
+        let until = Ask {
+            valid_until: Some("08:30".parse().unwrap()),
+            ..ASK
+        };
+        assert_eq!(
+            plan(&answered(Some(&t)), &rules, &until, now),
+            Plan::ReadStore
+        );
+    }
+
+    #[test]
+    fn before_owning_the_stored_token_is_handed_out_refused_or_sent_to_the_owner() {
+        let rules = daily("08:00");
+        let t = minted(ist_at(6, 8, 1));
+        let read = |t| Facts {
+            stored: Some(t),
+            ..Facts::default()
+        };
+        assert_eq!(
+            plan(&read(Some(&t)), &rules, &ASK, ist_at(6, 9, 0)),
+            Plan::HandOut(&t)
+        );
+        assert_eq!(
+            plan(&read(Some(&t)), &rules, &ASK, ist_at(7, 8, 0)),
+            Plan::Own(Why::BeforeLoginAt(ist_at(7, 8, 0)))
+        );
+        assert_eq!(
+            plan(&read(None), &rules, &ASK, ist_at(6, 9, 0)),
+            Plan::Own(Why::NoToken)
+        );
+        let never = Rules {
+            logins: Logins::Never,
+            ..rules
+        };
+        assert_eq!(
+            plan(&read(None), &never, &ASK, ist_at(6, 9, 0)),
+            Plan::LoginsOff(Why::NoToken)
+        );
+        // A forced login owns the profile without reading the store first; a host that
+        // never logs in reads it, to refuse.
+        let forced = Ask { force: true, ..ASK };
+        assert_eq!(
+            plan(&Facts::default(), &rules, &forced, ist_at(6, 9, 0)),
+            Plan::Own(Why::Forced)
+        );
+        assert_eq!(
+            plan(&Facts::default(), &never, &forced, ist_at(6, 9, 0)),
+            Plan::ReadStore
+        );
+        assert_eq!(
+            plan(&read(Some(&t)), &never, &forced, ist_at(6, 9, 0)),
+            Plan::LoginsOff(Why::Forced)
+        );
+    }
+
+    #[test]
+    fn an_owner_that_waited_takes_the_token_the_login_before_it_made() {
+        let rules = daily("08:00");
+        let started = ist_at(6, 9, 0);
+        let theirs = minted(ist_at(6, 9, 1));
+        let forced = Ask { force: true, ..ASK };
+        let waited = Owned {
+            waited_since: Some(started),
+            ..owned(Some(&theirs))
+        };
+        assert_eq!(
+            as_owner(&waited, &rules, &forced, ist_at(6, 9, 2)),
+            OwnerPlan::HandOut(&theirs)
+        );
+        // Without waiting, the stored token is not the login it came for.
+        assert_eq!(
+            obtain(as_owner(
+                &owned(Some(&theirs)),
+                &rules,
+                &forced,
+                ist_at(6, 9, 2)
+            ))
+            .why,
+            Why::Forced
+        );
+        // A token from before the wait began is not one made for it.
+        let older = Owned {
+            waited_since: Some(ist_at(6, 9, 5)),
+            ..waited
+        };
+        assert_eq!(
+            obtain(as_owner(&older, &rules, &forced, ist_at(6, 9, 6))).why,
+            Why::Forced
+        );
+        let never = Rules {
+            logins: Logins::Never,
+            ..rules
+        };
+        assert_eq!(
+            as_owner(&owned(None), &never, &ASK, started),
+            OwnerPlan::LoginsOff(Why::NoToken)
+        );
+    }
+
+    #[test]
+    fn an_owner_that_took_over_counts_the_current_totp_step_as_spent() {
+        let rules = daily("08:00");
+        let now = ist_at(6, 9, 0);
+        let step = now.timestamp().div_euclid(30);
+        let before = Owned {
+            totp_last_step: Some(step - 10),
+            ..owned(None)
+        };
+        assert_eq!(
+            obtain(as_owner(&before, &rules, &ASK, now)).totp_floor,
+            Some(step - 10)
+        );
+        let took_over = Owned {
+            took_over: true,
+            ..before
+        };
+        assert_eq!(
+            obtain(as_owner(&took_over, &rules, &ASK, now)).totp_floor,
+            Some(step)
+        );
+        // Never lowered: a later step already recorded stays.
+        let ahead = Owned {
+            totp_last_step: Some(step + 1),
+            ..took_over
+        };
+        assert_eq!(
+            obtain(as_owner(&ahead, &rules, &ASK, now)).totp_floor,
+            Some(step + 1)
+        );
+        assert_eq!(spent_step_floor(None, now), Some(step));
+        assert_eq!(spent_step_floor(Some(step - 3), now), Some(step));
+    }
+
+    #[test]
+    fn renew_is_tried_only_on_a_live_self_token_dhan_did_not_refuse() {
+        let mut t = minted(ist_at(5, 10, 0));
+        t.kind = TokenKind::SelfWeb;
+        let now = ist_at(6, 9, 0);
+        fn renew<'a>(o: &Owned<'a>, now: DateTime<Utc>) -> Renewal<'a> {
+            let rules = Rules {
+                margin: chrono::Duration::hours(2),
+                ..no_schedule()
+            };
+            obtain(as_owner(o, &rules, &ASK, now)).renew
+        }
+        assert_eq!(renew(&owned(Some(&t)), now), Renewal::Try(&t));
+        // A token of unknown kind is tried: only the claim APP says Dhan refuses.
+        let mut unknown = t.clone();
+        unknown.kind = TokenKind::Unknown;
+        assert_eq!(renew(&owned(Some(&unknown)), now), Renewal::Try(&unknown));
+        let skipped = [
+            (renew(&owned(None), now), NoRenewal::NoToken),
+            (
+                renew(&owned(Some(&t)), ist_at(6, 10, 0)),
+                NoRenewal::Expired,
+            ),
+            (
+                renew(
+                    &Owned {
+                        renewable: false,
+                        ..owned(Some(&t))
+                    },
+                    now,
+                ),
+                NoRenewal::RefusedBefore,
+            ),
+        ];
+        for (got, want) in skipped {
+            assert_eq!(got, Renewal::Skip(want));
+        }
+        let mut app = t.clone();
+        app.kind = TokenKind::App;
+        assert_eq!(
+            renew(&owned(Some(&app)), now),
+            Renewal::Skip(NoRenewal::AppToken)
+        );
+        // The chain's report says these words (tests match some of them).
+        assert_eq!(NoRenewal::NoToken.to_string(), "no stored token to renew");
+        assert_eq!(
+            NoRenewal::Expired.to_string(),
+            "the stored token has expired; Dhan renews only live tokens"
+        );
+        assert_eq!(
+            NoRenewal::AppToken.to_string(),
+            "the stored token was made by an API login (APP): Dhan renews only Dhan Web (SELF) tokens"
+        );
+        assert_eq!(
+            NoRenewal::RefusedBefore.to_string(),
+            "Dhan refused to renew this token before"
+        );
+    }
+
+    #[test]
+    fn only_dhans_refusal_to_renew_stops_later_renewals() {
+        let t = minted(ist_at(6, 8, 1));
+        let now = ist_at(6, 9, 0);
+        let renewable_after = |renewable, renew_failed| {
+            after_failure(
+                Why::Forced,
+                Some(&t),
+                renewable,
+                renew_failed,
+                ErrorClass::Transient,
+                now,
+            )
+            .renewable
+        };
+        assert!(renewable_after(true, None), "renew not tried or worked");
+        assert!(renewable_after(true, Some(ErrorClass::Transient)));
+        assert!(renewable_after(true, Some(ErrorClass::RateLimited)));
+        for refusal in [ErrorClass::UnexpectedBody, ErrorClass::TokenInvalid] {
+            assert!(!renewable_after(true, Some(refusal)), "{refusal:?}");
+        }
+        assert!(!renewable_after(false, None), "a refusal before stays");
+    }
+
+    #[test]
+    fn after_a_failure_the_old_token_is_handed_out_only_when_due_for_the_schedule_and_waiting_may_help()
+     {
+        let t = minted(ist_at(5, 8, 3));
+        let now = ist_at(6, 8, 1);
+        let handed = |why, stored, failed, now| {
+            after_failure(why, stored, true, None, failed, now).hand_out_stored
+        };
+        let due = Why::BeforeLoginAt(ist_at(6, 8, 0));
+        for why in [due, Why::WithinMargin] {
+            assert!(handed(why, Some(&t), ErrorClass::Transient, now), "{why}");
+            assert!(handed(why, Some(&t), ErrorClass::RateLimited, now), "{why}");
+            // A rejection or a configuration error is the user's to see.
+            for class in [ErrorClass::CredentialRejected, ErrorClass::Config] {
+                assert!(!handed(why, Some(&t), class, now), "{why} {class:?}");
+            }
+            // Dead meanwhile, or nothing stored.
+            assert!(!handed(
+                why,
+                Some(&t),
+                ErrorClass::Transient,
+                ist_at(6, 8, 3)
+            ));
+            assert!(!handed(why, None, ErrorClass::Transient, now));
+        }
+        // Asked for, needed until later, refused by Dhan, expired: never.
+        for why in [
+            Why::Forced,
+            Why::DiesBefore(ist_at(6, 15, 30)),
+            Why::Refused,
+            Why::Expired,
+            Why::NoToken,
+        ] {
+            assert!(!handed(why, Some(&t), ErrorClass::Transient, now), "{why}");
+        }
+    }
+
+    #[test]
+    fn a_caller_that_does_not_log_in_is_served_until_the_owners_daily_login() {
+        let t = minted(ist_at(5, 8, 3));
+        // Due for the daily login at 08:00 but alive until 08:03: served.
+        assert!(serves_cached(&t, &daily("08:00"), ist_at(6, 8, 1)));
+        assert!(serves_cached(&t, &daily("08:00"), ist_at(6, 7, 0)));
+        assert!(!serves_cached(&t, &daily("08:00"), ist_at(6, 8, 3)));
+        // Inside the margin without a daily login time: not served.
+        assert!(!serves_cached(&t, &no_schedule(), ist_at(6, 7, 40)));
+        assert!(serves_cached(&t, &no_schedule(), ist_at(6, 7, 0)));
     }
 
     #[test]
