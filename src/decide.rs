@@ -497,6 +497,13 @@ pub fn after_failure(
     }
 }
 
+/// Whether the token stored now replaced `reported` (one a consumer said Dhan refused)
+/// meanwhile: another process logged in while Dhan was asked, and its live token is the
+/// new one, so nothing more is started for the report.
+pub(crate) fn replaced_meanwhile(stored: &Token, reported: &Token, now: DateTime<Utc>) -> bool {
+    stored.is_live(now) && stored.access_token != reported.access_token
+}
+
 /// What checking a token with Dhan's `profile` endpoint found: the token of a report
 /// (`token --rejected`, the daemon's route) or of `token --verify`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1121,6 +1128,19 @@ mod tests {
         // Inside the margin without a daily login time: not served.
         assert!(!serves_cached(&t, &no_schedule(), ist_at(6, 7, 40)));
         assert!(serves_cached(&t, &no_schedule(), ist_at(6, 7, 0)));
+    }
+
+    #[test]
+    fn a_report_is_answered_by_a_live_token_stored_since() {
+        let reported = minted(ist_at(6, 8, 1));
+        let newer = minted(ist_at(6, 9, 0));
+        let now = ist_at(6, 9, 5);
+        assert!(replaced_meanwhile(&newer, &reported, now));
+        assert!(!replaced_meanwhile(&reported, &reported, now), "the same");
+        assert!(
+            !replaced_meanwhile(&newer, &reported, ist_at(7, 9, 0)),
+            "dead by now"
+        );
     }
 
     #[test]
