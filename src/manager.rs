@@ -22,8 +22,10 @@ use crate::api::DhanApi;
 use crate::config::{Config, ConfigError, Profile};
 use crate::console::Console;
 use crate::daemon::{DaemonAddr, ask_token};
-use crate::decide::{Ask, Decision, IstTime, Logins, Why, asks_daemon, decide, takes_daemons};
-use crate::dhan::totp_step;
+use crate::decide::{
+    Ask, Daemon, Facts, IstTime, Owned, OwnerPlan, Plan, Why, after_failure, as_owner, plan,
+    serves_cached, spent_step_floor,
+};
 use crate::error::{AttemptResult, Error};
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
@@ -62,12 +64,12 @@ pub struct Request {
 
 impl Request {
     /// The request as `decide` reads it.
-    fn ask(&self, fresh_since: Option<DateTime<Utc>>) -> Ask<'_> {
+    fn ask(&self) -> Ask<'_> {
         Ask {
             force: self.force,
             valid_until: self.valid_until,
             refused: self.refused.as_ref(),
-            fresh_since,
+            fresh_since: None,
         }
     }
 }
@@ -100,6 +102,18 @@ pub struct Obtained {
     /// (Dhan or the network down, a rate limit): it is still live, so it is handed out,
     /// and the caller should say why and how long it has left.
     pub not_replaced: Option<Error>,
+}
+
+impl Obtained {
+    /// A token handed out as it was, without a login.
+    fn cached(token: Token) -> Obtained {
+        Obtained {
+            token,
+            cached: true,
+            unsaved: None,
+            not_replaced: None,
+        }
+    }
 }
 
 /// Obtains and keeps one profile's token: the cached one while it is valid, else the
@@ -279,7 +293,7 @@ impl TokenManager {
                 // a rejection.
                 Ok(ProfileState {
                     renewable: true,
-                    totp_last_step: Some(totp_step(self.clock.now().timestamp())),
+                    totp_last_step: spent_step_floor(None, self.clock.now()),
                     ..Default::default()
                 })
             }
@@ -287,8 +301,7 @@ impl TokenManager {
                 let mut state = other?;
                 if state.set_aside {
                     // As for a corrupt file: the failed run may have used this step.
-                    let step = totp_step(self.clock.now().timestamp());
-                    state.totp_last_step = state.totp_last_step.max(Some(step));
+                    state.totp_last_step = spent_step_floor(state.totp_last_step, self.clock.now());
                 }
                 // A token this process minted but could not save beats what the disk says.
                 let unsaved = lock(&self.unsaved).clone();
@@ -325,12 +338,10 @@ impl TokenManager {
     pub async fn cached(&self) -> Result<Option<Token>, Error> {
         let rules = self.profile.rules();
         let now = self.clock.now();
-        Ok(self.stored().await?.filter(|t| {
-            matches!(
-                decide(Some(t), &rules, &Ask::default(), now),
-                Decision::Stored | Decision::Replace(Why::BeforeLoginAt(_))
-            )
-        }))
+        Ok(self
+            .stored()
+            .await?
+            .filter(|t| serves_cached(t, &rules, now)))
     }
 
     /// The stored token, alive or not; through a database outage, the one last seen.
@@ -393,51 +404,48 @@ impl TokenManager {
         self.obtain(owner, req, progress, started_at).await
     }
 
-    /// The daemon's token, when the manager knows a daemon, the request may take it and
-    /// the daemon answers one that does. Nothing of this host's state is read.
+    /// The daemon's token, when the manager knows a daemon and `plan` takes what it
+    /// answers. Nothing of this host's state is read.
     async fn daemons(&self, req: &Request) -> Result<Option<Obtained>, Error> {
-        let ask = req.ask(None);
-        if self.daemon.is_none() || !asks_daemon(&ask) {
+        let (rules, ask) = (self.profile.rules(), req.ask());
+        let mut facts = Facts {
+            daemon: match self.daemon {
+                Some(_) => Daemon::Known,
+                None => Daemon::Unknown,
+            },
+            ..Facts::default()
+        };
+        if plan(&facts, &rules, &ask, self.clock.now()) != Plan::AskDaemon {
             return Ok(None);
         }
-        let Some(token) = ask_token(self.daemon.as_ref(), &self.profile.name).await? else {
-            return Ok(None);
-        };
-        let rules = self.profile.rules();
-        Ok(
-            takes_daemons(&token, &rules, &ask, self.clock.now()).then_some(Obtained {
-                token,
-                cached: true,
-                unsaved: None,
-                not_replaced: None,
-            }),
-        )
+        let answer = ask_token(self.daemon.as_ref(), &self.profile.name).await?;
+        facts.daemon = Daemon::Answered(answer.as_ref());
+        Ok(match plan(&facts, &rules, &ask, self.clock.now()) {
+            Plan::TakeDaemons(token) => Some(Obtained::cached(token.clone())),
+            _ => None,
+        })
     }
 
-    /// The stored token when `decide` keeps it for this request; a refusal when a new
-    /// one is needed and this host never logs in. Taken before any lock.
+    /// The stored token when `plan` hands it out; a refusal when a new one is needed
+    /// and this host never logs in. Taken before any lock.
     async fn unforced(&self, req: &Request) -> Result<Option<Obtained>, Error> {
-        if req.force && self.profile.logins == Logins::Allowed {
+        let (rules, ask) = (self.profile.rules(), req.ask());
+        if plan(&Facts::default(), &rules, &ask, self.clock.now()) != Plan::ReadStore {
             return Ok(None);
         }
         let stored = self.stored().await?;
-        match decide(
-            stored.as_ref(),
-            &self.profile.rules(),
-            &req.ask(None),
-            self.clock.now(),
-        ) {
-            Decision::Stored => Ok(stored.map(|token| Obtained {
-                token,
-                cached: true,
-                unsaved: None,
-                not_replaced: None,
-            })),
-            Decision::Replace(why) => {
+        let facts = Facts {
+            stored: Some(stored.as_ref()),
+            ..Facts::default()
+        };
+        match plan(&facts, &rules, &ask, self.clock.now()) {
+            Plan::HandOut(token) => Ok(Some(Obtained::cached(token.clone()))),
+            Plan::LoginsOff(why) => Err(logins_off(why)),
+            Plan::Own(why) => {
                 tracing::debug!(profile = %self.profile.name, "a new token is needed: {why}");
                 Ok(None)
             }
-            Decision::LoginsOff(why) => Err(logins_off(why)),
+            Plan::AskDaemon | Plan::TakeDaemons(_) | Plan::ReadStore => Ok(None),
         }
     }
 
@@ -450,55 +458,40 @@ impl TokenManager {
         started_at: DateTime<Utc>,
     ) -> Result<Obtained, Error> {
         let mut state = self.state().await?;
-        // Whoever held the profile before us may have done our work meanwhile.
-        let ask = req.ask(owner.waited().then_some(started_at));
-        let why = match decide(
-            state.token.as_ref(),
-            &self.profile.rules(),
-            &ask,
-            self.clock.now(),
-        ) {
-            Decision::Stored => {
-                if let Some(token) = state.token {
-                    return Ok(Obtained {
-                        token,
-                        cached: true,
-                        unsaved: None,
-                        not_replaced: None,
-                    });
-                }
-                Why::NoToken
-            }
-            Decision::Replace(why) => why,
-            Decision::LoginsOff(why) => return Err(logins_off(why)),
+        let owned = Owned {
+            token: state.token.as_ref(),
+            renewable: state.renewable,
+            totp_last_step: state.totp_last_step,
+            // Whoever held the profile before us may have done our work meanwhile.
+            waited_since: owner.waited().then_some(started_at),
+            took_over: owner.took_over(),
         };
-        if owner.took_over() {
-            // The holder before us vanished mid-login and may have submitted the current
-            // TOTP code without recording it: Dhan would refuse it as used.
-            let step = totp_step(self.clock.now().timestamp());
-            state.totp_last_step = state.totp_last_step.max(Some(step));
-        }
+        let go = match as_owner(&owned, &self.profile.rules(), &req.ask(), self.clock.now()) {
+            OwnerPlan::HandOut(token) => return Ok(Obtained::cached(token.clone())),
+            OwnerPlan::LoginsOff(why) => return Err(logins_off(why)),
+            OwnerPlan::Obtain(go) => go,
+        };
 
         let lockouts = self.lockouts(&state).await?;
         let mut cx = Context::new(&self.profile, &self.api, progress, self.clock.clone());
         cx.ledger = self.backend.ledger(self.profile.consent_cap);
         cx.mint = self.backend.mint_window(self.profile.mint_interval);
-        cx.current = state.token.as_ref();
-        cx.renewable = state.renewable;
+        cx.renew = go.renew;
         cx.record_dir = req.record_dir.clone();
         cx.console = req.console.as_deref();
         cx.fingerprints = self.fingerprint_key(&lockouts).await;
         cx.lockouts = lockouts;
-        cx.totp_resume = state.totp_last_step;
+        cx.totp_resume = go.totp_floor;
         cx.set_kept_token_id(state.kept_token_id.take());
         let result = run_chain(&sources(req.via), &cx).await;
         let last_step = cx.totp_last_step();
         // A token obtained ends any use of a kept tokenId (its token would replace this one).
-        state.kept_token_id = cx.kept_token_id().filter(|_| result.is_err());
+        let kept_token_id = cx.kept_token_id().filter(|_| result.is_err());
         drop(cx);
+        state.kept_token_id = kept_token_id;
 
         let now = self.clock.now();
-        state.totp_last_step = last_step.or(state.totp_last_step);
+        state.totp_last_step = last_step.or(go.totp_floor);
         match result {
             Ok((token, _)) => {
                 state.token = Some(token.clone());
@@ -528,25 +521,30 @@ impl TokenManager {
                 })
             }
             Err(failure) => {
-                let renew_refused = failure.attempts.iter().any(|a| {
-                    a.source == SourceKind::Renew
-                        && matches!(&a.result, AttemptResult::Failed(e)
-                            if !matches!(e.class(), ErrorClass::Transient | ErrorClass::RateLimited))
+                let renew_failed = failure.attempts.iter().find_map(|a| match &a.result {
+                    AttemptResult::Failed(e) if a.source == SourceKind::Renew => Some(e.class()),
+                    _ => None,
                 });
-                if renew_refused {
-                    state.renewable = false;
-                }
                 for a in &failure.attempts {
                     if let AttemptResult::Fatal(e) = &a.result {
                         self.record_rejection(a.source, e, now).await;
                     }
                 }
                 let err = Error::Chain(failure);
+                let after = after_failure(
+                    go.why,
+                    state.token.as_ref(),
+                    state.renewable,
+                    renew_failed,
+                    err.class(),
+                    now,
+                );
+                state.renewable = after.renewable;
                 state.record_error(err.class(), err.to_string(), now);
                 self.backend
                     .save(&self.profile.name, &state, Some(owner))
                     .await?;
-                match state.token.filter(|t| still_handed_out(t, why, &err, now)) {
+                match state.token.filter(|_| after.hand_out_stored) {
                     Some(token) => Ok(Obtained {
                         token,
                         cached: true,
@@ -872,16 +870,6 @@ impl TokenManager {
         }
         Ok(forgotten)
     }
-}
-
-/// Whether the stored token `t` is still handed out after replacing it failed with
-/// `err`: only when it was replaced for the schedule's sake (not asked for, not needed
-/// until a later time, not refused by Dhan), it is live, and waiting may fix the failure.
-/// A rejection or a configuration error is the user's to see: no token hides it.
-fn still_handed_out(t: &Token, why: Why, err: &Error, now: DateTime<Utc>) -> bool {
-    matches!(why, Why::WithinMargin | Why::BeforeLoginAt(_))
-        && matches!(err.class(), ErrorClass::Transient | ErrorClass::RateLimited)
-        && t.is_live(now)
 }
 
 /// The refusal of a host that never logs in.

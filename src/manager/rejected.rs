@@ -9,7 +9,7 @@
 //! unverified, and no login.
 
 use super::{Request, TokenManager};
-use crate::decide::{Verdict, verdict};
+use crate::decide::{Verdict, replaced_meanwhile, verdict};
 use crate::error::Error;
 use crate::progress::Progress;
 use crate::store::StoreError;
@@ -69,10 +69,11 @@ impl TokenManager {
         };
         // Another process may have replaced it while Dhan was asked: that one is new.
         let now = self.clock.now();
-        if let Some(newer) =
-            self.state().await?.token.filter(|t| {
-                t.is_live(now) && t.access_token.secret() != stored.access_token.secret()
-            })
+        if let Some(newer) = self
+            .state()
+            .await?
+            .token
+            .filter(|t| replaced_meanwhile(t, &stored, now))
         {
             return Ok(Rechecked {
                 token: newer,

@@ -15,6 +15,7 @@ use super::needs::{sends, uses_otp_command};
 use crate::api::DhanApi;
 use crate::config::{ConfigError, Profile, validate};
 use crate::console::Console;
+use crate::decide::{NoRenewal, Renewal};
 use crate::error::Error;
 use crate::error_class::ErrorClass;
 use crate::progress::Progress;
@@ -53,10 +54,8 @@ pub struct Context<'a> {
     pub profile: &'a Profile,
     /// The Dhan client, pointed at the profile's base URLs.
     pub api: &'a DhanApi,
-    /// The stored token, live or not; renew needs it.
-    pub current: Option<&'a Token>,
-    /// False once RenewToken refused the current token.
-    pub renewable: bool,
+    /// Whether RenewToken is tried, on which token, or why not (the manager's plan).
+    pub renew: Renewal<'a>,
     /// Where the sources report their steps.
     pub progress: &'a dyn Progress,
     /// The time every source reads (TOTP codes, token expiry).
@@ -90,8 +89,7 @@ impl fmt::Debug for Context<'_> {
         f.debug_struct("Context")
             .field("profile", &self.profile.name)
             .field("api", self.api)
-            .field("holds_token", &self.current.is_some())
-            .field("renewable", &self.renewable)
+            .field("renew", &self.renew)
             .field("record_dir", &self.record_dir)
             .field("console", &self.console.map(|_| "provided"))
             .field("totp_resume", &self.totp_resume)
@@ -100,7 +98,7 @@ impl fmt::Debug for Context<'_> {
 }
 
 impl<'a> Context<'a> {
-    /// A context for `profile` with nothing stored: no current token, no lockouts, no
+    /// A context for `profile` with nothing stored: no token to renew, no lockouts, no
     /// console, the consent ledger and the mint window in files under the profile's
     /// state folder. The
     /// manager fills in the rest from the stored state.
@@ -113,8 +111,7 @@ impl<'a> Context<'a> {
         Context {
             profile,
             api,
-            current: None,
-            renewable: true,
+            renew: Renewal::Skip(NoRenewal::NoToken),
             progress,
             clock,
             record_dir: None,

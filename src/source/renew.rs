@@ -1,8 +1,9 @@
 //! RenewToken: a live token, renewed in place — no login at all.
 
 use super::context::{BoxFuture, Context, Outcome, TokenSource};
+use crate::decide::Renewal;
 use crate::error::Error;
-use crate::token::{SourceKind, TokenKind};
+use crate::token::SourceKind;
 
 pub(super) struct RenewSource;
 
@@ -13,25 +14,12 @@ impl TokenSource for RenewSource {
 
     fn obtain<'a>(&'a self, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let now = cx.clock.now();
-            let Some(current) = cx.current else {
-                return Outcome::NotApplicable("no stored token to renew".into());
+            // Whether to renew is the manager's plan (`decide::as_owner`), not this file's.
+            let current = match cx.renew {
+                Renewal::Try(current) => current,
+                Renewal::Skip(why) => return Outcome::NotApplicable(why.to_string()),
             };
-            if !current.is_live(now) {
-                return Outcome::NotApplicable(
-                    "the stored token has expired; Dhan renews only live tokens".into(),
-                );
-            }
-            // Dhan renews only tokens made on Dhan Web; an API login's token gets HTTP
-            // 500 DH-905. The JWT says which it is, so nothing is sent for an APP token.
-            if current.kind == TokenKind::App {
-                return Outcome::NotApplicable(
-                    "the stored token was made by an API login (APP): Dhan renews only Dhan Web (SELF) tokens".into(),
-                );
-            }
-            if !cx.renewable {
-                return Outcome::NotApplicable("Dhan refused to renew this token before".into());
-            }
+            let now = cx.clock.now();
             cx.progress.step_started("renew");
             let started = std::time::Instant::now();
             let result = cx.api.renew(current).await;
