@@ -4,7 +4,7 @@
 //! bounded number of cases so the suite stays fast.) Seeds from real shapes come first.
 
 use chrono::{TimeZone, Utc};
-use dhan_login::{Paths, Profile, SourceKind, Token, parse_ist, store::TokenStore};
+use dhan_login::{Paths, Profile, SourceKind, Token, store::TokenStore, token::parse_ist};
 use proptest::prelude::*;
 
 const CASES: u32 = 256;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{Stand, run};
 use dhan_login::mock::Endpoint;
 use dhan_login::{
-    SourceKind, StoreError, Token,
-    store::{ConsentLedger, ProfileState, TokenStore},
+    SourceKind, Token,
+    store::{ConsentLedger, ProfileState, StoreError, TokenStore},
 };
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,8 +4,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use chrono::Utc;
 use dhan_login::{
-    SourceKind, StoreError, Token,
-    store::{ProfileState, TokenStore},
+    SourceKind, Token,
+    store::{ProfileState, StoreError, TokenStore},
 };
 
 fn state_with(value: &str) -> ProfileState {
