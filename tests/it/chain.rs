@@ -477,7 +477,7 @@ async fn a_refused_browser_profile_without_totp_is_held_like_the_chain_refuses_i
     use dhan_login::{
         SecretRef,
         source::needs,
-        store::{Lockout, LockoutStore, ProfileState},
+        store::{Lockout, ProfileState, StateBackend},
     };
     let dir = tempfile::tempdir().unwrap();
     let profile = Profile::builder("sms", dir.path())
@@ -496,8 +496,8 @@ async fn a_refused_browser_profile_without_totp_is_held_like_the_chain_refuses_i
     assert_eq!(manager.lockout_hold(&state).await.unwrap(), None);
 
     let at = chrono::Utc::now();
-    LockoutStore::new(dir.path())
-        .add(
+    StateBackend::files(dir.path())
+        .add_lockout(
             "sms",
             Lockout {
                 secrets: vec!["api_key".into(), "api_secret".into()],
@@ -506,6 +506,7 @@ async fn a_refused_browser_profile_without_totp_is_held_like_the_chain_refuses_i
                 message: "manual: refused".into(),
             },
         )
+        .await
         .unwrap();
     let (since, why) = manager
         .lockout_hold(&state)
