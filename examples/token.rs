@@ -13,7 +13,11 @@
 //! says; PROFILE defaults to `DHAN_LOGIN_PROFILE`, then `default`.
 
 use anyhow::Context as _;
-use dhan_login::{Checked, Config, NoProgress, Paths, Request, TokenManager, Verdict, Verified};
+use dhan_login::{
+    Config, NoProgress, Paths, Request, TokenManager,
+    decide::Verdict,
+    manager::{Checked, Verified},
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -27,6 +27,11 @@ pub(crate) const TOKEN_ID_LIFETIME: Duration = Duration::from_secs(600);
 /// generated once every 2 minutes", and a call inside it restarts it (docs/DHAN_TOKENS.md).
 pub(crate) const MINT_WINDOW: Duration = Duration::from_secs(120);
 
+/// How long dhan-login leaves between two generateAccessToken attempts for one client
+/// id: Dhan's 2 minutes (which an early attempt restarts) and 5 s for the clocks of
+/// two machines. Public as `api::MINT_INTERVAL`.
+pub const MINT_INTERVAL: Duration = Duration::from_secs(MINT_WINDOW.as_secs() + 5);
+
 /// A token's life: exactly 86,400 s from the second it was minted (v2 docs; seen by
 /// several projects, docs/DHAN_TOKENS.md). Only the stand-in mints tokens, so only it
 /// (feature `mock`) uses this.

@@ -1,12 +1,18 @@
 //! The library's error, and the report of a chain that obtained no token (a list of
 //! errors, one per source tried).
 
-use crate::api::ApiError;
-use crate::config::ConfigError;
+// Every error `Error` wraps is also here, so that a program matching its variants finds
+// them in one place.
+pub use crate::api::ApiError;
+#[cfg(feature = "browser")]
+pub use crate::browser::BrowserError;
+pub use crate::config::ConfigError;
+pub use crate::store::{LockError, StoreError};
+pub use crate::token::TokenError;
+pub use crate::totp::TotpError;
+
 use crate::error_class::ErrorClass;
-use crate::store::{LockError, StoreError};
-use crate::token::{SourceKind, TokenError};
-use crate::totp::TotpError;
+use crate::token::SourceKind;
 
 /// Everything the library can fail with. [`Error::class`] says what kind of failure it
 /// is (and so the CLI's exit code); messages name the setting or file at fault and never
@@ -36,7 +42,7 @@ pub enum Error {
     /// The headless browser login failed.
     #[cfg(feature = "browser")]
     #[error(transparent)]
-    Browser(#[from] crate::browser::BrowserError),
+    Browser(#[from] BrowserError),
     /// Every source of the chain was tried or skipped and none produced a token.
     #[error("{0}")]
     Chain(ChainFailure),

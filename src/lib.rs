@@ -25,8 +25,9 @@
 //! network, a page that did not load) hands over to the next. One that Dhan refuses
 //! (wrong credentials, consent limit, rate limit) or that is misconfigured stops the
 //! chain at once, because another path would send the same refused secrets. When no
-//! source works, the error lists every attempt ([`ChainFailure`]). [`TokenSource`] and
-//! [`run_chain`] are public for tests and tools that run a chain of their own.
+//! source works, the error lists every attempt ([`error::ChainFailure`]).
+//! [`source::TokenSource`] and [`source::run_chain`] are public for tests and tools that
+//! run a chain of their own.
 //!
 //! # Profiles and the manager
 //!
@@ -37,16 +38,23 @@
 //! with `DHAN_*` variables on top), or build one in code with [`Profile::builder`].
 //!
 //! A [`TokenManager`] (made with [`TokenManager::new`], or [`TokenManager::builder`] to
-//! replace its clock, state backend or lock wait) obtains that profile's tokens. Keep one
-//! per profile and share it: concurrent callers wait for one login, and separate processes
-//! take a lock per profile, so twenty processes started together cause one login. A
-//! [`Progress`] receives the login's steps ([`NoProgress`] ignores them).
+//! replace its [`Clock`], state backend or lock wait) obtains that profile's tokens.
+//! Keep one per profile and share it: concurrent callers wait for one login, and
+//! separate processes take a lock per profile, so twenty processes started together
+//! cause one login. A [`Progress`] receives the login's steps ([`NoProgress`] ignores
+//! them).
 //!
 //! [`TokenManager::from_config`] makes the manager `dhan-login token` uses, from a
 //! [`Config`] (the file read once): beside a running `dhan-login serve` (`[serve]
 //! listen`) it takes the daemon's token instead of logging in, and
-//! [`TokenManager::token_verified`] lets the daemon check and replace a token Dhan
-//! refused, so a program decides exactly as `dhan-login token --verify` does.
+//! [`TokenManager::token_verified`] ([`manager::Verified`]) lets the daemon check and
+//! replace a token Dhan refused, so a program decides exactly as `dhan-login token
+//! --verify` does.
+//!
+//! The root holds what such a program names; the rest is under its module: [`manager`]
+//! (the builder and the answers of a checked token), [`token`], [`error`] (every error
+//! [`Error`] wraps, and the chain's report), [`source`] (the chain, for tools that run
+//! one of their own), [`totp`], [`store`], [`config`], [`api`] and [`decide`].
 //!
 //! # Where tokens and state are kept
 //!
@@ -79,8 +87,8 @@
 //!   through `chromiumoxide`, in the `browser` module. Without it the chain is renew,
 //!   PIN + TOTP and manual. A program using the browser login should call
 //!   `browser::become_subreaper` once at start-up so that Chromium's orphans are reaped.
-//! - `postgres`: [`StateBackend::Postgres`], the state in a shared PostgreSQL database.
-//!   Without it [`store::PgBackend`] still exists but refuses every call: `[store] url`
+//! - `postgres`: [`store::StateBackend::Postgres`], the state in a shared PostgreSQL
+//!   database. Without it [`store::PgBackend`] still exists but refuses every call: `[store] url`
 //!   is then a configuration error that names the feature.
 //! - `serve`: the `serve` module, the daemon (`serve::Daemon`, `serve::ServeSettings`,
 //!   `serve::ask_daemon`). [`TokenManager::from_config`] asks a running daemon first
@@ -163,9 +171,9 @@ mod console;
 mod daemon;
 pub mod decide;
 mod dhan;
-mod error;
+pub mod error;
 mod error_class;
-mod manager;
+pub mod manager;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod progress;
@@ -173,34 +181,20 @@ mod redact;
 mod secret;
 #[cfg(feature = "serve")]
 pub mod serve;
-mod source;
+pub mod source;
 pub mod store;
 mod sync;
-mod token;
-mod totp;
+pub mod token;
+pub mod totp;
 
-pub use api::ApiError;
-pub use config::{Config, ConfigError, Paths, Profile, ProfileBuilder, SecretRef};
+// What a program that wants a token names; everything else is reached by its module's
+// path. tests/it/layers.rs keeps this root at 30 names at most (modules included).
+pub use config::{Config, ConfigError, Paths, Profile, SecretRef};
 pub use console::{Console, ConsoleFuture};
-pub use daemon::DaemonAddr;
-pub use decide::Verdict;
-pub use error::{Attempt, AttemptResult, ChainFailure, Error};
+pub use error::Error;
 pub use error_class::ErrorClass;
-pub use manager::{
-    Checked, Obtained, Rechecked, Request, TokenManager, TokenManagerBuilder, Verified,
-};
+pub use manager::{Obtained, Request, TokenManager};
 pub use progress::{NoProgress, Progress};
-pub use redact::Scrubber;
 pub use secret::Secret;
-pub use source::{
-    BoxFuture, Context, Missing, Outcome, TokenSource, needs, run_chain, sends, uses_otp_command,
-};
-pub use store::{StateBackend, StoreError};
-pub use token::{AccessToken, SourceKind, Token, TokenError, TokenJson, TokenKind, parse_ist};
-pub use totp::{Clock, SystemClock, TotpError, TotpGenerator};
-
-// browser re-exports
-#[cfg(feature = "browser")]
-pub use browser::BrowserError;
-#[cfg(feature = "browser")]
-pub use source::Inspection;
+pub use token::{SourceKind, Token};
+pub use totp::Clock;

@@ -11,6 +11,9 @@ mod rejected;
 pub use checked::{Checked, Verified};
 pub use rejected::Rechecked;
 
+/// The daemon a manager asks first ([`TokenManagerBuilder::daemon`]).
+pub use crate::daemon::DaemonAddr;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use chrono::{DateTime, Utc};
 use crate::api::DhanApi;
 use crate::config::{Config, ConfigError, Profile};
 use crate::console::Console;
-use crate::daemon::{DaemonAddr, ask_token};
+use crate::daemon::ask_token;
 use crate::decide::{
     Ask, Daemon, Facts, IstTime, Owned, OwnerPlan, Plan, Why, after_failure, as_owner, plan,
     serves_cached, spent_step_floor,

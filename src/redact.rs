@@ -9,7 +9,11 @@ const MASK: &str = "****";
 ///
 /// Known values are masked wherever they appear; anything shaped like a JWT is masked
 /// too, since an access token we have not seen yet (one in a response body) must not leak.
+///
+/// A program reaches it as `browser::Scrubber` (a `ConsentLogin` is given one); without
+/// the browser only the crate itself uses it.
 #[derive(Default, Clone)]
+#[cfg_attr(not(feature = "browser"), allow(unreachable_pub))]
 pub struct Scrubber {
     values: Vec<String>,
 }
@@ -30,6 +34,7 @@ impl std::fmt::Debug for Scrubber {
     }
 }
 
+#[cfg_attr(not(feature = "browser"), allow(unreachable_pub))]
 impl Scrubber {
     /// A scrubber that knows no value yet; it still masks JWT-shaped text.
     pub fn new() -> Self {

@@ -305,7 +305,7 @@ pub(crate) fn classify(
             return ApiError::RateLimited {
                 endpoint,
                 status,
-                retry_after: Some(super::MINT_INTERVAL),
+                retry_after: Some(crate::dhan::MINT_INTERVAL),
                 body,
             };
         }

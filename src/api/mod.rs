@@ -21,15 +21,11 @@ pub use error::ApiError;
 use error::{Kind, classify};
 pub use static_ip::{IpFlag, StaticIps};
 
+pub use crate::dhan::MINT_INTERVAL;
+
 use crate::redact::Scrubber;
 use crate::sync::lock;
 use crate::token::{SourceKind, Token, TokenError};
-
-/// How long dhan-login leaves between two generateAccessToken attempts for one client
-/// id: Dhan's 2 minutes (which an early attempt restarts) and 5 s for the clocks of
-/// two machines.
-pub const MINT_INTERVAL: std::time::Duration =
-    std::time::Duration::from_secs(crate::dhan::MINT_WINDOW.as_secs() + 5);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -57,7 +57,8 @@ pub fn find_browser(
 
 use crate::config::BrowserSettings;
 use crate::progress::Progress;
-use crate::redact::Scrubber;
+// A `ConsentLogin` is given one: what it must remove from what it saves.
+pub use crate::redact::Scrubber;
 
 /// Runs the consent login in a fresh headless Chromium and returns the tokenId.
 ///

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::options::{Markup, PageVariant, SecondFactor, Submission};
 use super::screens::{escape, masked_phone};
 use super::state::Stage;
 
@@ -563,6 +564,39 @@ fn stage_key(stage: Stage) -> &'static str {
         Stage::Totp => "totp",
         Stage::SmsOtp => "otp",
         Stage::Pin | Stage::Authorized => "pin",
+    }
+}
+
+// A generated page's variant is drawn here, beside the layout it comes from, so that the
+// settings (`options.rs`) stay a leaf the page code uses.
+impl PageVariant {
+    /// A generated page: where each screen's words are, its wrappers, inputs, masking,
+    /// button, submission, decoys, timing, origin and rendering, all drawn from `seed`
+    /// (the same seed, the same page). [`PageVariant::layout_json`] says what was drawn.
+    pub fn generated(seed: u64) -> Self {
+        let layout = Layout::draw(seed);
+        Self {
+            markup: Markup::CodeInput,
+            submission: Submission::Button,
+            totp_screen: layout.second_factor != "skipped",
+            spa: layout.rendering == "single-page",
+            second_factor: if layout.second_factor == "sms-otp" {
+                SecondFactor::SmsOtp
+            } else {
+                SecondFactor::Totp
+            },
+            proceed_ignored_once: false,
+            tracker_iframe: layout.decoys.tracker,
+            slow_focus: false,
+            keys_ignored: false,
+            seed: Some(seed),
+        }
+    }
+
+    /// The dimensions drawn for a generated page, as JSON (None for other pages).
+    pub fn layout_json(&self) -> Option<serde_json::Value> {
+        let layout = Layout::draw(self.seed?);
+        serde_json::to_value(layout).ok()
     }
 }
 

@@ -42,7 +42,7 @@ pub struct PendingConsent {
 /// Ledger files under `<state>/consents/<client id>.json`, each guarded by a lock file
 /// while it is read and rewritten.
 #[derive(Debug, Clone)]
-pub struct ConsentLedger {
+pub(crate) struct ConsentLedger {
     dir: PathBuf,
     cap: u32,
 }
@@ -50,23 +50,22 @@ pub struct ConsentLedger {
 impl ConsentLedger {
     /// The ledger files of the state folder `state_dir`, allowing `cap` consents a day
     /// (never more than Dhan's 25).
-    pub fn new(state_dir: &Path, cap: u32) -> Self {
+    pub(crate) fn new(state_dir: &Path, cap: u32) -> Self {
         Self {
             dir: state_dir.join("consents"),
             cap: cap.min(DHAN_CONSENT_LIMIT),
         }
     }
 
-    /// The daily cap in force: the configured one, at most Dhan's.
-    pub fn cap(&self) -> u32 {
-        self.cap
-    }
-
     /// Today's figures for `client_id` (a new IST day starts from zero; a pending
     /// consent carries over, since Dhan keeps it valid). Only reads: `status` and
     /// `/metrics` must work on a state folder they cannot write. A corrupt file counts as
     /// used up here too, and is moved aside by the next write.
-    pub fn today(&self, client_id: &str, now: DateTime<Utc>) -> Result<LedgerDay, StoreError> {
+    pub(crate) fn today(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LedgerDay, StoreError> {
         let path = client_file(&self.dir, client_id)?;
         let today = now.with_timezone(&ist()).date_naive();
         let day = match parse(&path)? {
@@ -84,7 +83,7 @@ impl ConsentLedger {
 
     /// Counts a generate-consent call before it is made; refuses when the cap is reached
     /// or Dhan already said the day is exhausted.
-    pub fn reserve(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(crate) fn reserve(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let cap = self.cap;
         self.update(client_id, now, |d| {
             if let Some(refusal) = refusal(d, cap, now) {
@@ -98,7 +97,11 @@ impl ConsentLedger {
 
     /// Gives back a consent `reserve` counted at `reserved_at` whose request never left
     /// this machine (no connection could be made): Dhan saw nothing, so nothing was spent.
-    pub fn unreserve(&self, client_id: &str, reserved_at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(crate) fn unreserve(
+        &self,
+        client_id: &str,
+        reserved_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.update(client_id, reserved_at, |d| {
             d.used = d.used.saturating_sub(1);
             Ok(())
@@ -108,7 +111,11 @@ impl ConsentLedger {
 
     /// Records that Dhan answered CONSENT_LIMIT_EXCEED: no consent is reserved again
     /// until the next IST midnight, whatever the count says.
-    pub fn mark_exhausted(&self, client_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(crate) fn mark_exhausted(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.update(client_id, now, |d| {
             d.exhausted = true;
             Ok(())
@@ -118,7 +125,7 @@ impl ConsentLedger {
 
     /// Remembers the consentAppId `id` as pending (replacing an older one) until it is
     /// turned into a tokenId.
-    pub fn set_pending(
+    pub(crate) fn set_pending(
         &self,
         client_id: &str,
         id: &str,
@@ -135,7 +142,7 @@ impl ConsentLedger {
     }
 
     /// Drops the pending consent if it is `id` (consumed, or rejected by Dhan).
-    pub fn clear_pending(
+    pub(crate) fn clear_pending(
         &self,
         client_id: &str,
         id: &str,

@@ -99,14 +99,14 @@ pub(crate) fn drop_unkeyed(all: &mut [Lockout]) -> bool {
 
 /// Lockout files under `<state>/lockouts/<profile>.json`, mode 0600.
 #[derive(Debug, Clone)]
-pub struct LockoutStore {
+pub(crate) struct LockoutStore {
     dir: PathBuf,
 }
 
 impl LockoutStore {
     /// The lockout files of the state folder `state_dir`; nothing is created until a
     /// rejection is recorded.
-    pub fn new(state_dir: &Path) -> Self {
+    pub(crate) fn new(state_dir: &Path) -> Self {
         Self {
             dir: state_dir.join("lockouts"),
         }
@@ -114,7 +114,7 @@ impl LockoutStore {
 
     /// The profile's lockouts. An unreadable file is `Ok(Unreadable)`, not an error: the
     /// caller must treat it as locked. Errs only on a bad profile name.
-    pub fn load(&self, profile: &str) -> Result<Lockouts, StoreError> {
+    pub(crate) fn load(&self, profile: &str) -> Result<Lockouts, StoreError> {
         let path = profile_file(&self.dir, profile)?;
         let unreadable = |reason: String| {
             let since = std::fs::metadata(&path)
@@ -149,7 +149,7 @@ impl LockoutStore {
     }
 
     /// Records a rejection. An unreadable file is left as it is: it already locks all.
-    pub fn add(&self, profile: &str, lockout: Lockout) -> Result<(), StoreError> {
+    pub(crate) fn add(&self, profile: &str, lockout: Lockout) -> Result<(), StoreError> {
         let Lockouts::Recorded(mut all) = self.load(profile)? else {
             return Ok(());
         };
@@ -159,7 +159,7 @@ impl LockoutStore {
     }
 
     /// Drops the lockouts whose secrets all just worked in a login that sent `worked`.
-    pub fn clear_covered(&self, profile: &str, worked: &[Secret]) -> Result<(), StoreError> {
+    pub(crate) fn clear_covered(&self, profile: &str, worked: &[Secret]) -> Result<(), StoreError> {
         let Lockouts::Recorded(all) = self.load(profile)? else {
             return Ok(());
         };
@@ -172,7 +172,7 @@ impl LockoutStore {
     }
 
     /// Removes every lockout of the profile (`dhan-login unlock`). True if there was a file.
-    pub fn clear(&self, profile: &str) -> Result<bool, StoreError> {
+    pub(crate) fn clear(&self, profile: &str) -> Result<bool, StoreError> {
         let path = profile_file(&self.dir, profile)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),

@@ -2,8 +2,8 @@
 //!
 //! [`TokenManager`](crate::TokenManager) reads and writes all of it; the types here are
 //! for a program that inspects the state itself (`dhan-login status` does) or picks a
-//! [`StateBackend`] of its own. Only [`StateBackend`] and [`StoreError`] are also at the
-//! crate's root.
+//! [`StateBackend`] of its own, whose methods are the way in: the files behind the file
+//! backend (token files, consent ledger, lockout records) stay inside the crate.
 
 mod atomic;
 mod attempt;
@@ -25,10 +25,10 @@ pub use attempt::{MintAttempt, MintOutcome, MintWait};
 pub use backend::{FileBackend, Ledger, MintWindow, Ownership, StateBackend};
 pub use fingerprint::FingerprintKey;
 pub(crate) use fingerprint::OTP_COMMAND;
-pub use ledger::{ConsentLedger, LedgerDay, PendingConsent, next_ist_midnight};
+pub use ledger::{LedgerDay, PendingConsent, next_ist_midnight};
 pub use lock::{LockError, ProfileLock};
-pub use lockout::{Lockout, LockoutStore, Lockouts};
+pub use lockout::{Lockout, Lockouts};
 pub use pg::{Lease, PgBackend};
 pub use tokens::{
-    KeptTokenId, LastError, LegacyLockout, ProfileState, StoreError, TokenStore, check_profile_name,
+    KeptTokenId, LastError, LegacyLockout, ProfileState, StoreError, check_profile_name,
 };

@@ -300,13 +300,13 @@ fn replaced(path: &Path) -> PathBuf {
 
 /// Token files under `<state>/tokens/<profile>.json`, mode 0600.
 #[derive(Debug, Clone)]
-pub struct TokenStore {
+pub(crate) struct TokenStore {
     dir: PathBuf,
 }
 
 impl TokenStore {
     /// The store under `state_dir`; nothing is created until the first save.
-    pub fn new(state_dir: &Path) -> Self {
+    pub(crate) fn new(state_dir: &Path) -> Self {
         Self {
             dir: state_dir.join("tokens"),
         }
@@ -316,20 +316,20 @@ impl TokenStore {
     /// another program that takes the same lock waits for dhan-login's logins.
     ///
     /// [`ProfileLock`]: super::ProfileLock
-    pub fn lock_dir(state_dir: &Path) -> PathBuf {
+    pub(crate) fn lock_dir(state_dir: &Path) -> PathBuf {
         state_dir.join("locks")
     }
 
     /// The state file of `profile`; `BadProfileName` for a name that is not a safe file
     /// name.
-    pub fn path(&self, profile: &str) -> Result<PathBuf, StoreError> {
+    pub(crate) fn path(&self, profile: &str) -> Result<PathBuf, StoreError> {
         profile_file(&self.dir, profile)
     }
 
     /// The stored state; an absent file is an empty state. A file that does not parse is
     /// moved aside (kept for inspection) and reported as `Corrupt`, or `CorruptKept`
     /// where it cannot be moved.
-    pub fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
+    pub(crate) fn load(&self, profile: &str) -> Result<ProfileState, StoreError> {
         let path = self.path(profile)?;
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -362,7 +362,7 @@ impl TokenStore {
 
     /// Replaces the stored state atomically (a crash leaves the old file or the new one,
     /// mode 0600). Takes no lock: the caller holds the profile's ownership.
-    pub fn save(&self, profile: &str, state: &ProfileState) -> Result<(), StoreError> {
+    pub(crate) fn save(&self, profile: &str, state: &ProfileState) -> Result<(), StoreError> {
         let path = self.path(profile)?;
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| StoreError::Write {
             path: path.clone(),
@@ -380,7 +380,7 @@ impl TokenStore {
     /// After a new token could not be saved: moves the state file (and the token Dhan
     /// has just replaced) out of the way, so no later run prints a dead token. A rename
     /// needs no free space, so it works on a full disk.
-    pub fn set_aside(&self, profile: &str) -> Result<(), StoreError> {
+    pub(crate) fn set_aside(&self, profile: &str) -> Result<(), StoreError> {
         let path = self.path(profile)?;
         match std::fs::rename(&path, replaced(&path)) {
             Ok(()) => Ok(()),
@@ -406,6 +406,158 @@ impl TokenStore {
                 renewable: true,
                 ..Default::default()
             },
+        }
+    }
+}
+
+// Moved from the integration tests when `TokenStore` became the crate's own: the file
+// backend is reached through `StateBackend` from outside.
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use chrono::Utc;
+    use proptest::strategy::Strategy;
+
+    use super::*;
+    use crate::token::SourceKind;
+
+    fn state_with(value: &str) -> ProfileState {
+        ProfileState {
+            token: Some(
+                Token::from_grant(
+                    value,
+                    Some("1100000042"),
+                    Some("2030-01-01T00:00:00"),
+                    SourceKind::Totp,
+                    Utc::now(),
+                )
+                .unwrap(),
+            ),
+            renewable: true,
+            updated_at: Some(Utc::now()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn saved_state_is_private_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let state = state_with("token.one.1");
+        store.save("default", &state).unwrap();
+        let path = store.path("default").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "file mode {mode:o}");
+        let dir_mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700, "dir mode {dir_mode:o}");
+        assert_eq!(store.load("default").unwrap(), state);
+    }
+
+    #[test]
+    fn a_missing_file_is_an_empty_renewable_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = TokenStore::new(dir.path()).load("default").unwrap();
+        assert!(state.token.is_none());
+        assert!(state.renewable);
+    }
+
+    #[test]
+    fn replacement_is_atomic_for_a_concurrent_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        store.save("p", &state_with("a.a.a")).unwrap();
+        let path = store.path("p").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut reads = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let bytes = std::fs::read(&path).unwrap();
+                    let parsed: Result<ProfileState, _> = serde_json::from_slice(&bytes);
+                    assert!(parsed.is_ok(), "torn read after {reads} reads");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..300 {
+            // Values of different lengths, so a torn write would show.
+            store
+                .save("p", &state_with(&format!("x.x.{}", "x".repeat(1 + i % 97))))
+                .unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let reads = reader.join().unwrap();
+        assert!(reads > 0);
+        // No temp files are left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("tokens"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_moved_aside_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        store.save("default", &state_with("a.a.a")).unwrap();
+        let path = store.path("default").unwrap();
+        std::fs::write(&path, b"{\"token\": {\"access_token\": \"half").unwrap();
+        let err = store.load("default").err().unwrap();
+        let StoreError::Corrupt { moved_to, .. } = &err else {
+            panic!("expected Corrupt, got {err}");
+        };
+        assert!(moved_to.exists());
+        assert!(!path.exists());
+        let text = err.to_string();
+        assert!(
+            text.contains("corrupt") && text.contains("moved aside"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("half"),
+            "the message must not quote the content: {text}"
+        );
+        // The next load starts clean.
+        assert!(store.load("default").unwrap().token.is_none());
+    }
+
+    #[test]
+    fn profile_names_cannot_escape_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        for bad in ["../x", "a/b", "", ".hidden"] {
+            assert!(
+                matches!(store.path(bad), Err(StoreError::BadProfileName(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// A token file of any bytes loads or is reported corrupt (and moved aside); it
+        /// never panics.
+        #[test]
+        fn the_token_file_parser_takes_any_bytes(
+            bytes in proptest::prop_oneof![
+                proptest::prelude::any::<Vec<u8>>(),
+                "\\{\"token\": \\{\"access_token\": \"[a-z.\\n]{0,20}\", \"client_id\": \"[0-9a]{0,4}\", \"expires_at\": \"2030-01-01T00:00:00Z\", \"kind\": \"APP\", \"source\": \"totp\", \"obtained_at\": \"2025-01-01T00:00:00Z\"\\}\\}"
+                    .prop_map(String::into_bytes),
+            ],
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = TokenStore::new(dir.path());
+            std::fs::create_dir_all(dir.path().join("tokens")).unwrap();
+            std::fs::write(dir.path().join("tokens/p.json"), &bytes).unwrap();
+            let _ = store.load("p");
         }
     }
 }

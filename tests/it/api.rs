@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind as MockKind};
-use dhan_login::{ApiError, ErrorClass, SourceKind, TokenKind, api::DhanApi};
+use dhan_login::{
+    ErrorClass, SourceKind,
+    api::{ApiError, DhanApi},
+    token::TokenKind,
+};
 use secrecy::SecretString;
 
 async fn server() -> MockServer {

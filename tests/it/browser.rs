@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use dhan_login::mock::{Endpoint, EntryKind, Fault, Markup, MockAccount, MockOptions, PageVariant};
 use dhan_login::{
-    BrowserError, ErrorClass,
-    browser::{Limit, Step},
+    ErrorClass,
+    browser::{BrowserError, Limit, Step},
 };
 use secrecy::ExposeSecret;
 use support::{Case, Login, Steps, files_under, session_processes};

@@ -17,8 +17,8 @@ use dhan_login::mock::{
     Endpoint, EntryKind, Markup, MockOptions, PageVariant, SecondFactor, Submission,
 };
 use dhan_login::{
-    BrowserError, ErrorClass,
-    browser::{OtpSource, Step},
+    ErrorClass,
+    browser::{BrowserError, OtpSource, Step},
 };
 use secrecy::{ExposeSecret, SecretString};
 use support::{Case, Login, Steps};

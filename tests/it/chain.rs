@@ -9,8 +9,11 @@ use std::time::Duration;
 use chrono::Utc;
 use dhan_login::mock::{Endpoint, Fault, MockOptions, MockServer, TokenKind as MockKind};
 use dhan_login::{
-    AttemptResult, Context, Error, ErrorClass, NoProgress, Outcome, Paths, Profile, Request,
-    SourceKind, SystemClock, Token, TokenManager, TokenSource, api::DhanApi, run_chain,
+    Error, ErrorClass, NoProgress, Paths, Profile, Request, SourceKind, Token, TokenManager,
+    api::DhanApi,
+    error::AttemptResult,
+    source::{Context, Outcome, TokenSource, run_chain},
+    totp::SystemClock,
 };
 
 type Env = Vec<(&'static str, String)>;
@@ -54,7 +57,7 @@ impl TokenSource for Scripted {
     fn kind(&self) -> SourceKind {
         self.kind
     }
-    fn obtain<'a>(&'a self, _cx: &'a Context<'a>) -> dhan_login::BoxFuture<'a, Outcome> {
+    fn obtain<'a>(&'a self, _cx: &'a Context<'a>) -> dhan_login::source::BoxFuture<'a, Outcome> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let out = (self.answer)();
         Box::pin(async move { out })
@@ -81,7 +84,7 @@ fn refused(class: ErrorClass) -> Error {
 
 async fn run(
     script: Vec<(SourceKind, fn() -> Outcome)>,
-) -> (Result<Token, dhan_login::ChainFailure>, Vec<u32>) {
+) -> (Result<Token, dhan_login::error::ChainFailure>, Vec<u32>) {
     let dir = tempfile::tempdir().unwrap();
     let env: Env = vec![(
         "DHAN_LOGIN_STATE_DIR",
@@ -472,8 +475,9 @@ async fn the_manager_follows_login_at_on_its_clock() {
 #[tokio::test]
 async fn a_refused_browser_profile_without_totp_is_held_like_the_chain_refuses_it() {
     use dhan_login::{
-        SecretRef, needs,
-        store::{Lockout, LockoutStore, ProfileState},
+        SecretRef,
+        source::needs,
+        store::{Lockout, ProfileState, StateBackend},
     };
     let dir = tempfile::tempdir().unwrap();
     let profile = Profile::builder("sms", dir.path())
@@ -492,8 +496,8 @@ async fn a_refused_browser_profile_without_totp_is_held_like_the_chain_refuses_i
     assert_eq!(manager.lockout_hold(&state).await.unwrap(), None);
 
     let at = chrono::Utc::now();
-    LockoutStore::new(dir.path())
-        .add(
+    StateBackend::files(dir.path())
+        .add_lockout(
             "sms",
             Lockout {
                 secrets: vec!["api_key".into(), "api_secret".into()],
@@ -502,6 +506,7 @@ async fn a_refused_browser_profile_without_totp_is_held_like_the_chain_refuses_i
                 message: "manual: refused".into(),
             },
         )
+        .await
         .unwrap();
     let (since, why) = manager
         .lockout_hold(&state)

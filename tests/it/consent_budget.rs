@@ -159,7 +159,7 @@ async fn consents_that_never_left_the_machine_are_not_counted() {
         assert!(r.stderr.contains("nothing sent"), "{r}");
     }
     let client_id = stand.server.account().client_id.clone();
-    let day = dhan_login::StateBackend::files(&stand.sandbox.state_dir())
+    let day = dhan_login::store::StateBackend::files(&stand.sandbox.state_dir())
         .ledger(25)
         .today(&client_id, chrono::Utc::now())
         .await

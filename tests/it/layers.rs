@@ -8,6 +8,9 @@
 //! leaves a file's own module. A `super::Name` the parent re-exports (`pub use
 //! file::Name`) is a use of that file; one the parent file defines is a use of the
 //! parent file, which uses the files it names.
+//!
+//! The same reading counts the names `src/lib.rs` puts at the crate's root, so that the
+//! public surface cannot grow again unnoticed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -311,11 +314,12 @@ fn defined(code: &str) -> BTreeSet<String> {
 }
 
 /// `stmt` without its leading attributes: a `mod` or `pub use` gated by
-/// `#[cfg(test)]` or `#[cfg(feature = "serve")]` still only declares or publishes.
+/// `#[cfg(test)]` or `#[cfg(feature = "serve")]` still only declares or publishes, and
+/// the first `mod` of a file follows its `#![…]` attributes.
 fn without_attributes(mut stmt: &str) -> &str {
     loop {
         stmt = stmt.trim_start();
-        let Some(rest) = stmt.strip_prefix("#[") else {
+        let Some(rest) = stmt.strip_prefix("#[").or_else(|| stmt.strip_prefix("#![")) else {
             return stmt;
         };
         let mut depth = 1;
@@ -499,11 +503,6 @@ fn no_cycle_between_top_level_modules() {
     }
 }
 
-/// Modules whose parent file (`mod.rs`) defines what its files share while also using
-/// them: to be split the way `browser/` (`login.rs`, `scrub.rs`) and `config/` were. The
-/// list only shrinks: a module that no longer loops fails the test until it is taken off.
-const PARENT_LOOPS_LEFT: &[&str] = &["api", "mock"];
-
 /// The files of one module (or of the binary) use each other one way only: a helper
 /// both need goes in a file of its own. A `super::Name` that the parent re-exports
 /// (`pub use file::Name`) counts as a use of the file it comes from.
@@ -588,24 +587,108 @@ fn no_cycle_between_the_files_of_a_module() {
                 )
             })
             .collect();
-        let known = PARENT_LOOPS_LEFT.contains(&shown.as_str());
         match (find_cycle(&files_only), find_cycle(&graph)) {
             (Some(cycle), _) => loops.push(format!(
                 "the files of {shown} use each other: {}",
                 cycle.join(" -> ")
             )),
-            (None, Some(cycle)) if !known => loops.push(format!(
+            (None, Some(cycle)) => loops.push(format!(
                 "the files of {shown} and its parent file use each other: {} (move what \
                  they share into a file of its own)",
                 cycle.join(" -> ")
             )),
-            (None, None) if known => loops.push(format!(
-                "{shown} no longer loops through its parent file: take it off PARENT_LOOPS_LEFT"
-            )),
-            _ => {}
+            (None, None) => {}
         }
     }
     assert!(loops.is_empty(), "{}", loops.join("\n"));
+}
+
+/// The most names the crate's root may hold, modules included: what a program that
+/// wants a token names (the manager, its request and answer, the profile and its
+/// secrets, the token, the errors, the traits a program provides) and the public
+/// modules; anything else belongs under one of those modules.
+const MAX_ROOT_NAMES: usize = 30;
+
+/// The names `src/lib.rs` puts at the crate's root: each `pub mod` (gated ones too) and
+/// each name a `pub use` brings in, sorted.
+fn root_names(code: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for stmt in code.split(';') {
+        let lead = without_attributes(stmt);
+        if let Some(name) = lead.strip_prefix("pub mod ") {
+            names.push(ident_at(name.trim_start(), 0).to_owned());
+        } else if let Some(path) = lead.strip_prefix("pub use ") {
+            names.extend(leaf_names(path.trim()));
+        }
+    }
+    names.sort();
+    names
+}
+
+/// The names a use path ends in: `a::{B, c::{D, E as F}}` gives B, D and F.
+fn leaf_names(path: &str) -> Vec<String> {
+    let Some(open) = path.find('{') else {
+        let last = path.rsplit("::").next().unwrap_or(path);
+        let name = last.split_once(" as ").map_or(last, |(_, alias)| alias);
+        return vec![name.trim().to_owned()];
+    };
+    let inner = &path[open + 1..path.rfind('}').unwrap_or(path.len())];
+    let (mut items, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&inner[start..]);
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .flat_map(leaf_names)
+        .collect()
+}
+
+/// The root stays a surface a user can read: a new public item goes under a module,
+/// and the root only grows by taking another name off it.
+#[test]
+fn the_crate_root_holds_at_most_30_names() {
+    let lib = code_only(&std::fs::read_to_string(src().join("lib.rs")).unwrap());
+    let names = root_names(&lib);
+    assert!(
+        !names.iter().any(|n| n == "*"),
+        "src/lib.rs re-exports a glob: it would hide how many names it brings in"
+    );
+    assert!(
+        names.len() <= MAX_ROOT_NAMES,
+        "src/lib.rs puts {} names at the crate's root (at most {MAX_ROOT_NAMES}): {}; reach \
+         the new ones by their module's path instead",
+        names.len(),
+        names.join(", ")
+    );
+    // The count reads what is there: the first module (after the crate's attributes),
+    // the manager and the module it lives in, a gated module.
+    for expected in ["api", "TokenManager", "manager", "mock"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not found in {names:?}"
+        );
+    }
+}
+
+#[test]
+fn the_root_count_reads_groups_aliases_and_gated_modules() {
+    let code = code_only(
+        "#![warn(missing_docs)]\n\npub mod a;\n#[cfg(feature = \"x\")]\npub mod b;\nmod private;\n\
+         pub use a::{B, c::{D, E as F}};\npub use g::H;\nuse i::Hidden;\n\
+         pub(crate) use j::Internal;\n// pub use k::Comment;",
+    );
+    assert_eq!(root_names(&code), ["B", "D", "F", "H", "a", "b"]);
 }
 
 #[test]

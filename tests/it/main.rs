@@ -39,5 +39,4 @@ mod serve_api;
 mod serve_refresh;
 mod serve_replicas;
 mod single_login;
-mod store;
 mod untrusted_answers;

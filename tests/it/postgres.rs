@@ -8,9 +8,9 @@ use base64::Engine;
 use chrono::Utc;
 use dhan_login::mock::{MockOptions, MockServer};
 use dhan_login::{
-    Error, ErrorClass, Paths, Profile, SourceKind, StateBackend, StoreError, Token,
+    Error, ErrorClass, Paths, Profile, SourceKind, Token,
     api::DhanApi,
-    store::{KeptTokenId, Ownership, ProfileState},
+    store::{KeptTokenId, Ownership, ProfileState, StateBackend, StoreError},
 };
 use secrecy::SecretString;
 

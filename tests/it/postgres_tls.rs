@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dhan_login::{
-    ErrorClass, Paths, Profile, SourceKind, StateBackend, Token, store::ProfileState,
+    ErrorClass, Paths, Profile, SourceKind, Token,
+    store::{ProfileState, StateBackend},
 };
 
 use crate::common;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{Stand, run};
 use dhan_login::mock::Endpoint;
 use dhan_login::{
-    SourceKind, StoreError, Token,
-    store::{ConsentLedger, ProfileState, TokenStore},
+    SourceKind, Token,
+    store::{ProfileState, StateBackend, StoreError},
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -47,18 +47,12 @@ async fn crash_writer_child() {
         return;
     };
     let dir = std::path::PathBuf::from(dir);
-    let store = TokenStore::new(&dir);
-    let ledger = ConsentLedger::new(&dir, 25);
+    let store = StateBackend::files(&dir);
+    let ledger = store.ledger(25);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut i = 0usize;
     while std::time::Instant::now() < deadline {
-        let _lock = dhan_login::store::ProfileLock::acquire(
-            &dir.join("locks"),
-            "p",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let owner = store.own("p", Duration::from_secs(5)).await.unwrap();
         let value = format!("h.p.{}", "t".repeat(1 + i % 300));
         let token = Token::from_grant(
             &value,
@@ -76,13 +70,17 @@ async fn crash_writer_child() {
                     renewable: true,
                     ..Default::default()
                 },
+                Some(&owner),
             )
+            .await
             .unwrap();
         let now = chrono::Utc::now();
         ledger
             .set_pending("1", &format!("consent-{i}"), now)
+            .await
             .unwrap();
-        let _ = ledger.reserve("1", now);
+        let _ = ledger.reserve("1", now).await;
+        owner.release().await;
         i += 1;
     }
 }
@@ -92,8 +90,8 @@ async fn kill_9_never_tears_state_nor_leaves_a_stale_lock() {
     use rand::Rng;
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
-    let store = TokenStore::new(dir.path());
-    let ledger = ConsentLedger::new(dir.path(), 25);
+    let store = StateBackend::files(dir.path());
+    let ledger = store.ledger(25);
     // The harness names a test by its path below the crate root (`it`), which is this
     // module's: the child runs the writer alone whichever file holds the two.
     let (_, module) = module_path!()
@@ -113,7 +111,7 @@ async fn kill_9_never_tears_state_nor_leaves_a_stale_lock() {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(rng.random_range(2..40))).await;
         child.kill().await.unwrap(); // SIGKILL
-        match store.load("p") {
+        match store.load("p").await {
             Ok(state) => {
                 parsed += 1;
                 with_token += usize::from(state.token.is_some());
@@ -123,15 +121,15 @@ async fn kill_9_never_tears_state_nor_leaves_a_stale_lock() {
         }
         ledger
             .today("1", chrono::Utc::now())
+            .await
             .expect("ledger readable after kill -9");
         // The lock of a killed holder is free at once.
-        dhan_login::store::ProfileLock::acquire(
-            &dir.path().join("locks"),
-            "p",
-            Duration::from_millis(500),
-        )
-        .await
-        .expect("no stale lock after kill -9");
+        store
+            .own("p", Duration::from_millis(500))
+            .await
+            .expect("no stale lock after kill -9")
+            .release()
+            .await;
     }
     assert_eq!(
         parsed, runs,
@@ -158,13 +156,10 @@ async fn logout_waits_for_whoever_holds_the_profile() {
     r.assert_ok();
     let token = r.out().to_owned();
     let stored = || std::fs::read_to_string(stand.sandbox.token_file("default")).unwrap();
-    let lock = dhan_login::store::ProfileLock::acquire(
-        &stand.sandbox.state_dir().join("locks"),
-        "default",
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("the profile is free");
+    let lock = StateBackend::files(&stand.sandbox.state_dir())
+        .own("default", Duration::from_secs(5))
+        .await
+        .expect("the profile is free");
 
     let mut cmd = stand.cli(["logout"]);
     cmd.env("DHAN_LOGIN_LOCK_WAIT_SECS", "1");

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory;
 use dhan_login::{
-    Checked, Console, ErrorClass, Obtained, Rechecked, Request, SourceKind, StoreError,
-    TokenManager, Verdict, Verified,
-    store::{Lockouts, ProfileState, next_ist_midnight},
+    Console, ErrorClass, Obtained, Request, SourceKind, TokenManager,
+    decide::Verdict,
+    manager::{Checked, Rechecked, Verified},
+    store::{Lockouts, ProfileState, StoreError, next_ist_midnight},
 };
 
 use crate::cli::{Cli, Command, ConfigAction, LoginArgs, OutputArgs, Via};

@@ -6,9 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use dhan_login::{
-    Profile, SourceKind, TokenKind, needs, sends,
+    Profile, SourceKind,
+    source::{needs, sends, uses_otp_command},
     store::{LedgerDay, Lockouts, ProfileState, next_ist_midnight},
-    uses_otp_command,
+    token::TokenKind,
 };
 
 /// One login path and whether it can run.

@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dhan_login::mock::{MockOptions, MockServer};
 use dhan_login::{
-    BrowserError, NoProgress, Progress, Scrubber, SystemClock, TotpGenerator,
-    browser::{ConsentLogin, capture_token_id},
+    NoProgress, Progress,
+    browser::{BrowserError, ConsentLogin, Scrubber, capture_token_id},
     config::BrowserSettings,
+    totp::{SystemClock, TotpGenerator},
 };
 use secrecy::{ExposeSecret, SecretString};
 use tempfile::TempDir;
