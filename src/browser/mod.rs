@@ -133,9 +133,38 @@ pub async fn inspect_consent_page(
 /// the browser and removes its profile. A failed start is reported by the login.
 pub(crate) struct StartedBrowser(session::Started);
 
-/// Starts Chromium for one login; see [`StartedBrowser`].
+/// Starts Chromium for one login; see [`StartedBrowser`]. The start runs on a task of its
+/// own: in the caller's `join!` it would share a thread with the requests made meanwhile,
+/// and building their HTTP client (reading the system's root certificates, ~5 ms) held
+/// Chromium's spawn back by that much. Dropping the returned future aborts the task, and
+/// with it the start (the session's `Drop` kills what was already running).
 pub(crate) async fn start_browser(settings: &BrowserSettings) -> StartedBrowser {
-    StartedBrowser(session::Started::start(settings).await)
+    let settings = settings.clone();
+    // The caller's subscriber, which a spawned task would not inherit.
+    let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+    let task = AbortOnDrop(tokio::spawn(
+        async move { session::Started::start(&settings).await }.with_subscriber(dispatch),
+    ));
+    match task.finish().await {
+        Ok(started) => StartedBrowser(started),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// A task that ends when its handle is dropped unawaited.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    /// Awaits the task; only a panic makes it fail, since nothing else aborts it.
+    async fn finish(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// [`capture_token_id`] in a browser already started. Returns as soon as the tokenId is
