@@ -280,11 +280,6 @@ pub(crate) async fn arm(
     };
     // Spawned tasks do not inherit the dispatcher; this one keeps the muted one.
     let task = tokio::spawn(listen.with_current_subscriber());
-    page.execute(EnableParams {
-        patterns: Some(patterns),
-        handle_auth_requests: None,
-    })
-    .await?;
     let mut blocked = if block_trackers {
         tracker_url_patterns()
     } else {
@@ -293,7 +288,10 @@ pub(crate) async fn arm(
     if block_resources {
         blocked.extend(blocked_url_patterns());
     }
-    if !blocked.is_empty() {
+    let block = async {
+        if blocked.is_empty() {
+            return;
+        }
         let list = SetBlockedUrLsParams {
             url_patterns: Some(blocked),
         };
@@ -302,7 +300,14 @@ pub(crate) async fn arm(
         if let Err(e) = page.execute(list).await {
             tracing::debug!(error = %e, "Network.setBlockedURLs refused; Fetch blocks alone");
         }
-    }
+    };
+    // Both commands leave at once: neither waits for the other's answer.
+    let enable = page.execute(EnableParams {
+        patterns: Some(patterns),
+        handle_auth_requests: None,
+    });
+    let (enabled, ()) = tokio::join!(enable, block);
+    enabled?;
     Ok(task)
 }
 

@@ -253,8 +253,10 @@ impl Driver<'_> {
             .await?;
         session.own_task(task);
         self.traffic = traffic;
-        let task = self
-            .within(capture::arm(
+        // The interception and the page script are set up at once: each is one or two
+        // commands, and none needs another's answer.
+        let (capture_task, _) = tokio::try_join!(
+            self.within(capture::arm(
                 &page,
                 capture::Capture {
                     redirect: self.login.redirect_url.clone(),
@@ -265,16 +267,15 @@ impl Driver<'_> {
                 },
                 self.scrubber.clone(),
                 self.slot.clone(),
-            ))
-            .await?;
-        session.own_task(task);
+            )),
+            self.within(page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
+                dom::SUBMIT_WATCH,
+            ))),
+        )?;
+        session.own_task(capture_task);
         let (dialogs, task) = self.within(dialogs::dismiss_all(&page)).await?;
         session.own_task(task);
         self.dialogs = dialogs;
-        self.within(page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
-            dom::SUBMIT_WATCH,
-        )))
-        .await?;
 
         let nav = self
             .within(page.execute(NavigateParams::new(self.login.consent_url.as_str())))
