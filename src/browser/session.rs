@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chromiumoxide::error::CdpError;
 use chromiumoxide::handler::HandlerConfig;
-use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::{Browser, Handler, Page};
 use futures_util::StreamExt;
 use tempfile::TempDir;
@@ -114,7 +113,11 @@ impl Session {
         };
         let config = HandlerConfig {
             request_timeout: settings.step_timeout,
-            viewport: Some(Viewport::default()),
+            // chromiumoxide's default viewport also turns on touch emulation for every
+            // tab, and a page that asks for touch may serve its mobile layout. Without
+            // it the page sees the browser's own 800x600 window, as a person's
+            // desktop browser would show it, and each new tab costs two commands less.
+            viewport: None,
             ..HandlerConfig::default()
         };
         let (browser, handler) =
