@@ -295,6 +295,15 @@ impl Session {
                 let _ = child.kill();
             }
             reap::kill(&fresh);
+            if killed.is_empty() {
+                // A killed process runs no more code of its own, and the kernel takes
+                // tens of milliseconds to tear Chromium's down: the profile goes
+                // meanwhile. What a system call already under way still writes is
+                // removed after the reaping, by `remove_profile`.
+                if let Some(profile) = &self.profile {
+                    let _ = std::fs::remove_dir_all(profile.path());
+                }
+            }
             killed.extend(fresh);
             if let Some(child) = self.child.as_mut() {
                 while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
