@@ -110,8 +110,8 @@ impl Driver<'_> {
                     self.record("mobile").await;
                     self.arm(&page).await;
                     let before = (Traffic::mark(), snap.submits);
-                    self.type_mobile(&page).await?;
-                    let did = self.press(&page, Screen::Mobile, before).await?;
+                    let settled = self.type_mobile(&page).await?;
+                    let did = self.press(&page, Screen::Mobile, before, settled).await?;
                     history.mobile_submitted = true;
                     history.pressed = (did != Pressed::No).then_some(Screen::Mobile);
                     history.retried = false;
@@ -122,7 +122,8 @@ impl Driver<'_> {
                         .note("the screen did not move and the page sent nothing: pressing its button once more");
                     history.retried = true;
                     if let Some((_, from, page_before, _)) = pressed {
-                        self.press(&page, snap.screen, (from, page_before)).await?;
+                        self.press(&page, snap.screen, (from, page_before), false)
+                            .await?;
                     }
                 }
                 Action::Type(code) => {
@@ -137,10 +138,12 @@ impl Driver<'_> {
                     // From here on the code counts as given, whatever happens next: it
                     // is never typed a second time.
                     history.typed.push(code);
-                    self.type_code(&snap, &secret).await?;
+                    let settled = self.type_code(&snap, &secret).await?;
+                    // Only marks the group for the looks that follow: the page's own
+                    // code takes no notice of it.
                     self.acting(dom::mark_filled(&page, "code", code.as_str()))
                         .await?;
-                    let did = self.after_code(&page, code, before).await?;
+                    let did = self.after_code(&page, code, before, settled).await?;
                     history.pressed = (did != Pressed::No).then_some(Screen::Pending);
                     history.retried = false;
                     pressed = Some((Instant::now(), before.0, before.1, ignored(did)));

@@ -90,9 +90,13 @@ impl Driver<'_> {
         Ok(secret)
     }
 
-    pub(super) async fn type_mobile(&mut self, page: &Page) -> Result<(), BrowserError> {
+    /// Types the mobile number; true when the page then settled with nothing sent and
+    /// the number whole in its field (see [`Driver::type_digits`]).
+    pub(super) async fn type_mobile(&mut self, page: &Page) -> Result<bool, BrowserError> {
         let mobile = self.login_mobile.clone();
-        self.type_digits("mobile", &mobile, false).await?;
+        if self.type_digits("mobile", &mobile, false).await? {
+            return Ok(true);
+        }
         let want = mobile.expose_secret().len();
         let landed = self.within(dom::value_len(page, "mobile")).await?;
         if landed != Some(want) {
@@ -104,14 +108,15 @@ impl Driver<'_> {
                 ),
             ));
         }
-        Ok(())
+        Ok(false)
     }
 
+    /// Types a code into the screen's group; true as for [`Driver::type_mobile`].
     pub(super) async fn type_code(
         &mut self,
         snap: &Snapshot,
         secret: &SecretString,
-    ) -> Result<(), BrowserError> {
+    ) -> Result<bool, BrowserError> {
         let boxes = snap.group.as_ref().is_some_and(|g| g.count > 1);
         self.type_digits("code", secret, boxes).await
     }
@@ -120,16 +125,18 @@ impl Driver<'_> {
     /// go, then checks once that every digit landed where the group wants it. A page that
     /// dropped or misplaced some (its boxes move the focus on later than the keys came)
     /// gets them emptied and the digits typed again key by key, each checked before the
-    /// next: nothing was sent meanwhile, since the group was not full.
+    /// next: nothing was sent meanwhile, since the group was not full. True only when
+    /// the digits went in one go, the page then ran everything they set in motion
+    /// without sending, and every digit landed.
     async fn type_digits(
         &mut self,
         key: &'static str,
         secret: &SecretString,
         boxes: bool,
-    ) -> Result<(), BrowserError> {
+    ) -> Result<bool, BrowserError> {
         let page = self.page()?;
         let Some(focused) = self.acting(dom::focus(&page, key, 0)).await? else {
-            return Ok(());
+            return Ok(false);
         };
         if !focused.ok {
             return Err(BrowserError::driver(
@@ -143,29 +150,30 @@ impl Driver<'_> {
             .await?
             .is_none()
         {
-            return Ok(());
+            return Ok(false);
         }
         // What the keys set in motion runs first: a box that moves the focus on after a
         // delay, a page that sends on its last digit.
         let cap = self.profile.submit_settle_cap();
-        match self.settling(&page, cap).await {
-            Settling::Done(s) if !s.acted && s.armed => {}
-            Settling::TimedOut | Settling::NoWatch => {}
+        let quiet = match self.settling(&page, cap).await {
+            Settling::Done(s) if !s.acted && s.armed => s.quiet,
+            Settling::TimedOut | Settling::NoWatch => false,
             // The page sent, or its document is being replaced (it sent on a key): the
             // typing is over, and what follows it finds out the rest.
-            Settling::Done(_) | Settling::Failed | Settling::Captured => return Ok(()),
-        }
+            Settling::Done(_) | Settling::Failed | Settling::Captured => return Ok(false),
+        };
         match self
             .acting(dom::landed(&page, key, digits.chars().count()))
             .await
         {
+            Ok(Some(Some(true))) => return Ok(quiet),
             // Captured, or the group is gone (the page moved on): nothing to retype.
-            Ok(None | Some(None | Some(true))) => return Ok(()),
+            Ok(None | Some(None)) => return Ok(false),
             Ok(Some(Some(false))) => {}
             Err(e @ BrowserError::Timeout { .. }) => return Err(e),
             // The document went away after the keys: the page sent the code itself, which
             // what follows the typing finds out.
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(false),
         }
         self.log.note(format!(
             "the page did not take the {key} typed in one go: emptying it and typing key by key"
@@ -173,10 +181,11 @@ impl Driver<'_> {
         self.within(dom::clear_typed(&page, key)).await?;
         self.settle(&page).await;
         if boxes {
-            self.type_boxes(key, secret).await
+            self.type_boxes(key, secret).await?;
         } else {
-            self.type_field(key, secret).await
+            self.type_field(key, secret).await?;
         }
+        Ok(false)
     }
 
     /// Presses the screen's own button, or Enter where it has none, once the page lets
@@ -186,15 +195,27 @@ impl Driver<'_> {
     /// [`Driver::settle`]); the button is then pressed in the same page task as the
     /// check that nothing was sent. `on` is the screen the press is for; `from` when its
     /// typing began (the page's watch was armed then, see [`Driver::arm`]).
+    /// `settled` says that the page has just settled after the typing with nothing sent,
+    /// and nothing was done to it since but reading: the button is then pressed at once,
+    /// without another look and settle (the press checks in the page anyway).
     pub(super) async fn press(
         &mut self,
         page: &Page,
         on: Screen,
         (from, page_before): (Mark, u64),
+        settled: bool,
     ) -> Result<Pressed, BrowserError> {
-        const GONE: &str = "the page sent or moved on before the button was pressed";
         let mut blurred = false;
         let mut watch = Watch::quiet();
+        if settled {
+            if self.traffic.sent_since(from) {
+                self.log.note(GONE);
+                return Ok(Pressed::No);
+            }
+            if let Some(pressed) = self.click_in_page(page, on).await? {
+                return Ok(pressed);
+            }
+        }
         loop {
             let rule = |me: &Self, view: View<'_>| match view {
                 View::Captured | View::Navigating => Some(Next::Gone),
@@ -233,39 +254,8 @@ impl Driver<'_> {
                         self.log.note(GONE);
                         return Ok(Pressed::No);
                     }
-                    let profile = self.profile.clone();
-                    let pressed = self
-                        .acting(screens::press_in_page(page, &profile, on))
-                        .await;
-                    let answer = match pressed {
-                        Ok(Some(a)) => a,
-                        Ok(None) => return Ok(Pressed::No),
-                        // Once only, even if the press reports an error: it may have
-                        // clicked, and a second submission of the same code may count as
-                        // a wrong attempt.
-                        Err(e) => {
-                            let msg = self.scrub(&e.to_string());
-                            self.log.note(format!("pressing the button failed: {msg}"));
-                            return Ok(Pressed::Yes { ignored: false });
-                        }
-                    };
-                    match answer.answer {
-                        PressAnswer::Clicked => {
-                            let via = answer.via.map(|v| self.scrub(&v)).unwrap_or_default();
-                            self.log
-                                .note(format!("clicked the screen's button ({via})"));
-                            return Ok(self.after_press(page, true).await);
-                        }
-                        PressAnswer::Sent | PressAnswer::Moved => {
-                            self.log.note(GONE);
-                            return Ok(Pressed::No);
-                        }
-                        // The page replaced its document or its button since the look:
-                        // look again (sends before now are still seen by the rule).
-                        PressAnswer::Unarmed => {
-                            self.arm(page).await;
-                        }
-                        PressAnswer::NoButton | PressAnswer::Disabled => {}
+                    if let Some(pressed) = self.click_in_page(page, on).await? {
+                        return Ok(pressed);
                     }
                 }
                 Next::Enter => {
@@ -283,6 +273,50 @@ impl Driver<'_> {
                     return Ok(self.after_press(page, armed).await);
                 }
             }
+        }
+    }
+
+    /// Clicks the screen's button in the same page task as the check that the page sent
+    /// nothing and still shows `on` with the button enabled. None when the button is
+    /// not there to press yet: the caller looks again.
+    async fn click_in_page(
+        &mut self,
+        page: &Page,
+        on: Screen,
+    ) -> Result<Option<Pressed>, BrowserError> {
+        let profile = self.profile.clone();
+        let pressed = self
+            .acting(screens::press_in_page(page, &profile, on))
+            .await;
+        let answer = match pressed {
+            Ok(Some(a)) => a,
+            Ok(None) => return Ok(Some(Pressed::No)),
+            // Once only, even if the press reports an error: it may have clicked, and a
+            // second submission of the same code may count as a wrong attempt.
+            Err(e) => {
+                let msg = self.scrub(&e.to_string());
+                self.log.note(format!("pressing the button failed: {msg}"));
+                return Ok(Some(Pressed::Yes { ignored: false }));
+            }
+        };
+        match answer.answer {
+            PressAnswer::Clicked => {
+                let via = answer.via.map(|v| self.scrub(&v)).unwrap_or_default();
+                self.log
+                    .note(format!("clicked the screen's button ({via})"));
+                Ok(Some(self.after_press(page, true).await))
+            }
+            PressAnswer::Sent | PressAnswer::Moved => {
+                self.log.note(GONE);
+                Ok(Some(Pressed::No))
+            }
+            // The page replaced its document or its button since the look: look again
+            // (sends before now are still seen by the caller's rule).
+            PressAnswer::Unarmed => {
+                self.arm(page).await;
+                Ok(None)
+            }
+            PressAnswer::NoButton | PressAnswer::Disabled => Ok(None),
         }
     }
 
@@ -340,17 +374,25 @@ impl Driver<'_> {
 
     /// After the last digit: lets the page run what the typing set in motion (a page
     /// that submits by itself, at once or deferred, goes first), then presses the
-    /// screen's button (once) only when the page sent nothing.
+    /// screen's button (once) only when the page sent nothing. `settled`: the typing
+    /// already saw the page settle with nothing sent (see [`Driver::type_code`]), so the
+    /// button is pressed at once.
     pub(super) async fn after_code(
         &mut self,
         page: &Page,
         code: Code,
         (typed_from, page_before): (Mark, u64),
+        settled: bool,
     ) -> Result<Pressed, BrowserError> {
         const BY_ITSELF: &str = "the page submitted by itself";
         if self.traffic.sent_since(typed_from) {
             self.log.note(BY_ITSELF);
             return Ok(Pressed::No);
+        }
+        if settled {
+            return self
+                .press(page, Screen::Pending, (typed_from, page_before), true)
+                .await;
         }
         let cap = self.profile.submit_settle_cap();
         let settling = self.settling(page, cap).await;
@@ -378,7 +420,8 @@ impl Driver<'_> {
                     .await;
             }
         }
-        self.press(page, Screen::Pending, (typed_from, page_before))
+        let quiet = matches!(settling, Settling::Done(s) if s.quiet);
+        self.press(page, Screen::Pending, (typed_from, page_before), quiet)
             .await
     }
 
@@ -425,7 +468,7 @@ impl Driver<'_> {
                 Ok(Pressed::No)
             }
             (AfterCode::Press, _) => {
-                self.press(page, Screen::Pending, (typed_from, page_before))
+                self.press(page, Screen::Pending, (typed_from, page_before), false)
                     .await
             }
         }
@@ -550,6 +593,9 @@ fn after_settling(settling: &Settling, sent: bool) -> Then {
         Settling::Done(_) => Then::Press,
     }
 }
+
+/// Noted when a press finds that it has nothing left to do.
+const GONE: &str = "the page sent or moved on before the button was pressed";
 
 /// What to do about the screen's button.
 enum Next {
