@@ -5,7 +5,9 @@
 //! events, mouse clicks) in whatever order the page chooses, types each code at most
 //! once and nothing into a page it cannot place, and captures the tokenId from the top
 //! frame's final redirect without loading it. Nothing of the browser survives the call:
-//! not on success, not on failure, not when the future is dropped halfway.
+//! not on success, not on failure, not when the future is dropped halfway (a browser
+//! started ahead of its login runs on a task of its own, which the drop cancels: it is
+//! then ended on a runtime worker right after, or when the runtime shuts down).
 //!
 //! Layout: `launch` finds and starts Chromium, `session` owns it and guarantees cleanup
 //! (with `reap` for the process tree), `selectors` is the overridable page profile,

@@ -346,3 +346,73 @@ async fn a_token_id_dhan_did_not_exchange_is_exchanged_by_the_next_run() {
     let state = std::fs::read_to_string(s.sandbox.token_file("default")).expect("state");
     assert!(!state.contains(&kept), "an exchanged tokenId is forgotten");
 }
+
+/// A Chromium started ahead of its login (on a task of its own) goes with a SIGTERM that
+/// comes while generate-consent is still out: every process of its session is gone and
+/// its profile removed by the time dhan-login has exited, with 130.
+#[cfg(all(feature = "browser", target_os = "linux"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_while_chromium_starts_ahead_ends_it_and_its_profile() {
+    if common::browser_tests_skipped("a_signal_while_chromium_starts_ahead_ends_it_and_its_profile")
+    {
+        return;
+    }
+    let s = Stand::start().await;
+    let held = Duration::from_secs(60);
+    s.server
+        .set_fault_once(Endpoint::GenerateConsent, Fault::Delay(held));
+    // A temp folder of its own: the profile of this run is the only one there.
+    let tmp = s.sandbox.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("temp folder");
+    let mut cmd = s.cli(["login", "--via", "browser"]);
+    cmd.env("TMPDIR", &tmp);
+    let child = common::spawn_piped(cmd);
+    let me = child.id().expect("a pid");
+    let started = std::time::Instant::now();
+    let session = loop {
+        if let Some((_, _, session)) = browser_sessions()
+            .into_iter()
+            .find(|(_, ppid, _)| *ppid == me)
+        {
+            break session;
+        }
+        assert!(
+            started.elapsed() < held - Duration::from_secs(5),
+            "no Chromium while generate-consent was held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let profiles = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&tmp)
+            .expect("the temp folder")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains("dhan-login-chromium-"))
+            .collect()
+    };
+    assert_eq!(
+        profiles().len(),
+        1,
+        "the run's profile exists while Chromium runs"
+    );
+    // SAFETY: signals the child this test started and still owns.
+    unsafe { libc::kill(me as i32, libc::SIGTERM) };
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("dhan-login ended")
+        .expect("reap dhan-login");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: Vec<u32> = browser_sessions()
+        .into_iter()
+        .filter(|(_, _, s)| *s == session)
+        .map(|(pid, _, _)| pid)
+        .collect();
+    assert!(left.is_empty(), "Chromium outlived dhan-login: {left:?}");
+    let left = profiles();
+    assert!(left.is_empty(), "profile left behind: {left:?}");
+}
