@@ -476,6 +476,45 @@ fn my_uid() -> u32 {
         .expect("/proc/self/status names the uid")
 }
 
+/// A consent page nobody answers is a navigation error with Chromium's own reason, not a
+/// page the driver looks at until its deadline, and nothing of the browser is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_page_nobody_answers_is_a_navigation_error() {
+    if browser_tests_skipped("consent_page_unreachable") {
+        return;
+    }
+    let case = Case::start(MockOptions::default()).await;
+    // A port that was just free: nothing listens there now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = Url::parse(&format!(
+        "http://127.0.0.1:{port}/login/consentApp-login?consentAppId=x"
+    ))
+    .unwrap();
+    let err = case
+        .login(Login {
+            consent_url: Some(url),
+            ..Login::default()
+        })
+        .await
+        .expect_err("nothing listens there");
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            BrowserError::Navigation {
+                step: Step::Open,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ERR_CONNECTION_REFUSED"), "{text}");
+    case.assert_clean();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_login_during_launch_leaves_nothing() {
     if browser_tests_skipped("dropped_during_launch") {

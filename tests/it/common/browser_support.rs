@@ -211,7 +211,7 @@ impl Case {
             .with(&self.consent_id);
         let no_progress = NoProgress;
         let login = ConsentLogin {
-            consent_url: self.consent_url(),
+            consent_url: with.consent_url.unwrap_or_else(|| self.consent_url()),
             redirect_url: with.redirect,
             mobile: &mobile,
             pin: &pin,
@@ -321,6 +321,8 @@ impl Case {
 /// What a case changes from the account's own values.
 #[derive(Default)]
 pub struct Login<'a> {
+    /// Instead of the stand-in's consent page.
+    pub consent_url: Option<Url>,
     pub totp_secret: Option<&'a str>,
     pub pin: Option<&'a str>,
     pub redirect: Option<&'a Url>,
