@@ -139,8 +139,9 @@ impl Driver<'_> {
                     // is never typed a second time.
                     history.typed.push(code);
                     let settled = self.type_code(&snap, &secret).await?;
-                    // Only marks the group for the looks that follow: the page's own
-                    // code takes no notice of it.
+                    // Our own attribute on the group, for the looks that follow: it
+                    // sets nothing of the page's in motion, so the typing's settle
+                    // still stands for the press.
                     self.acting(dom::mark_filled(&page, "code", code.as_str()))
                         .await?;
                     let did = self.after_code(&page, code, before, settled).await?;
