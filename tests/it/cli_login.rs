@@ -169,6 +169,27 @@ fn browser_sessions() -> Vec<(u32, u32, String)> {
     out
 }
 
+/// The live processes of one browser session (see [`browser_sessions`]).
+#[cfg(all(feature = "browser", target_os = "linux"))]
+fn session_pids(session: &str) -> Vec<u32> {
+    browser_sessions()
+        .into_iter()
+        .filter(|(_, _, s)| s == session)
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// The Chromium profiles dhan-login made in `tmp` (a run's own TMPDIR).
+#[cfg(all(feature = "browser", target_os = "linux"))]
+fn profiles_in(tmp: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp)
+        .expect("the temp folder")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("dhan-login-chromium-"))
+        .collect()
+}
+
 #[cfg(all(feature = "browser", target_os = "linux"))]
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_takes_chromium_down_and_the_next_run_removes_its_profile() {
@@ -217,29 +238,17 @@ async fn kill_9_takes_chromium_down_and_the_next_run_removes_its_profile() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let profiles: Vec<_> = std::fs::read_dir(&tmp)
-        .expect("the temp folder")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("dhan-login-chromium-"))
-        .collect();
+    let profiles = profiles_in(&tmp);
     assert_eq!(profiles.len(), 1, "{profiles:?}");
     let profile = profiles[0].clone();
 
     child.start_kill().expect("SIGKILL dhan-login");
     child.wait().await.expect("reap dhan-login");
     let killed = std::time::Instant::now();
-    let of_run = || -> Vec<u32> {
-        browser_sessions()
-            .into_iter()
-            .filter(|(_, _, s)| *s == session)
-            .map(|(pid, _, _)| pid)
-            .collect()
-    };
-    let mut left = of_run();
+    let mut left = session_pids(&session);
     while !left.is_empty() && killed.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        left = of_run();
+        left = session_pids(&session);
     }
     assert!(
         left.is_empty(),
@@ -382,16 +391,8 @@ async fn a_signal_while_chromium_starts_ahead_ends_it_and_its_profile() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let profiles = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(&tmp)
-            .expect("the temp folder")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.to_string_lossy().contains("dhan-login-chromium-"))
-            .collect()
-    };
     assert_eq!(
-        profiles().len(),
+        profiles_in(&tmp).len(),
         1,
         "the run's profile exists while Chromium runs"
     );
@@ -407,12 +408,8 @@ async fn a_signal_while_chromium_starts_ahead_ends_it_and_its_profile() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let left: Vec<u32> = browser_sessions()
-        .into_iter()
-        .filter(|(_, _, s)| *s == session)
-        .map(|(pid, _, _)| pid)
-        .collect();
+    let left = session_pids(&session);
     assert!(left.is_empty(), "Chromium outlived dhan-login: {left:?}");
-    let left = profiles();
+    let left = profiles_in(&tmp);
     assert!(left.is_empty(), "profile left behind: {left:?}");
 }
